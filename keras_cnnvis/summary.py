@@ -1,0 +1,164 @@
+"""Writes keras-cnnvis records (images, scalars, structured JSON) into a TensorBoard run.
+
+The record layout is described in `docs/log-format.md`; the cnnvis TensorBoard tab reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+PLUGIN_NAME = "cnnvis"
+FORMAT_VERSION = 1
+
+
+def jsonable(value: Any) -> Any:
+    """Converts numpy values and containers to plain JSON types; NaN/inf become `None`.
+
+    Args:
+        value: nested dicts/lists/tuples of numbers, strings, bools and numpy values.
+
+    Returns:
+        The same structure made of `dict`, `list`, `str`, `int`, `float`, `bool`, `None`.
+    """
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(f"Cannot write {type(value).__name__} as JSON: {value!r}")
+
+
+def _metadata(kind: str) -> bytes:
+    from tensorboard.compat.proto import summary_pb2
+
+    content = json.dumps({"version": FORMAT_VERSION, "kind": kind}).encode("utf-8")
+    metadata = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(
+            plugin_name=PLUGIN_NAME, content=content
+        ),
+        data_class=summary_pb2.DATA_CLASS_TENSOR,
+    )
+    return metadata.SerializeToString()
+
+
+def _as_uint8_batch(images: np.ndarray) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim == 2:
+        images = images[None, :, :, None]
+    elif images.ndim == 3:
+        images = images[None] if images.shape[-1] in (1, 3, 4) else images[..., None]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
+        raise ValueError(
+            "Images must be (H, W), (H, W, C) or (N, H, W, C) with C in 1, 3, 4; "
+            f"got shape {images.shape}."
+        )
+    if images.dtype != np.uint8:
+        images = np.nan_to_num(images.astype(np.float32), nan=0.0)
+        images = (np.clip(images, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return images
+
+
+class LogWriter:
+    """A lazily created TensorBoard writer for one run directory.
+
+    Nothing touches the disk until the first record is written, so a callback that never
+    logs leaves no empty event file behind.
+
+    Example:
+
+    ```python
+    writer = LogWriter("runs/demo/cnnvis")
+    writer.images("filters/conv1", grid, step=1)
+    writer.json("json/health/conv1", {"verdict": "converging"}, step=1, kind="health")
+    writer.close()
+    ```
+
+    Args:
+        logdir: the run directory to write into.
+    """
+
+    def __init__(self, logdir: str):
+        self.logdir = os.fspath(logdir)
+        self._writer = None
+
+    @property
+    def created(self) -> bool:
+        """Whether the underlying event file exists (something was written)."""
+        return self._writer is not None
+
+    def _get(self):
+        if self._writer is None:
+            import tensorflow as tf
+
+            self._writer = tf.summary.create_file_writer(self.logdir)
+        return self._writer
+
+    def images(self, tag: str, images: np.ndarray, step: int) -> None:
+        """Writes a batch of images as one record (shows in the Images dashboard too).
+
+        Args:
+            tag: the record's tag, e.g. `"filters/conv1"`.
+            images: uint8 or float (0..1) images, `(H, W[, C])` or `(N, H, W, C)`.
+            step: the step (completed epochs).
+        """
+        import tensorflow as tf
+
+        batch = _as_uint8_batch(images)
+        with self._get().as_default():
+            tf.summary.image(tag, batch, step=int(step), max_outputs=len(batch))
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        """Writes one scalar (NaN and inf are written as they are)."""
+        import tensorflow as tf
+
+        with self._get().as_default():
+            tf.summary.scalar(tag, float(value), step=int(step))
+
+    def json(self, tag: str, payload: Any, step: int, kind: str) -> None:
+        """Writes structured data for the cnnvis tab as a JSON string tensor.
+
+        Args:
+            tag: the record's tag, by convention `"json/<kind>/<name>"`.
+            payload: JSON-able data (numpy values allowed; NaN/inf become null).
+            step: the step (completed epochs).
+            kind: what the payload describes (`"filters"`, `"health"`, ...).
+        """
+        import tensorflow as tf
+
+        text = json.dumps(jsonable(payload), allow_nan=False, separators=(",", ":"))
+        with self._get().as_default():
+            tf.summary.write(
+                tag,
+                tf.constant(text, dtype=tf.string),
+                step=int(step),
+                metadata=_metadata(kind),
+            )
+
+    def flush(self) -> None:
+        """Flushes pending records to disk (no-op before the first record)."""
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self) -> None:
+        """Flushes and closes the event file; a later record opens a new one."""
+        if self._writer is not None:
+            self._writer.flush()
+            self._writer.close()
+            self._writer = None
