@@ -1,0 +1,43 @@
+"""keras-cnnvis: see what a convolutional network learns while it learns.
+
+Keras callbacks that log visualisations to TensorBoard, plus standalone functions. Names
+are imported lazily, so `import keras_cnnvis` (and the `cnnvis` command) start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "FeatureExtractor": "keras_cnnvis.gradients",
+    "capture_outputs": "keras_cnnvis.gradients",
+    "conv_layers": "keras_cnnvis.gradients",
+    "find_layer": "keras_cnnvis.gradients",
+    "iter_layers": "keras_cnnvis.gradients",
+    "filter_grid": "keras_cnnvis.filters",
+    "filter_tiles": "keras_cnnvis.filters",
+    "MonitorCallback": "keras_cnnvis.callbacks",
+    "FilterGridCallback": "keras_cnnvis.callbacks",
+    "build_demo_model": "keras_cnnvis.demo",
+}
+_SUBMODULES = ("callbacks", "datasets", "filters", "gradients", "image", "summary")
+
+__all__ = sorted(list(_EXPORTS) + list(_SUBMODULES))
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"keras_cnnvis.{name}")
+    else:
+        raise AttributeError(f"module 'keras_cnnvis' has no attribute '{name}'")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

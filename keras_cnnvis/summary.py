@@ -162,3 +162,30 @@ class LogWriter:
             self._writer.flush()
             self._writer.close()
             self._writer = None
+
+
+_SHARED: dict[str, list] = {}
+
+
+def acquire(logdir: str) -> LogWriter:
+    """Returns the process-wide `LogWriter` for `logdir`, shared by all callbacks.
+
+    One event file per run directory keeps every TensorBoard loader (the Rust data server
+    and `--load_fast=false`) reading all records. Pair each call with `release`.
+    """
+    key = os.path.abspath(os.fspath(logdir))
+    entry = _SHARED.setdefault(key, [LogWriter(key), 0])
+    entry[1] += 1
+    return entry[0]
+
+
+def release(writer: LogWriter) -> None:
+    """Gives back a writer from `acquire`; the last holder closes the event file."""
+    entry = _SHARED.get(writer.logdir)
+    if entry is None or entry[0] is not writer:
+        writer.close()
+        return
+    entry[1] -= 1
+    if entry[1] <= 0:
+        writer.close()
+        del _SHARED[writer.logdir]

@@ -1,0 +1,6 @@
+"""Keras callbacks that log keras-cnnvis visualisations to TensorBoard during `fit`."""
+
+from keras_cnnvis.callbacks.base import MonitorCallback
+from keras_cnnvis.callbacks.filter_grid import FilterGridCallback
+
+__all__ = ["MonitorCallback", "FilterGridCallback"]

@@ -1,0 +1,113 @@
+"""FilterGridCallback: logs the kernels of convolution layers as image grids over training."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from keras_cnnvis import image
+from keras_cnnvis.callbacks.base import MonitorCallback
+from keras_cnnvis.filters import NORMALIZE_MODES, conv_kernel, filter_tiles
+from keras_cnnvis.gradients import find_layers, input_shape
+
+
+class FilterGridCallback(MonitorCallback):
+    """Logs convolution kernels as image grids, so you can watch filters form.
+
+    A first layer with 3 input channels shows each filter as an RGB tile (noise at
+    initialisation; edges and colour blobs once trained); deeper layers show a grayscale
+    tile per (filter, input channel) for a few input channels. Zero weights are mid-grey.
+    Writes the image `filters/<layer>` and the record `json/filters/<layer>` (grid
+    geometry for the cnnvis tab) into `<log_dir>/cnnvis`.
+
+    Example:
+
+    ```python
+    model.fit(x, y, epochs=10, callbacks=[FilterGridCallback("runs/exp1")])
+    ```
+
+    Args:
+        log_dir: the TensorBoard log directory.
+        layers: convolution layers to show (names, paths or objects).
+            Defaults to None (every 2-D convolution layer, nested models included).
+        channels: input channels shown for layers without 3 input channels: a list of
+            indices or an int k for the first k. Defaults to None (the first 4).
+        max_filters: at most this many filters per layer. Defaults to 64.
+        normalize: `"filter"` (each filter by its own scale) or `"layer"` (one scale
+            per layer, magnitudes comparable). Defaults to `"filter"`.
+        every_n_epochs: log after every N-th epoch; 0 turns it off. Defaults to 1.
+        log_initial: also log the initial weights. Defaults to True.
+        run_name: run subdirectory. Defaults to `"cnnvis"`.
+        on_error: `"warn"` or `"raise"`. Defaults to `"warn"`.
+
+    Raises:
+        ValueError: at `on_train_begin` for an unknown layer (the message lists the
+            convolution layers), a layer without a 2-D kernel, a model without any
+            convolution layer, or channel indices out of range.
+    """
+
+    PAD = 1
+
+    def __init__(
+        self,
+        log_dir: str,
+        layers: Sequence[Any] | str | None = None,
+        channels: Sequence[int] | int | None = None,
+        max_filters: int = 64,
+        normalize: str = "filter",
+        every_n_epochs: int = 1,
+        log_initial: bool = True,
+        run_name: str = "cnnvis",
+        on_error: str = "warn",
+    ):
+        super().__init__(log_dir, every_n_epochs, log_initial, run_name, on_error)
+        if normalize not in NORMALIZE_MODES:
+            raise ValueError(f"normalize must be one of {NORMALIZE_MODES}; got {normalize!r}.")
+        self.layers = layers
+        self.channels = channels
+        self.max_filters = max_filters
+        self.normalize = normalize
+        self._infos = []
+
+    def setup(self) -> None:
+        shape = input_shape(self.model)
+        if shape is not None and len(shape) != 3:
+            raise ValueError(
+                f"FilterGridCallback needs an image model (inputs of shape (height, "
+                f"width, channels)); model '{self.model.name}' takes {shape}."
+            )
+        self._infos = find_layers(self.model, self.layers)
+        for info in self._infos:
+            conv_kernel(info)  # raises for layers without a 2-D kernel
+            # Validate the channel choice now rather than at the first epoch.
+            filter_tiles(self.model, info.layer, self.channels, 1, self.normalize)
+
+    def log(self, step: int, logs: dict | None = None) -> None:
+        for info in self._infos:
+            tiles = filter_tiles(
+                self.model, info.layer, self.channels, self.max_filters, self.normalize
+            )
+            scale = image.auto_scale(max(tiles.kernel_size))
+            grid = image.tile_grid(tiles.tiles, cols=tiles.cols, pad=self.PAD, scale=scale)
+            self.writer.images(f"filters/{info.path}", grid, step)
+            self.writer.json(
+                f"json/filters/{info.path}",
+                {
+                    "layer": info.path,
+                    "n_filters": tiles.n_filters,
+                    "shown_filters": len(tiles.filters),
+                    "kernel_size": list(tiles.kernel_size),
+                    "in_channels": tiles.in_channels,
+                    "shown_channels": tiles.channels,
+                    "mode": tiles.mode,
+                    "normalize": self.normalize,
+                    "grid": {
+                        "rows": tiles.rows,
+                        "cols": tiles.cols,
+                        "tile": [tiles.kernel_size[0] * scale, tiles.kernel_size[1] * scale],
+                        "pad": self.PAD,
+                        "scale": 1,
+                    },
+                },
+                step,
+                kind="filters",
+            )

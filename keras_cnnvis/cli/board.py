@@ -1,0 +1,63 @@
+"""`cnnvis board LOGDIR`: starts TensorBoard with the sampling the cnnvis tab needs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+# TensorBoard keeps only 10 images per series by default; 0 keeps every logged step.
+SAMPLING = "images=0,cnnvis=0,scalars=0"
+
+
+def tensorboard_argv(args: argparse.Namespace) -> list[str]:
+    """The TensorBoard command-line arguments for `args`."""
+    argv = [
+        "--logdir",
+        args.logdir,
+        "--samples_per_plugin",
+        SAMPLING,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
+    extra = list(args.extra or [])
+    if extra[:1] == ["--"]:
+        extra = extra[1:]
+    return argv + extra
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs TensorBoard in this process until interrupted."""
+    if not os.path.isdir(args.logdir):
+        raise FileNotFoundError(
+            f"Log directory '{args.logdir}' does not exist; run `cnnvis demo` or pass the "
+            "log_dir you gave the callbacks."
+        )
+    from tensorboard import program
+
+    board = program.TensorBoard()
+    board.configure(argv=[None, *tensorboard_argv(args)])
+    url = board.launch()
+    print(f"TensorBoard at {url}#cnnvis (Ctrl+C to stop)", flush=True)
+    try:
+        import time
+
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "board",
+        help="open TensorBoard on a log directory with the cnnvis tab",
+        description="Start TensorBoard with --samples_per_plugin set so every logged "
+        "epoch of images and cnnvis data is kept.",
+    )
+    p.add_argument("logdir", help="the log directory (e.g. runs/demo)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=6006, help="port (default 6006)")
+    p.add_argument("extra", nargs=argparse.REMAINDER, help="more TensorBoard flags after --")
+    p.set_defaults(func=run)

@@ -1,0 +1,140 @@
+"""The demo: a small CNN trained on built-in data with the keras-cnnvis callbacks attached.
+
+`cnnvis demo` runs `run_demo`; tests and examples reuse `build_demo_model`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Sequence
+
+import keras
+import numpy as np
+
+
+def build_demo_model(
+    input_shape: Sequence[int] = (64, 64, 3), n_classes: int = 5, seed: int = 0
+) -> keras.Model:
+    """A small 4-conv CNN: 5x5 first-layer filters (big enough to show structure).
+
+    Example:
+
+    ```python
+    model = build_demo_model((64, 64, 3), 5)
+    ```
+
+    Args:
+        input_shape: `(height, width, channels)`. Defaults to `(64, 64, 3)`.
+        n_classes: output classes. Defaults to 5.
+        seed: weight-initialisation seed. Defaults to 0.
+
+    Returns:
+        A compiled Functional `keras.Model` (Adam, sparse categorical cross-entropy).
+    """
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(tuple(input_shape), name="image")
+    x = keras.layers.Conv2D(16, 5, padding="same", activation="relu", name="conv1")(inputs)
+    x = keras.layers.MaxPooling2D(name="pool1")(x)
+    x = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2")(x)
+    x = keras.layers.MaxPooling2D(name="pool2")(x)
+    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="conv3")(x)
+    x = keras.layers.MaxPooling2D(name="pool3")(x)
+    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="conv4")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    x = keras.layers.Dense(64, activation="relu", name="features")(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="predictions")(x)
+    model = keras.Model(inputs, outputs, name="demo_cnn")
+    model.compile(
+        optimizer=keras.optimizers.Adam(2e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def demo_callbacks(logdir: str, probe, probe_labels, masks=None, class_names=None) -> list:
+    """The keras-cnnvis callbacks the demo attaches (every capability available)."""
+    from keras_cnnvis.callbacks import FilterGridCallback
+
+    return [FilterGridCallback(logdir)]
+
+
+def run_demo(
+    logdir: str = "runs/demo",
+    epochs: int = 8,
+    dataset: str = "shapes",
+    n: int = 2000,
+    size: int = 64,
+    seed: int = 0,
+    verbose: int = 1,
+) -> dict:
+    """Trains the demo CNN with the callbacks and writes TensorBoard logs.
+
+    Writes Keras's own TensorBoard logs to `<logdir>/train` and `<logdir>/validation`,
+    keras-cnnvis records to `<logdir>/cnnvis`, and the trained model to
+    `<logdir>/model.keras`.
+
+    Args:
+        logdir: where logs and the model go. Defaults to `"runs/demo"`.
+        epochs: training epochs. Defaults to 8.
+        dataset: `"shapes"`, `"digits"`, `"mnist"`, `"fashion_mnist"`, `"cifar10"` or a
+            folder of class subfolders. Defaults to `"shapes"`.
+        n: examples to use (train + validation). Defaults to 2000.
+        size: image size for `shapes` and folders. Defaults to 64.
+        seed: data and initialisation seed. Defaults to 0.
+        verbose: Keras progress-bar verbosity. Defaults to 1.
+
+    Returns:
+        A dict with `history`, `model_path`, `logdir`, `seconds`, `val_accuracy`.
+    """
+    from keras_cnnvis import datasets
+
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1; got {epochs}.")
+    start = time.perf_counter()
+    images, labels, class_names = datasets.load(dataset, n=n, size=size, seed=seed)
+    n_val = max(len(class_names), len(images) // 5)
+    x_train, y_train = images[n_val:], labels[n_val:]
+    x_val, y_val = images[:n_val], labels[:n_val]
+    masks = None
+    if dataset == "shapes":
+        _, _, all_masks = datasets.shapes(n, size=size, seed=seed)
+        masks = all_masks[:n_val]
+    model = build_demo_model(images.shape[1:], len(class_names), seed=seed)
+    os.makedirs(logdir, exist_ok=True)
+    probe_idx = _one_per_class(y_val, len(class_names))
+    callbacks = [keras.callbacks.TensorBoard(logdir)] + demo_callbacks(
+        logdir,
+        x_val[probe_idx],
+        y_val[probe_idx],
+        None if masks is None else masks[probe_idx],
+        class_names,
+    )
+    history = model.fit(
+        x_train,
+        y_train,
+        validation_data=(x_val, y_val),
+        epochs=epochs,
+        batch_size=64,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    model_path = os.path.join(logdir, "model.keras")
+    model.save(model_path)
+    return {
+        "history": history.history,
+        "model_path": model_path,
+        "logdir": logdir,
+        "seconds": time.perf_counter() - start,
+        "val_accuracy": float(history.history["val_accuracy"][-1]),
+        "class_names": list(class_names),
+    }
+
+
+def _one_per_class(labels: np.ndarray, n_classes: int, per_class: int = 1) -> np.ndarray:
+    """Indices of the first `per_class` examples of each class (probe images)."""
+    picks = []
+    for c in range(n_classes):
+        picks.extend(np.flatnonzero(labels == c)[:per_class].tolist())
+    return np.asarray(sorted(picks), dtype=np.int64)
