@@ -53,6 +53,20 @@ def build_demo_model(
     return model
 
 
+def train_demo_model(model: keras.Model, x, y, epochs: int = 8, callbacks=None, validation_data=None, verbose: int = 0) -> dict:
+    """Fits the demo model with the demo's batch size; returns the Keras history dict."""
+    history = model.fit(
+        x,
+        y,
+        validation_data=validation_data,
+        epochs=epochs,
+        batch_size=32,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    return history.history
+
+
 def demo_callbacks(logdir: str, probe, probe_labels, masks=None, class_names=None) -> list:
     """The keras-cnnvis callbacks the demo attaches (every capability available)."""
     from keras_cnnvis.callbacks import FilterGridCallback
@@ -111,23 +125,17 @@ def run_demo(
         None if masks is None else masks[probe_idx],
         class_names,
     )
-    history = model.fit(
-        x_train,
-        y_train,
-        validation_data=(x_val, y_val),
-        epochs=epochs,
-        batch_size=64,
-        callbacks=callbacks,
-        verbose=verbose,
+    history = train_demo_model(
+        model, x_train, y_train, epochs, callbacks, (x_val, y_val), verbose
     )
     model_path = os.path.join(logdir, "model.keras")
     model.save(model_path)
     return {
-        "history": history.history,
+        "history": history,
         "model_path": model_path,
         "logdir": logdir,
         "seconds": time.perf_counter() - start,
-        "val_accuracy": float(history.history["val_accuracy"][-1]),
+        "val_accuracy": float(history["val_accuracy"][-1]),
         "class_names": list(class_names),
     }
 
