@@ -1,0 +1,226 @@
+// Attribution page: a probe-image x epoch matrix for one method; each cell draws the probe image
+// and overlays the raw map (json/attribution/<method>) through a colormap with adjustable opacity.
+
+import { probeImages, probeUrl } from "./activations.js";
+import { COLORMAPS, colormapLut, mapCanvas } from "./charts.js";
+import {
+  api,
+  getState,
+  h,
+  imageUrl,
+  lazy,
+  loadImage,
+  notice,
+  pick,
+  select,
+  setState,
+} from "./util.js";
+
+const CELL = 96;
+
+function drawCell(canvas, probeImg, map, size, alpha, cmap) {
+  const g = canvas.getContext("2d");
+  const { width, height } = canvas;
+  g.globalAlpha = 1;
+  g.fillStyle = "#1d1d1d";
+  g.fillRect(0, 0, width, height);
+  if (probeImg) {
+    g.imageSmoothingEnabled = true;
+    g.drawImage(probeImg, 0, 0, width, height);
+  }
+  if (map && Array.isArray(size) && map.length === size[0] * size[1]) {
+    g.imageSmoothingEnabled = true;
+    g.globalAlpha = probeImg ? alpha : 1;
+    g.drawImage(mapCanvas(map, size[0], size[1], cmap), 0, 0, width, height);
+    g.globalAlpha = 1;
+  }
+}
+
+function colorbar(cmap) {
+  const canvas = h("canvas", { width: 128, height: 10, class: "colorbar" });
+  const g = canvas.getContext("2d");
+  const lut = colormapLut(cmap);
+  for (let x = 0; x < 128; x++) {
+    const k = Math.round((x / 127) * 255) * 3;
+    g.fillStyle = `rgb(${lut[k]},${lut[k + 1]},${lut[k + 2]})`;
+    g.fillRect(x, 0, 1, 10);
+  }
+  return h("span", { class: "legend" }, "low ", canvas, " high");
+}
+
+function probeTitle(info) {
+  if (!info) return "";
+  const parts = [];
+  if (info.label !== undefined && info.label !== null) parts.push(`label: ${info.label}`);
+  if (info.prediction !== undefined && info.prediction !== null) parts.push(`predicted: ${info.prediction}`);
+  if (Number.isFinite(info.score)) parts.push(`score: ${info.score.toFixed(3)}`);
+  return parts.join(" · ");
+}
+
+export async function mount(el, ctx) {
+  const { run } = ctx;
+  const tags = await api("tags", { run, kind: "attribution" });
+  if (!ctx.alive()) return null;
+  const methods = [...new Set([...Object.keys(tags.json), ...Object.keys(tags.images)])].sort();
+  if (!methods.length) {
+    el.dataset.state = "empty";
+    el.append(notice(`The run “${run}” has no attribution maps.`));
+    return null;
+  }
+  const method = pick(methods, getState("method"));
+  let alpha = Math.min(Math.max(Number(getState("alpha", "0.5")), 0), 1);
+  if (Number.isNaN(alpha)) alpha = 0.5;
+  let cmap = pick(COLORMAPS, getState("cmap"), "inferno");
+  const jsonTag = tags.json[method];
+  const imageTag = tags.images[method];
+  const probes = await probeImages(run, ctx.kinds);
+  const info = await api("steps", { run, tag: jsonTag || imageTag });
+  if (!ctx.alive()) return null;
+  const steps = info.steps;
+  let nProbes = Math.max(...info.counts);
+  let lastPayload = null;
+  if (jsonTag) {
+    lastPayload = await api("data", { run, tag: jsonTag, step: steps[steps.length - 1] });
+    nProbes = (lastPayload.maps || []).length;
+  }
+  if (!ctx.alive()) return null;
+  setState({ method, alpha, cmap });
+
+  const watcher = lazy();
+  const drawn = [];
+  let failed = 0;
+
+  async function fillCell(cell, i, s) {
+    try {
+      if (!jsonTag) {
+        const img = await loadImage(imageUrl(run, imageTag, s, i));
+        img.classList.add("overlay-img");
+        cell.append(img.cloneNode());
+        drawn.push(null);
+      } else {
+        const payload = await api("data", { run, tag: jsonTag, step: s });
+        const url = probeUrl(run, probes, i, s);
+        const probeImg = url ? await loadImage(url) : null;
+        const canvas = h("canvas", { width: CELL, height: CELL, class: "cell-canvas" });
+        const record = { canvas, probeImg, map: payload.maps?.[i], size: payload.size };
+        drawCell(canvas, probeImg, record.map, record.size, alpha, cmap);
+        const p = payload.probes?.[i];
+        cell.title = probeTitle(p);
+        if (p && p.label !== undefined && p.prediction !== undefined && p.prediction !== null) {
+          cell.classList.add(String(p.label) === String(p.prediction) ? "right" : "wrong");
+        }
+        cell.append(canvas);
+        drawn.push(record);
+      }
+    } catch (e) {
+      failed += 1;
+      cell.append(h("span", { class: "muted" }, "–"));
+    }
+    if (ctx.alive()) {
+      el.dataset.drawn = String(drawn.length);
+      el.dataset.failed = String(failed);
+    }
+  }
+
+  function redraw() {
+    for (const r of drawn) if (r) drawCell(r.canvas, r.probeImg, r.map, r.size, alpha, cmap);
+    setChildrenLegend();
+  }
+
+  const head = h(
+    "tr",
+    null,
+    h("th", { class: "corner" }, "probe \\ epoch"),
+    steps.map((s) => h("th", { scope: "col" }, String(s))),
+  );
+  const body = [...Array(nProbes).keys()].map((i) => {
+    const url = probeUrl(run, probes, i, steps[steps.length - 1]);
+    const p = lastPayload?.probes?.[i];
+    return h(
+      "tr",
+      null,
+      h(
+        "th",
+        { scope: "row", class: "probe-head" },
+        url ? h("img", { src: url, alt: `probe ${i}`, class: "thumb" }) : null,
+        h("span", null, p && p.label !== undefined ? String(p.label) : `#${i}`),
+      ),
+      steps.map((s) => {
+        const cell = h("td", { class: "cell", dataset: { probe: i, step: s } });
+        watcher.watch(cell, () => fillCell(cell, i, s));
+        return cell;
+      }),
+    );
+  });
+
+  const legendBox = h("span");
+  function setChildrenLegend() {
+    legendBox.replaceChildren(jsonTag ? colorbar(cmap) : "");
+  }
+  const methodButtons = h(
+    "div",
+    { class: "segmented", role: "group", "aria-label": "Method" },
+    methods.map((m) =>
+      h(
+        "button",
+        {
+          type: "button",
+          class: m === method ? "current" : null,
+          "aria-pressed": m === method ? "true" : "false",
+          dataset: { method: m },
+          onclick: () => {
+            setState({ method: m });
+            ctx.refresh();
+          },
+        },
+        m.replaceAll("_", "-"),
+      ),
+    ),
+  );
+  const opacity = h("input", {
+    type: "range",
+    min: 0,
+    max: 1,
+    step: 0.05,
+    value: alpha,
+    id: "cnnvis-alpha",
+    disabled: !jsonTag,
+    oninput: () => {
+      alpha = Number(opacity.value);
+      setState({ alpha });
+      redraw();
+    },
+  });
+  const controls = h(
+    "div",
+    { class: "controls" },
+    h("div", { class: "control" }, h("span", null, "Method"), methodButtons),
+    h("label", { class: "control" }, h("span", null, "Overlay opacity"), opacity),
+    select("Colormap", COLORMAPS, cmap, (v) => {
+      cmap = v;
+      setState({ cmap });
+      redraw();
+    }, { id: "cnnvis-cmap", disabled: !jsonTag }),
+    legendBox,
+  );
+  setChildrenLegend();
+  const layerNote = lastPayload?.layer ? ` (computed at layer ${lastPayload.layer})` : "";
+  el.append(
+    h(
+      "p",
+      { class: "lead" },
+      `Where the model looks: ${method.replaceAll("_", "-")} maps${layerNote} for each probe ` +
+        "image (rows) at each logged epoch (columns). Green frame: correct prediction, red: wrong. " +
+        "Hover a cell for label and prediction.",
+    ),
+    controls,
+    jsonTag ? "" : notice("Only pre-rendered overlays were logged for this method; opacity and colormap need json/attribution records.", "info"),
+    h("div", { class: "matrix-wrap" }, h("table", { class: "matrix" }, h("thead", null, head), h("tbody", null, body))),
+  );
+  el.dataset.method = method;
+  el.dataset.probes = String(nProbes);
+  el.dataset.steps = String(steps.length);
+  el.dataset.drawn = "0";
+  el.dataset.state = "ready";
+  return () => watcher.disconnect();
+}

@@ -1,0 +1,268 @@
+// Health page: per-layer verdicts and score trends over epochs, then one layer's flagged filter
+// grid and a sortable per-filter table (json/health/<layer>, health/<layer>, scalars).
+
+import { sparkline } from "./charts.js";
+import {
+  api,
+  crispImage,
+  fmt,
+  getState,
+  h,
+  imageUrl,
+  nearestStep,
+  notice,
+  pick,
+  setChildren,
+  setState,
+  stepper,
+} from "./util.js";
+
+/** "good", "mid" or "bad" for a verdict string, to colour its badge. */
+export function verdictClass(verdict) {
+  const text = String(verdict || "").toLowerCase();
+  if (/(not|dead|nois|stall|diverg|fail|bad|warn|unstable|stuck|collaps)/.test(text)) return "bad";
+  if (/(healthy|ok|good|converged|learn|fine)/.test(text)) return "good";
+  return "mid";
+}
+
+function badge(verdict) {
+  return h("span", { class: `verdict ${verdictClass(verdict)}` }, verdict ?? "unknown");
+}
+
+async function recordAt(run, tag, step) {
+  const { steps } = await api("steps", { run, tag });
+  const s = nearestStep(steps, step);
+  return s === null ? null : { step: s, payload: await api("data", { run, tag, step: s }) };
+}
+
+function scoreName(tag, layer) {
+  const prefix = `health/${layer}/`;
+  return tag.startsWith(prefix) ? tag.slice(prefix.length) : tag.split("/").pop();
+}
+
+function sortValue(value) {
+  if (value === null || value === undefined) return null;
+  if (typeof value === "boolean") return value ? 1 : 0;
+  return value;
+}
+
+function compareValues(a, b) {
+  const x = sortValue(a);
+  const y = sortValue(b);
+  if (x === null && y === null) return 0;
+  if (x === null) return 1;
+  if (y === null) return -1;
+  if (typeof x === "number" && typeof y === "number") return x - y;
+  return String(x).localeCompare(String(y));
+}
+
+function filterTable(payload, onSort) {
+  const flagsOf = new Map();
+  for (const [flag, indices] of Object.entries(payload.flags || {})) {
+    for (const i of indices || []) flagsOf.set(i, [...(flagsOf.get(i) || []), flag]);
+  }
+  let columns = Array.isArray(payload.columns) && payload.columns.length ? payload.columns : null;
+  const rows = Array.isArray(payload.filters) ? payload.filters : [];
+  if (!columns) columns = rows.length ? Object.keys(rows[0]) : ["index"];
+  if (!columns.includes("index")) columns = ["index", ...columns];
+  const all = [...columns, "flags"];
+  const sortKey = pick(all, getState("sort"), "index");
+  const desc = getState("desc") === "1";
+  const sorted = rows
+    .map((row) => ({ row, flags: flagsOf.get(row.index) || [] }))
+    .sort((a, b) => {
+      const va = sortKey === "flags" ? a.flags.join(",") || null : a.row[sortKey];
+      const vb = sortKey === "flags" ? b.flags.join(",") || null : b.row[sortKey];
+      const c = compareValues(va, vb);
+      return desc && c !== 0 && va !== null && vb !== null ? -c : c;
+    });
+  const head = h(
+    "tr",
+    null,
+    all.map((col) =>
+      h(
+        "th",
+        {
+          scope: "col",
+          class: col === sortKey ? `sorted ${desc ? "desc" : "asc"}` : null,
+          "aria-sort": col === sortKey ? (desc ? "descending" : "ascending") : null,
+          dataset: { col },
+          onclick: () => onSort(col, col === sortKey ? !desc : false),
+        },
+        col.replaceAll("_", " "),
+      ),
+    ),
+  );
+  const body = sorted.map(({ row, flags }) =>
+    h(
+      "tr",
+      { class: flags.length ? "flagged" : null, dataset: { index: row.index } },
+      columns.map((col) => h("td", { class: typeof row[col] === "number" ? "num" : null }, fmt(row[col]))),
+      h("td", { class: "flags" }, flags.join(", ")),
+    ),
+  );
+  const table = h(
+    "table",
+    { class: "data filters-table", dataset: { rows: rows.length, flagged: flagsOf.size } },
+    h("thead", null, head),
+    h("tbody", null, body),
+  );
+  return table;
+}
+
+export async function mount(el, ctx) {
+  const { run } = ctx;
+  const tags = await api("tags", { run, kind: "health" });
+  if (!ctx.alive()) return null;
+  const layers = tags.names.filter((n) => tags.json[n] || tags.images[n]);
+  if (!layers.length) {
+    el.dataset.state = "empty";
+    el.append(notice(`The run “${run}” has health scalars but no health records per layer.`));
+    return null;
+  }
+  const layer = pick(layers, getState("layer"));
+  const stepTag = tags.json[layer] || tags.images[layer];
+  const { steps } = await api("steps", { run, tag: stepTag });
+  if (!ctx.alive()) return null;
+  let step = nearestStep(steps, getState("step"));
+  setState({ layer, step });
+
+  const overview = h("tbody");
+  const detail = h("div", { class: "health-detail" });
+  const trends = new Map();
+
+  async function fillRow(row, name) {
+    const verdictCell = row.querySelector(".verdict-cell");
+    const trendCell = row.querySelector(".trend-cell");
+    if (tags.json[name]) {
+      try {
+        const rec = await recordAt(run, tags.json[name], step);
+        setChildren(verdictCell, rec ? badge(rec.payload.verdict) : "–");
+      } catch (e) {
+        setChildren(verdictCell, "–");
+      }
+    }
+    const scalarTags = tags.scalars[name] || [];
+    if (!scalarTags.length) {
+      setChildren(trendCell, h("span", { class: "muted" }, "no scalars"));
+      return;
+    }
+    if (!trends.has(name)) trends.set(name, api("scalars", { run, tag: scalarTags }));
+    try {
+      const { series } = await trends.get(name);
+      setChildren(
+        trendCell,
+        series.map((s) => {
+          const i = s.steps.indexOf(nearestStep(s.steps, step));
+          return h(
+            "span",
+            { class: "trend", title: s.tag },
+            h("span", { class: "trend-name" }, scoreName(s.tag, name)),
+            sparkline(s.steps, s.values, { current: s.steps[i] }),
+            h("span", { class: "trend-value" }, fmt(s.values[i])),
+          );
+        }),
+      );
+    } catch (e) {
+      setChildren(trendCell, h("span", { class: "muted" }, e.message));
+    }
+  }
+
+  function renderOverview() {
+    setChildren(
+      overview,
+      layers.map((name) => {
+        const row = h(
+          "tr",
+          {
+            class: name === layer ? "selected" : null,
+            dataset: { layer: name },
+            onclick: () => {
+              setState({ layer: name });
+              ctx.refresh();
+            },
+          },
+          h("th", { scope: "row" }, h("button", { type: "button", class: "link" }, name)),
+          h("td", { class: "verdict-cell" }, "…"),
+          h("td", { class: "trend-cell" }, "…"),
+        );
+        fillRow(row, name);
+        return row;
+      }),
+    );
+  }
+
+  async function renderDetail() {
+    const parts = [h("h3", null, `Layer ${layer}`)];
+    const gridBox = h("figure", { class: "panel" });
+    if (tags.images[layer]) {
+      const info = await api("steps", { run, tag: tags.images[layer] });
+      const s = nearestStep(info.steps, step);
+      const img = crispImage(imageUrl(run, tags.images[layer], s, 0), {
+        maxWidth: 360,
+        alt: `${layer} filters, flagged ones outlined`,
+      });
+      img.classList.add("cnnvis-image");
+      setChildren(gridBox, h("figcaption", null, `Flagged filters outlined (epoch ${s})`), img);
+    }
+    let table = notice("No per-filter scores for this layer.");
+    if (tags.json[layer]) {
+      const rec = await recordAt(run, tags.json[layer], step);
+      if (rec) {
+        const p = rec.payload;
+        parts.push(
+          h("p", null, "Verdict: ", badge(p.verdict), h("span", { class: "muted" }, ` (epoch ${rec.step})`)),
+          h(
+            "dl",
+            { class: "evidence" },
+            Object.entries(p.evidence || {}).map(([k, v]) => [
+              h("dt", null, k.replaceAll("_", " ")),
+              h("dd", null, typeof v === "object" && v !== null ? JSON.stringify(v) : fmt(v)),
+            ]),
+          ),
+        );
+        table = filterTable(p, (col, desc) => {
+          setState({ sort: col, desc: desc ? 1 : 0 });
+          renderDetail();
+        });
+      }
+    }
+    if (!ctx.alive()) return;
+    setChildren(
+      detail,
+      parts,
+      h("div", { class: "row" }, gridBox, h("div", { class: "table-wrap" }, table)),
+    );
+    el.dataset.rows = table.dataset.rows || "0";
+    el.dataset.flagged = table.dataset.flagged || "0";
+  }
+
+  const play = stepper(steps, step, (s) => {
+    step = s;
+    setState({ step: s });
+    renderOverview();
+    renderDetail().catch((e) => setChildren(detail, notice(e.message, "error")));
+  });
+  el.append(
+    h(
+      "p",
+      { class: "lead" },
+      "Is each layer learning? Verdicts and scores per epoch; flagged filters (dead, noisy, " +
+        "not changing) are highlighted. Click a layer for its filters.",
+    ),
+    h("div", { class: "controls" }, play.el),
+    h(
+      "table",
+      { class: "data overview" },
+      h("thead", null, h("tr", null, h("th", null, "layer"), h("th", null, "verdict"), h("th", null, "trend over epochs"))),
+      overview,
+    ),
+    detail,
+  );
+  el.dataset.layer = layer;
+  el.dataset.layers = String(layers.length);
+  renderOverview();
+  await renderDetail();
+  el.dataset.state = "ready";
+  return () => play.stop();
+}

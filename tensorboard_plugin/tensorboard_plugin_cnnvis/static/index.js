@@ -1,0 +1,178 @@
+// Entry point of the cnnvis dashboard, loaded by TensorBoard's plugin_entry.html, which calls
+// render(): builds the shared run picker and page tabs, and mounts one page at a time.
+
+import { api, clearCache, getState, h, notice, pick, setChildren, setState } from "./util.js";
+import * as activations from "./activations.js";
+import * as attribution from "./attribution.js";
+import * as embeddings from "./embeddings.js";
+import * as filters from "./filters.js";
+import * as health from "./health.js";
+import * as patches from "./patches.js";
+
+const PAGES = [
+  { id: "filters", title: "Filters", kind: "filters", module: filters },
+  { id: "health", title: "Health", kind: "health", module: health },
+  { id: "activations", title: "Activations", kind: "activations", module: activations },
+  { id: "patches", title: "Patches", kind: "patches", module: patches },
+  { id: "attribution", title: "Attribution", kind: "attribution", module: attribution },
+  { id: "embeddings", title: "Embeddings", kind: "embedding", module: embeddings },
+];
+
+const KIND_TEXT = {
+  filters: "filter grids (tags filters/<layer>)",
+  health: "filter-health records (tags json/health/<layer>, health/<layer>)",
+  activations: "activation maps (tags activations/<layer>)",
+  patches: "max-activating patches (tags patches/<layer>)",
+  attribution: "attribution maps (tags attribution/<method>, json/attribution/<method>)",
+  embedding: "embeddings (tags json/embedding/<method>)",
+};
+
+class App {
+  constructor(root) {
+    this.root = root;
+    this.runs = [];
+    this.generation = 0;
+    this.cleanup = null;
+    this.runSelect = h("select", {
+      id: "cnnvis-run",
+      "aria-label": "Run",
+      onchange: () => this.go({ run: this.runSelect.value }),
+    });
+    this.tabs = h(
+      "nav",
+      { class: "tabs", role: "tablist" },
+      PAGES.map((page) =>
+        h(
+          "button",
+          {
+            type: "button",
+            role: "tab",
+            class: "tab",
+            dataset: { page: page.id },
+            onclick: () => this.go({ page: page.id }),
+          },
+          page.title,
+        ),
+      ),
+    );
+    const reload = h(
+      "button",
+      {
+        type: "button",
+        class: "reload",
+        title: "Read the logs again",
+        onclick: () => {
+          clearCache();
+          this.start();
+        },
+      },
+      "↻ Reload",
+    );
+    this.main = h("main", { class: "content" });
+    setChildren(
+      root,
+      h(
+        "header",
+        { class: "top" },
+        h("span", { class: "brand" }, "cnnvis"),
+        h("label", { class: "control run-picker" }, h("span", null, "Run"), this.runSelect),
+        this.tabs,
+        reload,
+      ),
+      this.main,
+    );
+    window.addEventListener("hashchange", () => this.mount());
+  }
+
+  async start() {
+    try {
+      this.runs = (await api("runs")).runs;
+    } catch (e) {
+      setChildren(this.main, notice(`Could not list runs: ${e.message}`, "error"));
+      return;
+    }
+    setChildren(
+      this.runSelect,
+      this.runs.map((r) => h("option", { value: r.run }, r.run)),
+    );
+    this.mount();
+  }
+
+  go(values) {
+    setState(values);
+    this.mount();
+  }
+
+  mount() {
+    this.generation += 1;
+    const generation = this.generation;
+    if (this.cleanup) this.cleanup();
+    this.cleanup = null;
+    const page = PAGES.find((p) => p.id === getState("page")) || PAGES[0];
+    for (const tab of this.tabs.children) {
+      const current = tab.dataset.page === page.id;
+      tab.setAttribute("aria-selected", current ? "true" : "false");
+      tab.classList.toggle("current", current);
+    }
+    const el = h("section", { class: "page", dataset: { page: page.id, state: "loading" } });
+    setChildren(this.main, el);
+    if (!this.runs.length) {
+      el.dataset.state = "empty";
+      el.append(
+        notice(
+          "No keras-cnnvis records in this log directory yet. Add a keras-cnnvis callback " +
+            "to model.fit (it writes into <log_dir>/cnnvis), then press Reload.",
+        ),
+      );
+      setState({ page: page.id });
+      return;
+    }
+    const names = this.runs.map((r) => r.run);
+    const preferred = this.runs.find((r) => r.kinds.includes(page.kind)) || this.runs[0];
+    const run = pick(names, getState("run"), preferred.run);
+    const info = this.runs.find((r) => r.run === run);
+    setState({ page: page.id, run });
+    this.runSelect.value = run;
+    for (const tab of this.tabs.children) {
+      const target = PAGES.find((p) => p.id === tab.dataset.page);
+      tab.classList.toggle("no-data", !info.kinds.includes(target.kind));
+    }
+    el.dataset.run = run;
+    if (!info.kinds.includes(page.kind)) {
+      el.dataset.state = "empty";
+      el.append(
+        h("h2", null, page.title),
+        notice(`The run “${run}” has no ${KIND_TEXT[page.kind]}.`),
+      );
+      return;
+    }
+    const ctx = {
+      run,
+      kinds: info.kinds,
+      alive: () => generation === this.generation,
+      refresh: () => this.mount(),
+    };
+    el.append(h("h2", null, page.title));
+    page.module
+      .mount(el, ctx)
+      .then((cleanup) => {
+        if (generation === this.generation) this.cleanup = cleanup || null;
+        else if (cleanup) cleanup();
+      })
+      .catch((e) => {
+        if (generation !== this.generation) return;
+        el.dataset.state = "error";
+        el.append(notice(`Could not show this page: ${e.message}`, "error"));
+      });
+  }
+}
+
+/** Builds the dashboard into the plugin iframe's document. */
+export async function render() {
+  const css = h("link", { rel: "stylesheet", href: new URL("style.css", import.meta.url).href });
+  document.head.append(css);
+  const root = h("div", { class: "cnnvis", id: "cnnvis-root" });
+  document.body.append(root);
+  const app = new App(root);
+  await app.start();
+}
