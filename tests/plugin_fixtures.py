@@ -26,13 +26,13 @@ class WrittenRun:
 
     Attributes:
         run_dir: the run directory.
-        images: image tag -> {step: list of (height, width) per image}.
+        images: image tag -> {step: uint8 array (N, H, W, C) as written}.
         json: JSON tag -> {step: payload as read back (plain JSON types)}.
         scalars: scalar tag -> {step: value}.
     """
 
     run_dir: str
-    images: dict[str, dict[int, list[tuple[int, int]]]] = dataclasses.field(default_factory=dict)
+    images: dict[str, dict[int, np.ndarray]] = dataclasses.field(default_factory=dict)
     json: dict[str, dict[int, Any]] = dataclasses.field(default_factory=dict)
     scalars: dict[str, dict[int, float]] = dataclasses.field(default_factory=dict)
 
@@ -53,9 +53,10 @@ class _Recorder:
         images = np.asarray(images)
         if images.ndim == 3:
             images = images[None]
+        if images.dtype != np.uint8:
+            images = (np.clip(images, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
         self.writer.images(tag, images, step)
-        sizes = [(int(im.shape[0]), int(im.shape[1])) for im in images]
-        self.run.images.setdefault(tag, {})[step] = sizes
+        self.run.images.setdefault(tag, {})[step] = images
 
     def json(self, tag: str, payload: dict, step: int, kind: str) -> None:
         self.writer.json(tag, payload, step, kind=kind)
