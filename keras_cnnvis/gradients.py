@@ -395,3 +395,92 @@ class FeatureExtractor:
                 store.append(np.asarray(value, dtype=np.float32))
             outs.append(np.asarray(o, dtype=np.float32))
         return [np.concatenate(f) for f in feats], np.concatenate(outs)
+
+
+# -- truncated forward passes (added for max-activating patches and nearest neighbours) ---
+
+
+class _StopForward(Exception):
+    """Raised inside a wrapped layer call once every requested tensor has been recorded."""
+
+
+def forward_until(
+    model: keras.Model, layers: Any, inputs: Any, capture: str = "output"
+) -> list:
+    """Runs the model only as far as needed to get chosen layers' outputs (or inputs).
+
+    The model is called in inference mode; the call is abandoned as soon as every
+    requested tensor has been recorded, so layers after the deepest one never run. Inside
+    a `tf.function` only the needed part of the model is traced: the compiled function is
+    the truncated model, for Functional, Sequential, nested and subclassed models alike,
+    sharing every weight with the live model.
+
+    Example:
+
+    ```python
+    fn = tf.function(lambda x: forward_until(model, ["conv2"], x)[0])
+    conv2_maps = fn(images)  # pools after conv2 and the head never run
+    ```
+
+    Args:
+        model: the model (single input).
+        layers: layer references (see `find_layer`).
+        inputs: the input batch.
+        capture: `"output"` records each layer's output; `"input"` records the first
+            input of each layer's call and stops before the deepest layer runs (e.g. the
+            input of the last Dense layer is the penultimate representation).
+            Defaults to `"output"`.
+
+    Returns:
+        The recorded tensors, in the order the layers were given.
+
+    Raises:
+        ValueError: for an unknown `capture`.
+        RuntimeError: if a layer is not called during the forward pass.
+    """
+    if capture not in ("output", "input"):
+        raise ValueError(f"capture must be 'output' or 'input'; got {capture!r}.")
+    infos = find_layers(model, layers)
+    wanted = {info.path for info in infos}
+    recorded: dict[str, Any] = {}
+    saved: list = []
+
+    def record(path, value):
+        recorded.setdefault(path, value)
+        if wanted.issubset(recorded):
+            raise _StopForward()
+
+    for info in infos:
+        layer = info.layer
+        if any(layer is s[0] for s in saved):
+            continue
+        original = layer.call
+        paths = [i.path for i in infos if i.layer is layer]
+
+        def wrapped(*args, __orig=original, __paths=paths, **kwargs):
+            if capture == "input":
+                first = args[0] if args else next(iter(kwargs.values()))
+                for p in __paths:
+                    record(p, first)
+                return __orig(*args, **kwargs)
+            out = __orig(*args, **kwargs)
+            for p in __paths:
+                record(p, out)
+            return out
+
+        saved.append((layer, "call" in vars(layer), original))
+        layer.call = wrapped
+    try:
+        predict_fn(model)(inputs)
+    except _StopForward:
+        pass
+    finally:
+        for layer, had_own, original in reversed(saved):
+            if had_own:
+                layer.call = original
+            else:
+                del layer.call
+    missing = [info.path for info in infos if info.path not in recorded]
+    if missing:
+        raise RuntimeError(f"Layers {missing} were not called during the forward pass.")
+    return [recorded[info.path] for info in infos]
