@@ -32,7 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `cnnvis` console script; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "forward_unknown", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.extra = unknown
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as error:

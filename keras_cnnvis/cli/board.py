@@ -21,10 +21,7 @@ def tensorboard_argv(args: argparse.Namespace) -> list[str]:
         "--port",
         str(args.port),
     ]
-    extra = list(args.extra or [])
-    if extra[:1] == ["--"]:
-        extra = extra[1:]
-    return argv + extra
+    return argv + [a for a in getattr(args, "extra", None) or [] if a != "--"]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,10 +51,10 @@ def add_parser(sub) -> None:
         "board",
         help="open TensorBoard on a log directory with the cnnvis tab",
         description="Start TensorBoard with --samples_per_plugin set so every logged "
-        "epoch of images and cnnvis data is kept.",
+        "epoch of images and cnnvis data is kept. Other TensorBoard flags "
+        "(e.g. --load_fast=false) are passed through.",
     )
     p.add_argument("logdir", help="the log directory (e.g. runs/demo)")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=6006, help="port (default 6006)")
-    p.add_argument("extra", nargs=argparse.REMAINDER, help="more TensorBoard flags after --")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, forward_unknown=True)
