@@ -484,3 +484,378 @@ def forward_until(
     if missing:
         raise RuntimeError(f"Layers {missing} were not called during the forward pass.")
     return [recorded[info.path] for info in infos]
+
+
+# -- attribution plumbing: ReLU-gradient overrides, logits, one compiled gradient seam ----
+# Every attribution method (keras_cnnvis.attribution) computes its scores and gradients
+# through `gradient_function`; temporary model changes go through `model_overrides`.
+
+RELU_OVERRIDES = ("guided", "deconvnet")
+_OUTPUT_SQUASHERS = ("softmax", "sigmoid")
+_CHECK_MARK = "keras-cnnvis: "
+
+
+@tf.custom_gradient
+def _rectified_gradient(y):
+    """Identity forward; the backward pass lets only positive gradient through."""
+    return tf.identity(y), lambda dy: tf.nn.relu(dy)
+
+
+def _guided(fn: Callable) -> Callable:
+    # Guided backprop (Springenberg 2015): the normal ReLU backward (forward mask) applied
+    # to the rectified incoming gradient: grad * (x > 0) * (grad > 0).
+    def act(x, *args, **kwargs):
+        return _rectified_gradient(fn(x, *args, **kwargs))
+
+    return act
+
+
+def _deconvnet(fn: Callable) -> Callable:
+    # Deconvnet (Zeiler & Fergus 2014): the backward pass rectifies the signal and ignores
+    # the forward mask: relu(grad).
+    def act(x, *args, **kwargs):
+        @tf.custom_gradient
+        def inner(t):
+            return fn(t, *args, **kwargs), lambda dy: tf.nn.relu(dy)
+
+        return inner(x)
+
+    return act
+
+
+def _fn_name(fn: Any) -> str | None:
+    return getattr(fn, "__name__", None)
+
+
+def relu_sites(model: keras.Model) -> list[tuple[keras.layers.Layer, str]]:
+    """Where a model applies ReLU: `(layer, attribute)` pairs that an override can patch.
+
+    Covers ReLU given as an activation argument (`Conv2D(..., activation="relu")`,
+    `Dense`, `Activation("relu")`: attribute `"activation"`) and `keras.layers.ReLU`
+    layers (attribute `"call"`), nested models included. A ReLU applied inside a
+    subclassed model's own `call` (e.g. `tf.nn.relu(x)`) is invisible here.
+    """
+    sites = []
+    for info in iter_layers(model):
+        layer = info.layer
+        if isinstance(layer, keras.layers.ReLU):
+            sites.append((layer, "call"))
+        elif _fn_name(getattr(layer, "activation", None)) == "relu":
+            sites.append((layer, "activation"))
+    return sites
+
+
+def _output_squasher(model: keras.Model) -> tuple[keras.layers.Layer, str] | None:
+    """The final softmax/sigmoid of a single-output model as `(layer, attribute)`, if any."""
+    try:
+        if len(model.outputs) != 1:
+            return None
+    except (AttributeError, ValueError):
+        pass
+    leaves = [i.layer for i in iter_layers(model) if not isinstance(i.layer, keras.Model)]
+    if not leaves:
+        return None
+    last = leaves[-1]
+    if isinstance(last, keras.layers.Softmax):
+        return last, "call"
+    if _fn_name(getattr(last, "activation", None)) in _OUTPUT_SQUASHERS:
+        return last, "activation"
+    return None
+
+
+def _identity_call(inputs, *args, **kwargs):
+    return inputs
+
+
+@contextlib.contextmanager
+def model_overrides(
+    model: keras.Model, relu: str | None = None, logits: bool = False
+) -> Iterator[None]:
+    """Temporarily changes how a model computes, for attribution; always undone.
+
+    `relu="guided"` or `"deconvnet"` replaces the backward pass of every ReLU (activation
+    argument or ReLU layer, nested models included) by the guided-backprop rule
+    `grad * (x > 0) * (grad > 0)` or the deconvnet rule `relu(grad)`; the forward pass is
+    unchanged. `logits=True` makes a final softmax or sigmoid linear, so scores are the
+    pre-activation class scores. The patches are installed on the layer instances and
+    removed in `finally`, also when the block raises. Compiled functions traced inside the
+    block keep the modified gradient; call them inside the block too (a retrace outside
+    would see the plain model).
+
+    Example:
+
+    ```python
+    with model_overrides(model, relu="guided"):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            score = model(x)[:, 3]
+        guided = tape.gradient(score, x)
+    ```
+
+    Args:
+        model: the model.
+        relu: `None`, `"guided"` or `"deconvnet"`. Defaults to None.
+        logits: make a final softmax/sigmoid linear. Defaults to False.
+
+    Raises:
+        ValueError: for an unknown `relu` mode, or a `relu` mode on a model without any
+            ReLU that can be overridden.
+    """
+    if relu is not None and relu not in RELU_OVERRIDES:
+        raise ValueError(f"relu must be None or one of {RELU_OVERRIDES}; got {relu!r}.")
+    patches = []
+    if relu is not None:
+        sites = relu_sites(model)
+        if not sites:
+            raise ValueError(
+                f"Model '{model.name}' has no ReLU given as an activation argument or a "
+                f"ReLU layer, so '{relu}' gradients would equal the plain gradient. Build "
+                "the model with activation='relu' or keras.layers.ReLU layers."
+            )
+        wrap = _guided if relu == "guided" else _deconvnet
+        patches += [(layer, attr, wrap(getattr(layer, attr))) for layer, attr in sites]
+    if logits:
+        site = _output_squasher(model)
+        if site is not None:
+            layer, attr = site
+            linear = _identity_call if attr == "call" else keras.activations.linear
+            patches = [p for p in patches if p[0] is not layer or p[1] != attr]
+            patches.append((layer, attr, linear))
+    with contextlib.ExitStack() as stack:
+        for layer, attr, value in patches:
+            stack.enter_context(patched(layer, attr, value))
+        yield
+
+
+def check_in_graph(condition: Any, message: str) -> Any:
+    """An in-graph assertion whose failure `GradientFunction` turns into a ValueError."""
+    return tf.debugging.Assert(condition, [tf.constant(_CHECK_MARK + message)])
+
+
+@dataclass
+class GradientResult:
+    """What one `GradientFunction` call returns (float32 numpy, batch-first).
+
+    Attributes:
+        scores: `(N,)` the explained scores.
+        grads: gradients of each score w.r.t. the input or hidden layer, or None.
+        hidden: the captured layer outputs, in the order requested.
+        aux: the second value returned by the score function (e.g. the class index each
+            score belongs to), or None.
+    """
+
+    scores: np.ndarray
+    grads: np.ndarray | None
+    hidden: list
+    aux: np.ndarray | None
+
+
+class GradientFunction:
+    """A compiled "score, and its gradient w.r.t. the input or a hidden layer" function.
+
+    Built by `gradient_function` (use that: it caches one instance per model and
+    configuration). The model is called in inference mode under `model_overrides`; the
+    compiled function is traced once per input shape (batch size is free) and holds only a
+    weak reference to the model, so it sees weight updates and never keeps a model alive.
+
+    Args:
+        model: the model.
+        score_fn: `fn(outputs, hidden, *args) -> scores (N,)` or `(scores, aux)`, traced;
+            `hidden` maps captured layer paths to their outputs.
+        wrt: `"input"`, a layer reference (its output), or None (forward only).
+        capture: layer references whose outputs are captured. Defaults to ().
+        relu: ReLU override (see `model_overrides`). Defaults to None.
+        logits: make a final softmax/sigmoid linear. Defaults to False.
+        image_shape: per-example input shape. Defaults to None (from the model).
+        arg_specs: `(shape_without_batch, dtype)` per extra per-example argument.
+            Defaults to ().
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        score_fn: Callable,
+        wrt: Any = "input",
+        capture: Any = (),
+        relu: str | None = None,
+        logits: bool = False,
+        image_shape: tuple | None = None,
+        arg_specs: Sequence[tuple] = (),
+    ):
+        import weakref
+
+        self._model = weakref.ref(model)
+        self._name = model.name
+        self.score_fn = score_fn
+        self.capture = [] if not capture else find_layers(model, capture)
+        self.wrt = wrt if wrt in (None, "input") else find_layer(model, wrt).path
+        if self.wrt not in (None, "input") and self.wrt not in self.paths:
+            self.capture.append(find_layer(model, wrt))
+        self.relu = relu
+        self.logits = bool(logits)
+        shape = tuple(image_shape) if image_shape is not None else input_shape(model)
+        signature = [tf.TensorSpec((None, *shape), tf.float32)]
+        signature += [tf.TensorSpec((None, *s), d) for s, d in arg_specs]
+        self.function = tf.function(self._compute, input_signature=signature)
+
+    @property
+    def paths(self) -> list[str]:
+        return [info.path for info in self.capture]
+
+    def _compute(self, x, *args):
+        model = self._model()
+        if model is None:
+            raise RuntimeError("The model of this gradient function no longer exists.")
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(x)
+            with capture_outputs(model, [i.layer for i in self.capture]) as cap:
+                outputs = model(x, training=False)
+            hidden = {path: value for path, value in zip(self.paths, cap.ordered())}
+            result = self.score_fn(outputs, hidden, *args)
+            scores, aux = result if isinstance(result, tuple) else (result, None)
+            scores = tf.cast(scores, tf.float32)
+            if scores.shape.rank != 1:
+                raise ValueError(
+                    f"A score function must return one score per example (shape (N,)); "
+                    f"got shape {scores.shape}."
+                )
+            total = tf.reduce_sum(scores)
+        grads = None
+        if self.wrt is not None:
+            source = x if self.wrt == "input" else hidden[self.wrt]
+            grads = tape.gradient(total, source)
+            if grads is None:
+                where = "the input" if self.wrt == "input" else f"layer '{self.wrt}'"
+                raise ValueError(
+                    f"The explained score does not depend on {where} of model "
+                    f"'{self._name}'; choose a target computed after it."
+                )
+            grads = tf.cast(grads, tf.float32)
+        out = {"scores": scores, "hidden": [tf.cast(hidden[p], tf.float32) for p in self.paths]}
+        if grads is not None:
+            out["grads"] = grads
+        if aux is not None:
+            out["aux"] = aux
+        return out
+
+    def __call__(self, images: Any, *args: Any, batch_size: int = 64) -> GradientResult:
+        """Runs the compiled function over `images` in batches.
+
+        Args:
+            images: float32 `(N, H, W, C)` numpy array.
+            *args: per-example arrays (leading axis N) passed to the score function.
+            batch_size: examples per compiled call. Defaults to 64.
+
+        Returns:
+            A `GradientResult` of float32 numpy arrays.
+        """
+        model = self._model()
+        if model is None:
+            raise RuntimeError("The model of this gradient function no longer exists.")
+        images = np.asarray(images, np.float32)
+        if len(images) == 0:
+            raise ValueError("No images given: pass a batch of at least one image.")
+        parts: dict[str, list] = {}
+        batch_size = max(1, int(batch_size))
+        try:
+            with model_overrides(model, self.relu, self.logits):
+                for start in range(0, len(images), batch_size):
+                    stop = start + batch_size
+                    chunk = [tf.convert_to_tensor(images[start:stop])]
+                    chunk += [tf.convert_to_tensor(np.asarray(a)[start:stop]) for a in args]
+                    for key, value in self.function(*chunk).items():
+                        parts.setdefault(key, []).append(value)
+        except tf.errors.InvalidArgumentError as error:
+            if _CHECK_MARK in str(error):
+                message = str(error).split(_CHECK_MARK, 1)[1].split("\n")[0]
+                raise ValueError(message.rstrip("'\"]) ")) from None
+            raise
+
+        def cat(key):
+            if key not in parts:
+                return None
+            return np.concatenate([np.asarray(v) for v in parts[key]])
+
+        hidden = [
+            np.concatenate([np.asarray(v[i]) for v in parts["hidden"]])
+            for i in range(len(self.capture))
+        ]
+        return GradientResult(
+            cat("scores"),
+            cat("grads"),
+            hidden,
+            cat("aux"),
+        )
+
+
+_GRADIENT_CACHE_SIZE = 32
+
+
+def gradient_function(
+    model: keras.Model,
+    score_fn: Callable,
+    wrt: Any = "input",
+    capture: Any = (),
+    relu: str | None = None,
+    logits: bool = False,
+    image_shape: tuple | None = None,
+    arg_specs: Sequence[tuple] = (),
+) -> GradientFunction:
+    """The cached compiled gradient function of `model` for one configuration.
+
+    The single seam through which every attribution method calls a model: one compiled
+    function per (model, score function, wrt, captured layers, override, logits, input
+    shape, argument specs). The cache is keyed weakly by the model (dropped with it) and
+    keeps the most recent 32 configurations per model, so repeated calls never retrace and
+    new score functions (e.g. inline lambdas) cannot grow it without bound.
+
+    Example:
+
+    ```python
+    fn = gradient_function(model, lambda out, hidden: out[:, 3])
+    result = fn(images)            # result.scores (N,), result.grads (N, H, W, C)
+    ```
+
+    Args:
+        model: the model (single image input).
+        score_fn: `fn(outputs, hidden, *args)` returning `(N,)` scores or `(scores, aux)`.
+            Must be hashable; equal score functions share the compiled function.
+        wrt: `"input"`, a layer reference, or None for a forward pass only.
+            Defaults to `"input"`.
+        capture: layers whose outputs are captured and returned. Defaults to ().
+        relu: `None`, `"guided"` or `"deconvnet"`. Defaults to None.
+        logits: make a final softmax/sigmoid linear. Defaults to False.
+        image_shape: per-example input shape `(H, W, C)`. Defaults to None (the model's).
+        arg_specs: `((shape_without_batch, dtype), ...)` of the extra per-example
+            arguments. Defaults to ().
+
+    Returns:
+        A `GradientFunction`.
+    """
+    shape = tuple(image_shape) if image_shape is not None else input_shape(model)
+    if shape is None or any(s is None for s in shape):
+        raise ValueError(
+            f"The input shape of model '{model.name}' is not fully known; pass image_shape."
+        )
+    capture_paths = tuple(i.path for i in find_layers(model, capture)) if capture else ()
+    wrt_key = wrt if wrt in (None, "input") else find_layer(model, wrt).path
+    specs = tuple((tuple(s), tf.as_dtype(d).name) for s, d in arg_specs)
+    key = (score_fn, wrt_key, capture_paths, relu, bool(logits), shape, specs)
+    cache = _GRADIENT_CACHES.setdefault(model, {})
+    if key in cache:
+        cache[key] = cache.pop(key)  # most recently used last
+        return cache[key]
+    fn = GradientFunction(model, score_fn, wrt, capture, relu, logits, shape, arg_specs)
+    cache[key] = fn
+    while len(cache) > _GRADIENT_CACHE_SIZE:
+        cache.pop(next(iter(cache)))
+    return fn
+
+
+def _new_gradient_cache():
+    import weakref
+
+    return weakref.WeakKeyDictionary()
+
+
+_GRADIENT_CACHES = _new_gradient_cache()
