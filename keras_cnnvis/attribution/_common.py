@@ -1,0 +1,173 @@
+"""Shared helpers of the attribution methods: input checks, channel reductions, resizing, and
+the call into the one compiled gradient seam (`keras_cnnvis.gradients.gradient_function`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_cnnvis.attribution.targets import Target, resolve_target
+from keras_cnnvis.gradients import (
+    GradientResult,
+    LayerInfo,
+    find_layer,
+    gradient_function,
+    input_shape,
+)
+
+REDUCTIONS = (None, "sum", "abs_sum", "max_abs", "l2")
+
+
+def check_images(model: keras.Model, images: Any) -> np.ndarray:
+    """Validates an image batch against the model's input; returns it as float32.
+
+    Raises:
+        ValueError: for a non-float dtype, a batch that is not `(N, H, W, C)`, an empty
+            batch, or a shape that differs from the model's input shape.
+    """
+    if isinstance(images, tf.Tensor):
+        images = images.numpy()
+    arr = np.asarray(images)
+    if arr.dtype.kind != "f":
+        raise ValueError(
+            f"Images must be floating point (got dtype {arr.dtype}); convert them, e.g. "
+            "images.astype('float32') / 255 if the model was trained on [0, 1] inputs."
+        )
+    if arr.ndim != 4:
+        raise ValueError(
+            f"Images must be a batch of shape (N, height, width, channels); got shape "
+            f"{arr.shape}. For one image pass image[None]."
+        )
+    if len(arr) == 0:
+        raise ValueError("No images given: pass a batch of at least one image.")
+    expected = input_shape(model)
+    if expected is not None:
+        if len(expected) != 3:
+            raise ValueError(
+                f"Model '{model.name}' takes inputs of shape {expected}; attribution needs "
+                "an image model with inputs (height, width, channels)."
+            )
+        if any(e is not None and e != a for e, a in zip(expected, arr.shape[1:])):
+            raise ValueError(
+                f"Images of shape {arr.shape[1:]} do not fit model '{model.name}', which "
+                f"takes {expected}; resize the images or pass the right ones."
+            )
+    if not np.isfinite(arr).all():
+        raise ValueError("Images contain NaN or infinite values.")
+    return arr.astype(np.float32, copy=False)
+
+
+def reduce_channels(values: np.ndarray, reduce: str | None) -> np.ndarray:
+    """Reduces `(N, H, W, C)` attributions over channels to `(N, H, W)` maps.
+
+    `None` keeps the channels, `"sum"` sums signed values (keeps completeness),
+    `"abs_sum"` sums magnitudes, `"max_abs"` takes the largest magnitude (Simonyan's
+    saliency), `"l2"` the Euclidean norm.
+    """
+    if reduce not in REDUCTIONS:
+        raise ValueError(f"reduce must be one of {REDUCTIONS}; got {reduce!r}.")
+    if reduce is None:
+        return values.astype(np.float32)
+    if reduce == "sum":
+        out = values.sum(-1)
+    elif reduce == "abs_sum":
+        out = np.abs(values).sum(-1)
+    elif reduce == "max_abs":
+        out = np.abs(values).max(-1)
+    else:
+        out = np.sqrt((values**2).sum(-1))
+    return out.astype(np.float32)
+
+
+def upsample(maps: np.ndarray, size: tuple) -> np.ndarray:
+    """Bilinearly resizes `(N, h, w)` maps to `size = (H, W)` (half-pixel centres)."""
+    maps = np.asarray(maps, np.float32)
+    if maps.shape[1:3] == tuple(size):
+        return maps
+    out = tf.image.resize(maps[..., None], tuple(int(s) for s in size), "bilinear")
+    return out.numpy()[..., 0]
+
+
+def _output_shape(layer: keras.layers.Layer) -> tuple | None:
+    try:
+        return tuple(layer.output.shape)
+    except (AttributeError, ValueError, RuntimeError):
+        return None
+
+
+def spatial_layer(model: keras.Model, layer: Any, method: str) -> LayerInfo:
+    """Finds the layer a CAM method reads and checks it has a spatial output.
+
+    Raises:
+        ValueError: for an unknown layer or one whose output is not `(N, h, w, channels)`.
+    """
+    info = find_layer(model, layer)
+    shape = _output_shape(info.layer)
+    if shape is not None and len(shape) != 4:
+        raise ValueError(
+            f"{method} needs a layer with a spatial output (batch, height, width, "
+            f"channels); layer '{info.path}' outputs {shape}. Use a convolution layer, "
+            "e.g. layer='last_conv'."
+        )
+    return info
+
+
+def check_spatial(values: np.ndarray, path: str, method: str) -> None:
+    """Run-time version of `spatial_layer` for models whose layer shapes are unknown."""
+    if values.ndim != 4:
+        raise ValueError(
+            f"{method} needs a layer with a spatial output (batch, height, width, "
+            f"channels); layer '{path}' outputs shape {values.shape}. Use a convolution "
+            "layer, e.g. layer='last_conv'."
+        )
+
+
+def run(
+    model: keras.Model,
+    images: np.ndarray,
+    target: Target,
+    wrt: Any = "input",
+    capture: tuple = (),
+    relu: str | None = None,
+    logits: bool = True,
+    batch_size: int = 64,
+) -> GradientResult:
+    """Calls the compiled seam for a resolved target; `hidden` holds `capture` in order."""
+    paths = tuple(find_layer(model, c).path for c in capture)
+    fn = gradient_function(
+        model,
+        target.score_fn,
+        wrt=wrt,
+        capture=paths + tuple(p for p in target.capture if p not in paths),
+        relu=relu,
+        logits=logits,
+        image_shape=images.shape[1:],
+        arg_specs=target.arg_specs,
+    )
+    result = fn(images, *target.args, batch_size=batch_size)
+    result.hidden = result.hidden[: len(paths)]
+    return result
+
+
+def resolve(model: keras.Model, images: np.ndarray, target: Any) -> Target:
+    """`resolve_target` for a batch of images."""
+    if isinstance(target, Target):
+        return target
+    return resolve_target(model, target, len(images))
+
+
+def fixed_target(model, images, target, logits: bool, batch_size: int = 64) -> Target:
+    """Resolves the target and, for class targets, fixes the class of each image now.
+
+    Used by methods that run the model on altered copies (noise, paths, occlusion,
+    masks, randomised weights): the explained class is the one of the original image.
+    """
+    resolved = resolve(model, images, target)
+    if resolved.kind == "class" and (resolved.args[0] < 0).any():
+        result = run(model, images, resolved, wrt=None, logits=logits, batch_size=batch_size)
+        resolved = resolved.with_classes(result.aux)
+    return resolved
