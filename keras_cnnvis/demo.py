@@ -18,9 +18,10 @@ def build_demo_model(
 ) -> keras.Model:
     """A small 4-conv CNN: 5x5 first-layer filters (big enough to show structure).
 
-    Layers: `conv1` (16 filters, 5x5) .. `conv4` with max pooling between them,
+    Layers: `conv1` (16 filters, 5x5, followed by `bn1` and a `relu1` layer), `conv2` ..
+    `conv4` (ReLU as activation argument) with max pooling between them,
     `global_pool` (global max pooling), Dense `features` (64, ReLU) and Dense
-    `predictions` (softmax). About 97% validation accuracy on `shapes` after 8 epochs.
+    `predictions` (softmax). About 94% validation accuracy on `shapes` after 8 epochs.
 
     Example:
 
@@ -38,7 +39,18 @@ def build_demo_model(
     """
     keras.utils.set_random_seed(seed)
     inputs = keras.Input(tuple(input_shape), name="image")
-    x = keras.layers.Conv2D(16, 5, padding="same", activation="relu", name="conv1")(inputs)
+    # A small first-layer initialisation behind batch normalisation: learning speed does
+    # not depend on conv1's scale, so within a few epochs the learned structure (colour
+    # blobs, edges) dominates the initial noise instead of hiding under it.
+    x = keras.layers.Conv2D(
+        16,
+        5,
+        padding="same",
+        kernel_initializer=keras.initializers.RandomNormal(stddev=0.01, seed=seed),
+        name="conv1",
+    )(inputs)
+    x = keras.layers.BatchNormalization(momentum=0.9, name="bn1")(x)
+    x = keras.layers.ReLU(name="relu1")(x)
     x = keras.layers.MaxPooling2D(name="pool1")(x)
     x = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2")(x)
     x = keras.layers.MaxPooling2D(name="pool2")(x)
