@@ -211,22 +211,56 @@ def class_logit(index: int, batch: int | None = None) -> Objective:
     )
 
 
-def class_log_probability(index: int, batch: int | None = None) -> Objective:
-    """The log-softmax of one class: maximising it drives the prediction to that class.
+def class_log_probability(index: Any, batch: int | None = None) -> Objective:
+    """The log-softmax of a class: maximising it drives the prediction to that class.
 
     Args:
-        index: the class index.
+        index: the class index, or one index per image of the batch (e.g. labels).
         batch: score only this image of the batch. Defaults to None (sum over the batch).
 
     Returns:
         An `Objective`.
     """
-    index = int(index)
-    return Objective(
-        lambda c: tf.reduce_sum(tf.nn.log_softmax(_pick(c.logits, batch))[:, index]),
-        [LOGITS],
-        f"class_log_probability({index})",
-    )
+    if isinstance(index, (int, np.integer)):
+        index = int(index)
+        return Objective(
+            lambda c: tf.reduce_sum(tf.nn.log_softmax(_pick(c.logits, batch))[:, index]),
+            [LOGITS],
+            f"class_log_probability({index})",
+        )
+    indices = np.asarray(index, np.int32).reshape(-1)
+
+    def fn(c):
+        logp = tf.nn.log_softmax(_pick(c.logits, batch))
+        return tf.reduce_sum(tf.gather(logp, indices, axis=1, batch_dims=1))
+
+    return Objective(fn, [LOGITS], f"class_log_probability({len(indices)} labels)")
+
+
+def class_margin(index: Any, batch: int | None = None) -> Objective:
+    """The logit of a class minus the largest other logit (Carlini & Wagner's margin):
+    positive exactly when the class is predicted. Unlike the log-probability, its gradient
+    does not vanish when the model is already confident.
+
+    Args:
+        index: the class index, or one index per image of the batch (e.g. labels).
+        batch: score only this image of the batch. Defaults to None (sum over the batch).
+
+    Returns:
+        An `Objective`.
+    """
+    scalar = isinstance(index, (int, np.integer))
+    indices = np.asarray(index, np.int32).reshape(-1)
+
+    def fn(c):
+        logits = _pick(c.logits, batch)
+        idx = tf.fill([tf.shape(logits)[0]], int(indices[0])) if scalar else indices
+        onehot = tf.one_hot(idx, tf.shape(logits)[1]) > 0.5
+        own = tf.reduce_sum(tf.where(onehot, logits, 0.0), axis=1)
+        other = tf.reduce_max(tf.where(onehot, tf.float32.min, logits), axis=1)
+        return tf.reduce_sum(own - other)
+
+    return Objective(fn, [LOGITS], f"class_margin({index if scalar else len(indices)})")
 
 
 def deepdream(layer: Any, batch: int | None = None) -> Objective:

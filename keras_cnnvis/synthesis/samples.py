@@ -39,9 +39,9 @@ def _fit(img: np.ndarray, size: Any) -> np.ndarray:
     return resize_image(img, size)
 
 
-def resize_image(img: np.ndarray, size: tuple) -> np.ndarray:
+def resize_image(img: np.ndarray, size: tuple, clip: bool = True) -> np.ndarray:
     """Resizes an `(H, W, C)` image to `(height, width)`: area averaging when shrinking
-    (no aliasing), bilinear when enlarging."""
+    (no aliasing), bilinear when enlarging; values clipped to [0, 1] when `clip`."""
     import cv2
 
     h, w = int(size[0]), int(size[1])
@@ -51,7 +51,7 @@ def resize_image(img: np.ndarray, size: tuple) -> np.ndarray:
     out = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     if out.ndim == 2:
         out = out[..., None]
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    return (np.clip(out, 0.0, 1.0) if clip else out).astype(np.float32)
 
 
 def _to_rgb(img: np.ndarray, channels: int = 3) -> np.ndarray:
