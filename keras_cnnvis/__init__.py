@@ -22,6 +22,17 @@ _EXPORTS = {
     "MonitorCallback": "keras_cnnvis.callbacks",
     "FilterGridCallback": "keras_cnnvis.callbacks",
     "build_demo_model": "keras_cnnvis.demo",
+    "visualize_filter": "keras_cnnvis.synthesis",
+    "visualize_class": "keras_cnnvis.synthesis",
+    "deep_dream": "keras_cnnvis.synthesis",
+    "invert_features": "keras_cnnvis.synthesis",
+    "synthesize_texture": "keras_cnnvis.synthesis",
+    "style_transfer": "keras_cnnvis.synthesis",
+    "adversarial_example": "keras_cnnvis.synthesis",
+    "fooling_image": "keras_cnnvis.synthesis",
+    "render": "keras_cnnvis.synthesis",
+    "sample_image": "keras_cnnvis.synthesis",
+    "ClassVisualizationCallback": "keras_cnnvis.callbacks",
 }
 _SUBMODULES = ("callbacks", "datasets", "filters", "gradients", "image", "summary")
 

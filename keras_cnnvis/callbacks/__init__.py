@@ -2,5 +2,6 @@
 
 from keras_cnnvis.callbacks.base import MonitorCallback
 from keras_cnnvis.callbacks.filter_grid import FilterGridCallback
+from keras_cnnvis.callbacks.class_visualization import ClassVisualizationCallback
 
-__all__ = ["MonitorCallback", "FilterGridCallback"]
+__all__ = ["MonitorCallback", "FilterGridCallback", "ClassVisualizationCallback"]
