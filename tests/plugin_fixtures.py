@@ -9,6 +9,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from typing import Any
 
 import numpy as np
@@ -511,3 +520,86 @@ def write_logdir(logdir: str) -> dict[str, WrittenRun]:
         XSS_RUN: write_filters_only_run(os.path.join(logdir, XSS_RUN)),
     }
     return runs
+
+
+# TensorBoard processes ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TensorBoardProcess:
+    """A real `tensorboard` subprocess over a log directory (use as a context manager).
+
+    Args:
+        logdir: the log directory.
+        args: extra command-line flags, e.g. `["--load_fast=false"]`.
+    """
+
+    def __init__(self, logdir: str, args: tuple[str, ...] = ()):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = os.path.join(
+            tempfile.mkdtemp(prefix="cnnvis_tb_"), "tensorboard.log"
+        )
+        binary = shutil.which("tensorboard", path=os.path.dirname(sys.executable))
+        command = [binary or "tensorboard", "--logdir", logdir, "--host", "127.0.0.1"]
+        command += ["--port", str(self.port), *args]
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        self._log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            command, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
+
+    def log(self) -> str:
+        """What the process printed so far."""
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        """Polls `/data/plugins_listing` until it answers; raises with the log on failure."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"tensorboard exited early:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url + "/data/plugins_listing", timeout=5) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"tensorboard not up after {timeout} s:\n{self.log()}")
+
+    def get(self, path: str, **params) -> tuple[int, str, bytes]:
+        """GETs `path` (with query `params`); returns (status, content type, body)."""
+        query = urllib.parse.urlencode(params, doseq=True)
+        request = self.url + path + ("?" + query if query else "")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as r:
+                return r.status, r.headers.get("Content-Type", ""), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers.get("Content-Type", ""), e.read()
+
+    def stop(self) -> None:
+        """Stops the process: SIGTERM, a second SIGTERM if its exit handlers hang, then SIGKILL."""
+        for signal_it, wait in ((self.process.terminate, 2), (self.process.terminate, 5),
+                                (self.process.kill, 10)):
+            if self.process.poll() is not None:
+                break
+            signal_it()
+            try:
+                self.process.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                continue
+        self._log.close()
+
+    def __enter__(self) -> "TensorBoardProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -119,7 +119,10 @@ export function setState(values) {
     if (value === null || value === undefined) params.delete(key);
     else params.set(key, String(value));
   }
-  history.replaceState(null, "", `#${params.toString()}`);
+  // An absolute URL: the entry page has <base href="plugin/cnnvis/">, and a bare "#..." would
+  // resolve against that base and change the iframe's path.
+  const here = window.location.href.split("#")[0];
+  history.replaceState(null, "", `${here}#${params.toString()}`);
 }
 
 // Small widgets -------------------------------------------------------------------------

@@ -1,0 +1,277 @@
+"""Drives the cnnvis dashboard in headless Chromium against a real TensorBoard process.
+
+Visits every page, checks what it shows, that names are escaped and no console error occurs.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+
+import pytest
+
+import plugin_fixtures as pf
+
+CHROMIUM = "/usr/bin/chromium"
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"Chromium is not installed at {CHROMIUM}", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+DEMO = "demo/cnnvis"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory):
+    logdir = tmp_path_factory.mktemp("cnnvis_browser_logs")
+    return str(logdir), pf.write_logdir(str(logdir))
+
+
+@pytest.fixture(scope="module")
+def server(logs):
+    with pf.TensorBoardProcess(logs[0], ("--samples_per_plugin=cnnvis=0,images=0",)) as tb:
+        tb.wait_ready()
+        yield tb
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    directory = os.environ.get("CNNVIS_SCREENSHOT_DIR") or str(tmp_path_factory.mktemp("shots"))
+    os.makedirs(directory, exist_ok=True)
+    return directory
+
+
+class Dashboard:
+    """The TensorBoard page with the cnnvis iframe, plus everything the browser reported."""
+
+    def __init__(self, page, frame):
+        self.page = page
+        self.frame = frame
+        self.problems = []
+        self.dialogs = []
+
+    def open(self, state: dict, expect: str = "ready"):
+        """Sets the iframe's URL hash and waits until the page reaches `expect`."""
+        hash_ = urllib.parse.urlencode(state)
+        self.frame.evaluate(
+            "h => { document.querySelector('section.page')?.remove(); location.hash = h; }",
+            hash_,
+        )
+        selector = f'section.page[data-page="{state["page"]}"][data-state="{expect}"]'
+        return self.frame.wait_for_selector(selector, timeout=20000)
+
+    def wait(self, js: str, arg=None):
+        self.frame.wait_for_function(js, arg=arg, timeout=20000)
+
+    def data(self, key: str) -> str:
+        return self.frame.evaluate(
+            "k => document.querySelector('section.page').dataset[k]", key
+        )
+
+
+@pytest.fixture(scope="module")
+def dash(server):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            problems, dialogs = [], []
+            page.on(
+                "console",
+                lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
+            )
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on(
+                "response",
+                lambda r: problems.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None,
+            )
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.goto(server.url + "/#cnnvis")
+            handle = page.wait_for_selector('iframe[src*="plugin_entry.html?name=cnnvis"]', timeout=30000)
+            frame = handle.content_frame()
+            frame.wait_for_selector("section.page[data-state]", timeout=30000)
+            board = Dashboard(page, frame)
+            board.browser = browser
+            board.problems, board.dialogs = problems, dialogs
+            yield board
+            assert not problems, problems
+            assert not dialogs, dialogs
+        finally:
+            browser.close()
+
+
+def natural_sizes(frame, selector):
+    return frame.eval_on_selector_all(
+        selector, "els => els.map(e => e.complete ? [e.naturalHeight, e.naturalWidth] : null)"
+    )
+
+
+def test_filters_page(dash, logs, shots):
+    written = logs[1][DEMO].images["filters/conv1"]
+    dash.open({"page": "filters", "run": DEMO, "layer": "conv1", "step": 5, "cmp": 0})
+    dash.wait("() => [...document.querySelectorAll('.compare img')].every(i => i.complete && i.naturalWidth)")
+    assert dash.data("images") == "2" and dash.data("steps") == "6"
+    h, w = written[5].shape[1:3]
+    assert natural_sizes(dash.frame, ".compare img") == [[h, w], [h, w]]
+    captions = dash.frame.eval_on_selector_all(".compare figcaption", "els => els.map(e => e.textContent)")
+    assert captions == ["Selected: epoch 5", "Compare: epoch 0"]
+    dash.wait("() => document.querySelector('.meta').textContent.includes('16 filters')")
+    assert "5×5 kernels" in dash.frame.inner_text(".meta")
+    dash.page.screenshot(path=os.path.join(shots, "filters.png"))
+    # Play from the start: the step advances by itself.
+    dash.frame.fill(".stepper input[type=range]", "0")
+    dash.frame.click(".stepper .play")
+    dash.wait("() => document.querySelector('.compare figcaption').textContent !== 'Selected: epoch 0'")
+    dash.frame.click(".stepper .play")
+    assert "step=" in dash.frame.evaluate("location.hash")
+    # State lives in the entry page's own URL (shareable), not in the <base> path.
+    assert "/data/plugin_entry.html?name=cnnvis#" in dash.frame.evaluate("location.href")
+    dash.frame.select_option("select#cnnvis-compare", "2")
+    dash.wait("() => document.querySelectorAll('.compare figcaption')[1].textContent === 'Compare: epoch 2'")
+    assert "cmp=2" in dash.frame.evaluate("location.hash")
+
+
+def test_health_page(dash, logs, shots):
+    payload = logs[1][DEMO].json["json/health/conv1"][5]
+    dash.open({"page": "health", "run": DEMO, "layer": "conv1", "step": 5})
+    dash.wait("() => document.querySelectorAll('svg.sparkline').length === 6")
+    dash.wait("() => document.querySelectorAll('.health-detail img.cnnvis-image').length === 1 && document.querySelector('.health-detail img').complete")
+    assert dash.data("rows") == str(len(payload["filters"]))
+    flagged = sorted({i for ids in payload["flags"].values() for i in ids})
+    rows = dash.frame.eval_on_selector_all(
+        "table.filters-table tbody tr.flagged", "els => els.map(e => Number(e.dataset.index))"
+    )
+    assert sorted(rows) == flagged == [3, 7]
+    points = dash.frame.eval_on_selector_all("svg.sparkline", "els => els.map(e => e.dataset.points)")
+    assert points == ["6"] * 6
+    verdicts = dash.frame.eval_on_selector_all(".overview .verdict", "els => els.map(e => e.textContent)")
+    assert verdicts == ["healthy", "healthy"]
+    dash.page.screenshot(path=os.path.join(shots, "health.png"))
+    # Sort by noise score, ascending then descending.
+    scores = {f["index"]: f["noise_score"] for f in payload["filters"]}
+    order = sorted(scores, key=scores.get)
+    first = "() => Number(document.querySelector('table.filters-table tbody tr').dataset.index)"
+    dash.frame.click("table.filters-table th[data-col=noise_score]")
+    dash.wait(f"() => ({first})() === {order[0]}")
+    dash.frame.click("table.filters-table th[data-col=noise_score]")
+    dash.wait(f"() => ({first})() === {order[-1]}")
+    assert "sort=noise_score" in dash.frame.evaluate("location.hash")
+
+
+def test_activations_page(dash, logs, shots):
+    written = logs[1][DEMO].images["activations/conv1"]
+    dash.open({"page": "activations", "run": DEMO, "layer": "conv1", "probe": 2, "step": 3})
+    dash.wait("() => document.querySelectorAll('.filmstrip img[src]').length === 6")
+    dash.wait("() => [...document.querySelectorAll('img.cnnvis-image, .filmstrip img, .probe-button img')].every(i => i.complete && i.naturalWidth)")
+    assert dash.data("probes") == "4"
+    assert dash.frame.eval_on_selector_all(".probe-button", "els => els.length") == 4
+    h, w = written[3][2].shape[:2]
+    assert natural_sizes(dash.frame, "img.cnnvis-image") == [[h, w]]
+    src = dash.frame.get_attribute("img.cnnvis-image", "src")
+    assert "index=2" in src and "step=3" in src
+    assert dash.frame.inner_text(".filmstrip .frame.current") == "3"
+    dash.page.screenshot(path=os.path.join(shots, "activations.png"))
+
+
+def test_patches_page(dash, logs, shots):
+    payload = logs[1][DEMO].json["json/patches/block2/conv2"][5]
+    dash.open({"page": "patches", "run": DEMO, "layer": "block2/conv2", "step": 5})
+    dash.wait("() => document.querySelectorAll('.row-label').length === 4")
+    dash.wait("() => document.querySelector('img.cnnvis-image').complete")
+    labels = dash.frame.eval_on_selector_all(".row-label", "els => els.map(e => e.textContent)")
+    assert labels == [f"ch {c}" for c in payload["channels"]]
+    assert dash.data("rows") == "4"
+    dash.page.screenshot(path=os.path.join(shots, "patches.png"))
+
+
+def test_attribution_page(dash, logs, shots):
+    dash.open({"page": "attribution", "run": DEMO, "method": "grad_cam", "alpha": 0.5})
+    dash.wait("() => document.querySelector('section.page').dataset.drawn === '24'")
+    assert dash.data("failed") == "0"
+    assert dash.frame.eval_on_selector_all("td.cell canvas", "els => els.length") == 24
+    pixel = "() => Array.from(document.querySelector('td.cell canvas').getContext('2d').getImageData(48, 48, 1, 1).data)"
+    before = dash.frame.evaluate(pixel)
+    dash.page.screenshot(path=os.path.join(shots, "attribution.png"))
+    dash.frame.fill("#cnnvis-alpha", "1")
+    dash.wait(f"() => JSON.stringify(({pixel})()) !== JSON.stringify({before})")
+    assert "alpha=1" in dash.frame.evaluate("location.hash")
+    dash.frame.click(".segmented button[data-method=saliency]")
+    dash.frame.wait_for_selector('section.page[data-method="saliency"][data-state="ready"]')
+    dash.wait("() => document.querySelector('section.page').dataset.drawn === '24'")
+
+
+def test_embeddings_page(dash, logs, shots):
+    payload = logs[1][DEMO].json["json/embedding/tsne"][5]
+    dash.open({"page": "embeddings", "run": DEMO, "emb": "tsne", "step": 5})
+    dash.wait("() => document.querySelector('canvas.scatter').dataset.points === '90'")
+    dash.frame.wait_for_timeout(600)  # let the sprite image load
+    x, y = map(float, dash.frame.get_attribute("canvas.scatter", "data-point0").split(","))
+    dash.frame.hover("canvas.scatter", position={"x": x, "y": y})
+    dash.frame.wait_for_selector(".tooltip:not([hidden])")
+    text = dash.frame.inner_text(".tooltip")
+    assert f"label: {payload['class_names'][payload['labels'][0]]}" in text
+    assert dash.frame.eval_on_selector_all(".tooltip canvas", "els => els.length") == 1
+    legend = dash.frame.eval_on_selector_all(".legend-item", "els => els.map(e => e.textContent)")
+    assert legend == payload["class_names"]
+    dash.page.screenshot(path=os.path.join(shots, "embeddings.png"))
+    dash.frame.click(".segmented button[data-color=prediction]")
+    assert "color=prediction" in dash.frame.evaluate("location.hash")
+    dash.frame.fill(".stepper input[type=range]", "0")
+    dash.wait("() => location.hash.includes('step=1')")
+    dash.wait("() => document.querySelector('canvas.scatter').dataset.points === '90'")
+
+
+def test_pages_without_data_say_so(dash):
+    section = dash.open({"page": "embeddings", "run": "many/cnnvis"}, expect="empty")
+    assert "“many/cnnvis” has no embeddings" in section.inner_text()
+    section = dash.open({"page": "health", "run": "many/cnnvis"}, expect="empty")
+    assert "has no filter-health records" in section.inner_text()
+
+
+def test_html_like_run_name_is_shown_as_text(dash):
+    section = dash.open({"page": "filters", "run": pf.XSS_RUN})
+    options = dash.frame.eval_on_selector_all("#cnnvis-run option", "els => els.map(e => e.textContent)")
+    assert pf.XSS_RUN in options
+    assert dash.frame.eval_on_selector("#cnnvis-run", "e => e.value") == pf.XSS_RUN
+    dash.wait("() => document.querySelector('.compare img').complete")
+    section = dash.open({"page": "attribution", "run": pf.XSS_RUN}, expect="empty")
+    assert f"“{pf.XSS_RUN}”" in section.inner_text()
+    assert dash.frame.eval_on_selector_all("img[src='x']", "els => els.length") == 0
+    assert dash.frame.evaluate("document.body.innerHTML.includes('<img src=x')") is False
+    assert dash.dialogs == []
+
+
+def test_view_state_is_restored_from_the_url(dash, server):
+    url = (
+        server.url
+        + "/data/plugin_entry.html?name=cnnvis#"
+        + urllib.parse.urlencode({"page": "health", "run": DEMO, "layer": "block2/conv2", "step": 2})
+    )
+    page = dash.browser.new_page(viewport={"width": 1200, "height": 900})
+    errors = []
+    # The stand-alone entry page has no favicon (TensorBoard's own page does): ignore that 404.
+    page.on(
+        "response",
+        lambda r: errors.append(f"{r.status} {r.url}")
+        if r.status >= 400 and not r.url.endswith("/favicon.ico")
+        else None,
+    )
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(url)
+        page.wait_for_selector('section.page[data-page="health"][data-state="ready"]', timeout=20000)
+        assert page.eval_on_selector("section.page", "e => e.dataset.layer") == "block2/conv2"
+        assert page.inner_text(".step-label").startswith("epoch 2 ")
+        page.wait_for_selector(".health-detail h3")
+        assert page.inner_text(".health-detail h3") == "Layer block2/conv2"
+        assert errors == []
+    finally:
+        page.close()
