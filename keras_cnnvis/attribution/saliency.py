@@ -9,7 +9,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_cnnvis.attribution._common import check_images, resolve, run
+from keras_cnnvis.attribution._common import check_images, reduce_channels, resolve, run
 
 
 def saliency(
@@ -46,4 +46,4 @@ def saliency(
     """
     x = check_images(model, images)
     result = run(model, x, resolve(model, x, target), logits=logits, batch_size=batch_size)
-    return np.abs(result.grads).max(axis=-1).astype(np.float32)
+    return reduce_channels(result.grads, "max_abs")
