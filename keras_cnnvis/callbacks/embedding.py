@@ -1,0 +1,358 @@
+"""EmbeddingCallback: PCA/t-SNE layouts of learned features per epoch, scores, a t-SNE image
+grid, and Embedding Projector data (tensor, metadata, sprite) for TensorBoard's Projector tab.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+
+from keras_cnnvis import embedding_plots, projector
+from keras_cnnvis.callbacks.base import MonitorCallback
+from keras_cnnvis.embedding_scores import knn_accuracy, trustworthiness
+from keras_cnnvis.embeddings import (
+    METHODS,
+    MIN_POINTS,
+    SPATIAL_MODES,
+    LayerFeatures,
+    flatten_features,
+    project,
+)
+from keras_cnnvis.gradients import input_shape
+
+_TITLES = {"pca": "PCA", "tsne": "t-SNE"}
+
+
+def balanced_subset(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of at most `n` examples, drawn round-robin over classes (seeded).
+
+    Every class gets `n // n_classes` examples when it has them; the rest goes to classes
+    that have more. With `len(labels) <= n` all indices are returned.
+    """
+    labels = np.asarray(labels)
+    if len(labels) <= n:
+        return np.arange(len(labels), dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    pools = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+    picks: list[int] = []
+    depth = 0
+    while len(picks) < n:
+        for pool in pools:
+            if depth < len(pool) and len(picks) < n:
+                picks.append(int(pool[depth]))
+        depth += 1
+    return np.sort(np.asarray(picks, dtype=np.int64))
+
+
+def _labels(y: Any, n: int) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] > 1:  # one-hot
+        y = np.argmax(y, axis=1)
+    y = y.reshape(-1)
+    if len(y) != n:
+        raise ValueError(f"data holds {n} images but {len(y)} labels; pass data=(x, y).")
+    if y.size and (not np.all(np.isfinite(y.astype(np.float64))) or np.any(y < 0) or np.any(y != np.round(y))):
+        raise ValueError("Labels must be integer class indices >= 0 (or one-hot rows).")
+    return y.astype(np.int64)
+
+
+def _predictions(outputs: np.ndarray) -> np.ndarray:
+    out = np.asarray(outputs, np.float32).reshape(len(outputs), -1)
+    if out.shape[1] > 1:
+        return np.argmax(out, axis=1).astype(np.int64)
+    threshold = 0.5 if np.nanmin(out) >= 0 and np.nanmax(out) <= 1 else 0.0
+    return (out[:, 0] > threshold).astype(np.int64)
+
+
+class EmbeddingCallback(MonitorCallback):
+    """Logs how a layer's feature space organises the data: PCA and t-SNE per epoch.
+
+    On a fixed, class-balanced subset of the given (validation) images, every N epochs:
+    extracts the features (default: the input of the last Dense layer), projects them with
+    each method and writes, into `<log_dir>/cnnvis`:
+
+    - `json/embedding/<method>`: the 2-D points, labels, predictions, class names, sprite
+      geometry and scores, for the cnnvis tab (see docs/log-format.md);
+    - images `embedding/<method>` (scatter coloured by class, misclassified points ringed;
+      PCA with its principal axes as arrows and the explained variance),
+      `embedding/tsne_grid` (the images snapped to a grid by their t-SNE layout) and
+      `embedding/sprite` (the thumbnails, row-major, `per_row` per row);
+    - scalars `embedding/knn_accuracy` (leave-one-out k-NN accuracy in feature space) and
+      `embedding/<method>/trustworthiness` (of each layout);
+    - Embedding Projector data (feature .tsv, metadata .tsv with label, prediction and
+      correct, the sprite, `projector_config.pbtxt`; paths relative to the run) with one
+      entry `<name>_epoch_<step>` per logged step, so the stock Projector tab shows run
+      "cnnvis".
+
+    t-SNE starts from the previous logged layout of the same points (a warm start, then a
+    rotation/reflection onto it), so clusters keep their places across epochs. Features
+    with NaN/inf (a diverged model) skip the step with a warning; training continues.
+
+    Example:
+
+    ```python
+    cb = EmbeddingCallback("runs/exp1", data=(x_val, y_val), class_names=names)
+    model.fit(x, y, epochs=10, callbacks=[cb])
+    ```
+
+    Args:
+        log_dir: the TensorBoard log directory.
+        data: `(images, labels)`: images `(N, H, W, C)` and integer or one-hot labels.
+        layer: the layer whose output is embedded. Defaults to None (the input of the
+            last Dense layer).
+        methods: any of `"pca"`, `"tsne"`. Defaults to `("pca", "tsne")`.
+        n_images: images in the fixed subset (balanced over classes). Defaults to 500.
+        class_names: names of the classes. Defaults to None (`"class i"`).
+        max_points: the most points any projection runs on (the subset is cut to it).
+            Defaults to 1000.
+        perplexity: t-SNE perplexity. Defaults to 30.0.
+        tsne_iter: t-SNE iterations of the first layout (later ones start from the
+            previous layout and run 500). Defaults to 1000.
+        knn_k: neighbours of the k-NN accuracy. Defaults to 5.
+        spatial: how spatial layer outputs become vectors (`"avg"`, `"max"`,
+            `"flatten"`; a warning says so). Defaults to `"avg"`.
+        projector: write Embedding Projector data. Defaults to True.
+        tsne_grid: log the t-SNE image grid. Defaults to True.
+        sprite_size: the longest thumbnail side in the sprite, in pixels. Defaults to 24.
+        projector_name: the Projector tensor name prefix. Defaults to None (the layer's
+            path, e.g. `"features"` -> `features_epoch_003`).
+        seed: seed of the subset and of t-SNE. Defaults to 0.
+        every_n_epochs: log after every N-th epoch; 0 turns it off. Defaults to 1.
+        log_initial: also log before training. Defaults to True.
+        run_name: run subdirectory. Defaults to `"cnnvis"`.
+        on_error: `"warn"` or `"raise"`. Defaults to `"warn"`.
+
+    Raises:
+        ValueError: in the constructor for an unknown method or spatial mode, data that
+            is not `(images, labels)` of equal length, NaN/inf images, or fewer than 4
+            images; at `on_train_begin` for an unknown layer, a model without a Dense
+            layer and no `layer`, images the model cannot take, or labels beyond
+            `class_names`. Fewer images than classes is a warning.
+    """
+
+    def __init__(
+        self,
+        log_dir: str,
+        data: tuple,
+        layer: Any = None,
+        methods: Sequence[str] = ("pca", "tsne"),
+        n_images: int = 500,
+        class_names: Sequence[str] | None = None,
+        max_points: int = 1000,
+        perplexity: float = 30.0,
+        tsne_iter: int = 1000,
+        knn_k: int = 5,
+        spatial: str = "avg",
+        projector: bool = True,
+        tsne_grid: bool = True,
+        sprite_size: int = 24,
+        projector_name: str | None = None,
+        seed: int = 0,
+        every_n_epochs: int = 1,
+        log_initial: bool = True,
+        run_name: str = "cnnvis",
+        on_error: str = "warn",
+    ):
+        super().__init__(log_dir, every_n_epochs, log_initial, run_name, on_error)
+        methods = (methods,) if isinstance(methods, str) else tuple(methods)
+        unknown = [m for m in methods if m not in METHODS]
+        if not methods or unknown:
+            raise ValueError(f"methods must be a non-empty subset of {METHODS}; got {methods!r}.")
+        if spatial not in SPATIAL_MODES:
+            raise ValueError(f"spatial must be one of {SPATIAL_MODES}; got {spatial!r}.")
+        if int(max_points) < MIN_POINTS or int(n_images) < MIN_POINTS:
+            raise ValueError(
+                f"n_images and max_points must be at least {MIN_POINTS}; got {n_images} "
+                f"and {max_points}."
+            )
+        if not isinstance(data, (tuple, list)) or len(data) != 2:
+            raise ValueError(
+                "data must be (images, labels), e.g. data=(x_val, y_val); the labels colour "
+                "the embedding and give the k-NN accuracy."
+            )
+        x = np.asarray(data[0], np.float32)
+        if x.ndim < 3:
+            raise ValueError(f"images must be a batch (N, H, W[, C]); got shape {x.shape}.")
+        y = _labels(data[1], len(x))
+        if len(x) < MIN_POINTS:
+            raise ValueError(
+                f"EmbeddingCallback needs at least {MIN_POINTS} images to embed; got "
+                f"{len(x)}. Pass more validation images."
+            )
+        self.indices = balanced_subset(y, min(int(n_images), int(max_points)), seed)
+        self.images = x[self.indices]
+        if not np.isfinite(self.images).all():
+            raise ValueError(
+                "The embedding images contain NaN or infinite values; clean the data passed "
+                "to EmbeddingCallback."
+            )
+        self.labels = y[self.indices]
+        self.layer = layer
+        self.methods = methods
+        self.class_names = None if class_names is None else [str(c) for c in class_names]
+        self.max_points = int(max_points)
+        self.perplexity = float(perplexity)
+        self.tsne_iter = int(tsne_iter)
+        self.knn_k = int(knn_k)
+        self.spatial = spatial
+        self.projector = bool(projector)
+        self.tsne_grid = bool(tsne_grid)
+        self.sprite_size = int(sprite_size)
+        self.projector_name = projector_name
+        self.seed = int(seed)
+        self._layouts: dict[str, np.ndarray] = {}
+        self._sprite: projector.Sprite | None = None
+        self._extract = None
+        self._names: list[str] = []
+        self._tensor_prefix = "features"
+
+    # -- set-up ---------------------------------------------------------------------------
+    def setup(self) -> None:
+        shape = input_shape(self.model)
+        if shape is not None and len(shape) == len(self.images.shape[1:]):
+            if any(s is not None and s != t for s, t in zip(shape, self.images.shape[1:])):
+                raise ValueError(
+                    f"EmbeddingCallback images have shape {self.images.shape[1:]} but model "
+                    f"'{self.model.name}' takes {shape}."
+                )
+        self._extract = LayerFeatures(self.model, self.layer)
+        raw, outputs = self._extract(self.images[:MIN_POINTS], True)
+        flatten_features(raw, self.spatial, f"Layer '{self._extract.label}'", warn=True)
+        n_classes = (
+            len(self.class_names)
+            if self.class_names is not None
+            else max(int(self.labels.max()) + 1, _n_outputs(outputs))
+        )
+        if self.class_names is not None and int(self.labels.max()) >= n_classes:
+            raise ValueError(
+                f"Label {int(self.labels.max())} has no name: class_names has {n_classes} "
+                "entries. Pass one name per class."
+            )
+        self._names = self.class_names or [f"class {i}" for i in range(n_classes)]
+        missing = [self._names[c] for c in range(n_classes) if not np.any(self.labels == c)]
+        if len(self.labels) < n_classes or missing:
+            fewer = (
+                f"only {len(self.labels)} images for {n_classes} classes; "
+                if len(self.labels) < n_classes
+                else ""
+            )
+            warnings.warn(
+                f"EmbeddingCallback: {fewer}classes without any image in the embedding: "
+                f"{missing}. Their clusters cannot show and the k-NN accuracy ignores them; "
+                "pass at least a few images per class.",
+                UserWarning,
+                stacklevel=2,
+            )
+        prefix = self.projector_name or self._extract.label.replace(" (input)", "_input")
+        self._tensor_prefix = re.sub(r"[^A-Za-z0-9_.-]", "_", prefix)
+        if self._sprite is None:
+            self._sprite = projector.make_sprite(self.images, self.sprite_size)
+
+    # -- one record set ---------------------------------------------------------------------
+    def log(self, step: int, logs: dict | None = None) -> None:
+        raw, outputs = self._extract(self.images, True)
+        feats = flatten_features(raw, self.spatial, warn=False)
+        bad = ~np.isfinite(feats).all(axis=1)
+        if bad.any():
+            warnings.warn(
+                f"EmbeddingCallback: the features of {int(bad.sum())} of {len(feats)} images "
+                f"are NaN or infinite at step {step} (the model may have diverged); nothing "
+                "is logged for this step and training continues.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return
+        preds = _predictions(outputs)
+        knn = knn_accuracy(feats, self.labels, self.knn_k)
+        self.writer.scalar("embedding/knn_accuracy", knn, step)
+        sprite = self._sprite
+        for method in self.methods:
+            init = self._layouts.get(method)
+            if init is not None and init.shape != (len(feats), 2):
+                init = None
+            proj = project(
+                feats,
+                method,
+                init=init,
+                max_points=self.max_points,
+                seed=self.seed,
+                perplexity=self.perplexity,
+                max_iter=self.tsne_iter,
+            )
+            self._layouts[method] = proj.points
+            trust = trustworthiness(feats[proj.indices], proj.points)
+            scores = {"trustworthiness": trust, "knn_accuracy": knn}
+            self.writer.scalar(f"embedding/{method}/trustworthiness", trust, step)
+            title = f"{_TITLES[method]} of '{self._extract.label}', epoch {step}"
+            self.writer.images(
+                f"embedding/{method}",
+                embedding_plots.scatter_image(
+                    proj, self.labels, preds, self._names, title, scores
+                ),
+                step,
+            )
+            self.writer.json(
+                f"json/embedding/{method}",
+                self._payload(method, proj, preds, scores, feats.shape[1], step),
+                step,
+                kind="embedding",
+            )
+            if method == "tsne" and self.tsne_grid:
+                grid, _ = embedding_plots.grid_image(
+                    self.images[proj.indices], proj.points, labels=self.labels[proj.indices]
+                )
+                self.writer.images("embedding/tsne_grid", grid, step)
+        self.writer.images("embedding/sprite", sprite.image, step)
+        if self.projector:
+            names = self._names
+            projector.write_embedding(
+                self.run_dir,
+                self._tensor_name(step),
+                feats,
+                {
+                    "index": self.indices,
+                    "label": [names[c] for c in self.labels],
+                    "prediction": [names[c] if c < len(names) else f"class {c}" for c in preds],
+                    "correct": ["yes" if a == b else "no" for a, b in zip(self.labels, preds)],
+                },
+                sprite,
+            )
+
+    def _tensor_name(self, step: int) -> str:
+        return f"{self._tensor_prefix}_epoch_{step:03d}"
+
+    def _payload(self, method, proj, preds, scores, n_features, step) -> dict:
+        sprite = self._sprite
+        payload = {
+            "method": method,
+            "layer": self._extract.label,
+            "points": [[float(f"{a:.5g}"), float(f"{b:.5g}")] for a, b in proj.points],
+            "labels": self.labels[proj.indices],
+            "predictions": preds[proj.indices],
+            "class_names": self._names,
+            "sprite": {
+                "tag": "embedding/sprite",
+                "single_image_dim": list(sprite.single_image_dim),
+                "per_row": sprite.per_row,
+            },
+            "scores": scores,
+            "indices": self.indices[proj.indices],
+            "n_features": int(n_features),
+            "aligned": proj.aligned,
+            "projector": {"tensor_name": self._tensor_name(step)} if self.projector else None,
+        }
+        if method == "pca":
+            payload["explained_variance_ratio"] = [
+                round(float(v), 5) for v in proj.explained_variance_ratio
+            ]
+        return payload
+
+
+def _n_outputs(outputs: np.ndarray | None) -> int:
+    if outputs is None:
+        return 0
+    out = np.asarray(outputs)
+    return int(out.shape[-1]) if out.ndim == 2 and out.shape[-1] > 1 else 2

@@ -1,0 +1,229 @@
+"""Rendering of embeddings: class-coloured scatter plots (PCA with its principal axes) drawn
+with matplotlib's Agg canvas into arrays, and t-SNE image grids. No model, no files.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from keras_cnnvis import image
+from keras_cnnvis.embeddings import Projection, grid_assignment
+
+_METHOD_TITLES = {"pca": "PCA", "tsne": "t-SNE"}
+
+
+def class_colors(n_classes: int) -> np.ndarray:
+    """`(n_classes, 3)` RGB colours in [0, 1]: tab10 up to 10 classes, then tab20, then hsv."""
+    import matplotlib
+
+    if n_classes <= 10:
+        return np.asarray(matplotlib.colormaps["tab10"].colors[:n_classes], np.float32)
+    if n_classes <= 20:
+        return np.asarray(matplotlib.colormaps["tab20"].colors[:n_classes], np.float32)
+    cmap = matplotlib.colormaps["hsv"]
+    return cmap(np.linspace(0, 1, n_classes, endpoint=False))[:, :3].astype(np.float32)
+
+
+def _figure_to_array(fig) -> np.ndarray:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())
+    return (rgba[..., :3].astype(np.float32) / 255.0).copy()
+
+
+def scatter_image(
+    projection: Projection,
+    labels: Sequence[int],
+    predictions: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
+    title: str | None = None,
+    scores: dict | None = None,
+    size: tuple[int, int] = (620, 560),
+) -> np.ndarray:
+    """Draws a 2-D layout coloured by class, with a legend, into an RGB array.
+
+    Misclassified points (label != prediction) get a dark ring. For PCA the principal
+    axes are drawn as arrows from the mean, two standard deviations long, each labelled
+    with its share of the variance, and the share explained by the plane is stated.
+
+    Example:
+
+    ```python
+    img = scatter_image(project(feats, "pca"), y_val, preds, class_names)
+    image.save_png("/tmp/pca.png", img)
+    ```
+
+    Args:
+        projection: the layout (`project`'s result).
+        labels: the class of each projected point (`(n,)`, same order as the points).
+        predictions: predicted classes, or None. Defaults to None.
+        class_names: names for the legend. Defaults to None ("class i").
+        title: the plot title. Defaults to None (the method's name).
+        scores: `{name: value}` written under the title (e.g. trustworthiness).
+            Defaults to None.
+        size: `(width, height)` in pixels. Defaults to `(620, 560)`.
+
+    Returns:
+        A float32 `(height, width, 3)` image in [0, 1].
+    """
+    from matplotlib.figure import Figure
+
+    pts = np.asarray(projection.points, np.float64)
+    labels = np.asarray(labels).astype(np.int64).reshape(-1)
+    if len(labels) != len(pts):
+        raise ValueError(f"{len(pts)} points but {len(labels)} labels.")
+    n_classes = int(max(labels.max(initial=-1), -1 if predictions is None else np.max(predictions, initial=-1)) + 1)
+    if class_names is not None:
+        n_classes = max(n_classes, len(class_names))
+    names = [str(c) for c in class_names] if class_names is not None else []
+    names += [f"class {i}" for i in range(len(names), n_classes)]
+    colors = class_colors(max(n_classes, 1))
+
+    dpi = 100
+    fig = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)
+    ax = fig.add_axes((0.1, 0.08, 0.63, 0.8))
+    wrong = None if predictions is None else np.asarray(predictions).reshape(-1) != labels
+    for c in range(n_classes):
+        sel = labels == c
+        if not sel.any():
+            continue
+        ax.scatter(
+            pts[sel, 0], pts[sel, 1], s=14, color=colors[c], alpha=0.85, linewidths=0,
+            label=f"{names[c]} ({int(sel.sum())})",
+        )
+    if wrong is not None and wrong.any():
+        ax.scatter(
+            pts[wrong, 0], pts[wrong, 1], s=30, facecolors="none", edgecolors="#222222",
+            linewidths=0.8, label=f"misclassified ({int(wrong.sum())})",
+        )
+    method = _METHOD_TITLES.get(projection.method, projection.method)
+    subtitle = []
+    if projection.method == "pca" and projection.explained_variance is not None:
+        _draw_axes(ax, pts, projection)
+        ratio = projection.explained_variance_ratio
+        subtitle.append(f"PC1 + PC2 explain {100 * float(ratio.sum()):.1f}% of the variance")
+        ax.set_xlabel(f"PC1 ({100 * float(ratio[0]):.1f}%)")
+        ax.set_ylabel(f"PC2 ({100 * float(ratio[1]):.1f}%)")
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for key, value in (scores or {}).items():
+        if value is not None and np.isfinite(value):
+            subtitle.append(f"{key.replace('_', ' ')} {float(value):.3f}")
+    fig.text(0.03, 0.955, title or method, ha="left", fontsize=12)
+    if subtitle:
+        fig.text(0.03, 0.915, " · ".join(subtitle), ha="left", fontsize=8.5, color="#444444")
+    ax.set_aspect("equal", adjustable="box")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False, borderaxespad=0)
+    return _figure_to_array(fig)
+
+
+def _draw_axes(ax, pts: np.ndarray, projection: Projection) -> None:
+    """Principal axes: arrows from the mean, 2 standard deviations long."""
+    centre = pts.mean(0)
+    ratio = projection.explained_variance_ratio
+    for j, color in zip(range(2), ("#111111", "#555555")):
+        length = 2.0 * float(np.sqrt(max(projection.explained_variance[j], 0.0)))
+        if length <= 0:
+            continue
+        direction = np.eye(2)[j]
+        tip = centre + direction * length
+        ax.annotate(
+            "", xy=tip, xytext=centre,
+            arrowprops={"arrowstyle": "-|>", "color": color, "lw": 2.0, "mutation_scale": 16},
+        )
+        ax.annotate(
+            f"PC{j + 1}: {100 * float(ratio[j]):.1f}%",
+            xy=tip, xytext=(4, 4), textcoords="offset points", fontsize=9, color=color,
+            fontweight="bold",
+        )
+
+
+def display_images(images: np.ndarray) -> np.ndarray:
+    """Images as float [0, 1] for display: [0, 1] kept, 0..255 divided, others min-maxed.
+
+    Args:
+        images: `(N, H, W[, C])` images in any range.
+
+    Returns:
+        A float32 `(N, H, W, C)` array in [0, 1].
+    """
+    x = np.asarray(images, np.float32)
+    if x.ndim == 3:
+        x = x[..., None]
+    finite = x[np.isfinite(x)]
+    lo = float(finite.min()) if finite.size else 0.0
+    hi = float(finite.max()) if finite.size else 1.0
+    if lo >= 0.0 and hi <= 1.0:
+        out = x
+    elif lo >= 0.0 and hi <= 255.0:
+        out = x / 255.0
+    else:
+        out = image.normalize(x, axis=tuple(range(1, x.ndim)))
+    return np.clip(np.nan_to_num(out, nan=0.0), 0.0, 1.0).astype(np.float32)
+
+
+def thumbnails(images: np.ndarray, max_size: int = 32) -> np.ndarray:
+    """Shrinks display images so their longer side is at most `max_size` pixels."""
+    x = display_images(images)
+    h, w = x.shape[1:3]
+    scale = min(1.0, max_size / max(h, w))
+    if scale >= 1.0:
+        return x
+    size = (max(1, int(round(h * scale))), max(1, int(round(w * scale))))
+    out = image.resize(x, size)
+    if out.ndim == 3:
+        out = out[..., None]
+    return np.clip(out.reshape(len(x), size[0], size[1], x.shape[-1]), 0, 1).astype(np.float32)
+
+
+def grid_image(
+    images: np.ndarray,
+    points: np.ndarray,
+    cols: int | None = None,
+    tile: int = 24,
+    labels: Sequence[int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The "t-SNE grid": images placed on a regular grid by their 2-D layout.
+
+    Each image goes to one cell; cells are chosen by linear assignment of the layout to
+    the grid (`grid_assignment`), so similar images sit together without overlapping.
+    With `labels`, each tile gets a 2-pixel class-coloured bottom bar.
+
+    Example:
+
+    ```python
+    grid, cells = grid_image(x_val[proj.indices], proj.points)
+    ```
+
+    Args:
+        images: `(n, H, W[, C])` images (any range; see `display_images`).
+        points: `(n, 2)` their layout.
+        cols: grid columns. Defaults to None (`ceil(sqrt(n))`).
+        tile: tile size in pixels (the longer image side). Defaults to 24.
+        labels: classes for the colour bars. Defaults to None (no bars).
+
+    Returns:
+        `(grid, cells)`: a float32 `(rows*(h+1)+1, cols*(w+1)+1, 3)` image (white
+        padding, empty cells white) and the cell of each image (row-major).
+    """
+    thumbs = thumbnails(images, tile)
+    if thumbs.shape[-1] == 1:
+        thumbs = np.repeat(thumbs, 3, axis=-1)
+    thumbs = thumbs[..., :3]
+    n = len(thumbs)
+    cols = int(cols) if cols else max(1, int(np.ceil(np.sqrt(n))))
+    rows = max(1, int(np.ceil(n / cols)))
+    cells = grid_assignment(points, rows, cols)
+    if labels is not None:
+        labels = np.asarray(labels).astype(np.int64)
+        colors = class_colors(int(labels.max()) + 1)
+        thumbs = thumbs.copy()
+        thumbs[:, -2:, :, :] = colors[labels][:, None, None, :]
+    placed = np.ones((rows * cols,) + thumbs.shape[1:], np.float32)
+    placed[cells] = thumbs
+    return image.tile_grid(placed, cols=cols, pad=1, pad_value=1.0), cells

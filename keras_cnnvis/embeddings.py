@@ -1,0 +1,559 @@
+"""Learned-feature embeddings: extract a layer's feature vectors and project them to 2-D with
+PCA or t-SNE (capped, seeded, optionally started from and aligned to the previous layout).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_cnnvis.gradients import (
+    FeatureExtractor,
+    LayerInfo,
+    find_layer,
+    forward_until,
+    iter_layers,
+    predict_fn,
+)
+
+METHODS = ("pca", "tsne")
+SPATIAL_MODES = ("avg", "max", "flatten")
+MIN_POINTS = 4
+"""The fewest points `project` embeds (t-SNE's perplexity must stay below the count)."""
+
+
+
+# -- which tensor is "the features" -------------------------------------------------------
+
+
+def _producer(last: LayerInfo, infos: list[LayerInfo]) -> LayerInfo | None:
+    """The layer whose output is `last.layer`'s input in a Functional/Sequential graph."""
+    try:
+        target = last.layer.input
+    except (AttributeError, ValueError):  # subclassed model: no graph to look into
+        return None
+    prefix = last.path[: len(last.path) - len(last.name)]  # the same (nested) model
+    for info in infos:
+        if info.layer is last.layer or not info.path.startswith(prefix):
+            continue
+        try:
+            if info.layer.output is target:
+                return info
+        except (AttributeError, ValueError):  # never called, or called several times
+            continue
+    return None
+
+
+def feature_layer(model: keras.Model, layer: Any = None) -> tuple[LayerInfo, str]:
+    """Which tensor `extract_features` reads: a layer and whether its output or input.
+
+    With `layer=None` the features are the input of the model's last `Dense` layer (the
+    penultimate representation). In Functional and Sequential models that is the output
+    of the layer feeding it (e.g. `"features"` in the demo model), which is returned with
+    `"output"`; otherwise (subclassed models) the last Dense layer with `"input"`.
+
+    Example:
+
+    ```python
+    info, io = feature_layer(model)  # (LayerInfo('features', ...), "output")
+    ```
+
+    Args:
+        model: a Keras model of any kind.
+        layer: a layer reference (path, name, index, object; see `find_layer`).
+            Defaults to None (the input of the last Dense layer).
+
+    Returns:
+        `(LayerInfo, "output" or "input")`.
+
+    Raises:
+        ValueError: for an unknown layer, or `layer=None` on a model without a Dense layer.
+    """
+    if layer is not None:
+        return find_layer(model, layer), "output"
+    infos = list(iter_layers(model))
+    denses = [i for i in infos if isinstance(i.layer, keras.layers.Dense)]
+    if not denses:
+        raise ValueError(
+            f"Model '{model.name}' has no Dense layer, so there is no penultimate layer "
+            "to default to. Pass layer=... (e.g. layer='last_conv'; spatial maps are "
+            "average-pooled to one vector per image)."
+        )
+    last = denses[-1]
+    producer = _producer(last, infos)
+    return (producer, "output") if producer is not None else (last, "input")
+
+
+class LayerFeatures:
+    """Compiled, batched access to one feature tensor (and the outputs) of a live model.
+
+    Keep one per model and layer to avoid retracing (callbacks build it once in `setup`).
+    The layer is resolved with `feature_layer`; an `"output"` tensor comes from `FeatureExtractor`
+    together with the model's outputs in one pass, an `"input"` tensor from a truncated
+    forward pass (`forward_until`). Both share every weight with the live model.
+
+    Example:
+
+    ```python
+    source = LayerFeatures(model)           # input of the last Dense layer
+    raw, probs = source(x_val, outputs=True)
+    ```
+
+    Args:
+        model: the model.
+        layer: a layer reference or None (see `feature_layer`). Defaults to None.
+        batch_size: images per compiled call. Defaults to 64.
+    """
+
+    def __init__(self, model: keras.Model, layer: Any = None, batch_size: int = 64):
+        self.info, self.io = feature_layer(model, layer)
+        self.batch_size = max(1, int(batch_size))
+        if self.io == "output":
+            self._both = FeatureExtractor(model, [self.info.layer], self.batch_size)
+        else:
+            target = self.info.layer
+            self._feats = tf.function(
+                lambda x: forward_until(model, [target], x, capture="input")[0],
+                reduce_retracing=True,
+            )
+            self._outs = tf.function(predict_fn(model), reduce_retracing=True)
+
+    @property
+    def label(self) -> str:
+        """The layer path, with `" (input)"` when its input is read."""
+        return self.info.path if self.io == "output" else f"{self.info.path} (input)"
+
+    def __call__(self, images: np.ndarray, outputs: bool = False) -> tuple[np.ndarray, Any]:
+        """Returns `(raw features (N, ...), model outputs or None)` as float32 numpy."""
+        images = np.asarray(images, np.float32)
+        if self.io == "output":
+            (feats,), outs = self._both(images)
+            return feats, (outs if outputs else None)
+        feats, outs = [], []
+        for start in range(0, len(images), self.batch_size):
+            chunk = tf.convert_to_tensor(images[start : start + self.batch_size])
+            feats.append(np.asarray(self._feats(chunk), np.float32))
+            if outputs:
+                outs.append(np.asarray(self._outs(chunk), np.float32))
+        return np.concatenate(feats), (np.concatenate(outs) if outputs else None)
+
+
+def _as_images(data: Any) -> np.ndarray:
+    if isinstance(data, tf.data.Dataset):
+        parts = []
+        for element in data:
+            x = element[0] if isinstance(element, (tuple, list)) else element
+            parts.append(np.asarray(x, np.float32))
+        if not parts:
+            raise ValueError("The dataset is empty: pass at least one image.")
+        data = np.concatenate(parts)
+    images = np.asarray(data, dtype=np.float32)
+    if images.ndim < 2 or len(images) == 0:
+        raise ValueError(
+            f"extract_features needs a non-empty batch (N, ...); got shape {images.shape}."
+        )
+    return images
+
+
+def flatten_features(
+    features: np.ndarray, spatial: str = "avg", name: str = "the layer", warn: bool = True
+) -> np.ndarray:
+    """Turns per-example outputs into one feature vector per example.
+
+    `(N, D)` is returned as is. Outputs with spatial axes, e.g. conv maps `(N, H, W, C)`,
+    are pooled over every axis but the first and last (`"avg"`: global average pooling,
+    the default; `"max"`: global max pooling) or flattened (`"flatten"`: keeps positions,
+    H*W*C dimensions), and a warning says so.
+
+    Example:
+
+    ```python
+    flatten_features(np.ones((2, 4, 4, 8)))  # (2, 8), with a UserWarning
+    ```
+
+    Args:
+        features: `(N, ...)` outputs of one layer.
+        spatial: `"avg"`, `"max"` or `"flatten"`. Defaults to `"avg"`.
+        name: the layer's name, for the warning. Defaults to `"the layer"`.
+        warn: warn when the outputs are pooled or flattened. Defaults to True.
+
+    Returns:
+        A float32 `(N, D)` array.
+
+    Raises:
+        ValueError: for an unknown `spatial` mode or rank-1 outputs.
+    """
+    if spatial not in SPATIAL_MODES:
+        raise ValueError(f"spatial must be one of {SPATIAL_MODES}; got {spatial!r}.")
+    features = np.asarray(features, np.float32)
+    if features.ndim < 2:
+        raise ValueError(
+            f"Features need a batch axis and a feature axis (N, D); got shape "
+            f"{features.shape}."
+        )
+    if features.ndim == 2:
+        return features
+    shape = features.shape[1:]
+    if spatial == "flatten":
+        out = features.reshape(len(features), -1)
+        what = f"flattens them to {out.shape[1]} features per example (positions kept)"
+    else:
+        axes = tuple(range(1, features.ndim - 1))
+        out = features.mean(axis=axes) if spatial == "avg" else features.max(axis=axes)
+        pool = "average" if spatial == "avg" else "max"
+        what = f"global-{pool}-pools them to {out.shape[1]} features per example"
+    if warn:
+        warnings.warn(
+            f"{name} outputs spatial maps of shape {shape}; keras-cnnvis {what}. Choose a "
+            "flat layer (layer=None takes the input of the last Dense layer) or set "
+            f"spatial= to one of {SPATIAL_MODES}.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def extract_features(
+    model: keras.Model,
+    data: Any,
+    layer: Any = None,
+    batch_size: int = 64,
+    spatial: str = "avg",
+    return_outputs: bool = False,
+    warn: bool = True,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """One feature vector per image from a layer of the live model.
+
+    The default is the penultimate representation: the input of the last `Dense` layer
+    (see `feature_layer`). Works on Functional, Sequential, nested and subclassed models;
+    calls are compiled once per model and layer and batched. A layer with spatial output
+    is pooled (or flattened) with a warning (see `flatten_features`).
+
+    Example:
+
+    ```python
+    feats = extract_features(model, x_val)                  # (N, 64) for the demo model
+    maps = extract_features(model, x_val, layer="conv4")    # pooled, with a warning
+    ```
+
+    Args:
+        model: a Keras model with one image input.
+        data: images `(N, H, W, C)` (numpy or tensor), or a `tf.data.Dataset` of image
+            batches or `(images, labels)` batches.
+        layer: a layer reference. Defaults to None (the input of the last Dense layer).
+        batch_size: images per compiled call. Defaults to 64.
+        spatial: how spatial outputs become vectors: `"avg"`, `"max"` or `"flatten"`.
+            Defaults to `"avg"`.
+        return_outputs: also return the model's outputs (e.g. class probabilities).
+            Defaults to False.
+        warn: warn when outputs are pooled. Defaults to True.
+
+    Returns:
+        A float32 `(N, D)` array, or `(features, outputs)` with `return_outputs=True`.
+
+    Raises:
+        ValueError: for an unknown layer, a model without a Dense layer and no `layer`,
+            an empty batch or an unknown `spatial` mode.
+    """
+    if spatial not in SPATIAL_MODES:
+        raise ValueError(f"spatial must be one of {SPATIAL_MODES}; got {spatial!r}.")
+    images = _as_images(data)
+    extractor = LayerFeatures(model, layer, batch_size)
+    raw, outputs = extractor(images, return_outputs)
+    feats = flatten_features(raw, spatial, f"Layer '{extractor.label}'", warn)
+    return (feats, outputs) if return_outputs else feats
+
+
+# -- projection ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A 2-D layout of feature vectors.
+
+    Attributes:
+        method: `"pca"` or `"tsne"`.
+        points: float32 `(n, 2)` coordinates.
+        indices: int64 `(n,)` rows of the input features that were projected (all rows,
+            or a seeded random subset of `max_points` rows, sorted).
+        explained_variance: PCA: float32 `(2,)` variance along PC1, PC2; else None.
+        explained_variance_ratio: PCA: float32 `(2,)` fractions of the total variance;
+            else None.
+        aligned: whether the layout was aligned onto `init` (the previous layout).
+    """
+
+    method: str
+    points: np.ndarray
+    indices: np.ndarray
+    explained_variance: np.ndarray | None = None
+    explained_variance_ratio: np.ndarray | None = None
+    aligned: bool = False
+
+
+def cap_indices(n: int, max_points: int, seed: int = 0) -> np.ndarray:
+    """All of `range(n)`, or a seeded random subset of `max_points` of them, sorted."""
+    if n <= max_points:
+        return np.arange(n, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=max_points, replace=False)).astype(np.int64)
+
+
+def align(points: np.ndarray, reference: np.ndarray, reflection: bool = True) -> np.ndarray:
+    """Rotates (and reflects) and translates `points` onto `reference` (Procrustes).
+
+    Finds the orthogonal matrix `Q` minimising `||(P - mean P) Q - (R - mean R)||` (an
+    SVD of `(P - mean P)^T (R - mean R)`, the orthogonal Procrustes problem) and returns
+    `(P - mean P) Q + mean R`. Distances between points are unchanged, so a t-SNE layout
+    keeps its meaning; only its arbitrary orientation now matches the reference.
+
+    Example:
+
+    ```python
+    aligned = align(new_layout, previous_layout)
+    ```
+
+    Args:
+        points: `(n, d)` the layout to move.
+        reference: `(n, d)` the layout to match, same rows.
+        reflection: allow a mirror image (det Q = -1). Defaults to True.
+
+    Returns:
+        A float32 `(n, d)` array.
+
+    Raises:
+        ValueError: if the shapes differ.
+    """
+    p = np.asarray(points, np.float64)
+    r = np.asarray(reference, np.float64)
+    if p.shape != r.shape or p.ndim != 2:
+        raise ValueError(
+            f"align needs two layouts of the same shape (n, d); got {p.shape} and {r.shape}."
+        )
+    pc, rc = p - p.mean(0), r - r.mean(0)
+    u, _, vt = np.linalg.svd(pc.T @ rc)
+    if not reflection and np.linalg.det(u @ vt) < 0:
+        u[:, -1] = -u[:, -1]
+    return (pc @ (u @ vt) + r.mean(0)).astype(np.float32)
+
+
+def _check_features(features: Any) -> np.ndarray:
+    x = np.asarray(features, np.float32)
+    if x.ndim != 2:
+        raise ValueError(
+            f"Features must be a 2-D array (n_points, n_features); got shape {x.shape}. "
+            "Use extract_features or flatten_features first."
+        )
+    bad_rows = ~np.isfinite(x).all(axis=1)
+    if bad_rows.any():
+        raise ValueError(
+            f"Features contain NaN or infinite values in {int(bad_rows.sum())} of "
+            f"{len(x)} rows (the model may have diverged, or the inputs hold NaN); "
+            "drop those rows or fix the model before projecting."
+        )
+    return x
+
+
+def project(
+    features: np.ndarray,
+    method: str = "pca",
+    init: np.ndarray | None = None,
+    max_points: int = 1000,
+    seed: int = 0,
+    pca_dims: int = 50,
+    perplexity: float = 30.0,
+    max_iter: int = 1000,
+    warm_iter: int = 500,
+    n_threads: int = 1,
+) -> Projection:
+    """Projects feature vectors to 2-D with PCA or t-SNE.
+
+    At most `max_points` rows are projected (a seeded random subset when there are more;
+    `Projection.indices` says which). PCA is exact (full SVD of the centred features).
+    t-SNE (scikit-learn, Barnes-Hut) first reduces the features to `pca_dims` dimensions
+    with PCA, uses `perplexity` (lowered to `(n - 1) / 3` for few points) and a fixed
+    seed, so equal inputs give equal layouts.
+
+    `init` is the previous layout of the same points (e.g. the last epoch's). For t-SNE it
+    is a warm start: optimisation starts from that layout (centred, at its own scale)
+    without the early-exaggeration phase, for `warm_iter` iterations, and the result is
+    rotated/reflected onto it (`align`). The embedding then evolves across epochs instead
+    of rearranging its clusters or jumping to an arbitrary orientation (with a fresh
+    PCA-initialised t-SNE, clusters at similar distances swap places from one epoch to
+    the next). For PCA, which has no free start, each axis's sign is flipped to agree
+    with `init` (the principal axes stay the plot axes).
+
+    Example:
+
+    ```python
+    pca = project(feats, "pca")
+    tsne = project(feats, "tsne", init=previous.points)
+    ```
+
+    Args:
+        features: `(n, D)` feature vectors.
+        method: `"pca"` or `"tsne"`. Defaults to `"pca"`.
+        init: `(n_projected, 2)` previous layout of the same points, or None.
+            Defaults to None.
+        max_points: the most rows projected. Defaults to 1000.
+        seed: seed of the row subset and of t-SNE. Defaults to 0.
+        pca_dims: t-SNE's PCA pre-reduction dimension. Defaults to 50.
+        perplexity: t-SNE perplexity. Defaults to 30.0.
+        max_iter: t-SNE iterations without `init` (at least 250). Defaults to 1000.
+        warm_iter: t-SNE iterations from `init` (at least 250). Defaults to 500.
+        n_threads: OpenMP threads for t-SNE's gradient. One thread is the default because
+            in a training process TensorFlow's threads compete for the cores, and OpenMP
+            spin-waiting under contention made t-SNE many times slower (see
+            benchmarks/embeddings.py). Defaults to 1.
+
+    Returns:
+        A `Projection`.
+
+    Raises:
+        ValueError: for an unknown method, fewer than 4 points, NaN/inf features, an
+            `init` of the wrong shape, or invalid sizes.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
+    if int(max_points) < MIN_POINTS:
+        raise ValueError(f"max_points must be at least {MIN_POINTS}; got {max_points}.")
+    x = _check_features(features)
+    if len(x) < MIN_POINTS:
+        raise ValueError(
+            f"project needs at least {MIN_POINTS} points to embed; got {len(x)}. Pass "
+            "more images."
+        )
+    idx = cap_indices(len(x), int(max_points), seed)
+    x = x[idx].astype(np.float64)
+    if init is not None:
+        init = np.asarray(init, np.float64)
+        if init.shape != (len(idx), 2) or not np.isfinite(init).all():
+            raise ValueError(
+                f"init must be the previous finite layout of the same {len(idx)} points, "
+                f"shape ({len(idx)}, 2); got shape {init.shape}."
+            )
+    if method == "pca":
+        return _pca(x, idx, init)
+    return _tsne(x, idx, init, seed, pca_dims, perplexity, max_iter, warm_iter, n_threads)
+
+
+def _pca(x: np.ndarray, idx: np.ndarray, init: np.ndarray | None) -> Projection:
+    centred = x - x.mean(0)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    var = s**2 / max(len(x) - 1, 1)
+    total = var.sum()
+    k = min(2, len(s))
+    points = np.zeros((len(x), 2))
+    points[:, :k] = centred @ vt[:k].T
+    explained = np.zeros(2)
+    explained[:k] = var[:k]
+    # Deterministic signs: the largest-|loading| entry of each axis is positive.
+    for j in range(k):
+        if vt[j][np.argmax(np.abs(vt[j]))] < 0:
+            points[:, j] = -points[:, j]
+    aligned = False
+    if init is not None:
+        ref = init - init.mean(0)
+        for j in range(2):
+            if points[:, j] @ ref[:, j] < 0:
+                points[:, j] = -points[:, j]
+        aligned = True
+    ratio = explained / total if total > 0 else np.zeros(2)
+    return Projection(
+        "pca",
+        points.astype(np.float32),
+        idx,
+        explained.astype(np.float32),
+        ratio.astype(np.float32),
+        aligned,
+    )
+
+
+def _tsne(x, idx, init, seed, pca_dims, perplexity, max_iter, warm_iter, n_threads) -> Projection:
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    if min(int(max_iter), int(warm_iter)) < 250:
+        raise ValueError(
+            f"max_iter and warm_iter must be at least 250 (sklearn's minimum); got "
+            f"{max_iter} and {warm_iter}."
+        )
+    if float(perplexity) <= 0:
+        raise ValueError(f"perplexity must be positive; got {perplexity}.")
+    n = len(x)
+    if x.shape[1] > pca_dims:
+        centred = x - x.mean(0)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        x = centred @ vt[: min(pca_dims, len(vt))].T
+    if init is not None:
+        # Warm start: the previous layout at its own scale, no early exaggeration (its
+        # clusters are already formed) and `warm_iter` iterations.
+        start_arg: Any = init - init.mean(0)
+        exaggeration, iterations = 1.0, int(warm_iter)
+    else:
+        start_arg, exaggeration, iterations = "pca", 12.0, int(max_iter)
+    tsne = TSNE(
+        n_components=2,
+        perplexity=min(float(perplexity), (n - 1) / 3.0),
+        init=start_arg,
+        early_exaggeration=exaggeration,
+        learning_rate=max(n / 48.0, 50.0),  # sklearn's "auto" rate for the default 12
+        max_iter=iterations,
+        random_state=int(seed),
+    )
+    with threadpool_limits(limits=int(n_threads), user_api="openmp"):
+        points = tsne.fit_transform(x)
+    aligned = init is not None
+    if aligned:
+        points = align(points, init)
+    return Projection("tsne", np.asarray(points, np.float32), idx, aligned=aligned)
+
+
+def grid_assignment(points: np.ndarray, rows: int | None = None, cols: int | None = None) -> np.ndarray:
+    """Snaps 2-D points to the cells of a regular grid, one point per cell.
+
+    The layout is scaled to the unit square per axis and each point is assigned to a cell
+    centre by linear assignment (`scipy.optimize.linear_sum_assignment`, minimising the
+    total squared distance), so neighbours in the layout stay neighbours in the grid (the
+    "t-SNE grid" of images). Row 0 is the top of the grid (largest y).
+
+    Example:
+
+    ```python
+    cells = grid_assignment(tsne.points)       # cell of point i = cells[i], row-major
+    ```
+
+    Args:
+        points: `(n, 2)` layout.
+        rows: grid rows. Defaults to None (`ceil(n / cols)`).
+        cols: grid columns. Defaults to None (`ceil(sqrt(n))`).
+
+    Returns:
+        An int64 `(n,)` array of row-major cell indices (distinct).
+
+    Raises:
+        ValueError: if the grid has fewer cells than points or the points are not finite.
+    """
+    p = np.asarray(points, np.float64)
+    if p.ndim != 2 or p.shape[1] != 2 or not np.isfinite(p).all():
+        raise ValueError(f"grid_assignment needs finite (n, 2) points; got shape {p.shape}.")
+    n = len(p)
+    cols = int(cols) if cols else max(1, int(np.ceil(np.sqrt(n))))
+    rows = int(rows) if rows else max(1, int(np.ceil(n / cols)))
+    if rows * cols < n:
+        raise ValueError(f"A {rows}x{cols} grid has fewer cells than the {n} points.")
+    from scipy.optimize import linear_sum_assignment
+
+    lo, hi = p.min(0), p.max(0)
+    unit = (p - lo) / np.where(hi > lo, hi - lo, 1.0)
+    r, c = np.divmod(np.arange(rows * cols), cols)
+    centres = np.stack([(c + 0.5) / cols, 1.0 - (r + 0.5) / rows], axis=1)
+    cost = ((unit[:, None, :] - centres[None, :, :]) ** 2).sum(-1)
+    row_ind, col_ind = linear_sum_assignment(cost)
+    cells = np.empty(n, np.int64)
+    cells[row_ind] = col_ind
+    return cells
