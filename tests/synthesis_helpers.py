@@ -22,5 +22,5 @@ def random_vgg(seed: int = 0) -> keras.Model:
     for b, ch in enumerate((16, 32, 64), start=1):
         x = keras.layers.Conv2D(ch, 3, padding="same", activation="relu", name=f"block{b}_conv1")(x)
         x = keras.layers.Conv2D(ch, 3, padding="same", activation="relu", name=f"block{b}_conv2")(x)
-        x = keras.layers.AveragePooling2D(name=f"block{b}_pool")(x)
+        x = keras.layers.AveragePooling2D(2, name=f"block{b}_pool")(x)
     return keras.Model(i, x, name="random_vgg")
