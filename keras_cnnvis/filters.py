@@ -1,7 +1,9 @@
-"""Convolution kernels as images: per-filter tiles and the filter grid (float arrays only).
+"""Weight layers as images: each filter's kernel read out of a layer (Conv2D, transposed,
+depthwise, separable, Dense on a flattened image) and tiled into a filter grid (floats only).
 
 A first layer with 3 input channels shows each filter as one RGB tile; deeper layers show
-one grayscale tile per (filter, chosen input channel).
+one grayscale tile per (filter, chosen input channel); depthwise kernels one grayscale tile per
+(input channel, multiplier); a Dense layer that sees the flattened image one tile per unit.
 """
 
 from __future__ import annotations
@@ -13,9 +15,63 @@ import keras
 import numpy as np
 
 from keras_cnnvis import image
-from keras_cnnvis.gradients import LayerInfo, find_layer
+from keras_cnnvis.gradients import LayerInfo, find_layer, input_shape, iter_layers
 
 NORMALIZE_MODES = ("filter", "layer")
+
+KERNEL_KINDS = ("conv", "depthwise", "dense_image", "dense")
+"""What `layer_kernel` found: a full convolution, a depthwise kernel (DepthwiseConv2D or the
+depthwise part of SeparableConv2D), a Dense layer seeing a flattened image, or another Dense."""
+
+
+@dataclass
+class LayerKernel:
+    """The weights of one layer, per filter and as a matrix.
+
+    Attributes:
+        path: the layer's path in the model.
+        layer_type: the layer's class name.
+        kind: one of `KERNEL_KINDS`.
+        raw_shape: the shape of the stored kernel variable (for depthwise and separable
+            layers, the depthwise kernel).
+        filters: float32 `(n_filters, kh, kw, c)`: filter `i`'s kernel as a small image
+            (`c` input channels; 1 for depthwise kernels; the image's channels for a Dense
+            unit), or None for a Dense layer that does not see an image.
+        matrix: float32 `(fan_in, n_filters)`: column `i` holds filter `i`'s weights (the
+            kernel reshaped to `(kh * kw * c, n_filters)`).
+        depth_multiplier: for depthwise kernels, filter `c * m + j` reads input channel `c`
+            (multiplier `j`); 0 otherwise.
+    """
+
+    path: str
+    layer_type: str
+    kind: str
+    raw_shape: tuple
+    filters: np.ndarray | None
+    matrix: np.ndarray
+    depth_multiplier: int = 0
+
+    @property
+    def n_filters(self) -> int:
+        return int(self.matrix.shape[1])
+
+    @property
+    def spatial(self) -> bool:
+        """Whether each filter is a 2-D image (everything but a Dense layer on features)."""
+        return self.filters is not None
+
+    @property
+    def kernel_size(self) -> tuple[int, int]:
+        return (0, 0) if self.filters is None else tuple(self.filters.shape[1:3])
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels of each filter image (1 for depthwise kernels)."""
+        return 0 if self.filters is None else int(self.filters.shape[3])
+
+    def input_channel(self, index: int) -> int:
+        """The input channel a depthwise filter reads (`index // depth_multiplier`)."""
+        return index // self.depth_multiplier if self.depth_multiplier else -1
 
 
 @dataclass
@@ -26,13 +82,19 @@ class FilterTiles:
         layer: the layer's path in the model.
         tiles: float32 `(n_tiles, kh, kw, C)` in [0, 1] (C = 3 in RGB mode, else 1),
             row-major over a `rows x cols` grid.
-        rows, cols: the grid layout (RGB mode: near-square; channel mode: one row per
-            filter, one column per shown input channel).
-        mode: `"rgb"` or `"channels"`.
+        rows, cols: the grid layout (RGB and gray modes: near-square, one tile per
+            filter; channel mode: one row per filter, one column per shown input channel).
+        mode: `"rgb"`, `"gray"` or `"channels"`.
         filters: the filter (output channel) index of each grid row (channel mode) or
-            tile (RGB mode).
-        channels: the input channels shown (channel mode; all three in RGB mode).
-        n_filters, in_channels: the layer's totals.
+            tile (RGB and gray modes).
+        channels: the input channels shown (channel mode; all three in RGB mode; for
+            depthwise kernels the input channel each tile reads).
+        n_filters, in_channels: the layer's totals (`in_channels` is the layer's input
+            channels; for a Dense layer, the channels of the image it sees).
+        kernel_size: `(kh, kw)` of a tile before scaling.
+        kind: see `KERNEL_KINDS`.
+        layer_type: the layer's class name.
+        depth_multiplier: for depthwise kernels, else 0.
     """
 
     layer: str
@@ -45,41 +107,227 @@ class FilterTiles:
     n_filters: int
     in_channels: int
     kernel_size: tuple[int, int] = field(default=(0, 0))
+    kind: str = "conv"
+    layer_type: str = "Conv2D"
+    depth_multiplier: int = 0
+
+    def tiles_of(self, filter_index: int) -> list[int]:
+        """Grid positions (row-major tile indices) that show filter `filter_index`."""
+        if filter_index not in self.filters:
+            return []
+        pos = self.filters.index(filter_index)
+        if self.mode == "channels":
+            return list(range(pos * self.cols, (pos + 1) * self.cols))
+        return [pos]
+
+
+def _is_depthwise(layer: keras.layers.Layer) -> bool:
+    return isinstance(layer, (keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D))
+
+
+def _is_conv(layer: keras.layers.Layer) -> bool:
+    return isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)) and not (
+        _is_depthwise(layer)
+    )
+
+
+def has_kernel(layer: keras.layers.Layer) -> bool:
+    """Whether `layer_kernel` can read `layer` (2-D convolutions of any kind and Dense)."""
+    return _is_conv(layer) or _is_depthwise(layer) or isinstance(layer, keras.layers.Dense)
+
+
+def kernel_variable(info: LayerInfo) -> Any:
+    """The layer's kernel variable (`depthwise_kernel` for SeparableConv2D).
+
+    Raises:
+        ValueError: if the layer is not a 2-D convolution or Dense layer, or is not built.
+    """
+    layer = info.layer
+    if not has_kernel(layer):
+        raise ValueError(
+            f"Layer '{info.path}' ({type(layer).__name__}) has no kernel to show; choose a "
+            "Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D or Dense layer."
+        )
+    if not layer.built:
+        raise ValueError(
+            f"Layer '{info.path}' is not built yet (no weights); call the model on a batch "
+            "or build it first."
+        )
+    if isinstance(layer, keras.layers.SeparableConv2D):
+        return layer.depthwise_kernel
+    return layer.kernel
+
+
+def kernel_array(info: LayerInfo) -> np.ndarray:
+    """The current value of the layer's kernel variable as a float32 numpy copy."""
+    return np.array(kernel_variable(info), dtype=np.float32)
+
+
+def dense_image_shape(model: keras.Model, info: LayerInfo) -> tuple[int, int, int] | None:
+    """The `(H, W, C)` image a Dense layer sees flattened, or None if it sees features.
+
+    A Dense layer sees an image when its input is the output of a `Flatten` layer whose
+    own input is a rank-3 `(H, W, C)` tensor, or (for models without a layer graph) when
+    its input size equals the size of the model's image input.
+    """
+    layer = info.layer
+    if not isinstance(layer, keras.layers.Dense):
+        return None
+    fan_in = int(layer.kernel.shape[0])
+    try:
+        dense_input = layer.input
+    except (AttributeError, ValueError, IndexError, RuntimeError):
+        dense_input = None
+    if dense_input is not None:
+        for other in iter_layers(model):
+            if not isinstance(other.layer, keras.layers.Flatten):
+                continue
+            try:
+                out, inp = other.layer.output, other.layer.input
+            except (AttributeError, ValueError, IndexError, RuntimeError):
+                continue
+            if out is dense_input:
+                shape = tuple(inp.shape[1:])
+                if len(shape) == 3 and None not in shape and int(np.prod(shape)) == fan_in:
+                    return tuple(int(s) for s in shape)
+                return None
+    try:
+        shape = input_shape(model)
+    except ValueError:
+        shape = None
+    if shape and len(shape) == 3 and None not in shape and int(np.prod(shape)) == fan_in:
+        return tuple(int(s) for s in shape)
+    return None
+
+
+def layer_kernel(model: keras.Model, layer: Any, raw: np.ndarray | None = None) -> LayerKernel:
+    """Reads a layer's weights per filter and as a `(fan_in, n_filters)` matrix.
+
+    Conv2D (and Conv2DTranspose, read as `(kh, kw, in, out)`) filters are `(kh, kw, in)`
+    images. DepthwiseConv2D and the depthwise part of SeparableConv2D give one `(kh, kw,
+    1)` filter per (input channel `c`, multiplier `j`), at index `c * multiplier + j` (the
+    depthwise output channel). A Dense layer that sees the flattened image gives one
+    `(H, W, C)` image per unit; any other Dense layer only its matrix.
+
+    Example:
+
+    ```python
+    k = layer_kernel(model, "conv1")
+    k.filters.shape   # (16, 5, 5, 3)
+    k.matrix.shape    # (75, 16)
+    ```
+
+    Args:
+        model: a Keras model of any kind.
+        layer: the layer (name, path or object).
+        raw: a kernel array of the layer's kernel shape to read instead of the current
+            weights (e.g. a snapshot taken at initialisation). Defaults to None.
+
+    Returns:
+        A `LayerKernel`.
+
+    Raises:
+        ValueError: for an unknown layer, a layer without a kernel, or `raw` of the wrong
+            shape.
+    """
+    info = find_layer(model, layer)
+    var = kernel_variable(info)
+    shape = tuple(int(s) for s in var.shape)
+    if raw is None:
+        k = np.array(var, dtype=np.float32)
+    else:
+        k = np.asarray(raw, dtype=np.float32)
+        if tuple(k.shape) != shape:
+            raise ValueError(
+                f"The kernel given for layer '{info.path}' has shape {tuple(k.shape)}; "
+                f"the layer's kernel has shape {shape}."
+            )
+    lay = info.layer
+    name = type(lay).__name__
+    if _is_depthwise(lay):
+        kh, kw, cin, mult = k.shape
+        # (kh, kw, cin, mult) -> filter index c * mult + j.
+        filters = np.transpose(k, (2, 3, 0, 1)).reshape(cin * mult, kh, kw, 1)
+        matrix = filters.reshape(cin * mult, kh * kw).T
+        return LayerKernel(info.path, name, "depthwise", shape, filters, matrix, int(mult))
+    if _is_conv(lay):
+        if isinstance(lay, keras.layers.Conv2DTranspose):
+            k = np.transpose(k, (0, 1, 3, 2))  # stored as (kh, kw, out, in)
+        kh, kw, cin, cout = k.shape
+        filters = np.transpose(k, (3, 0, 1, 2))
+        return LayerKernel(info.path, name, "conv", shape, filters, k.reshape(-1, cout))
+    image_shape = dense_image_shape(model, info)
+    if image_shape is not None:
+        filters = np.transpose(k, (1, 0)).reshape((k.shape[1],) + image_shape)
+        return LayerKernel(info.path, name, "dense_image", shape, filters, k)
+    return LayerKernel(info.path, name, "dense", shape, None, k)
 
 
 def conv_kernel(info: LayerInfo) -> np.ndarray:
     """The layer's kernel as a float32 `(kh, kw, in_channels, filters)` array.
 
+    Depthwise kernels (DepthwiseConv2D, the depthwise part of SeparableConv2D) are
+    expanded: output channel `c * multiplier + j` reads input channel `c` only, all other
+    entries are zero. Use `layer_kernel` for a compact per-filter view.
+
     Raises:
         ValueError: if the layer has no 2-D convolution kernel.
     """
     layer = info.layer
+    if not (_is_conv(layer) or _is_depthwise(layer)):
+        raise ValueError(
+            f"Layer '{info.path}' ({type(layer).__name__}) has no 2-D convolution kernel; "
+            "choose a Conv2D, Conv2DTranspose, DepthwiseConv2D or SeparableConv2D layer."
+        )
+    k = kernel_array(info)
     if isinstance(layer, keras.layers.Conv2DTranspose):
-        # Stored as (kh, kw, filters, in_channels).
-        return np.transpose(np.asarray(layer.kernel, np.float32), (0, 1, 3, 2))
-    if isinstance(layer, keras.layers.Conv2D) and not isinstance(
-        layer, (keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
-    ):
-        return np.asarray(layer.kernel, np.float32)
-    if isinstance(layer, keras.layers.DepthwiseConv2D):
-        k = np.asarray(layer.kernel, np.float32)  # (kh, kw, in, multiplier)
-        kh, kw, cin, mult = k.shape
-        # Output channel c*mult + m reads only input channel c; others are zero.
-        full = np.zeros((kh, kw, cin, cin * mult), np.float32)
-        for c in range(cin):
-            full[:, :, c, c * mult : (c + 1) * mult] = k[:, :, c, :]
-        return full
-    if isinstance(layer, keras.layers.SeparableConv2D):
-        k = np.asarray(layer.depthwise_kernel, np.float32)
-        kh, kw, cin, mult = k.shape
-        full = np.zeros((kh, kw, cin, cin * mult), np.float32)
-        for c in range(cin):
-            full[:, :, c, c * mult : (c + 1) * mult] = k[:, :, c, :]
-        return full
-    raise ValueError(
-        f"Layer '{info.path}' ({type(layer).__name__}) has no 2-D convolution kernel; "
-        "choose a Conv2D, Conv2DTranspose, DepthwiseConv2D or SeparableConv2D layer."
-    )
+        return np.transpose(k, (0, 1, 3, 2))
+    if not _is_depthwise(layer):
+        return k
+    kh, kw, cin, mult = k.shape
+    full = np.zeros((kh, kw, cin, cin * mult), np.float32)
+    for c in range(cin):
+        full[:, :, c, c * mult : (c + 1) * mult] = k[:, :, c, :]
+    return full
+
+
+def weight_layers(model: keras.Model) -> list[LayerInfo]:
+    """Every layer whose filters can be shown: 2-D convolutions and Dense layers that see
+    the flattened image, in forward order (nested models included)."""
+    out = []
+    for info in iter_layers(model):
+        lay = info.layer
+        if _is_conv(lay) or _is_depthwise(lay):
+            out.append(info)
+        elif isinstance(lay, keras.layers.Dense) and lay.built:
+            if dense_image_shape(model, info) is not None:
+                out.append(info)
+    return out
+
+
+def check_tileable(model: keras.Model, layer: Any) -> LayerKernel:
+    """`layer_kernel`, raising a clear error if the layer's filters are not images.
+
+    Raises:
+        ValueError: for a Dense layer that does not see the flattened image, or any
+            layer without a kernel.
+    """
+    k = layer_kernel(model, layer)
+    if not k.spatial:
+        try:
+            shape = input_shape(model)
+        except ValueError:
+            shape = None
+        seen = f"the model input {shape} has {int(np.prod(shape))} values" if shape and (
+            None not in shape
+        ) else "the model input size is unknown"
+        raise ValueError(
+            f"Dense layer '{k.path}' takes {k.matrix.shape[0]} input features, not a "
+            f"flattened image ({seen}); filter grids show Dense weights only for a Dense "
+            "layer that sees the flattened image (Flatten -> Dense). Choose a convolution "
+            "layer or such a Dense layer."
+        )
+    return k
 
 
 def filter_tiles(
@@ -89,11 +337,14 @@ def filter_tiles(
     max_filters: int | None = 64,
     normalize: str = "filter",
 ) -> FilterTiles:
-    """Turns a convolution layer's kernels into image tiles.
+    """Turns a weight layer's filters into image tiles.
 
-    With 3 input channels each filter becomes one RGB tile; otherwise each filter gives
-    one grayscale tile per chosen input channel. Values are mapped symmetrically, so a
-    zero weight is mid-grey, positive is brighter and negative darker.
+    With 3 input channels each filter becomes one RGB tile; with 1 input channel (and for
+    depthwise kernels: one tile per (input channel, multiplier)) one grayscale tile;
+    otherwise each filter gives one grayscale tile per chosen input channel. A Dense layer
+    that sees the flattened image gives one tile of the image's size per unit. Values are
+    mapped symmetrically, so a zero weight is mid-grey, positive is brighter and negative
+    darker.
 
     Example:
 
@@ -104,7 +355,7 @@ def filter_tiles(
 
     Args:
         model: a Keras model of any kind.
-        layer: the convolution layer (name, path or object).
+        layer: the weight layer (name, path or object).
         channels: input channels to show in channel mode: a list of indices, or an int
             `k` for the first k. Defaults to None (the first 4).
         max_filters: show at most this many filters (the first ones). Defaults to 64.
@@ -116,50 +367,63 @@ def filter_tiles(
         A `FilterTiles`.
 
     Raises:
-        ValueError: for an unknown layer, a layer without a 2-D kernel, channel indices
-            out of range or an unknown `normalize`.
+        ValueError: for an unknown layer, a layer without a kernel, a Dense layer that
+            does not see the image, channel indices out of range or an unknown
+            `normalize`.
     """
     if normalize not in NORMALIZE_MODES:
         raise ValueError(f"normalize must be one of {NORMALIZE_MODES}; got {normalize!r}.")
-    info = find_layer(model, layer)
-    kernel = conv_kernel(info)
-    kh, kw, cin, cout = kernel.shape
-    n = cout if max_filters is None else min(cout, int(max_filters))
+    k = check_tileable(model, layer)
+    n_all, kh, kw, cin = k.filters.shape
+    n = n_all if max_filters is None else min(n_all, int(max_filters))
     filters = list(range(n))
-    rgb = cin == 3
-    if rgb:
+    layer_in = int(k.raw_shape[2]) if k.kind == "depthwise" else cin
+    mode = "rgb" if cin == 3 else "gray" if cin == 1 else "channels"
+    if mode == "rgb":
         chosen = [0, 1, 2]
+    elif mode == "gray":
+        chosen = [k.input_channel(i) for i in filters] if k.kind == "depthwise" else [0]
     elif channels is None or isinstance(channels, (int, np.integer)):
         chosen = list(range(min(cin, 4 if channels is None else int(channels))))
     else:
         chosen = [int(c) for c in channels]
-    bad = [c for c in chosen if not 0 <= c < cin]
+    bad = [c for c in chosen if not 0 <= c < layer_in]
     if bad or not chosen:
         raise ValueError(
-            f"Input channels {bad or chosen} are out of range for layer '{info.path}', "
-            f"which has {cin} input channels (valid: 0..{cin - 1})."
+            f"Input channels {bad or chosen} are out of range for layer '{k.path}', "
+            f"which has {layer_in} input channels (valid: 0..{layer_in - 1})."
         )
-    k = kernel[:, :, chosen, :n]  # (kh, kw, c, n)
-    k = np.transpose(k, (3, 2, 0, 1))  # (n, c, kh, kw)
-    axis = (1, 2, 3) if normalize == "filter" else None
-    k = image.normalize(k, mode="symmetric", axis=axis)
-    if rgb:
-        tiles = np.transpose(k, (0, 2, 3, 1))  # (n, kh, kw, 3)
-        rows, cols = image.grid_shape(n)
-    else:
-        tiles = k.reshape(n * len(chosen), kh, kw, 1)
+    sel = k.filters[:n]  # (n, kh, kw, cin)
+    if mode == "channels":
+        sel = sel[..., chosen]
+    if normalize == "filter":
+        scaled = image.normalize(sel, mode="symmetric", axis=(1, 2, 3))
+    else:  # one scale for the whole layer, shown filters or not
+        finite = np.abs(k.filters[np.isfinite(k.filters)])
+        m = float(finite.max()) if finite.size else 0.0
+        with np.errstate(invalid="ignore"):
+            scaled = 0.5 + 0.5 * sel / m if m > 1e-12 else np.full_like(sel, 0.5)
+        scaled = np.clip(np.nan_to_num(scaled, nan=0.0), 0.0, 1.0)
+    if mode == "channels":
+        tiles = np.transpose(scaled, (0, 3, 1, 2)).reshape(n * len(chosen), kh, kw, 1)
         rows, cols = n, len(chosen)
+    else:
+        tiles = scaled
+        rows, cols = image.grid_shape(n)
     return FilterTiles(
-        layer=info.path,
+        layer=k.path,
         tiles=tiles.astype(np.float32),
         rows=rows,
         cols=cols,
-        mode="rgb" if rgb else "channels",
+        mode=mode,
         filters=filters,
         channels=chosen,
-        n_filters=cout,
-        in_channels=cin,
+        n_filters=n_all,
+        in_channels=layer_in,
         kernel_size=(kh, kw),
+        kind=k.kind,
+        layer_type=k.layer_type,
+        depth_multiplier=k.depth_multiplier,
     )
 
 
@@ -172,7 +436,7 @@ def filter_grid(
     scale: int | None = None,
     pad: int = 1,
 ) -> np.ndarray:
-    """The kernels of a convolution layer tiled into one image.
+    """The filters of a weight layer tiled into one image.
 
     Example:
 
@@ -183,7 +447,8 @@ def filter_grid(
 
     Args:
         model: a Keras model of any kind.
-        layer: the convolution layer (name, path or object).
+        layer: the weight layer (name, path or object): a 2-D convolution of any kind,
+            or a Dense layer that sees the flattened image.
         channels: see `filter_tiles`. Defaults to None.
         max_filters: see `filter_tiles`. Defaults to 64.
         normalize: see `filter_tiles`. Defaults to `"filter"`.
@@ -193,6 +458,9 @@ def filter_grid(
 
     Returns:
         A float32 `(H, W, C)` grid in [0, 1] (C = 3 for RGB filters, else 1).
+
+    Raises:
+        ValueError: see `filter_tiles`.
     """
     tiles = filter_tiles(model, layer, channels, max_filters, normalize)
     if scale is None:

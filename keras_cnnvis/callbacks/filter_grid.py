@@ -1,4 +1,6 @@
-"""FilterGridCallback: logs the kernels of convolution layers as image grids over training."""
+"""FilterGridCallback: logs the filters of weight layers (convolutions of every kind, Dense
+layers on the flattened image) as image grids over training.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +8,19 @@ from typing import Any, Sequence
 
 from keras_cnnvis import image
 from keras_cnnvis.callbacks.base import MonitorCallback
-from keras_cnnvis.filters import NORMALIZE_MODES, conv_kernel, filter_tiles
+from keras_cnnvis.filters import NORMALIZE_MODES, check_tileable, filter_tiles, weight_layers
 from keras_cnnvis.gradients import find_layers, input_shape
 
 
 class FilterGridCallback(MonitorCallback):
-    """Logs convolution kernels as image grids, so you can watch filters form.
+    """Logs the filters of weight layers as image grids, so you can watch filters form.
 
     A first layer with 3 input channels shows each filter as an RGB tile (noise at
     initialisation; edges and colour blobs once trained); deeper layers show a grayscale
-    tile per (filter, input channel) for a few input channels. Zero weights are mid-grey.
+    tile per (filter, input channel) for a few input channels; depthwise kernels
+    (DepthwiseConv2D, the depthwise part of SeparableConv2D) one grayscale tile per (input
+    channel, multiplier); a Dense layer that sees the flattened image one image-sized tile
+    per unit. Zero weights are mid-grey.
     Writes the image `filters/<layer>` and the record `json/filters/<layer>` (grid
     geometry for the cnnvis tab) into `<log_dir>/cnnvis`.
 
@@ -27,8 +32,9 @@ class FilterGridCallback(MonitorCallback):
 
     Args:
         log_dir: the TensorBoard log directory.
-        layers: convolution layers to show (names, paths or objects).
-            Defaults to None (every 2-D convolution layer, nested models included).
+        layers: weight layers to show (names, paths or objects). Defaults to None
+            (every 2-D convolution layer and every Dense layer that sees the flattened
+            image, nested models included).
         channels: input channels shown for layers without 3 input channels: a list of
             indices or an int k for the first k. Defaults to None (the first 4).
         max_filters: at most this many filters per layer. Defaults to 64.
@@ -41,8 +47,9 @@ class FilterGridCallback(MonitorCallback):
 
     Raises:
         ValueError: at `on_train_begin` for an unknown layer (the message lists the
-            convolution layers), a layer without a 2-D kernel, a model without any
-            convolution layer, or channel indices out of range.
+            convolution layers), a layer without a kernel, a Dense layer that does not
+            see the image, a model without any such layer, or channel indices out of
+            range.
     """
 
     PAD = 1
@@ -75,9 +82,17 @@ class FilterGridCallback(MonitorCallback):
                 f"FilterGridCallback needs an image model (inputs of shape (height, "
                 f"width, channels)); model '{self.model.name}' takes {shape}."
             )
-        self._infos = find_layers(self.model, self.layers)
+        if self.layers is None:
+            self._infos = weight_layers(self.model)
+            if not self._infos:
+                raise ValueError(
+                    f"Model '{self.model.name}' has no layer with filters to show (no 2-D "
+                    "convolution layer and no Dense layer on the flattened image)."
+                )
+        else:
+            self._infos = find_layers(self.model, self.layers)
         for info in self._infos:
-            conv_kernel(info)  # raises for layers without a 2-D kernel
+            check_tileable(self.model, info.layer)  # raises for layers without image filters
             # Validate the channel choice now rather than at the first epoch.
             filter_tiles(self.model, info.layer, self.channels, 1, self.normalize)
 
@@ -93,12 +108,15 @@ class FilterGridCallback(MonitorCallback):
                 f"json/filters/{info.path}",
                 {
                     "layer": info.path,
+                    "layer_type": tiles.layer_type,
                     "n_filters": tiles.n_filters,
                     "shown_filters": len(tiles.filters),
+                    "filters": tiles.filters,
                     "kernel_size": list(tiles.kernel_size),
                     "in_channels": tiles.in_channels,
                     "shown_channels": tiles.channels,
                     "mode": tiles.mode,
+                    "depth_multiplier": tiles.depth_multiplier,
                     "normalize": self.normalize,
                     "grid": {
                         "rows": tiles.rows,

@@ -1,0 +1,271 @@
+"""Activation maps: the feature maps chosen layers produce for a few probe images, ordered by
+channel index or by mean activation, and their per-probe grids (float arrays only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_cnnvis import image
+from keras_cnnvis.gradients import FeatureExtractor, find_layers, input_shape
+
+ORDERS = ("index", "mean")
+MAP_NORMALIZE = ("map", "layer")
+
+
+@dataclass
+class ActivationMaps:
+    """The feature maps of one layer for a batch of images.
+
+    Attributes:
+        layer: the layer's path in the model.
+        maps: float32 `(N, h, w, k)`: the shown channels' maps, in grid order.
+        channels: the channel index of each shown map (grid order).
+        n_channels: the layer's channel count.
+        order: `"index"` or `"mean"`.
+        mean: float32 `(n_channels,)`: each channel's mean activation over all images and
+            positions (what `order="mean"` sorts by, descending).
+    """
+
+    layer: str
+    maps: np.ndarray
+    channels: list[int]
+    n_channels: int
+    order: str
+    mean: np.ndarray
+
+
+def check_probe(model: keras.Model, probe: Any, name: str = "probe") -> np.ndarray:
+    """Validates probe images against the model's input and returns them as float32.
+
+    A single image `(H, W, C)` is turned into a batch of one.
+
+    Example:
+
+    ```python
+    probe = check_probe(model, x_val[:4])   # (4, 64, 64, 3) float32
+    ```
+
+    Args:
+        model: the model the images are for.
+        probe: images `(N, H, W, C)` (or one `(H, W, C)`), any real dtype.
+        name: what to call the images in error messages. Defaults to `"probe"`.
+
+    Returns:
+        The images as a float32 `(N, H, W, C)` array.
+
+    Raises:
+        ValueError: for a non-numeric dtype, an empty batch, the wrong rank, a shape that
+            does not match the model input, or NaN/inf values.
+    """
+    if probe is None:
+        raise ValueError(f"No {name} images given; pass a numpy array (N, height, width, channels).")
+    arr = np.asarray(probe)
+    if arr.dtype == bool or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
+        raise ValueError(
+            f"The {name} images have dtype {arr.dtype}; pass real numbers (float or integer "
+            "pixels, preprocessed the way the model expects)."
+        )
+    shape = input_shape(model)
+    if arr.ndim == 3 and (shape is None or len(shape) == 3):
+        arr = arr[None]
+    expected = "(N, height, width, channels)" if shape is None else f"(N, {', '.join('any' if s is None else str(s) for s in shape)})"
+    if arr.ndim != 4:
+        raise ValueError(
+            f"The {name} images have shape {arr.shape}; expected a batch of images {expected}."
+        )
+    if len(arr) == 0:
+        raise ValueError(f"The {name} batch is empty; pass at least one image {expected}.")
+    if shape is not None:
+        if len(shape) != 3:
+            raise ValueError(
+                f"Model '{model.name}' takes inputs of shape {shape} per example; "
+                f"{name} images need an image model (height, width, channels)."
+            )
+        if any(s is not None and int(s) != int(a) for s, a in zip(shape, arr.shape[1:])):
+            raise ValueError(
+                f"The {name} images have shape {arr.shape}; model '{model.name}' expects "
+                f"{expected}. Resize the images (or pick them from the model's own data)."
+            )
+    arr = arr.astype(np.float32)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"The {name} images contain NaN or inf values.")
+    return arr
+
+
+def _check_order(order: str) -> None:
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}; got {order!r}.")
+
+
+def select_channels(
+    maps: np.ndarray, order: str = "index", max_channels: int | None = None
+) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """Picks and orders the channels of `(N, h, w, C)` maps.
+
+    Args:
+        maps: the feature maps of one layer.
+        order: `"index"` (channel 0, 1, ...) or `"mean"` (largest mean activation over all
+            images and positions first; ties by index). Defaults to `"index"`.
+        max_channels: keep at most this many. Defaults to None (all).
+
+    Returns:
+        `(selected maps, channel indices, per-channel means)`.
+    """
+    _check_order(order)
+    maps = np.asarray(maps, np.float32)
+    n_channels = maps.shape[-1]
+    mean = np.nan_to_num(maps.reshape(-1, n_channels).mean(axis=0), nan=-np.inf)
+    idx = np.arange(n_channels) if order == "index" else np.argsort(-mean, kind="stable")
+    if max_channels is not None:
+        idx = idx[: max(1, int(max_channels))]
+    return maps[..., idx], [int(i) for i in idx], maps.reshape(-1, n_channels).mean(axis=0)
+
+
+def activation_maps(
+    model: keras.Model,
+    images: Any,
+    layers: Any = None,
+    order: str = "index",
+    max_channels: int | None = None,
+    batch_size: int = 64,
+    extractor: FeatureExtractor | None = None,
+) -> dict[str, ActivationMaps]:
+    """The feature maps of chosen layers for a few images.
+
+    Runs the live model once (weights shared, compiled and batched) and keeps each
+    layer's output. Channels are shown in index order or by mean activation over all the
+    images, so the grids of different images show the same channels at the same places.
+
+    Example:
+
+    ```python
+    maps = activation_maps(model, x_val[:4], ["conv1", "conv3"], order="mean",
+                           max_channels=16)
+    maps["conv1"].maps.shape   # (4, 64, 64, 16)
+    ```
+
+    Args:
+        model: a Keras model of any kind with one image input.
+        images: images `(N, H, W, C)` preprocessed as the model expects.
+        layers: layer references (names, paths, objects) with 4-D outputs
+            `(batch, height, width, channels)`. Defaults to None (every 2-D convolution
+            layer).
+        order: `"index"` or `"mean"`. Defaults to `"index"`.
+        max_channels: show at most this many channels per layer. Defaults to None (all).
+        batch_size: images per compiled call. Defaults to 64.
+        extractor: a `FeatureExtractor` for these layers to reuse (callbacks keep one).
+            Defaults to None (a new one).
+
+    Returns:
+        A dict from layer path to `ActivationMaps`, in the order the layers were given.
+
+    Raises:
+        ValueError: for unknown layers, images of the wrong shape, an unknown `order`, or a
+            layer whose output is not a 4-D feature map.
+    """
+    _check_order(order)
+    images = check_probe(model, images, "input")
+    if extractor is None:
+        extractor = FeatureExtractor(model, find_layers(model, layers), batch_size)
+    feats, _ = extractor(images)
+    out = {}
+    for info, f in zip(extractor.infos, feats):
+        if f.ndim != 4:
+            raise ValueError(
+                f"Layer '{info.path}' ({type(info.layer).__name__}) outputs shape "
+                f"{(None,) + f.shape[1:]}; activation maps need a 4-D (batch, height, width, "
+                "channels) output. Choose a convolution or pooling layer."
+            )
+        maps, channels, mean = select_channels(f, order, max_channels)
+        out[info.path] = ActivationMaps(
+            info.path, maps, channels, int(f.shape[-1]), order, mean.astype(np.float32)
+        )
+    return out
+
+
+def scale_maps(maps: np.ndarray, normalize: str = "map") -> np.ndarray:
+    """Maps `(N, h, w, k)` activations to [0, 1] for display.
+
+    Zero stays black when all values are >= 0 (ReLU outputs): values are divided by the
+    maximum; maps with negative values are stretched from their minimum (or 0, whichever
+    is lower) to their maximum. A map that is zero everywhere is black.
+
+    Args:
+        maps: feature maps.
+        normalize: `"map"` (each map by its own range: shows every map's pattern) or
+            `"layer"` (one range per image over all shown maps: shows which channels
+            respond most). Defaults to `"map"`.
+
+    Returns:
+        float32 `(N, h, w, k)` in [0, 1].
+
+    Raises:
+        ValueError: for an unknown `normalize`.
+    """
+    if normalize not in MAP_NORMALIZE:
+        raise ValueError(f"normalize must be one of {MAP_NORMALIZE}; got {normalize!r}.")
+    x = np.nan_to_num(np.asarray(maps, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    axis = (1, 2) if normalize == "map" else (1, 2, 3)
+    lo = np.minimum(x.min(axis=axis, keepdims=True), 0.0)
+    hi = x.max(axis=axis, keepdims=True)
+    span = hi - lo
+    out = np.where(span > 1e-12, (x - lo) / np.where(span > 1e-12, span, 1.0), 0.0)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def activation_grid(
+    maps: ActivationMaps,
+    normalize: str = "map",
+    cols: int | None = None,
+    scale: int | None = None,
+    pad: int = 1,
+    cmap: str | None = None,
+) -> np.ndarray:
+    """One grid image per image: the shown feature maps of a layer, tiled row-major.
+
+    Example:
+
+    ```python
+    grids = activation_grid(activation_maps(model, x[:2], "conv1")["conv1"])
+    grids.shape   # (2, H, W, 1)
+    ```
+
+    Args:
+        maps: an `ActivationMaps` from `activation_maps`.
+        normalize: see `scale_maps`. Defaults to `"map"`.
+        cols: tiles per row. Defaults to None (near-square).
+        scale: integer enlargement of each map pixel. Defaults to None (about 32 px per
+            tile for small maps, 1 for maps of 32 px or more).
+        pad: white pixels between tiles. Defaults to 1.
+        cmap: a matplotlib colormap name, or None for grayscale. Defaults to None.
+
+    Returns:
+        float32 `(N, H, W, C)` in [0, 1] (C = 1 in grayscale, 3 with a colormap).
+    """
+    scaled = scale_maps(maps.maps, normalize)  # (N, h, w, k)
+    h, w = scaled.shape[1:3]
+    if scale is None:
+        scale = image.auto_scale(max(h, w))
+    grids = []
+    for one in scaled:
+        tiles = np.transpose(one, (2, 0, 1))  # (k, h, w)
+        tiles = image.colormap(tiles, cmap) if cmap else tiles[..., None]
+        grids.append(image.tile_grid(tiles, cols=cols, pad=pad, scale=scale))
+    return np.stack(grids).astype(np.float32)
+
+
+def grid_geometry(maps: ActivationMaps, cols: int | None = None, scale: int | None = None, pad: int = 1) -> dict:
+    """The `grid` block of the `activations` JSON record for `activation_grid`'s layout."""
+    h, w = maps.maps.shape[1:3]
+    if scale is None:
+        scale = image.auto_scale(max(h, w))
+    rows, cols = image.grid_shape(len(maps.channels), cols)
+    return {"rows": rows, "cols": cols, "tile": [h * scale, w * scale], "pad": pad, "scale": 1}
+
