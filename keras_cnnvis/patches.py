@@ -1,0 +1,417 @@
+"""Max-activating patches: stream a dataset through a truncated compiled model and keep, per
+channel, only the running top-k images with the receptive-field patch around the peak unit.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_cnnvis.gradients import find_layers, forward_until, input_shape
+from keras_cnnvis.receptive_field import ReceptiveField, receptive_field
+
+
+@dataclass
+class MaxPatches:
+    """The top-k images of each chosen channel of one layer, with their patches.
+
+    Attributes:
+        layer: the layer's path in the model.
+        channels: the channel indices, in the order of the rows below.
+        values: float32 `(n_channels, k)`: each image's highest activation of the channel
+            (spatial maximum), descending.
+        indices: int64 `(n_channels, k)`: position of the image in the data stream.
+        positions: int64 `(n_channels, k, 2)`: `(row, col)` of the peak unit in the
+            layer's feature map.
+        boxes: int64 `(n_channels, k, 4)`: `(top, left, bottom, right)` of the image region
+            the peak unit depends on (exclusive ends, clipped at the image border).
+        patches: float32 `(n_channels, k, size_h, size_w, C)`: the unit's full theoretical
+            receptive-field window; pixels it does not see (outside the image, or only
+            reached through padding) are `pad_value`, so the peak unit is at the same
+            place in every tile and tiles line up in a grid.
+        receptive_field: the layer's `ReceptiveField`.
+        n_images: images streamed.
+        pad_value: the fill value of the unseen part of each patch.
+    """
+
+    layer: str
+    channels: list[int]
+    values: np.ndarray
+    indices: np.ndarray
+    positions: np.ndarray
+    boxes: np.ndarray
+    patches: np.ndarray
+    receptive_field: ReceptiveField
+    n_images: int
+    pad_value: float
+
+
+def image_batches(data: Any, batch_size: int = 64) -> Iterator[np.ndarray]:
+    """Yields float32 image batches `(B, H, W, C)` from arrays, datasets or generators.
+
+    Accepts a numpy array of images, a tuple `(x, y[, sample_weight])`, a
+    `tf.data.Dataset` (batched or not; tuple elements use their first component), a
+    `keras.utils.PyDataset`, or any iterable/generator yielding batches, single images or
+    `(x, y)` tuples. Single images are grouped into batches of `batch_size`.
+
+    Example:
+
+    ```python
+    for batch in image_batches(tf.data.Dataset.from_tensor_slices((x, y)), 32):
+        print(batch.shape)
+    ```
+
+    Args:
+        data: the image source.
+        batch_size: batch size for arrays and unbatched sources. Defaults to 64.
+
+    Returns:
+        An iterator of float32 numpy arrays.
+
+    Raises:
+        ValueError: for elements that are not images of rank 3 (single) or 4 (batch).
+    """
+    if isinstance(data, tuple) and data and _rank(data[0]) == 4:
+        data = data[0]
+    if isinstance(data, dict):
+        raise ValueError("Pass the images themselves, not a dict of inputs.")
+    if hasattr(data, "shape") and not isinstance(data, tf.data.Dataset):
+        x = data
+        if _rank(x) != 4:
+            raise ValueError(
+                f"Images must be a (N, height, width, channels) array; got shape "
+                f"{tuple(np.shape(x))}. For one image, pass x[None]."
+            )
+        for start in range(0, len(x), batch_size):
+            yield np.asarray(x[start : start + batch_size], dtype=np.float32)
+        return
+    if isinstance(data, keras.utils.PyDataset):
+        n = data.num_batches
+        items = (data[i] for i in range(n)) if n is not None else iter(data)
+    elif isinstance(data, tf.data.Dataset):
+        items = data.as_numpy_iterator()
+    elif isinstance(data, collections.abc.Iterable):
+        items = iter(data)
+    else:
+        raise ValueError(
+            f"Cannot read images from {type(data).__name__}; pass a numpy array, a "
+            "tf.data.Dataset, a PyDataset or a generator of batches."
+        )
+    pending: list[np.ndarray] = []
+    for item in items:
+        if isinstance(item, (tuple, list)) and item and hasattr(item[0], "shape"):
+            item = item[0]
+        if isinstance(item, dict):
+            raise ValueError("Data elements must be images or (images, labels); got a dict.")
+        arr = np.asarray(item, dtype=np.float32)
+        if arr.ndim == 3:
+            pending.append(arr)
+            if len(pending) == batch_size:
+                yield np.stack(pending)
+                pending = []
+        elif arr.ndim == 4:
+            if pending:
+                yield np.stack(pending)
+                pending = []
+            yield arr
+        else:
+            raise ValueError(
+                "Data elements must be images (height, width, channels) or batches "
+                f"(N, height, width, channels); got shape {arr.shape}."
+            )
+    if pending:
+        yield np.stack(pending)
+
+
+def _rank(x) -> int:
+    return len(np.shape(x)) if hasattr(x, "shape") else -1
+
+
+def _known_length(data: Any) -> int | None:
+    """The number of images of an array source (None for streams)."""
+    x = data[0] if isinstance(data, tuple) and data and _rank(data[0]) == 4 else data
+    if hasattr(x, "shape") and not isinstance(x, tf.data.Dataset) and _rank(x) == 4:
+        return len(x)
+    return None
+
+
+def _check_batch(batch: np.ndarray, expected: tuple, model_name: str) -> None:
+    got = batch.shape[1:]
+    if len(got) != len(expected) or any(e is not None and e != g for e, g in zip(expected, got)):
+        raise ValueError(
+            f"Data images have shape {tuple(got)} but model '{model_name}' takes "
+            f"{tuple(expected)}; resize or convert the images to that shape."
+        )
+
+
+class _TopK:
+    """Running top-k (per channel) of one layer, with the patches of the current top-k."""
+
+    def __init__(self, rf: ReceptiveField, channels: list[int], k: int, pad_value: float):
+        self.rf = rf
+        self.channels = channels
+        self.k = k
+        self.pad_value = float(pad_value)
+        n = len(channels)
+        self.values = np.zeros((0, n), np.float32)
+        self.indices = np.zeros((0, n), np.int64)
+        self.flat = np.zeros((0, n), np.int64)
+        self.slots = np.zeros((0, n), np.int64)
+        self.store: np.ndarray | None = None
+        h, w = rf.output_shape[:2]
+        self.width = w
+        self.tops = rf.start[0] + np.arange(h) * rf.jump[0]
+        self.lefts = rf.start[1] + np.arange(w) * rf.jump[1]
+
+    def crop(self, image: np.ndarray, flat: int, out: np.ndarray) -> None:
+        row, col = divmod(int(flat), self.width)
+        top, left = self.tops[row], self.lefts[col]
+        t, l, b, r = self.rf.box(row, col)
+        out[...] = self.pad_value
+        if b > t and r > l:
+            out[t - top : b - top, l - left : r - left] = image[t:b, l:r]
+
+    def update(self, values: np.ndarray, flat: np.ndarray, images: np.ndarray, offset: int) -> None:
+        n_batch, n_ch = values.shape
+        if self.store is None:
+            sh, sw = self.rf.size
+            self.store = np.empty((self.k, n_ch, sh, sw, images.shape[-1]), np.float32)
+        m = len(self.values)
+        all_values = np.concatenate([self.values, values])
+        # Stable sort: among equal values the earlier image (smaller index) wins, the same
+        # order as one sort over the whole dataset.
+        order = np.argsort(-all_values, axis=0, kind="stable")[: self.k]
+        fresh = order >= m
+        batch_idx = np.broadcast_to(offset + np.arange(n_batch)[:, None], values.shape)
+        self.values = np.take_along_axis(all_values, order, 0)
+        self.indices = np.take_along_axis(np.concatenate([self.indices, batch_idx]), order, 0)
+        self.flat = np.take_along_axis(np.concatenate([self.flat, flat.astype(np.int64)]), order, 0)
+        slots = np.full(order.shape, -1, np.int64)
+        if m:
+            kept = np.take_along_axis(self.slots, np.minimum(order, m - 1), 0)
+            slots = np.where(fresh, -1, kept)
+        for c in np.flatnonzero(fresh.any(axis=0)):
+            used = set(slots[~fresh[:, c], c].tolist())
+            free = iter(s for s in range(self.k) if s not in used)
+            for r in np.flatnonzero(fresh[:, c]):
+                slot = next(free)
+                self.crop(images[order[r, c] - m], self.flat[r, c], self.store[slot, c])
+                slots[r, c] = slot
+        self.slots = slots
+
+    def result(self, layer: str, n_images: int) -> MaxPatches:
+        n_ch = len(self.channels)
+        rows, cols = np.divmod(self.flat.T, self.width)
+        positions = np.stack([rows, cols], axis=-1).astype(np.int64)
+        boxes = np.array(
+            [[self.rf.box(r, c) for r, c in ch] for ch in positions], np.int64
+        ).reshape(n_ch, -1, 4)
+        patches = self.store[self.slots.T, np.arange(n_ch)[:, None]]
+        return MaxPatches(
+            layer=layer,
+            channels=list(self.channels),
+            values=self.values.T.copy(),
+            indices=self.indices.T.copy(),
+            positions=positions,
+            boxes=boxes,
+            patches=patches.astype(np.float32),
+            receptive_field=self.rf,
+            n_images=n_images,
+            pad_value=self.pad_value,
+        )
+
+
+class PatchMiner:
+    """Streams image batches through a compiled, truncated model and keeps the running
+    top-k (image, peak unit, patch) of chosen channels of one or several layers.
+
+    Each batch runs only the layers up to the deepest chosen one (`forward_until` inside a
+    `tf.function`); the compiled step returns just the spatial maximum of each channel
+    and its position, so a batch costs one truncated forward pass plus a few host-side
+    array operations, and memory holds only the current top-k patches.
+
+    Example:
+
+    ```python
+    miner = PatchMiner(model, ["conv2", "conv4"], channels=[0, 1, 2], k=9)
+    for batch in image_batches(x_val):
+        miner.update(batch)
+    conv2, conv4 = miner.results()
+    ```
+
+    Args:
+        model: a single-input channels-last image model of any kind.
+        layers: layers with spatial output (see `find_layer`).
+        channels: channel indices, used for every layer, or a list with one entry (a
+            list or None) per layer; None means all channels. Defaults to None.
+        k: images kept per channel. Defaults to 9.
+        pad_value: fill value for the part of a patch the unit does not see. Defaults to
+            0.0 (what `"same"` zero padding feeds the network).
+        image_shape: `(height, width, channels)` when the model does not fix its input
+            size. Defaults to None (the model's input shape).
+
+    Raises:
+        ValueError: for an unknown layer, a layer without spatial output, a channel
+            index out of range, or `k < 1`.
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        layers: Any,
+        channels: Sequence | None = None,
+        k: int = 9,
+        pad_value: float = 0.0,
+        image_shape: Sequence[int] | None = None,
+    ):
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"k must be a positive integer; got {k!r}.")
+        self.model = model
+        self.k = int(k)
+        self.pad_value = float(pad_value)
+        self.infos = find_layers(model, layers)
+        shape = tuple(image_shape) if image_shape is not None else input_shape(model)
+        self.fields = [receptive_field(model, info.layer, shape) for info in self.infos]
+        self.shape = tuple(shape)
+        per_layer = (
+            list(channels)
+            if channels is not None
+            and len(channels) == len(self.infos)
+            and all(c is None or isinstance(c, (list, tuple, range, np.ndarray)) for c in channels)
+            else [channels] * len(self.infos)
+        )
+        self.channels = [
+            self._channels(info.path, rf.output_shape[-1], ch)
+            for info, rf, ch in zip(self.infos, self.fields, per_layer)
+        ]
+        self._fn = tf.function(
+            self._step,
+            input_signature=[tf.TensorSpec((None,) + self.shape, tf.float32)],
+        )
+        self.reset()
+
+    @staticmethod
+    def _channels(path: str, n: int, chosen) -> list[int]:
+        if chosen is None:
+            return list(range(n))
+        chosen = [int(c) for c in np.asarray(chosen, dtype=np.int64).reshape(-1)]
+        if not chosen:
+            raise ValueError(f"No channels chosen for layer '{path}'.")
+        bad = [c for c in chosen if not 0 <= c < n]
+        if bad:
+            raise ValueError(
+                f"Channel index {bad[0]} is out of range: layer '{path}' has {n} channels "
+                f"(0..{n - 1})."
+            )
+        return chosen
+
+    def _step(self, x):
+        maps = forward_until(self.model, [i.layer for i in self.infos], x)
+        out = []
+        for fmap, rf, chans in zip(maps, self.fields, self.channels):
+            fmap = tf.cast(fmap, tf.float32)
+            if chans != list(range(rf.output_shape[-1])):
+                fmap = tf.gather(fmap, chans, axis=-1)
+            flat = tf.reshape(fmap, [tf.shape(fmap)[0], -1, len(chans)])
+            out.append((tf.reduce_max(flat, axis=1), tf.argmax(flat, axis=1, output_type=tf.int32)))
+        return out
+
+    def reset(self) -> None:
+        """Forgets every image seen (keeps the compiled step)."""
+        self.n_images = 0
+        self._tops = [_TopK(rf, ch, self.k, self.pad_value) for rf, ch in zip(self.fields, self.channels)]
+
+    def update(self, images: np.ndarray) -> None:
+        """Adds one batch `(B, H, W, C)` of images to the running top-k."""
+        images = np.asarray(images, dtype=np.float32)
+        _check_batch(images, self.shape, self.model.name)
+        if not len(images):
+            return
+        for top, (values, flat) in zip(self._tops, self._fn(tf.constant(images))):
+            top.update(values.numpy(), flat.numpy(), images, self.n_images)
+        self.n_images += len(images)
+
+    def results(self) -> list[MaxPatches]:
+        """The top-k of every layer, in the order the layers were given.
+
+        Raises:
+            ValueError: if fewer than `k` images were seen.
+        """
+        if self.n_images < self.k:
+            raise ValueError(
+                f"k={self.k} is larger than the {self.n_images} images in the data; pass "
+                f"k <= {self.n_images} or more images."
+            )
+        return [top.result(info.path, self.n_images) for top, info in zip(self._tops, self.infos)]
+
+
+def max_activating_patches(
+    model: keras.Model,
+    layer: Any,
+    data: Any,
+    channels: Sequence[int] | None = None,
+    k: int = 9,
+    batch_size: int = 64,
+    pad_value: float = 0.0,
+) -> MaxPatches:
+    """Finds, for each channel of a layer, the k images that activate it most, and the
+    receptive-field patch around the peak unit in each.
+
+    An image's score for a channel is the channel's spatial maximum. The data is streamed
+    batch by batch through the model truncated after `layer` (compiled once), keeping
+    only the running top-k per channel, so memory does not grow with the dataset.
+    Patches are the unit's full theoretical receptive-field window (`size` of
+    `receptive_field(model, layer)`), so all tiles have one size and the peak unit sits at
+    the same place in each; pixels the unit does not see (beyond the image border, or
+    reached only through intermediate padding) are filled with `pad_value`. Ties are
+    broken in favour of the earlier image.
+
+    Example:
+
+    ```python
+    top = max_activating_patches(model, "conv3", x_val, channels=[0, 5, 9], k=9)
+    top.patches.shape  # (3, 9, 20, 20, 3)
+    top.indices[0]     # images that excite channel 0 most, best first
+    ```
+
+    Args:
+        model: a single-input channels-last image model of any kind.
+        layer: a layer with spatial output (see `find_layer`).
+        data: images: a numpy array `(N, H, W, C)`, `(x, y)`, a `tf.data.Dataset`, a
+            `PyDataset` or a generator (see `image_batches`).
+        channels: channel indices. Defaults to None (all channels).
+        k: images per channel. Defaults to 9.
+        batch_size: batch size for arrays and unbatched sources. Defaults to 64.
+        pad_value: fill value for unseen patch pixels. Defaults to 0.0.
+
+    Returns:
+        A `MaxPatches`.
+
+    Raises:
+        ValueError: for images of the wrong shape, `k` larger than the number of images,
+            a channel index out of range, or a layer without spatial output.
+    """
+    n = _known_length(data)
+    if n is not None and isinstance(k, (int, np.integer)) and k > n:
+        raise ValueError(
+            f"k={k} is larger than the {n} images in the data; pass k <= {n} or more images."
+        )
+    batches = image_batches(data, batch_size)
+    shape = input_shape(model)
+    first = None
+    if shape is None or any(v is None for v in shape):
+        first = next(batches, None)
+        if first is None:
+            raise ValueError("The data holds no images.")
+        shape = first.shape[1:]
+    miner = PatchMiner(model, layer, [channels], k, pad_value, image_shape=shape)
+    if first is not None:
+        miner.update(first)
+    for batch in batches:
+        miner.update(batch)
+    return miner.results()[0]

@@ -1,0 +1,251 @@
+"""max_activating_patches: streamed top-k equals a brute-force top-k over the whole dataset,
+patches are exactly what the unit sees, every data source gives the same answer; plus the
+truncated forward pass (gradients.forward_until) it is built on.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_cnnvis.gradients import FeatureExtractor, capture_outputs, forward_until
+from keras_cnnvis.patches import PatchMiner, image_batches, max_activating_patches
+from keras_cnnvis.receptive_field import receptive_field
+
+L = keras.layers
+
+
+def small_model():
+    """No ReLU, so activations have no exact ties; a nested block whose dilated units near
+    the border see less than their clipped window (taps that land in padding)."""
+    inner = keras.Sequential(
+        [keras.Input((10, 10, 6)), L.Conv2D(5, 3, padding="same", dilation_rate=2, name="deep")],
+        name="block",
+    )
+    i = keras.Input((22, 21, 3))
+    x = L.Conv2D(6, 3, padding="valid", name="first")(i)
+    x = L.Conv2D(6, 3, strides=2, padding="same", name="second")(x)
+    x = inner(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    x = L.Dropout(0.5, name="drop")(x)
+    return keras.Model(i, L.Dense(3, name="head")(x), name="small")
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(3)
+    return small_model()
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(5).random((45, 22, 21, 3), dtype=np.float32)
+
+
+def brute_force(model, layer, images, k, batch_size=8):
+    """Top-k per channel over the full feature maps of every image at once."""
+    (maps,), _ = FeatureExtractor(model, [layer], batch_size=batch_size)(images)
+    n, h, w, c = maps.shape
+    flat = maps.reshape(n, h * w, c)
+    best = flat.max(axis=1)  # (N, C)
+    where = flat.argmax(axis=1)
+    out = []
+    for ch in range(c):
+        order = sorted(range(n), key=lambda i: (-best[i, ch], i))[:k]
+        out.append([(i, best[i, ch], divmod(int(where[i, ch]), w)) for i in order])
+    return out, maps
+
+
+def reference_patch(image, rf, row, col, pad_value):
+    top, left, bottom, right = rf.window(row, col)
+    t, l, b, r = rf.box(row, col)
+    patch = np.full((bottom - top, right - left, image.shape[-1]), pad_value, np.float32)
+    patch[t - top : b - top, l - left : r - left] = image[t:b, l:r]
+    return patch
+
+
+@pytest.mark.parametrize("layer", ["first", "second", "block/deep"])
+def test_streamed_top_k_equals_brute_force(model, images, layer):
+    k = 6
+    top = max_activating_patches(model, layer, images, k=k, batch_size=8, pad_value=0.25)
+    ref, maps = brute_force(model, layer, images, k)
+    rf = receptive_field(model, layer)
+    assert top.layer == layer and top.n_images == 45 and top.channels == list(range(maps.shape[-1]))
+    assert top.patches.shape == (maps.shape[-1], k) + rf.size + (3,)
+    for ch, entries in enumerate(ref):
+        np.testing.assert_array_equal(top.indices[ch], [i for i, _, _ in entries])
+        np.testing.assert_allclose(top.values[ch], [v for _, v, _ in entries], rtol=1e-6)
+        np.testing.assert_array_equal(top.positions[ch], [p for _, _, p in entries])
+        for slot, (i, _, (r, c)) in enumerate(entries):
+            assert tuple(top.boxes[ch, slot]) == rf.box(r, c)
+            np.testing.assert_array_equal(
+                top.patches[ch, slot], reference_patch(images[i], rf, r, c, 0.25)
+            )
+    assert np.all(np.diff(top.values, axis=1) <= 0)
+
+
+def test_patch_holds_everything_the_unit_sees(model, images):
+    # Paste the seen part of each patch into an empty image: the unit's value is unchanged.
+    top = max_activating_patches(model, "block/deep", images, channels=[1, 4], k=4)
+    rf = top.receptive_field
+    for row, ch in enumerate(top.channels):
+        for slot in range(4):
+            r, c = top.positions[row, slot]
+            t, l, b, rr = top.boxes[row, slot]
+            wt, wl, _, _ = rf.window(r, c)
+            canvas = np.zeros((1, 22, 21, 3), np.float32)
+            canvas[0, t:b, l:rr] = top.patches[row, slot, t - wt : b - wt, l - wl : rr - wl]
+            with capture_outputs(model, ["block/deep"]) as cap:
+                model(canvas, training=False)
+            value = float(cap["block/deep"][0, r, c, ch])
+            np.testing.assert_allclose(value, top.values[row, slot], rtol=1e-5, atol=1e-6)
+    # ... and a patch is not the whole image: the unit's field is smaller than the image.
+    assert rf.size == (13, 13)
+
+
+def test_ties_prefer_earlier_images():
+    i = keras.Input((8, 8, 1))
+    x = L.Conv2D(2, 3, activation="relu", name="c", bias_initializer=keras.initializers.Constant([0.0, -100.0]))(i)
+    model = keras.Model(i, x)
+    rng = np.random.default_rng(0)
+    # Four distinct images, each repeated many times in random order: many exact ties.
+    which = rng.integers(0, 4, 150)
+    distinct = rng.random((4, 8, 8, 1), dtype=np.float32)
+    data = distinct[which]
+    top = max_activating_patches(model, "c", data, k=5, batch_size=64)
+    np.testing.assert_array_equal(top.values[1], np.zeros(5))  # dead channel: all ties
+    np.testing.assert_array_equal(top.indices[1], [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(top.positions[1], np.zeros((5, 2)))
+    best = model(distinct).numpy()[..., 0].reshape(4, -1).max(1)[which]
+    expected = sorted(range(150), key=lambda n: (-best[n], n))[:5]
+    np.testing.assert_array_equal(top.indices[0], expected)
+    assert len(set(which[expected])) < 5  # the top-5 includes repeats of one image
+
+
+class Batches(keras.utils.PyDataset):
+    def __init__(self, x):
+        super().__init__()
+        self.x = x
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        part = self.x[i * 12 : (i + 1) * 12]
+        return part, np.zeros(len(part))
+
+
+def test_every_data_source_gives_the_same_result(model, images):
+    labels = np.arange(45)
+    expected = max_activating_patches(model, "second", images, channels=[0, 2, 5], k=7, batch_size=16)
+
+    def odd_batches():
+        for start in range(0, 45, 7):
+            yield images[start : start + 7], labels[start : start + 7]
+
+    sources = {
+        "tuple": (images, labels),
+        "dataset unbatched": tf.data.Dataset.from_tensor_slices((images, labels)),
+        "dataset batched": tf.data.Dataset.from_tensor_slices(images).batch(10),
+        "generator of batches": odd_batches(),
+        "generator of images": (img for img in images),
+        "list of batches": [images[:20], images[20:]],
+        "PyDataset": Batches(images),
+    }
+    for name, source in sources.items():
+        got = max_activating_patches(model, "second", source, channels=[0, 2, 5], k=7, batch_size=16)
+        assert got.n_images == 45, name
+        np.testing.assert_array_equal(got.indices, expected.indices, err_msg=name)
+        np.testing.assert_array_equal(got.positions, expected.positions, err_msg=name)
+        np.testing.assert_allclose(got.values, expected.values, rtol=1e-5, err_msg=name)
+        np.testing.assert_array_equal(got.patches, expected.patches, err_msg=name)
+
+
+def test_image_batches_groups_single_images():
+    x = np.ones((10, 4, 4, 1), np.float32)
+    assert [b.shape[0] for b in image_batches(iter(x), batch_size=4)] == [4, 4, 2]
+    assert [b.shape[0] for b in image_batches(x, batch_size=3)] == [3, 3, 3, 1]
+    with pytest.raises(ValueError, match=r"\(N, height, width, channels\) array; got shape \(4, 4, 1\)"):
+        list(image_batches(x[0]))
+    with pytest.raises(ValueError, match="got shape \\(4, 4\\)"):
+        list(image_batches([np.ones((4, 4))]))
+
+
+def test_miner_mines_several_layers_in_one_pass(model, images):
+    miner = PatchMiner(model, ["first", "block/deep"], channels=[[0, 1], None], k=3)
+    for batch in image_batches(images, 20):
+        miner.update(batch)
+    first, deep = miner.results()
+    for one, layer, chans in [(first, "first", [0, 1]), (deep, "block/deep", None)]:
+        alone = max_activating_patches(model, layer, images, channels=chans, k=3)
+        np.testing.assert_array_equal(one.indices, alone.indices)
+        np.testing.assert_array_equal(one.patches, alone.patches)
+    miner.reset()
+    with pytest.raises(ValueError, match="k=3 is larger than the 0 images"):
+        miner.results()
+
+
+def test_bad_input_raises_clear_errors(model, images):
+    with pytest.raises(ValueError, match=r"Data images have shape \(20, 20, 3\) but model 'small' takes \(22, 21, 3\)"):
+        max_activating_patches(model, "first", np.zeros((4, 20, 20, 3), np.float32), k=2)
+    with pytest.raises(ValueError, match=r"k=50 is larger than the 45 images in the data"):
+        max_activating_patches(model, "first", images, k=50)
+    with pytest.raises(ValueError, match=r"k=50 is larger than the 45 images in the data"):
+        max_activating_patches(model, "first", (img for img in images), k=50)
+    with pytest.raises(ValueError, match=r"Channel index 6 is out of range: layer 'first' has 6 channels \(0..5\)"):
+        max_activating_patches(model, "first", images, channels=[0, 6])
+    with pytest.raises(ValueError, match=r"'gap' \(GlobalAveragePooling2D\) has no spatial output"):
+        max_activating_patches(model, "gap", images)
+    with pytest.raises(ValueError, match=r"of layer 'head'.*has no spatial output"):
+        max_activating_patches(model, "head", images)
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        max_activating_patches(model, "first", images, k=0)
+
+
+def test_variable_size_model_takes_the_size_of_the_data():
+    i = keras.Input((None, None, 1))
+    model = keras.Model(i, L.Conv2D(2, 3, strides=2, padding="same", name="c")(i))
+    data = np.random.default_rng(1).random((6, 9, 12, 1), dtype=np.float32)
+    top = max_activating_patches(model, "c", data, k=2)
+    assert top.receptive_field.input_size == (9, 12) and top.patches.shape == (2, 2, 3, 3, 1)
+
+
+# -- gradients.forward_until ----------------------------------------------------------------
+
+
+def test_forward_until_matches_the_full_forward_pass(model, images):
+    x = images[:4]
+    with capture_outputs(model, ["second", "block/deep", "gap"]) as cap:
+        model(x, training=False)
+    second, deep = forward_until(model, ["second", "block/deep"], x)
+    np.testing.assert_allclose(second, cap["second"], rtol=1e-6)
+    np.testing.assert_allclose(deep, cap["block/deep"], rtol=1e-6)
+    (head_input,) = forward_until(model, ["head"], x, capture="input")
+    np.testing.assert_allclose(head_input, cap["gap"], rtol=1e-6)  # dropout is off
+
+
+def test_forward_until_traces_only_the_needed_layers(model):
+    fn = tf.function(lambda x: forward_until(model, ["second"], x)[0])
+    graph = fn.get_concrete_function(tf.TensorSpec((None, 22, 21, 3))).graph
+    ops = [op.type for op in graph.get_operations()]
+    assert ops.count("Conv2D") == 2 and "MatMul" not in ops and "Mean" not in ops
+    full = tf.function(lambda x: model(x, training=False)).get_concrete_function(
+        tf.TensorSpec((None, 22, 21, 3))
+    )
+    full_ops = [op.type for op in full.graph.get_operations()]
+    assert full_ops.count("Conv2D") == 3 and "MatMul" in full_ops
+
+
+def test_forward_until_leaves_the_model_untouched(model, images):
+    forward_until(model, ["first"], images[:2])
+    with pytest.raises(ValueError):
+        forward_until(model, ["second"], np.zeros((1, 5, 5, 3), np.float32))
+    for layer in model.layers + model.get_layer("block").layers:
+        assert "call" not in vars(layer), layer.name
+    # Stopping mid-call leaves no inference state behind: dropout still works in training.
+    x = images[:8]
+    inference = model(x, training=False).numpy()
+    np.testing.assert_allclose(model(x).numpy(), inference, rtol=1e-6)
+    assert not np.allclose(model(x, training=True).numpy(), inference)
+    with pytest.raises(ValueError, match="capture must be 'output' or 'input'"):
+        forward_until(model, ["first"], x, capture="both")
