@@ -406,8 +406,17 @@ def keras_dataset(
 
     train, test = getattr(keras.datasets, name).load_data()
     images, labels = train if split == "train" else test
-    images, labels = images[:n], labels[:n]
-    images = images.astype(np.float32) / 255.0
+    return from_uint8(images[:n], labels[:n])
+
+
+def from_uint8(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Converts uint8 images `(N, H, W[, C])` and labels of any shape to the package's form.
+
+    Returns:
+        float32 `(N, H, W, C)` images in [0, 1] (a channel axis added for grayscale) and
+        int32 `(N,)` labels.
+    """
+    images = np.asarray(images).astype(np.float32) / 255.0
     if images.ndim == 3:
         images = images[..., None]
     return images, np.asarray(labels).reshape(-1).astype(np.int32)
