@@ -768,7 +768,8 @@ class GradientFunction:
         except tf.errors.InvalidArgumentError as error:
             if _CHECK_MARK in str(error):
                 message = str(error).split(_CHECK_MARK, 1)[1].split("\n")[0]
-                raise ValueError(message.rstrip("'\"]) ")) from None
+                message = message.replace("\\'", "'").rstrip("'\"]) ")
+                raise ValueError(message) from None
             raise
 
         def cat(key):
