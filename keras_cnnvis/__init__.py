@@ -33,6 +33,13 @@ _EXPORTS = {
     "render": "keras_cnnvis.synthesis",
     "sample_image": "keras_cnnvis.synthesis",
     "ClassVisualizationCallback": "keras_cnnvis.callbacks",
+    "layer_kernel": "keras_cnnvis.filters",
+    "activation_maps": "keras_cnnvis.activations",
+    "activation_grid": "keras_cnnvis.activations",
+    "filter_health": "keras_cnnvis.health",
+    "snapshot_kernels": "keras_cnnvis.health",
+    "ActivationMapsCallback": "keras_cnnvis.callbacks",
+    "FilterHealthCallback": "keras_cnnvis.callbacks",
 }
 _SUBMODULES = ("callbacks", "datasets", "filters", "gradients", "image", "summary")
 
