@@ -140,7 +140,13 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 def colormap(values: np.ndarray) -> np.ndarray:
     """A viridis-like colormap for values in 0..1 -> (..., 3) floats."""
     anchors = np.array(
-        [[0.27, 0.00, 0.33], [0.23, 0.32, 0.55], [0.13, 0.57, 0.55], [0.37, 0.79, 0.38], [0.99, 0.91, 0.14]],
+        [
+            [0.27, 0.00, 0.33],
+            [0.23, 0.32, 0.55],
+            [0.13, 0.57, 0.55],
+            [0.37, 0.79, 0.38],
+            [0.99, 0.91, 0.14],
+        ],
         np.float32,
     )
     v = np.clip(values, 0, 1) * (len(anchors) - 1)
@@ -267,7 +273,10 @@ def write_full_run(
                             "single_image_dim": [16, 16],
                             "per_row": per_row,
                         },
-                        "scores": {"trustworthiness": round(0.7 + 0.25 * t, 4), "knn_accuracy": knn},
+                        "scores": {
+                            "trustworthiness": round(0.7 + 0.25 * t, 4),
+                            "knn_accuracy": knn,
+                        },
                     },
                     step,
                     kind="embedding",
@@ -543,9 +552,7 @@ class TensorBoardProcess:
     def __init__(self, logdir: str, args: tuple[str, ...] = ()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = os.path.join(
-            tempfile.mkdtemp(prefix="cnnvis_tb_"), "tensorboard.log"
-        )
+        self.log_path = os.path.join(tempfile.mkdtemp(prefix="cnnvis_tb_"), "tensorboard.log")
         binary = shutil.which("tensorboard", path=os.path.dirname(sys.executable))
         command = [binary or "tensorboard", "--logdir", logdir, "--host", "127.0.0.1"]
         command += ["--port", str(self.port), *args]
@@ -587,8 +594,11 @@ class TensorBoardProcess:
 
     def stop(self) -> None:
         """Stops the process: SIGTERM, a second SIGTERM if its exit handlers hang, then SIGKILL."""
-        for signal_it, wait in ((self.process.terminate, 2), (self.process.terminate, 5),
-                                (self.process.kill, 10)):
+        for signal_it, wait in (
+            (self.process.terminate, 2),
+            (self.process.terminate, 5),
+            (self.process.kill, 10),
+        ):
             if self.process.poll() is not None:
                 break
             signal_it()

@@ -72,9 +72,7 @@ class Dashboard:
         self.frame.wait_for_function(js, arg=arg, timeout=20000)
 
     def data(self, key: str) -> str:
-        return self.frame.evaluate(
-            "k => document.querySelector('section.page').dataset[k]", key
-        )
+        return self.frame.evaluate("k => document.querySelector('section.page').dataset[k]", key)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +84,9 @@ def dash(server):
             problems, dialogs = [], []
             page.on(
                 "console",
-                lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
+                lambda m: (
+                    problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None
+                ),
             )
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             page.on(
@@ -95,7 +95,9 @@ def dash(server):
             )
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
             page.goto(server.url + "/#cnnvis")
-            handle = page.wait_for_selector('iframe[src*="plugin_entry.html?name=cnnvis"]', timeout=30000)
+            handle = page.wait_for_selector(
+                'iframe[src*="plugin_entry.html?name=cnnvis"]', timeout=30000
+            )
             frame = handle.content_frame()
             frame.wait_for_selector("section.page[data-state]", timeout=30000)
             board = Dashboard(page, frame)
@@ -117,11 +119,15 @@ def natural_sizes(frame, selector):
 def test_filters_page(dash, logs, shots):
     written = logs[1][DEMO].images["filters/conv1"]
     dash.open({"page": "filters", "run": DEMO, "layer": "conv1", "step": 5, "cmp": 0})
-    dash.wait("() => [...document.querySelectorAll('.compare img')].every(i => i.complete && i.naturalWidth)")
+    dash.wait(
+        "() => [...document.querySelectorAll('.compare img')].every(i => i.complete && i.naturalWidth)"
+    )
     assert dash.data("images") == "2" and dash.data("steps") == "6"
     h, w = written[5].shape[1:3]
     assert natural_sizes(dash.frame, ".compare img") == [[h, w], [h, w]]
-    captions = dash.frame.eval_on_selector_all(".compare figcaption", "els => els.map(e => e.textContent)")
+    captions = dash.frame.eval_on_selector_all(
+        ".compare figcaption", "els => els.map(e => e.textContent)"
+    )
     assert captions == ["Selected: epoch 5", "Compare: epoch 0"]
     dash.wait("() => document.querySelector('.meta').textContent.includes('16 filters')")
     assert "5×5 kernels" in dash.frame.inner_text(".meta")
@@ -129,13 +135,17 @@ def test_filters_page(dash, logs, shots):
     # Play from the start: the step advances by itself.
     dash.frame.fill(".stepper input[type=range]", "0")
     dash.frame.click(".stepper .play")
-    dash.wait("() => document.querySelector('.compare figcaption').textContent !== 'Selected: epoch 0'")
+    dash.wait(
+        "() => document.querySelector('.compare figcaption').textContent !== 'Selected: epoch 0'"
+    )
     dash.frame.click(".stepper .play")
     assert "step=" in dash.frame.evaluate("location.hash")
     # State lives in the entry page's own URL (shareable), not in the <base> path.
     assert "/data/plugin_entry.html?name=cnnvis#" in dash.frame.evaluate("location.href")
     dash.frame.select_option("select#cnnvis-compare", "2")
-    dash.wait("() => document.querySelectorAll('.compare figcaption')[1].textContent === 'Compare: epoch 2'")
+    dash.wait(
+        "() => document.querySelectorAll('.compare figcaption')[1].textContent === 'Compare: epoch 2'"
+    )
     assert "cmp=2" in dash.frame.evaluate("location.hash")
 
 
@@ -143,16 +153,22 @@ def test_health_page(dash, logs, shots):
     payload = logs[1][DEMO].json["json/health/conv1"][5]
     dash.open({"page": "health", "run": DEMO, "layer": "conv1", "step": 5})
     dash.wait("() => document.querySelectorAll('svg.sparkline').length === 6")
-    dash.wait("() => document.querySelectorAll('.health-detail img.cnnvis-image').length === 1 && document.querySelector('.health-detail img').complete")
+    dash.wait(
+        "() => document.querySelectorAll('.health-detail img.cnnvis-image').length === 1 && document.querySelector('.health-detail img').complete"
+    )
     assert dash.data("rows") == str(len(payload["filters"]))
     flagged = sorted({i for ids in payload["flags"].values() for i in ids})
     rows = dash.frame.eval_on_selector_all(
         "table.filters-table tbody tr.flagged", "els => els.map(e => Number(e.dataset.index))"
     )
     assert sorted(rows) == flagged == [3, 7]
-    points = dash.frame.eval_on_selector_all("svg.sparkline", "els => els.map(e => e.dataset.points)")
+    points = dash.frame.eval_on_selector_all(
+        "svg.sparkline", "els => els.map(e => e.dataset.points)"
+    )
     assert points == ["6"] * 6
-    verdicts = dash.frame.eval_on_selector_all(".overview .verdict", "els => els.map(e => e.textContent)")
+    verdicts = dash.frame.eval_on_selector_all(
+        ".overview .verdict", "els => els.map(e => e.textContent)"
+    )
     assert verdicts == ["healthy", "healthy"]
     dash.page.screenshot(path=os.path.join(shots, "health.png"))
     # Sort by noise score, ascending then descending.
@@ -170,7 +186,9 @@ def test_activations_page(dash, logs, shots):
     written = logs[1][DEMO].images["activations/conv1"]
     dash.open({"page": "activations", "run": DEMO, "layer": "conv1", "probe": 2, "step": 3})
     dash.wait("() => document.querySelectorAll('.filmstrip img[src]').length === 6")
-    dash.wait("() => [...document.querySelectorAll('img.cnnvis-image, .filmstrip img, .probe-button img')].every(i => i.complete && i.naturalWidth)")
+    dash.wait(
+        "() => [...document.querySelectorAll('img.cnnvis-image, .filmstrip img, .probe-button img')].every(i => i.complete && i.naturalWidth)"
+    )
     assert dash.data("probes") == "4"
     assert dash.frame.eval_on_selector_all(".probe-button", "els => els.length") == 4
     h, w = written[3][2].shape[:2]
@@ -185,7 +203,10 @@ def test_patches_page(dash, logs, shots):
     payload = logs[1][DEMO].json["json/patches/block2/conv2"][5]
     dash.open({"page": "patches", "run": DEMO, "layer": "block2/conv2", "step": 5})
     dash.wait("() => document.querySelectorAll('.row-label').length === 4")
-    dash.wait("() => document.querySelector('img.cnnvis-image').complete")
+    dash.wait("() => document.querySelectorAll('.filmstrip img[src]').length === 6")
+    dash.wait(
+        "() => [...document.querySelectorAll('img.cnnvis-image, .filmstrip img')].every(i => i.complete && i.naturalWidth)"
+    )
     labels = dash.frame.eval_on_selector_all(".row-label", "els => els.map(e => e.textContent)")
     assert labels == [f"ch {c}" for c in payload["channels"]]
     assert dash.data("rows") == "4"
@@ -203,6 +224,10 @@ def test_attribution_page(dash, logs, shots):
     dash.frame.fill("#cnnvis-alpha", "1")
     dash.wait(f"() => JSON.stringify(({pixel})()) !== JSON.stringify({before})")
     assert "alpha=1" in dash.frame.evaluate("location.hash")
+    spaced = dash.frame.evaluate(
+        "async () => (await import('./attribution.js')).spacedSteps([...Array(100).keys()], 12)"
+    )
+    assert len(spaced) == 12 and spaced[0] == 0 and spaced[-1] == 99
     dash.frame.click(".segmented button[data-method=saliency]")
     dash.frame.wait_for_selector('section.page[data-method="saliency"][data-state="ready"]')
     dash.wait("() => document.querySelector('section.page').dataset.drawn === '24'")
@@ -238,7 +263,9 @@ def test_pages_without_data_say_so(dash):
 
 def test_html_like_run_name_is_shown_as_text(dash):
     section = dash.open({"page": "filters", "run": pf.XSS_RUN})
-    options = dash.frame.eval_on_selector_all("#cnnvis-run option", "els => els.map(e => e.textContent)")
+    options = dash.frame.eval_on_selector_all(
+        "#cnnvis-run option", "els => els.map(e => e.textContent)"
+    )
     assert pf.XSS_RUN in options
     assert dash.frame.eval_on_selector("#cnnvis-run", "e => e.value") == pf.XSS_RUN
     dash.wait("() => document.querySelector('.compare img').complete")
@@ -253,21 +280,27 @@ def test_view_state_is_restored_from_the_url(dash, server):
     url = (
         server.url
         + "/data/plugin_entry.html?name=cnnvis#"
-        + urllib.parse.urlencode({"page": "health", "run": DEMO, "layer": "block2/conv2", "step": 2})
+        + urllib.parse.urlencode(
+            {"page": "health", "run": DEMO, "layer": "block2/conv2", "step": 2}
+        )
     )
     page = dash.browser.new_page(viewport={"width": 1200, "height": 900})
     errors = []
     # The stand-alone entry page has no favicon (TensorBoard's own page does): ignore that 404.
     page.on(
         "response",
-        lambda r: errors.append(f"{r.status} {r.url}")
-        if r.status >= 400 and not r.url.endswith("/favicon.ico")
-        else None,
+        lambda r: (
+            errors.append(f"{r.status} {r.url}")
+            if r.status >= 400 and not r.url.endswith("/favicon.ico")
+            else None
+        ),
     )
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
         page.goto(url)
-        page.wait_for_selector('section.page[data-page="health"][data-state="ready"]', timeout=20000)
+        page.wait_for_selector(
+            'section.page[data-page="health"][data-state="ready"]', timeout=20000
+        )
         assert page.eval_on_selector("section.page", "e => e.dataset.layer") == "block2/conv2"
         assert page.inner_text(".step-label").startswith("epoch 2 ")
         page.wait_for_selector(".health-detail h3")

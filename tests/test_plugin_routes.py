@@ -162,8 +162,17 @@ def test_runs_lists_each_run_with_its_kinds(client, logs):
 
 @pytest.mark.parametrize(
     "kind",
-    ["filters", "activations", "health", "patches", "attribution", "embedding", "probes",
-     "confusion", "localization"],
+    [
+        "filters",
+        "activations",
+        "health",
+        "patches",
+        "attribution",
+        "embedding",
+        "probes",
+        "confusion",
+        "localization",
+    ],
 )
 def test_tags_of_each_kind(client, logs, kind):
     run = logs[1][DEMO]
@@ -198,7 +207,13 @@ def test_steps_of_every_image_and_json_tag(client, logs):
         assert answer["counts"] == [1] * len(by_step)
     # Probe images are logged once; embeddings start one step later than the rest.
     assert get_json(client, "steps", run=DEMO, tag="probes/images")["steps"] == [0]
-    assert get_json(client, "steps", run=DEMO, tag="json/embedding/tsne")["steps"] == [1, 2, 3, 4, 5]
+    assert get_json(client, "steps", run=DEMO, tag="json/embedding/tsne")["steps"] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
 
 
 def test_every_image_decodes_to_the_written_pixels(client, logs):

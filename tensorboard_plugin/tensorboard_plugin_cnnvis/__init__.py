@@ -1,1 +1,4 @@
-"""The cnnvis TensorBoard plugin: a dashboard over keras-cnnvis logs (no TF/Keras imports)."""
+"""The cnnvis TensorBoard plugin: a dashboard over keras-cnnvis logs, read through TensorBoard.
+
+Imports neither TensorFlow nor Keras, so it can never stop TensorBoard from starting.
+"""

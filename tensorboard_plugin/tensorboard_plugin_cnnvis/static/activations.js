@@ -9,6 +9,7 @@ import {
   h,
   imageUrl,
   loadImage,
+  naturalSort,
   nearestStep,
   notice,
   pick,
@@ -40,7 +41,7 @@ export function probeUrl(run, probes, index, step) {
 export async function mount(el, ctx) {
   const { run } = ctx;
   const tags = await api("tags", { run, kind: "activations" });
-  const layers = Object.keys(tags.images);
+  const layers = naturalSort(Object.keys(tags.images));
   if (!ctx.alive()) return null;
   if (!layers.length) {
     el.dataset.state = "empty";

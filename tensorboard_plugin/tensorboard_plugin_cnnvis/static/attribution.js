@@ -10,6 +10,7 @@ import {
   imageUrl,
   lazy,
   loadImage,
+  naturalSort,
   notice,
   pick,
   select,
@@ -17,6 +18,15 @@ import {
 } from "./util.js";
 
 const CELL = 96;
+const SPACED = 12;
+
+/** `n` steps spread evenly over `steps`, always with the first and the last. */
+export function spacedSteps(steps, n) {
+  if (steps.length <= n) return steps;
+  const picked = new Set();
+  for (let k = 0; k < n; k++) picked.add(steps[Math.round((k * (steps.length - 1)) / (n - 1))]);
+  return steps.filter((s) => picked.has(s));
+}
 
 function drawCell(canvas, probeImg, map, size, alpha, cmap) {
   const g = canvas.getContext("2d");
@@ -61,7 +71,7 @@ export async function mount(el, ctx) {
   const { run } = ctx;
   const tags = await api("tags", { run, kind: "attribution" });
   if (!ctx.alive()) return null;
-  const methods = [...new Set([...Object.keys(tags.json), ...Object.keys(tags.images)])].sort();
+  const methods = naturalSort(new Set([...Object.keys(tags.json), ...Object.keys(tags.images)]));
   if (!methods.length) {
     el.dataset.state = "empty";
     el.append(notice(`The run “${run}” has no attribution maps.`));
@@ -76,7 +86,9 @@ export async function mount(el, ctx) {
   const probes = await probeImages(run, ctx.kinds);
   const info = await api("steps", { run, tag: jsonTag || imageTag });
   if (!ctx.alive()) return null;
-  const steps = info.steps;
+  const allSteps = info.steps;
+  const cols = allSteps.length > SPACED ? pick(["spaced", "all"], getState("cols"), "spaced") : "all";
+  const steps = cols === "spaced" ? spacedSteps(allSteps, SPACED) : allSteps;
   let nProbes = Math.max(...info.counts);
   let lastPayload = null;
   if (jsonTag) {
@@ -84,7 +96,7 @@ export async function mount(el, ctx) {
     nProbes = (lastPayload.maps || []).length;
   }
   if (!ctx.alive()) return null;
-  setState({ method, alpha, cmap });
+  setState({ method, alpha, cmap, cols: allSteps.length > SPACED ? cols : null });
 
   const watcher = lazy();
   const drawn = [];
@@ -95,7 +107,7 @@ export async function mount(el, ctx) {
       if (!jsonTag) {
         const img = await loadImage(imageUrl(run, imageTag, s, i));
         img.classList.add("overlay-img");
-        cell.append(img.cloneNode());
+        cell.firstChild.append(img.cloneNode());
         drawn.push(null);
       } else {
         const payload = await api("data", { run, tag: jsonTag, step: s });
@@ -109,12 +121,12 @@ export async function mount(el, ctx) {
         if (p && p.label !== undefined && p.prediction !== undefined && p.prediction !== null) {
           cell.classList.add(String(p.label) === String(p.prediction) ? "right" : "wrong");
         }
-        cell.append(canvas);
+        cell.firstChild.append(canvas);
         drawn.push(record);
       }
     } catch (e) {
       failed += 1;
-      cell.append(h("span", { class: "muted" }, "–"));
+      cell.firstChild.append(h("span", { class: "muted" }, "–"));
     }
     if (ctx.alive()) {
       el.dataset.drawn = String(drawn.length);
@@ -146,7 +158,7 @@ export async function mount(el, ctx) {
         h("span", null, p && p.label !== undefined ? String(p.label) : `#${i}`),
       ),
       steps.map((s) => {
-        const cell = h("td", { class: "cell", dataset: { probe: i, step: s } });
+        const cell = h("td", { class: "cell", dataset: { probe: i, step: s } }, h("div", { class: "cell-box" }));
         watcher.watch(cell, () => fillCell(cell, i, s));
         return cell;
       }),
@@ -202,6 +214,21 @@ export async function mount(el, ctx) {
       redraw();
     }, { id: "cnnvis-cmap", disabled: !jsonTag }),
     legendBox,
+    allSteps.length > SPACED
+      ? select(
+          "Epochs",
+          [
+            ["spaced", `${SPACED} of ${allSteps.length}, evenly spaced`],
+            ["all", `all ${allSteps.length}`],
+          ],
+          cols,
+          (v) => {
+            setState({ cols: v });
+            ctx.refresh();
+          },
+          { id: "cnnvis-cols" },
+        )
+      : "",
   );
   setChildrenLegend();
   const layerNote = lastPayload?.layer ? ` (computed at layer ${lastPayload.layer})` : "";

@@ -9,6 +9,7 @@ import {
   h,
   imageUrl,
   loadImage,
+  naturalSort,
   nearestStep,
   notice,
   pick,
@@ -43,7 +44,7 @@ export async function mount(el, ctx) {
   const { run } = ctx;
   const tags = await api("tags", { run, kind: "embedding" });
   if (!ctx.alive()) return null;
-  const methods = Object.keys(tags.json);
+  const methods = naturalSort(Object.keys(tags.json));
   if (!methods.length) {
     el.dataset.state = "empty";
     el.append(notice(`The run “${run}” has embedding images but no json/embedding records.`));
@@ -74,6 +75,7 @@ export async function mount(el, ctx) {
   let shown = [];
   let frame = null;
   let sprite = null;
+  let hovered = -1;
 
   function colours() {
     const labels = payload.labels || [];
@@ -104,6 +106,14 @@ export async function mount(el, ctx) {
       }
       count += 1;
     });
+    const hp = positions[hovered];
+    if (hp && Number.isFinite(hp[0])) {
+      g.beginPath();
+      g.arc(hp[0], hp[1], RADIUS + 3, 0, 2 * Math.PI);
+      g.lineWidth = 2;
+      g.strokeStyle = "#111";
+      g.stroke();
+    }
     canvas.dataset.points = String(count);
     if (positions.length && Number.isFinite(positions[0][0])) {
       canvas.dataset.point0 = `${positions[0][0].toFixed(1)},${positions[0][1].toFixed(1)}`;
@@ -193,6 +203,10 @@ export async function mount(el, ctx) {
         best = i;
       }
     });
+    if (best !== hovered) {
+      hovered = best;
+      draw(shown);
+    }
     if (best < 0) {
       tooltip.hidden = true;
       return;
@@ -230,6 +244,8 @@ export async function mount(el, ctx) {
   canvas.addEventListener("mousemove", hover);
   canvas.addEventListener("mouseleave", () => {
     tooltip.hidden = true;
+    hovered = -1;
+    if (payload) draw(shown);
   });
 
   const play = stepper(steps, step, (s) => show(s).catch(() => {}), { interval: 900 });

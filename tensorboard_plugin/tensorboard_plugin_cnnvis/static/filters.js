@@ -8,6 +8,7 @@ import {
   h,
   imageUrl,
   loadImage,
+  naturalSort,
   nearestStep,
   notice,
   pick,
@@ -31,7 +32,7 @@ function describe(meta) {
 export async function mount(el, ctx) {
   const { run } = ctx;
   const tags = await api("tags", { run, kind: "filters" });
-  const layers = Object.keys(tags.images);
+  const layers = naturalSort(Object.keys(tags.images));
   if (!ctx.alive()) return null;
   if (!layers.length) {
     el.dataset.state = "empty";

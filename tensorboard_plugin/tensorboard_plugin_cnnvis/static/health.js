@@ -9,6 +9,7 @@ import {
   getState,
   h,
   imageUrl,
+  naturalSort,
   nearestStep,
   notice,
   pick,
@@ -114,7 +115,7 @@ export async function mount(el, ctx) {
   const { run } = ctx;
   const tags = await api("tags", { run, kind: "health" });
   if (!ctx.alive()) return null;
-  const layers = tags.names.filter((n) => tags.json[n] || tags.images[n]);
+  const layers = naturalSort(tags.names.filter((n) => tags.json[n] || tags.images[n]));
   if (!layers.length) {
     el.dataset.state = "empty";
     el.append(notice(`The run “${run}” has health scalars but no health records per layer.`));
@@ -157,7 +158,7 @@ export async function mount(el, ctx) {
           return h(
             "span",
             { class: "trend", title: s.tag },
-            h("span", { class: "trend-name" }, scoreName(s.tag, name)),
+            h("span", { class: "trend-name" }, scoreName(s.tag, name).replaceAll("_", " ")),
             sparkline(s.steps, s.values, { current: s.steps[i] }),
             h("span", { class: "trend-value" }, fmt(s.values[i])),
           );

@@ -10,6 +10,7 @@ import {
   h,
   imageUrl,
   loadImage,
+  naturalSort,
   nearestStep,
   notice,
   pick,
@@ -60,7 +61,7 @@ function valuesTable(payload) {
 export async function mount(el, ctx) {
   const { run } = ctx;
   const tags = await api("tags", { run, kind: "patches" });
-  const layers = Object.keys(tags.images);
+  const layers = naturalSort(Object.keys(tags.images));
   if (!ctx.alive()) return null;
   if (!layers.length) {
     el.dataset.state = "empty";

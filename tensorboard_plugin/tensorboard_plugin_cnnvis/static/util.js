@@ -145,6 +145,11 @@ export function select(label, options, value, onChange, extra = {}) {
   return h("label", { class: "control" }, h("span", null, label), el);
 }
 
+/** Sorts names so that "conv2" comes before "conv10" (the closest we get to model order). */
+export function naturalSort(names) {
+  return [...names].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+}
+
 /** Picks `wanted` (string from the hash) if it is in `values`, else the fallback. */
 export function pick(values, wanted, fallback = values[0]) {
   const hit = values.find((v) => String(v) === String(wanted));
