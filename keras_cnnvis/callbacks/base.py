@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import json
+import math
 import os
 import warnings
 
@@ -14,6 +16,46 @@ import keras
 from keras_cnnvis import summary
 
 _ON_ERROR = ("warn", "raise")
+
+
+def is_chief(model=None) -> bool:
+    """Whether this process should write logs (the chief of a multi-worker cluster).
+
+    Reads the cluster from the model's distribution strategy, else from `TF_CONFIG`. A
+    single process, `MirroredStrategy` and the chief (or worker 0 when the cluster has no
+    chief) are chiefs.
+    """
+    task_type, task_id, jobs = None, 0, ()
+    resolver = getattr(getattr(model, "distribute_strategy", None), "cluster_resolver", None)
+    if resolver is not None and getattr(resolver, "task_type", None) is not None:
+        task_type, task_id = resolver.task_type, resolver.task_id or 0
+        jobs = tuple(resolver.cluster_spec().as_dict())
+    elif os.environ.get("TF_CONFIG"):
+        try:
+            config = json.loads(os.environ["TF_CONFIG"])
+        except ValueError:
+            return True
+        task = config.get("task") or {}
+        task_type, task_id = task.get("type"), int(task.get("index", 0) or 0)
+        jobs = tuple(config.get("cluster") or {})
+    if task_type is None or task_type == "chief":
+        return True
+    return task_type == "worker" and task_id == 0 and "chief" not in jobs
+
+
+def check_writable(path: str) -> None:
+    """Raises if `path` (or its nearest existing parent) cannot be written; creates nothing."""
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe) or not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"Log directory '{path}' cannot be written ('{probe}' is not a writable "
+            "directory); pass a log_dir you can write to."
+        )
 
 
 class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
@@ -36,8 +78,12 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
         on_error: `"warn"` (warn once, switch this monitor off, training goes on) or
             `"raise"` (re-raise; for tests). Defaults to `"warn"`.
 
+    Under a multi-worker strategy only the chief writes. While the training loss is NaN
+    or infinite (a diverged run), logging is skipped with one warning.
+
     Raises:
-        ValueError: for a negative `every_n_epochs` or an unknown `on_error`.
+        ValueError: for a negative `every_n_epochs` or an unknown `on_error`; at
+            `on_train_begin`, for a log directory that cannot be written.
     """
 
     def __init__(
@@ -62,6 +108,8 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
         self.run_name = run_name
         self.on_error = on_error
         self.disabled = False
+        self.chief = True
+        self._warned_nonfinite = False
         self._writer: summary.LogWriter | None = None
         self._first_epoch: int | None = None
         self._last_logged: int | None = None
@@ -78,7 +126,7 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
     # -- plumbing -------------------------------------------------------------------------
     @property
     def active(self) -> bool:
-        return self.every_n_epochs > 0 and not self.disabled
+        return self.every_n_epochs > 0 and not self.disabled and self.chief
 
     @property
     def run_dir(self) -> str:
@@ -93,10 +141,14 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
 
     def on_train_begin(self, logs=None):
         self.disabled = False
+        self._warned_nonfinite = False
         self._first_epoch = None
         self._last_logged = None
         self._last_completed = None
+        self.chief = is_chief(self.model)
         if self.every_n_epochs > 0:
+            if self.chief:
+                check_writable(self.run_dir)
             self.setup()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -108,7 +160,26 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
     def on_epoch_end(self, epoch, logs=None):
         self._last_completed = epoch + 1
         if self.active and (epoch + 1) % self.every_n_epochs == 0:
+            if self._diverged(logs):
+                return
             self._safe_log(epoch + 1, logs)
+
+    def _diverged(self, logs) -> bool:
+        """Skips (warning once) while the epoch's loss is NaN or infinite."""
+        loss = (logs or {}).get("loss")
+        try:
+            finite = loss is None or math.isfinite(float(loss))
+        except (TypeError, ValueError):
+            finite = True
+        if not finite and not self._warned_nonfinite:
+            self._warned_nonfinite = True
+            warnings.warn(
+                f"{type(self).__name__}: the training loss is {loss} (training diverged); "
+                "skipping this visualisation while it stays non-finite.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return not finite
 
     def on_train_end(self, logs=None):
         try:
