@@ -8,11 +8,15 @@ directory can be moved or served from elsewhere)::
     <run>/projector/<name>.tsv                 features, one row per point
     <run>/projector/<name>_metadata.tsv        a header row, then one row per point
     <run>/projector/sprite_<hash>.png          thumbnails, row-major, square grid
+    <run>/checkpoint, <run>/projector/refresh-<k>.*   a one-scalar "refresh" checkpoint
 
 TensorBoard's Projector lists a run when `<run>/projector_config.pbtxt` exists and the run
-has an event file. It reads the config when it first sees the run and again only when the
-set of runs (or a checkpoint) changes, so embeddings added while TensorBoard is running
-show after a TensorBoard restart.
+has an event file. It re-reads configs only when the set of runs or the latest checkpoint
+of a run changes, so without help embeddings added while TensorBoard runs would only show
+after a restart. After each config update we therefore save a tiny checkpoint holding one
+scalar (`refresh`): the Projector sees a new latest checkpoint, re-reads the config (a
+browser reload shows the new epochs) and ignores the checkpoint's contents, because it only
+lists 2-D tensors.
 """
 
 from __future__ import annotations
@@ -145,6 +149,7 @@ def write_embedding(
     metadata: Mapping[str, Sequence] | None = None,
     sprite: Sprite | None = None,
     subdir: str = SUBDIR,
+    refresh: bool = True,
 ):
     """Adds (or replaces) one embedding of a run for TensorBoard's Projector.
 
@@ -171,6 +176,8 @@ def write_embedding(
             Defaults to None.
         sprite: thumbnails of the `n` points (`make_sprite`). Defaults to None.
         subdir: folder inside `run_dir` for the data files. Defaults to `"projector"`.
+        refresh: save the one-scalar refresh checkpoint so a running TensorBoard re-reads
+            the config (see the module docstring). Defaults to True.
 
     Returns:
         The `EmbeddingInfo` entry written to the config.
@@ -233,4 +240,29 @@ def write_embedding(
         os.path.join(run_dir, CONFIG_FILENAME),
         text_format.MessageToString(config).encode("utf-8"),
     )
+    if refresh:
+        save_refresh_checkpoint(run_dir, subdir)
     return entry
+
+
+def save_refresh_checkpoint(run_dir: str, subdir: str = SUBDIR) -> str:
+    """Saves the next one-scalar checkpoint that makes a running Projector re-read configs.
+
+    Keeps only the newest (`<run_dir>/<subdir>/refresh-<k>`, state file
+    `<run_dir>/checkpoint` with a relative path, so the log directory can move).
+
+    Returns:
+        The checkpoint prefix written.
+    """
+    import tensorflow as tf
+
+    run_dir = os.fspath(run_dir)
+    latest = tf.train.latest_checkpoint(run_dir)
+    number = 1
+    if latest and re.search(r"-(\d+)$", latest):
+        number = int(re.search(r"-(\d+)$", latest).group(1)) + 1
+    checkpoint = tf.train.Checkpoint(refresh=tf.Variable(number, dtype=tf.int64))
+    manager = tf.train.CheckpointManager(
+        checkpoint, run_dir, max_to_keep=1, checkpoint_name=f"{subdir}/refresh"
+    )
+    return manager.save(checkpoint_number=number)
