@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from tensorboard import default as tb_default
+from tensorboard import errors as tb_errors
 from tensorboard.backend import application
 from tensorboard.backend.event_processing import (
     data_ingester,
@@ -38,7 +39,7 @@ PREFIX = "/data/plugin/cnnvis"
 PACKAGE_DIR = os.path.dirname(tensorboard_plugin_cnnvis.__file__)
 
 
-def make_client(logdir, hints, guidance=None):
+def make_client(logdir, hints, guidance=None, provider_class=None):
     """A werkzeug client over TensorBoardWSGI with only the cnnvis plugin.
 
     Like `tensorboard --samples_per_plugin`, `hints` set both the multiplexer's reservoir
@@ -52,7 +53,8 @@ def make_client(logdir, hints, guidance=None):
     )
     multiplexer.AddRunsFromDirectory(str(logdir))
     multiplexer.Reload()
-    provider = data_provider.MultiplexerDataProvider(multiplexer, str(logdir))
+    provider_class = provider_class or data_provider.MultiplexerDataProvider
+    provider = provider_class(multiplexer, str(logdir))
     context = base_plugin.TBContext(
         data_provider=provider,
         logdir=str(logdir),
@@ -415,3 +417,23 @@ def test_hostile_values_never_cause_server_errors(client, route):
             assert response.status_code < 500, (route, key, value)
             if response.status_code != 200:
                 assert json.loads(response.get_data(as_text=True))["error"]
+
+
+class _ForgetfulProvider(data_provider.MultiplexerDataProvider):
+    """The real provider, except that blobs and tensors vanish after listing (as on reload)."""
+
+    def read_blob(self, ctx=None, *, blob_key):
+        raise tb_errors.NotFoundError("blob was purged")
+
+    def read_tensors(self, ctx=None, **kwargs):
+        raise tb_errors.PermissionDeniedError("no access to this experiment")
+
+
+def test_data_provider_errors_become_json_4xx(logs):
+    forgetful = make_client(logs[0], {"cnnvis": 0, "images": 0}, provider_class=_ForgetfulProvider)
+    response = forgetful.get(url("image", run=DEMO, tag="filters/conv1", step=1, index=0))
+    assert response.status_code == 404
+    assert "no longer available" in json.loads(response.get_data(as_text=True))["error"]
+    response = forgetful.get(url("data", run=DEMO, tag="json/health/conv1", step=1))
+    assert response.status_code == 403
+    assert "no access" in json.loads(response.get_data(as_text=True))["error"]

@@ -89,10 +89,10 @@ class CNNVisPlugin(base_plugin.TBPlugin):
             return fn(ctx, eid, request.args)
         except RequestError as e:
             return _error(request, e.code, e.message)
-        except errors.NotFoundError as e:
-            return _error(request, 404, e.details)
         except errors.PublicError as e:
-            return _error(request, e.http_code if e.http_code < 500 else 400, e.details)
+            # Raised by the data provider (e.g. NotFoundError when data was reloaded away).
+            code = e.http_code if 400 <= e.http_code < 500 else 404
+            return _error(request, code, str(e))
 
     def _json(self, request, fn):
         return self._call(

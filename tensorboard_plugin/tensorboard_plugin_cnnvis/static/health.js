@@ -88,7 +88,14 @@ function filterTable(payload, onSort) {
           class: col === sortKey ? `sorted ${desc ? "desc" : "asc"}` : null,
           "aria-sort": col === sortKey ? (desc ? "descending" : "ascending") : null,
           dataset: { col },
+          tabindex: 0,
+          title: "Sort by this column",
           onclick: () => onSort(col, col === sortKey ? !desc : false),
+          onkeydown: (e) => {
+            if (e.key !== "Enter" && e.key !== " ") return;
+            e.preventDefault();
+            onSort(col, col === sortKey ? !desc : false);
+          },
         },
         col.replaceAll("_", " "),
       ),
@@ -224,7 +231,10 @@ export async function mount(el, ctx) {
         );
         table = filterTable(p, (col, desc) => {
           setState({ sort: col, desc: desc ? 1 : 0 });
-          renderDetail();
+          renderDetail().then(() => {
+            const th = detail.querySelector(`th[data-col="${CSS.escape(col)}"]`);
+            if (th) th.focus({ preventScroll: true });
+          });
         });
       }
     }
