@@ -38,7 +38,8 @@ def _side(args, model) -> int | tuple:
         return int(args.size)
     shape = check_image_model(model)
     if shape[0] is not None and shape[1] is not None:
-        return (int(shape[0]), int(shape[1]))
+        # a square input: centre-crop photos to a square rather than squash them
+        return int(shape[0]) if shape[0] == shape[1] else (int(shape[0]), int(shape[1]))
     return 128
 
 
