@@ -94,11 +94,11 @@ class _Epochs(keras.callbacks.Callback):
     "make_model, layers, message",
     [
         (small_cnn, ["conv_z"], r"No layer named 'conv_z'.*'conv_a' \(Conv2D\), 'conv_b' \(Conv2D\)"),
-        (small_cnn, ["dense"], r"has no 2-D convolution kernel"),
+        (small_cnn, ["dense"], r"Dense layer 'dense' takes 4 input features, not a flattened image"),
         (
-            lambda: keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(2)]),
+            lambda: keras.Sequential([keras.Input((16, 16, 3)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)]),
             None,
-            r"has no 2-D convolution layer",
+            r"has no layer with filters to show",
         ),
         (
             lambda: keras.Sequential([keras.Input((16, 3)), keras.layers.Conv1D(2, 3), keras.layers.Flatten(), keras.layers.Dense(2)]),
@@ -150,3 +150,40 @@ def test_constructor_validation():
         FilterGridCallback("x", on_error="ignore")
     with pytest.raises(ValueError, match="normalize must be one of"):
         FilterGridCallback("x", normalize="global")
+
+
+def mixed_model():
+    """Depthwise, separable and a Dense layer on the flattened image, side by side."""
+    i = keras.Input((8, 8, 3))
+    a = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, name="dw")(i)
+    b = keras.layers.SeparableConv2D(4, 3, depth_multiplier=1, name="sep")(a)
+    c = keras.layers.Dense(5, name="fc")(keras.layers.Flatten()(i))
+    x = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(b), c])
+    model = keras.Model(i, keras.layers.Dense(2, activation="softmax", name="out")(x))
+    model.compile("adam", "sparse_categorical_crossentropy")
+    return model
+
+
+def test_every_weight_layer_kind_is_logged_with_its_geometry(tmp_path):
+    rng = np.random.default_rng(1)
+    x, y = rng.random((16, 8, 8, 3), dtype=np.float32), rng.integers(0, 2, 16)
+    model = mixed_model()
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[FilterGridCallback(str(tmp_path), on_error="raise")])
+    run = read_run(str(tmp_path / "cnnvis"))
+    # Default layers: every conv kind plus the Dense layer that sees the image (not "out").
+    assert set(run) == {f"{p}/{n}" for p in ("filters", "json/filters") for n in ("dw", "sep", "fc")}
+    dw = run["json/filters/dw"][-1].value
+    # 3 input channels x multiplier 2 = 6 gray 3x3 tiles (x11 = 33 px) in a 2x3 grid.
+    assert dw["mode"] == "gray" and dw["n_filters"] == 6 and dw["depth_multiplier"] == 2
+    assert dw["shown_channels"] == [0, 0, 1, 1, 2, 2]
+    assert dw["grid"] == {"rows": 2, "cols": 3, "tile": [33, 33], "pad": 1, "scale": 1}
+    assert run["filters/dw"][-1].value[0].shape == (2 * 34 + 1, 3 * 34 + 1)
+    sep = run["json/filters/sep"][-1].value
+    assert sep["layer_type"] == "SeparableConv2D" and sep["n_filters"] == 6 and sep["mode"] == "gray"
+    fc = run["json/filters/fc"][-1].value
+    # 5 units, each an 8x8 RGB image (x4 = 32 px), 2x3 grid.
+    assert fc["mode"] == "rgb" and fc["kernel_size"] == [8, 8]
+    assert fc["grid"] == {"rows": 2, "cols": 3, "tile": [32, 32], "pad": 1, "scale": 1}
+    np.testing.assert_array_equal(
+        run["filters/fc"][-1].value[0][..., ::-1], image.to_uint8(filter_grid(model, "fc"))
+    )
