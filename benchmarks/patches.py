@@ -1,0 +1,178 @@
+"""Benchmark: max-activating patch mining vs a plain compiled forward pass of the truncated
+model (throughput ratio), and peak memory when mining 10k vs 50k streamed images.
+
+Run: python benchmarks/patches.py [--n 4096] [--batch 64] [--layers conv1 conv4]
+     [--memory 10000 50000] [--repeats 3]
+
+Throughput: both sides see the same numpy batches of the demo CNN's 64x64 shapes images;
+the reference is `keras.Model(model.inputs, layer.output)` inside a `tf.function` with its
+output fetched to numpy; mining keeps the top-9 of every channel with patches, measured with
+a `PatchMiner` built once (steady state, as in the callback) and as one-shot
+`max_activating_patches` calls (which also trace the receptive field and compile). Best of
+`--repeats` interleaved runs each.
+
+Memory: each size runs in a fresh subprocess mining `conv4` (all 64 channels, k=9) over a
+generator that makes every batch on the fly (so the dataset itself never sits in memory).
+Reported: the tracemalloc peak (Python + numpy allocations, during mining only) and the
+process's peak resident set size from resource.getrusage (ru_maxrss; includes TensorFlow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _setup(n_pool: int):
+    import keras
+
+    from keras_cnnvis import datasets
+    from keras_cnnvis.demo import build_demo_model
+
+    images, _, _ = datasets.shapes(n_pool, size=64, seed=0)
+    model = build_demo_model((64, 64, 3), len(datasets.SHAPE_CLASSES), seed=0)
+    keras.utils.set_random_seed(0)
+    return model, images
+
+
+def throughput(n: int, batch: int, layers: list[str], repeats: int) -> dict:
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_cnnvis.patches import PatchMiner, max_activating_patches
+
+    model, images = _setup(n)
+    results = {}
+    for layer in layers:
+        truncated = keras.Model(model.inputs, model.get_layer(layer).output)
+        plain = tf.function(
+            lambda x: truncated(x, training=False),
+            input_signature=[tf.TensorSpec((None, 64, 64, 3), tf.float32)],
+        )
+
+        def run_plain():
+            for start in range(0, n, batch):
+                plain(tf.constant(images[start : start + batch])).numpy()
+
+        miner = PatchMiner(model, layer, k=9)
+
+        def run_miner():  # steady state: built once, as in the callback
+            miner.reset()
+            for start in range(0, n, batch):
+                miner.update(images[start : start + batch])
+            miner.results()
+
+        def run_call():  # one-shot call: includes the receptive-field trace and compiling
+            max_activating_patches(model, layer, images, k=9, batch_size=batch)
+
+        times = {"plain": [], "miner": [], "call": []}
+        runs = {"plain": run_plain, "miner": run_miner, "call": run_call}
+        for fn in runs.values():  # trace / warm up
+            fn()
+        for _ in range(repeats):
+            for name, fn in runs.items():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+        ips = {name: n / min(t) for name, t in times.items()}
+        results[layer] = {
+            "plain_images_per_s": round(ips["plain"], 1),
+            "mining_images_per_s": round(ips["miner"], 1),
+            "call_images_per_s": round(ips["call"], 1),
+            "ratio": round(ips["miner"] / ips["plain"], 3),
+            "call_ratio": round(ips["call"] / ips["plain"], 3),
+        }
+    return results
+
+
+def memory_child(n: int, batch: int) -> dict:
+    import resource
+    import tracemalloc
+
+    import numpy as np
+
+    from keras_cnnvis.patches import max_activating_patches
+
+    model, pool = _setup(1000)
+    rng = np.random.default_rng(0)
+
+    def stream():
+        made = 0
+        while made < n:
+            m = min(batch, n - made)
+            idx = rng.integers(0, len(pool), m)
+            noise = rng.normal(0.0, 0.02, (m, 64, 64, 3)).astype(np.float32)
+            yield np.clip(pool[idx] + noise, 0.0, 1.0)
+            made += m
+
+    max_activating_patches(model, "conv4", pool[:batch], k=9, batch_size=batch)  # warm up
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    top = max_activating_patches(model, "conv4", stream(), k=9, batch_size=batch)
+    seconds = time.perf_counter() - t0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert top.n_images == n
+    return {
+        "n_images": n,
+        "seconds": round(seconds, 1),
+        "tracemalloc_peak_mb": round(peak / 2**20, 2),
+        "ru_maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=4096)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--layers", nargs="+", default=["conv1", "conv2", "conv4"])
+    parser.add_argument("--memory", nargs="*", type=int, default=[10000, 50000])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(memory_child(args.child, args.batch)))
+        return
+
+    print(f"Throughput, demo CNN, {args.n} images 64x64, batch {args.batch}, best of {args.repeats}:")
+    for layer, r in throughput(args.n, args.batch, args.layers, args.repeats).items():
+        print(
+            f"  {layer}: plain truncated forward {r['plain_images_per_s']:.0f} img/s; patch "
+            f"mining (all channels, k=9) {r['mining_images_per_s']:.0f} img/s, ratio "
+            f"{r['ratio']:.2f} (PatchMiner reused); one-shot max_activating_patches "
+            f"{r['call_images_per_s']:.0f} img/s, ratio {r['call_ratio']:.2f}"
+        )
+    runs = []
+    for n in args.memory:
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", str(n), "--batch", str(args.batch)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    if runs:
+        print("Peak memory mining conv4 over a streamed generator (fresh process each):")
+        for r in runs:
+            print(
+                f"  {r['n_images']:>6} images: {r['seconds']:.1f} s, tracemalloc peak "
+                f"{r['tracemalloc_peak_mb']:.2f} MB, ru_maxrss {r['ru_maxrss_mb']:.0f} MB"
+            )
+        if len(runs) > 1:
+            a, b = runs[0], runs[-1]
+            print(
+                f"  {b['n_images']} vs {a['n_images']} images: tracemalloc peak x"
+                f"{b['tracemalloc_peak_mb'] / a['tracemalloc_peak_mb']:.2f}, ru_maxrss x"
+                f"{b['ru_maxrss_mb'] / a['ru_maxrss_mb']:.2f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
