@@ -140,6 +140,29 @@ def rotate(angles: Sequence[float]) -> Transform:
     return fn
 
 
+def scale_rotate(factors: Sequence[float], angles: Sequence[float]) -> Transform:
+    """`scale(factors)` then `rotate(angles)` as one resampling (cheaper, less blur).
+
+    Args:
+        factors: zoom factors to choose from.
+        angles: angles in degrees to choose from.
+
+    Returns:
+        A transform.
+    """
+    factors = [float(f) for f in factors]
+    angles = [float(a) for a in angles]
+    if not factors or min(factors) <= 0 or not angles:
+        raise ValueError("scale_rotate needs positive factors and at least one angle.")
+
+    def fn(images, rng):
+        factor = _choice(rng, factors)
+        angle = _choice(rng, angles) * (math.pi / 180.0)
+        return _affine(images, angle, factor)
+
+    return fn
+
+
 def compose(*transforms: Transform) -> Transform:
     """Applies transforms left to right (arguments or one list).
 
@@ -179,7 +202,6 @@ def standard_transforms(size: int) -> Transform:
     return compose(
         pad(unit),
         jitter(2 * unit),
-        scale([0.95, 0.975, 1.0, 1.025, 1.05]),
-        rotate(range(-5, 6)),
+        scale_rotate([0.95, 0.975, 1.0, 1.025, 1.05], range(-5, 6)),
         jitter(unit),
     )
