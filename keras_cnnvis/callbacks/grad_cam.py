@@ -1,0 +1,108 @@
+"""GradCAMCallback: logs Grad-CAM-family overlays of probe images over training, so you can
+watch the class evidence move onto the object (or see it stay on the background).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from keras_cnnvis.callbacks.attribution_base import AttributionCallback
+
+CAM_METHODS = (
+    "grad_cam",
+    "grad_cam_plus_plus",
+    "layer_cam",
+    "guided_grad_cam",
+    "score_cam",
+    "cam",
+)
+
+
+class GradCAMCallback(AttributionCallback):
+    """Logs Grad-CAM (and optionally Grad-CAM++, LayerCAM, Guided Grad-CAM, Score-CAM, CAM)
+    overlays of fixed probe images every few epochs.
+
+    Writes into `<log_dir>/cnnvis`, per method: the images `attribution/<method>` (one
+    overlay per probe), the record `json/attribution/<method>` (maps at most 64x64 for
+    the cnnvis tab), the scalars `localization/<method>/energy_in_mask` and
+    `/pointing_game` when masks are given; and the probes as `probes/images`.
+
+    Example:
+
+    ```python
+    cb = GradCAMCallback("runs/exp1", x_val[:8], labels=y_val[:8], masks=m_val[:8])
+    model.fit(x, y, epochs=10, callbacks=[cb])
+    ```
+
+    Args:
+        log_dir: the TensorBoard log directory.
+        probe: float `(N, H, W, C)` probe images in the model's input format.
+        labels: `(N,)` true classes. Defaults to None.
+        masks: `(N, H, W)` object masks (localisation scalars). Defaults to None.
+        class_names: class names for the dashboard. Defaults to None.
+        layer: the convolution layer (name, nested path or `"last_conv"`).
+            Defaults to `"last_conv"`.
+        methods: one or more of `"grad_cam"`, `"grad_cam_plus_plus"`, `"layer_cam"`,
+            `"guided_grad_cam"`, `"score_cam"`, `"cam"`. Defaults to `("grad_cam",)`.
+        target: None (labels if given, else the prediction), `"predicted"`, `"label"`, a
+            class index, a callable score or a hidden unit. Defaults to None.
+        alpha: heatmap weight in the overlays. Defaults to 0.5.
+        every_n_epochs: log after every N-th epoch; 0 turns it off. Defaults to 1.
+        log_initial: also log before training. Defaults to True.
+        run_name: run subdirectory. Defaults to `"cnnvis"`.
+        on_error: `"warn"` or `"raise"`. Defaults to `"warn"`.
+
+    Raises:
+        ValueError: for an unknown method (here); at `on_train_begin`, for an unknown
+            layer, a layer without spatial output, probes that do not fit the model, or
+            labels/masks that do not match the probes.
+    """
+
+    def __init__(
+        self,
+        log_dir: str,
+        probe: Any,
+        labels: Any = None,
+        masks: Any = None,
+        class_names: Sequence[str] | None = None,
+        layer: Any = "last_conv",
+        methods: str | Sequence[str] = ("grad_cam",),
+        target: Any = None,
+        alpha: float = 0.5,
+        every_n_epochs: int = 1,
+        log_initial: bool = True,
+        run_name: str = "cnnvis",
+        on_error: str = "warn",
+    ):
+        super().__init__(
+            log_dir, probe, labels, masks, class_names, target, alpha,
+            every_n_epochs, log_initial, run_name, on_error,
+        )
+        names = [methods] if isinstance(methods, str) else list(methods)
+        unknown = [m for m in names if m not in CAM_METHODS]
+        if unknown or not names:
+            raise ValueError(
+                f"GradCAMCallback methods must be some of {CAM_METHODS}; got {methods!r}."
+            )
+        self.layer = layer
+        self.method_names = names
+
+    def setup(self) -> None:
+        from keras_cnnvis import attribution as A
+        from keras_cnnvis.attribution._common import spatial_layer
+        from keras_cnnvis.attribution.cam import cam_head
+        from keras_cnnvis.gradients import relu_sites
+
+        super().setup()
+        for name in self.method_names:
+            spatial_layer(self.model, self.layer, name)
+            if name == "cam":
+                cam_head(self.model, self.layer)
+            if name == "guided_grad_cam" and not relu_sites(self.model):
+                raise ValueError(
+                    f"guided_grad_cam needs ReLU activations; model '{self.model.name}' "
+                    "has none that can be overridden. Choose another method."
+                )
+        self.methods = [
+            (name, A.get_method(name), {"layer": self.layer}) for name in self.method_names
+        ]
