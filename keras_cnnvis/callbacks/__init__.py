@@ -5,6 +5,9 @@ from keras_cnnvis.callbacks.filter_grid import FilterGridCallback
 from keras_cnnvis.callbacks.class_visualization import ClassVisualizationCallback
 from keras_cnnvis.callbacks.activation_maps import ActivationMapsCallback
 from keras_cnnvis.callbacks.filter_health import FilterHealthCallback
+from keras_cnnvis.callbacks.grad_cam import GradCAMCallback
+from keras_cnnvis.callbacks.occlusion import OcclusionCallback
+from keras_cnnvis.callbacks.saliency import SaliencyCallback
 
 __all__ = [
     "MonitorCallback",
@@ -12,4 +15,7 @@ __all__ = [
     "ClassVisualizationCallback",
     "ActivationMapsCallback",
     "FilterHealthCallback",
+    "GradCAMCallback",
+    "OcclusionCallback",
+    "SaliencyCallback",
 ]
