@@ -132,7 +132,7 @@ def _rank(x) -> int:
     return len(np.shape(x)) if hasattr(x, "shape") else -1
 
 
-def _known_length(data: Any) -> int | None:
+def data_length(data: Any) -> int | None:
     """The number of images of an array source (None for streams)."""
     x = data[0] if isinstance(data, tuple) and data and _rank(data[0]) == 4 else data
     if hasattr(x, "shape") and not isinstance(x, tf.data.Dataset) and _rank(x) == 4:
@@ -140,7 +140,8 @@ def _known_length(data: Any) -> int | None:
     return None
 
 
-def _check_batch(batch: np.ndarray, expected: tuple, model_name: str) -> None:
+def check_image_batch(batch: np.ndarray, expected: tuple, model_name: str) -> None:
+    """Raises ValueError if a batch's per-image shape is not `expected` (None = any)."""
     got = batch.shape[1:]
     if len(got) != len(expected) or any(e is not None and e != g for e, g in zip(expected, got)):
         raise ValueError(
@@ -329,7 +330,7 @@ class PatchMiner:
     def update(self, images: np.ndarray) -> None:
         """Adds one batch `(B, H, W, C)` of images to the running top-k."""
         images = np.asarray(images, dtype=np.float32)
-        _check_batch(images, self.shape, self.model.name)
+        check_image_batch(images, self.shape, self.model.name)
         if not len(images):
             return
         for top, (values, flat) in zip(self._tops, self._fn(tf.constant(images))):
@@ -396,7 +397,7 @@ def max_activating_patches(
         ValueError: for images of the wrong shape, `k` larger than the number of images,
             a channel index out of range, or a layer without spatial output.
     """
-    n = _known_length(data)
+    n = data_length(data)
     if n is not None and isinstance(k, (int, np.integer)) and k > n:
         raise ValueError(
             f"k={k} is larger than the {n} images in the data; pass k <= {n} or more images."
@@ -415,3 +416,68 @@ def max_activating_patches(
     for batch in batches:
         miner.update(batch)
     return miner.results()[0]
+
+
+VIEWS = ("guided_backprop", "deconvnet")
+
+
+def unit_views(
+    model: keras.Model, result: MaxPatches, method: str = "guided_backprop", batch_size: int = 64
+) -> np.ndarray:
+    """The guided-backprop (or deconvnet) view of each peak unit on its own patch.
+
+    Each patch's seen pixels are pasted at their place in an empty image (the unit sees
+    nothing else, so its value and its backward pass are those of the original image) and
+    the method explains that one unit, `(layer, channel, row, col)`. This is the
+    Springenberg et al. / Zeiler & Fergus figure: which pixels inside the patch the unit
+    responds to.
+
+    Example:
+
+    ```python
+    top = max_activating_patches(model, "conv3", x_val, channels=[0, 1], k=6)
+    views = unit_views(model, top)  # (2, 6, 20, 20, 3), 0.5 = no influence
+    ```
+
+    Args:
+        model: the model the patches were mined from (with ReLUs the method can override).
+        result: the output of `max_activating_patches`.
+        method: `"guided_backprop"` or `"deconvnet"`. Defaults to `"guided_backprop"`.
+        batch_size: images per compiled call. Defaults to 64.
+
+    Returns:
+        float32 `(n_channels, k, h, w, C)` in [0, 1] aligned with `result.patches`:
+        each view scaled symmetrically on its own (0.5 = zero gradient).
+
+    Raises:
+        ValueError: for an unknown method, or a model whose ReLUs cannot be overridden.
+    """
+    from keras_cnnvis import attribution, image
+
+    if method not in VIEWS:
+        raise ValueError(f"method must be one of {VIEWS}; got {method!r}.")
+    rf = result.receptive_field
+    n_ch, k = result.values.shape
+    h, w = rf.input_size
+    size = rf.size
+    canvases = np.zeros((n_ch * k, h, w, result.patches.shape[-1]), np.float32)
+    units = np.zeros((n_ch * k, 3), np.int32)
+    windows = []
+    for i, (ch, slot) in enumerate(np.ndindex(n_ch, k)):
+        row, col = (int(v) for v in result.positions[ch, slot])
+        top, left, _, _ = rf.window(row, col)
+        t, l, b, r = (int(v) for v in result.boxes[ch, slot])
+        canvases[i, t:b, l:r] = result.patches[ch, slot, t - top : b - top, l - left : r - left]
+        units[i] = (result.channels[ch], row, col)
+        windows.append((top, left, (t, l, b, r)))
+    base = attribution.resolve_target(model, (result.layer, 0, 0, 0), len(units))
+    target = attribution.Target(
+        base.kind, base.score_fn, (units,), base.arg_specs, base.capture, base.layer
+    )
+    fn = getattr(attribution, method)
+    grads = fn(model, canvases, target=target, reduce=None, batch_size=batch_size)
+    out = np.zeros((n_ch * k,) + tuple(size) + (canvases.shape[-1],), np.float32)
+    for i, (top, left, (t, l, b, r)) in enumerate(windows):
+        out[i, t - top : b - top, l - left : r - left] = grads[i, t:b, l:r]
+    out = image.normalize(out, mode="symmetric", axis=(1, 2, 3))
+    return out.reshape((n_ch, k) + out.shape[1:])
