@@ -8,6 +8,7 @@ from keras_cnnvis.callbacks.filter_health import FilterHealthCallback
 from keras_cnnvis.callbacks.grad_cam import GradCAMCallback
 from keras_cnnvis.callbacks.occlusion import OcclusionCallback
 from keras_cnnvis.callbacks.saliency import SaliencyCallback
+from keras_cnnvis.callbacks.max_patches import MaxActivatingPatchesCallback
 
 __all__ = [
     "MonitorCallback",
@@ -18,4 +19,5 @@ __all__ = [
     "GradCAMCallback",
     "OcclusionCallback",
     "SaliencyCallback",
+    "MaxActivatingPatchesCallback",
 ]
