@@ -252,7 +252,7 @@ def add_parser(sub) -> None:
     p.add_argument("--content", default="chelsea", help=img_help + " (default chelsea)")
     p.add_argument("--style", default="gravel", help=img_help + " (default gravel)")
     p.add_argument("--content-weight", type=float, default=1.0, help="(default 1)")
-    p.add_argument("--style-weight", type=float, default=1.0, help="(default 1)")
+    p.add_argument("--style-weight", type=float, default=10.0, help="(default 10)")
     p.add_argument("--tv-weight", type=float, default=1.0, help="(default 1)")
     p.set_defaults(func=run_style)
 

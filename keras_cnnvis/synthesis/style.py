@@ -161,7 +161,7 @@ def style_transfer_objective(
     content_layers: Sequence[Any] | None = None,
     style_layers: Sequence[Any] | None = None,
     content_weight: float = 1.0,
-    style_weight: float = 1.0,
+    style_weight: float = 10.0,
     tv_weight: float = 1.0,
     preprocess: Callable | None = None,
 ) -> obj.Objective:
@@ -194,12 +194,12 @@ def style_transfer(
     content_layers: Sequence[Any] | None = None,
     style_layers: Sequence[Any] | None = None,
     content_weight: float = 1.0,
-    style_weight: float = 1.0,
+    style_weight: float = 10.0,
     tv_weight: float = 1.0,
     steps: int = 200,
     init: str = "content",
     param: Any = "pixel",
-    learning_rate: float = 0.02,
+    learning_rate: float = 0.03,
     preprocess: Callable | None = None,
     seed: int = 0,
     progress: bool = False,
@@ -221,12 +221,12 @@ def style_transfer(
         style_layers: layers whose Gram matrices are matched. Defaults to None
             (`default_style_layers`).
         content_weight: content-loss weight. Defaults to 1.0.
-        style_weight: style-loss weight. Defaults to 1.0.
+        style_weight: style-loss weight. Defaults to 10.0.
         tv_weight: total-variation weight. Defaults to 1.0.
         steps: optimisation steps. Defaults to 200.
         init: start from `"content"` or `"noise"`. Defaults to `"content"`.
         param: `"pixel"` or `"fourier"`. Defaults to `"pixel"`.
-        learning_rate: Adam's step size. Defaults to 0.02.
+        learning_rate: Adam's step size. Defaults to 0.03.
         preprocess: maps [0, 1] images to the model's input. Defaults to None.
         seed: random seed. Defaults to 0.
         progress: show a progress bar. Defaults to False.
