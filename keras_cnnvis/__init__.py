@@ -59,6 +59,12 @@ _EXPORTS = {
     "sanity_check": "keras_cnnvis.attribution",
     "energy_in_mask": "keras_cnnvis.attribution",
     "pointing_game": "keras_cnnvis.attribution",
+    "extract_features": "keras_cnnvis.embeddings",
+    "project": "keras_cnnvis.embeddings",
+    "trustworthiness": "keras_cnnvis.embedding_scores",
+    "knn_accuracy": "keras_cnnvis.embedding_scores",
+    "write_embedding": "keras_cnnvis.projector",
+    "EmbeddingCallback": "keras_cnnvis.callbacks",
 }
 _SUBMODULES = ("callbacks", "datasets", "filters", "gradients", "image", "summary")
 
