@@ -27,8 +27,9 @@ def test_grad_cam_energy_lies_on_the_object(trained_demo):
     hits = float(np.nanmean(A.pointing_game(maps, masks)))
     print(f"\nGrad-CAM on {len(x)} validation images (val acc {trained_demo['val_accuracy']:.3f}): "
           f"energy in mask {energy:.3f}, pointing game {hits:.3f}, mask area {area:.3f}")
-    assert energy > 2 * area
-    assert hits > 4 * area
+    # Measured 0.17 and 0.36 against an area of 0.08 (val acc 0.88); demand a clear margin.
+    assert energy > 1.5 * area
+    assert hits > 3 * area
     # LayerCAM on the same layer keeps the gradients' positions and localises better still.
     layer = float(np.nanmean(A.energy_in_mask(A.layer_cam(model, x, y), masks)))
     print(f"LayerCAM energy in mask {layer:.3f}")
