@@ -36,8 +36,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--vgg", type=int, default=128,
-                        help="also time VGG16 (random weights) at this size; 0 = skip")
+    parser.add_argument(
+        "--vgg",
+        type=int,
+        default=128,
+        help="also time VGG16 (random weights) at this size; 0 = skip",
+    )
     args = parser.parse_args()
 
     model = build_demo_model((args.size, args.size, 3), 5)
@@ -56,12 +60,15 @@ def main() -> None:
     print(f"compiled forward+backward:             {reference * 1e3:7.2f} ms")
     for param in ("pixel", "fourier"):
         for transforms in (None, "default"):
-            renderer = Renderer(model, objective, shape, batch=args.batch, param=param,
-                                transforms=transforms)
+            renderer = Renderer(
+                model, objective, shape, batch=args.batch, param=param, transforms=transforms
+            )
             step = timed(lambda: float(renderer.step_fn()), args.repeats)
             label = f"render step ({param}, {'transforms' if transforms else 'no transforms'})"
-            print(f"{label:38s} {step * 1e3:7.2f} ms   ratio {step / reference:4.2f}x   "
-                  f"(traced {renderer.step_fn.experimental_get_tracing_count()}x)")
+            print(
+                f"{label:38s} {step * 1e3:7.2f} ms   ratio {step / reference:4.2f}x   "
+                f"(traced {renderer.step_fn.experimental_get_tracing_count()}x)"
+            )
 
     if args.vgg:
         import keras
@@ -82,8 +89,10 @@ def main() -> None:
         print(f"compiled forward+backward:             {reference * 1e3:7.2f} ms")
         renderer = Renderer(vgg, objective, shape, param="fourier", transforms="default")
         step = timed(lambda: float(renderer.step_fn()), max(3, args.repeats // 10))
-        print(f"render step (fourier, transforms)      {step * 1e3:7.2f} ms   ratio "
-              f"{step / reference:4.2f}x")
+        print(
+            f"render step (fourier, transforms)      {step * 1e3:7.2f} ms   ratio "
+            f"{step / reference:4.2f}x"
+        )
 
 
 if __name__ == "__main__":

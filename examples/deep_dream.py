@@ -35,9 +35,14 @@ def main() -> None:
     from keras_cnnvis.synthesis import deep_dream, load_image, load_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None,
-                        help="saved model (.keras) or keras.applications name (default: train the demo CNN)")
-    parser.add_argument("--image", default="coffee", help="image file or sample name (default coffee)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="saved model (.keras) or keras.applications name (default: train the demo CNN)",
+    )
+    parser.add_argument(
+        "--image", default="coffee", help="image file or sample name (default coffee)"
+    )
     parser.add_argument("--size", type=int, default=160, help="image side (default 160)")
     parser.add_argument("--low", default="conv1", help="low layer (default conv1)")
     parser.add_argument("--high", default="conv4", help="high layer (default conv4)")
@@ -52,8 +57,15 @@ def main() -> None:
         model, preprocess = demo_model(args.model), None
     photo = load_image(args.image, size=args.size)
     dreams = [
-        deep_dream(model, photo, layers=layer, octaves=4, steps=args.steps,
-                   step_size=args.step_size, preprocess=preprocess)
+        deep_dream(
+            model,
+            photo,
+            layers=layer,
+            octaves=4,
+            steps=args.steps,
+            step_size=args.step_size,
+            preprocess=preprocess,
+        )
         for layer in (args.low, args.high)
     ]
     gap = np.ones((photo.shape[0], 4, 3), np.float32)

@@ -19,8 +19,12 @@ def main() -> None:
     from keras_cnnvis.synthesis import application, load_image, style_transfer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--content", default="chelsea", help="image file or sample (default chelsea)")
-    parser.add_argument("--style", default="colorwheel", help="image file or sample (default colorwheel)")
+    parser.add_argument(
+        "--content", default="chelsea", help="image file or sample (default chelsea)"
+    )
+    parser.add_argument(
+        "--style", default="colorwheel", help="image file or sample (default colorwheel)"
+    )
     parser.add_argument("--size", type=int, default=128, help="image side (default 128)")
     parser.add_argument("--weights", default="imagenet", help="imagenet (default) or none")
     parser.add_argument("--style-weight", type=float, default=10.0, help="(default 10)")
@@ -37,8 +41,15 @@ def main() -> None:
         weights = "random"
     content = load_image(args.content, size=args.size)
     style = load_image(args.style, size=args.size)
-    out = style_transfer(model, content, style, style_weight=args.style_weight,
-                         steps=args.steps, preprocess=preprocess, progress=True)
+    out = style_transfer(
+        model,
+        content,
+        style,
+        style_weight=args.style_weight,
+        steps=args.steps,
+        preprocess=preprocess,
+        progress=True,
+    )
     gap = np.ones((content.shape[0], 4, 3), np.float32)
     image.save_png(args.out, np.concatenate([content, gap, style, gap, out], axis=1))
     print(f"wrote {args.out}: content | style | result (VGG16, {weights} weights)")

@@ -28,7 +28,12 @@ def run(args, saved_demo, out, capsys):
 
 
 def test_maximize_channels_and_classes(saved_demo, tmp_path, capsys):
-    rc, out, _ = run(["maximize", "--layer", "conv3", "--channel", "0", "7", "--steps", "4"], saved_demo, tmp_path, capsys)
+    rc, out, _ = run(
+        ["maximize", "--layer", "conv3", "--channel", "0", "7", "--steps", "4"],
+        saved_demo,
+        tmp_path,
+        capsys,
+    )
     assert rc == 0 and "conv3_7.png" in out
     a, b = png(tmp_path / "conv3_0.png"), png(tmp_path / "conv3_7.png")
     assert a.shape == (64, 64, 3) and not np.array_equal(a, b)
@@ -37,8 +42,23 @@ def test_maximize_channels_and_classes(saved_demo, tmp_path, capsys):
 
 
 def test_dream_changes_the_sample_image(saved_demo, tmp_path, capsys):
-    rc, _, _ = run(["dream", "--image", "astronaut", "--size", "80", "--layers", "conv2=1",
-                    "conv3=0.5", "--steps", "3"], saved_demo, tmp_path, capsys)
+    rc, _, _ = run(
+        [
+            "dream",
+            "--image",
+            "astronaut",
+            "--size",
+            "80",
+            "--layers",
+            "conv2=1",
+            "conv3=0.5",
+            "--steps",
+            "3",
+        ],
+        saved_demo,
+        tmp_path,
+        capsys,
+    )
     assert rc == 0
     from keras_cnnvis.synthesis.samples import sample_image
 
@@ -48,7 +68,12 @@ def test_dream_changes_the_sample_image(saved_demo, tmp_path, capsys):
 
 
 def test_invert_reports_psnr(saved_demo, tmp_path, capsys):
-    rc, out, _ = run(["invert", "--image", "coffee", "--layer", "conv1", "--steps", "60"], saved_demo, tmp_path, capsys)
+    rc, out, _ = run(
+        ["invert", "--image", "coffee", "--layer", "conv1", "--steps", "60"],
+        saved_demo,
+        tmp_path,
+        capsys,
+    )
     assert rc == 0
     db = float(out.split("PSNR of the reconstruction: ")[1].split(" dB")[0])
     from keras_cnnvis.synthesis.invert import psnr
@@ -59,14 +84,29 @@ def test_invert_reports_psnr(saved_demo, tmp_path, capsys):
 
 
 def test_texture_and_style(saved_demo, tmp_path, capsys):
-    rc, _, _ = run(["texture", "--image", "brick", "--size", "48", "--steps", "3"], saved_demo, tmp_path, capsys)
+    rc, _, _ = run(
+        ["texture", "--image", "brick", "--size", "48", "--steps", "3"],
+        saved_demo,
+        tmp_path,
+        capsys,
+    )
     assert rc == 0 and png(tmp_path / "texture.png").shape == (48, 48, 3)
-    rc, _, _ = run(["style", "--content", "chelsea", "--style", "gravel", "--size", "48", "--steps", "3"], saved_demo, tmp_path, capsys)
+    rc, _, _ = run(
+        ["style", "--content", "chelsea", "--style", "gravel", "--size", "48", "--steps", "3"],
+        saved_demo,
+        tmp_path,
+        capsys,
+    )
     assert rc == 0 and png(tmp_path / "style.png").shape == (48, 48, 3)
 
 
 def test_adversarial_and_fooling(saved_demo, tmp_path, capsys):
-    rc, out, _ = run(["adversarial", "--image", "chelsea", "--epsilon", "8/255", "--steps", "5"], saved_demo, tmp_path, capsys)
+    rc, out, _ = run(
+        ["adversarial", "--image", "chelsea", "--epsilon", "8/255", "--steps", "5"],
+        saved_demo,
+        tmp_path,
+        capsys,
+    )
     assert rc == 0 and "max pixel change 8.0/255" in out
     from keras_cnnvis.synthesis.samples import sample_image
 
@@ -79,8 +119,24 @@ def test_adversarial_and_fooling(saved_demo, tmp_path, capsys):
 
 
 def test_keras_applications_name_with_random_weights(tmp_path, capsys):
-    rc = main(["texture", "--model", "vgg16", "--weights", "none", "--image", "gravel",
-               "--size", "32", "--steps", "2", "--out", str(tmp_path), "--quiet"])
+    rc = main(
+        [
+            "texture",
+            "--model",
+            "vgg16",
+            "--weights",
+            "none",
+            "--image",
+            "gravel",
+            "--size",
+            "32",
+            "--steps",
+            "2",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
     assert rc == 0 and png(tmp_path / "texture.png").shape == (32, 32, 3)
 
 

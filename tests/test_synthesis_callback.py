@@ -48,8 +48,9 @@ def test_fit_logs_one_image_per_class_each_time(tmp_path, data):
 
 def test_every_n_epochs_and_chosen_classes(tmp_path, data):
     model = compiled_tiny()
-    cb = ClassVisualizationCallback(str(tmp_path), classes=[2], steps=2, every_n_epochs=2,
-                                    log_initial=False, on_error="raise")
+    cb = ClassVisualizationCallback(
+        str(tmp_path), classes=[2], steps=2, every_n_epochs=2, log_initial=False, on_error="raise"
+    )
     model.fit(*data, epochs=4, verbose=0, callbacks=[cb])
     run = read_run(str(tmp_path / "cnnvis"))
     assert [r.step for r in run["synthesis/classes"]] == [2, 4]

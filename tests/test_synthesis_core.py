@@ -35,7 +35,9 @@ def test_objective_arithmetic_matches_hand_values():
     )
     # neuron at the centre (h // 2, w // 2) = (1, 1) of each image
     assert float(O.neuron("l", 2)(c)) == pytest.approx(acts[0, 1, 1, 2] + acts[1, 1, 1, 2])
-    assert float(O.deepdream("l")(c)) == pytest.approx((acts[0] ** 2).mean() + (acts[1] ** 2).mean())
+    assert float(O.deepdream("l")(c)) == pytest.approx(
+        (acts[0] ** 2).mean() + (acts[1] ** 2).mean()
+    )
     assert combo.layers.count("l") == 2 and combo.model_layers == ["l"]
     with pytest.raises(TypeError):
         O.channel("l", 0) * O.channel("l", 1)
@@ -47,7 +49,9 @@ def test_class_objectives_and_margin():
     assert float(O.class_logit(1)(c)) == pytest.approx(2.0)
     logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
     assert float(O.class_log_probability(0)(c)) == pytest.approx(logp[:, 0].sum(), rel=1e-5)
-    assert float(O.class_log_probability([1, 2])(c)) == pytest.approx(logp[0, 1] + logp[1, 2], rel=1e-5)
+    assert float(O.class_log_probability([1, 2])(c)) == pytest.approx(
+        logp[0, 1] + logp[1, 2], rel=1e-5
+    )
     # margins: image 0 class 1 vs best other (1.0) = 2; image 1 class 2 vs 2.0 = -2
     assert float(O.class_margin([1, 2])(c)) == pytest.approx(0.0)
     assert float(O.class_margin(0)(c)) == pytest.approx((1 - 3) + (2 - 0))
@@ -79,12 +83,15 @@ def test_class_logit_reads_pre_softmax_output_and_restores_the_model():
     feat = np.asarray(feat)
     w, b = model.get_layer("dense").get_weights()
     logits = feat @ w + b
-    assert objective_value(model, O.class_logit(2), x) == pytest.approx(logits[:, 2].sum(), rel=1e-5)
+    assert objective_value(model, O.class_logit(2), x) == pytest.approx(
+        logits[:, 2].sum(), rel=1e-5
+    )
     probs = model(x).numpy()  # the softmax is back after the objective
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
-    assert "activation" not in vars(model.get_layer("dense")) or model.get_layer(
-        "dense"
-    ).activation.__name__ == "softmax"
+    assert (
+        "activation" not in vars(model.get_layer("dense"))
+        or model.get_layer("dense").activation.__name__ == "softmax"
+    )
 
 
 # -- objectives rise ---------------------------------------------------------------------------
@@ -112,12 +119,14 @@ def rising_objectives():
 
 def test_each_objective_rises_over_the_first_steps():
     model, objectives = rising_objectives()
+
     def noisy(shape, batch, init, seed):  # a non-grey start, so every penalty has a gradient
         return pixel_image(shape, batch, sd=0.5, seed=seed)
 
     for name, objective in objectives.items():
-        result = render(model, objective, steps=12, param=noisy, transforms=None,
-                        learning_rate=0.05, seed=1)
+        result = render(
+            model, objective, steps=12, param=noisy, transforms=None, learning_rate=0.05, seed=1
+        )
         start, end = result.values[0], objective_value(model, objective, result.images)
         assert end - start > 1e-3 * abs(start), (name, start, end)
 
@@ -153,8 +162,12 @@ def test_jitter_is_a_shifted_crop_of_the_reflect_padded_image():
     for _ in range(20):
         out = T.jitter(2)(tf.constant(img), rng).numpy()
         assert out.shape == img.shape
-        match = [(y, x) for y in range(5) for x in range(5)
-                 if np.array_equal(out, padded[:, y : y + 6, x : x + 7])]
+        match = [
+            (y, x)
+            for y in range(5)
+            for x in range(5)
+            if np.array_equal(out, padded[:, y : y + 6, x : x + 7])
+        ]
         assert match
         shifts.add(match[0])
     assert len(shifts) > 3  # it really moves
@@ -192,7 +205,9 @@ def test_yosinski_regularisers_by_hand():
     thresh = np.sort(contrib)[int(np.floor(15 * 0.25))]
     np.testing.assert_array_equal(out == 0, contrib < thresh)
     out = R.clip_gradients(25).gradient(g, v, 0).numpy().ravel()
-    np.testing.assert_array_equal(out == 0, np.abs(g.numpy().ravel()) < np.sort(np.abs(g.numpy().ravel()))[3])
+    np.testing.assert_array_equal(
+        out == 0, np.abs(g.numpy().ravel()) < np.sort(np.abs(g.numpy().ravel()))[3]
+    )
     # blur: a constant stays, a delta spreads with total mass kept; only every k-th step
     const = tf.fill((1, 5, 5, 3), 0.3)
     np.testing.assert_allclose(R.blur(1.0, every=2).update(const, None, 0).numpy(), 0.3, atol=1e-6)
@@ -205,8 +220,13 @@ def test_yosinski_regularisers_by_hand():
     ball = R.linf_ball(np.full((1, 4, 4, 1), 0.5, np.float32), 0.1).update(v, g, 0).numpy()
     assert ball.max() == pytest.approx(0.1) and ball.min() == pytest.approx(0.0625)
     with pytest.raises(ValueError, match="param='pixel'"):
-        Renderer(tiny_cnn(), O.channel("conv_a", 0), (16, 16, 3), param="fourier",
-                 regularizers=[R.blur()])
+        Renderer(
+            tiny_cnn(),
+            O.channel("conv_a", 0),
+            (16, 16, 3),
+            param="fourier",
+            regularizers=[R.blur()],
+        )
 
 
 def test_regularisers_in_the_loop_keep_the_objective_rising():

@@ -42,8 +42,16 @@ def numpy_gram_loss(model, layers, image, texture):
     (f_tex), _ = FeatureExtractor(model, layers)(texture[None])
     total = 0.0
     for a, b in zip(f_img, f_tex):
-        ga = a[0].reshape(-1, a.shape[-1]).T @ a[0].reshape(-1, a.shape[-1]) / (a.shape[1] * a.shape[2])
-        gb = b[0].reshape(-1, b.shape[-1]).T @ b[0].reshape(-1, b.shape[-1]) / (b.shape[1] * b.shape[2])
+        ga = (
+            a[0].reshape(-1, a.shape[-1]).T
+            @ a[0].reshape(-1, a.shape[-1])
+            / (a.shape[1] * a.shape[2])
+        )
+        gb = (
+            b[0].reshape(-1, b.shape[-1]).T
+            @ b[0].reshape(-1, b.shape[-1])
+            / (b.shape[1] * b.shape[2])
+        )
         total += np.sum((ga - gb) ** 2) / np.sum(gb**2)
     return total / len(layers)
 
@@ -168,7 +176,9 @@ def test_fixed_size_model_without_a_flexible_version_gets_resized_input():
     x = keras.layers.Conv2D(4, 3, activation="relu", name="c")(i)
     out = keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(x))
     flat = keras.Model(i, out)
-    img = deep_dream(flat, np.random.default_rng(0).random((24, 24, 3)), layers="c", steps=2, octaves=2)
+    img = deep_dream(
+        flat, np.random.default_rng(0).random((24, 24, 3)), layers="c", steps=2, octaves=2
+    )
     assert img.shape == (16, 16, 3)
     tiny = tiny_cnn()
     big = visualize_filter(tiny, "conv_b", 0, size=24, steps=2)

@@ -101,12 +101,12 @@ class ClassVisualizationCallback(MonitorCallback):
         channels = int(shape[2]) if shape[2] is not None else 3
         render_shape = hw + (channels,)
         n = check_classes(self.model, [0], render_shape, self.preprocess)
-        classes = self.classes if self.classes is not None else list(range(min(n, self.MAX_CLASSES)))
+        classes = (
+            self.classes if self.classes is not None else list(range(min(n, self.MAX_CLASSES)))
+        )
         check_classes(self.model, classes, render_shape, self.preprocess)
         if self.class_names is not None and len(self.class_names) < n:
-            raise ValueError(
-                f"{len(self.class_names)} class names for a model with {n} classes."
-            )
+            raise ValueError(f"{len(self.class_names)} class names for a model with {n} classes.")
         self._classes = classes
         if self._renderer is None or self._model_id != id(self.model):
             objective = sum(obj.class_logit(c, batch=i) for i, c in enumerate(classes))
@@ -133,9 +133,7 @@ class ClassVisualizationCallback(MonitorCallback):
             x = image.resize(np.asarray(x), renderer.resize_to)
         probs = np.asarray(predict_fn(run_model)(np.asarray(x, np.float32)), np.float32)
         own = probs[np.arange(len(self._classes)), self._classes]
-        names = [
-            self.class_names[c] if self.class_names else f"class {c}" for c in self._classes
-        ]
+        names = [self.class_names[c] if self.class_names else f"class {c}" for c in self._classes]
         self.writer.images("synthesis/classes", images, step)
         self.writer.json(
             "json/synthesis/classes",

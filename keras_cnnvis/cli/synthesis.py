@@ -86,8 +86,14 @@ def run_maximize(args) -> int:
         raise ValueError("Give either --layer with --channel, or --class.")
     model, preprocess = _load(args, include_top=args.classes is not None)
     size = _side(args, model)
-    common = dict(size=size, steps=args.steps, param=args.param, preprocess=preprocess,
-                  seed=args.seed, progress=not args.quiet)
+    common = dict(
+        size=size,
+        steps=args.steps,
+        param=args.param,
+        preprocess=preprocess,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
     if args.classes is not None:
         images = visualize_class(model, args.classes, **common)
         names = [f"class_{c}.png" for c in args.classes]
@@ -107,10 +113,18 @@ def run_dream(args) -> int:
     model, preprocess = _load(args)
     img = _image(args.image, _side(args, model), model)
     layers = _layer_weights(args.layers) or "last_conv"
-    out = deep_dream(model, img, layers=layers, octaves=args.octaves,
-                     octave_scale=args.octave_scale, steps=args.steps,
-                     step_size=args.step_size, preprocess=preprocess, seed=args.seed,
-                     progress=not args.quiet)
+    out = deep_dream(
+        model,
+        img,
+        layers=layers,
+        octaves=args.octaves,
+        octave_scale=args.octave_scale,
+        steps=args.steps,
+        step_size=args.step_size,
+        preprocess=preprocess,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
     _save(args, "dream.png", out)
     return 0
 
@@ -120,9 +134,17 @@ def run_invert(args) -> int:
 
     model, preprocess = _load(args)
     img = _image(args.image, _side(args, model), model)
-    out = invert_features(model, img, args.layer, steps=args.steps, param=args.param,
-                          tv_weight=args.tv_weight, preprocess=preprocess, seed=args.seed,
-                          progress=not args.quiet)
+    out = invert_features(
+        model,
+        img,
+        args.layer,
+        steps=args.steps,
+        param=args.param,
+        tv_weight=args.tv_weight,
+        preprocess=preprocess,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
     print(f"PSNR of the reconstruction: {psnr(out, img):.1f} dB")
     _save(args, f"invert_{_safe(args.layer)}.png", out)
     return 0
@@ -133,9 +155,17 @@ def run_texture(args) -> int:
 
     model, preprocess = _load(args)
     tex = _image(args.image, _side(args, model), model)
-    out = synthesize_texture(model, tex, layers=args.layers, size=args.out_size,
-                             steps=args.steps, param=args.param, preprocess=preprocess,
-                             seed=args.seed, progress=not args.quiet)
+    out = synthesize_texture(
+        model,
+        tex,
+        layers=args.layers,
+        size=args.out_size,
+        steps=args.steps,
+        param=args.param,
+        preprocess=preprocess,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
     _save(args, "texture.png", out)
     return 0
 
@@ -147,10 +177,18 @@ def run_style(args) -> int:
     side = _side(args, model)
     content = _image(args.content, side, model)
     style = _image(args.style, side, model)
-    out = style_transfer(model, content, style, content_weight=args.content_weight,
-                         style_weight=args.style_weight, tv_weight=args.tv_weight,
-                         steps=args.steps, preprocess=preprocess, seed=args.seed,
-                         progress=not args.quiet)
+    out = style_transfer(
+        model,
+        content,
+        style,
+        content_weight=args.content_weight,
+        style_weight=args.style_weight,
+        tv_weight=args.tv_weight,
+        steps=args.steps,
+        preprocess=preprocess,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
     _save(args, "style.png", out)
     return 0
 
@@ -162,21 +200,31 @@ def run_adversarial(args) -> int:
 
     model, preprocess = _load(args, include_top=True)
     if args.fool is not None:
-        img = fooling_image(model, args.fool, steps=args.steps, preprocess=preprocess,
-                            seed=args.seed)
+        img = fooling_image(
+            model, args.fool, steps=args.steps, preprocess=preprocess, seed=args.seed
+        )
         p = predict(model, img[None], preprocess)[0]
         print(f"fooling image: class {args.fool} with probability {p[args.fool]:.3f}")
         _save(args, f"fooling_{args.fool}.png", img)
         return 0
     img = _image(args.image, _side(args, model), model)
-    adv = adversarial_example(model, img, target=args.target, method=args.method,
-                              epsilon=args.epsilon, steps=args.steps, preprocess=preprocess,
-                              seed=args.seed)
+    adv = adversarial_example(
+        model,
+        img,
+        target=args.target,
+        method=args.method,
+        epsilon=args.epsilon,
+        steps=args.steps,
+        preprocess=preprocess,
+        seed=args.seed,
+    )
     before = predict(model, img[None], preprocess)[0]
     after = predict(model, adv[None], preprocess)[0]
-    print(f"prediction: class {before.argmax()} ({before.max():.3f}) -> class "
-          f"{after.argmax()} ({after.max():.3f}); max pixel change "
-          f"{np.abs(adv - img).max() * 255:.1f}/255")
+    print(
+        f"prediction: class {before.argmax()} ({before.max():.3f}) -> class "
+        f"{after.argmax()} ({after.max():.3f}); max pixel change "
+        f"{np.abs(adv - img).max() * 255:.1f}/255"
+    )
     _save(args, "adversarial.png", adv)
     from keras_cnnvis.image import normalize
 
@@ -186,17 +234,27 @@ def run_adversarial(args) -> int:
 
 # -- parsers ---------------------------------------------------------------------------------
 def _common(p, steps: int) -> None:
-    p.add_argument("--model", default=DEFAULT_MODEL,
-                   help="a saved model (.keras) or a keras.applications name such as vgg16, "
-                   "vgg19, resnet50 (default vgg16; ImageNet weights download when online; "
-                   "offline pass a saved model, e.g. the model.keras of `cnnvis demo`, or "
-                   "--weights none)")
-    p.add_argument("--weights", default="imagenet",
-                   help="weights for keras.applications models: imagenet (default) or none")
+    p.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help="a saved model (.keras) or a keras.applications name such as vgg16, "
+        "vgg19, resnet50 (default vgg16; ImageNet weights download when online; "
+        "offline pass a saved model, e.g. the model.keras of `cnnvis demo`, or "
+        "--weights none)",
+    )
+    p.add_argument(
+        "--weights",
+        default="imagenet",
+        help="weights for keras.applications models: imagenet (default) or none",
+    )
     p.add_argument("--out", default="synthesis_out", help="output folder (default synthesis_out)")
     p.add_argument("--steps", type=int, default=steps, help=f"optimisation steps (default {steps})")
-    p.add_argument("--size", type=int, default=None,
-                   help="working image side in pixels (default: the model's input size, or 128)")
+    p.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="working image side in pixels (default: the model's input size, or 128)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -204,50 +262,81 @@ def _common(p, steps: int) -> None:
 def add_parser(sub) -> None:
     img_help = f"an image file or a built-in sample ({SAMPLES_HELP})"
 
-    p = sub.add_parser("maximize", help="activation maximisation of channels or classes",
-                       description="Render the images that most excite channels of a layer "
-                       "(--layer, --channel) or classes (--class).")
+    p = sub.add_parser(
+        "maximize",
+        help="activation maximisation of channels or classes",
+        description="Render the images that most excite channels of a layer "
+        "(--layer, --channel) or classes (--class).",
+    )
     _common(p, 128)
     p.add_argument("--layer", help="layer name (e.g. conv3, block4_conv1, last_conv)")
     p.add_argument("--channel", type=int, nargs="+", help="channel indices")
     p.add_argument("--class", dest="classes", type=int, nargs="+", help="class indices")
-    p.add_argument("--param", default="fourier", choices=["fourier", "pixel"],
-                   help="image parameterisation (default fourier)")
+    p.add_argument(
+        "--param",
+        default="fourier",
+        choices=["fourier", "pixel"],
+        help="image parameterisation (default fourier)",
+    )
     p.set_defaults(func=run_maximize)
 
-    p = sub.add_parser("dream", help="DeepDream an image",
-                       description="Amplify what chosen layers see in an image (DeepDream).")
+    p = sub.add_parser(
+        "dream",
+        help="DeepDream an image",
+        description="Amplify what chosen layers see in an image (DeepDream).",
+    )
     _common(p, 20)
     p.add_argument("--image", default="astronaut", help=img_help + " (default astronaut)")
-    p.add_argument("--layers", nargs="+", metavar="NAME[=WEIGHT]",
-                   help="layers to amplify, optionally weighted (default last_conv)")
+    p.add_argument(
+        "--layers",
+        nargs="+",
+        metavar="NAME[=WEIGHT]",
+        help="layers to amplify, optionally weighted (default last_conv)",
+    )
     p.add_argument("--octaves", type=int, default=3, help="scales (default 3)")
     p.add_argument("--octave-scale", type=float, default=1.4, help="scale ratio (default 1.4)")
     p.add_argument("--step-size", type=float, default=0.01, help="step size (default 0.01)")
     p.set_defaults(func=run_dream)
 
-    p = sub.add_parser("invert", help="reconstruct an image from a layer's features",
-                       description="Feature inversion (Mahendran & Vedaldi 2015).")
+    p = sub.add_parser(
+        "invert",
+        help="reconstruct an image from a layer's features",
+        description="Feature inversion (Mahendran & Vedaldi 2015).",
+    )
     _common(p, 300)
     p.add_argument("--image", default="astronaut", help=img_help + " (default astronaut)")
     p.add_argument("--layer", required=True, help="the layer whose features are matched")
-    p.add_argument("--param", default="pixel", choices=["fourier", "pixel"],
-                   help="image parameterisation (default pixel)")
+    p.add_argument(
+        "--param",
+        default="pixel",
+        choices=["fourier", "pixel"],
+        help="image parameterisation (default pixel)",
+    )
     p.add_argument("--tv-weight", type=float, default=0.05, help="total variation weight")
     p.set_defaults(func=run_invert)
 
-    p = sub.add_parser("texture", help="synthesise a texture (Gatys et al. 2015)",
-                       description="Synthesise a new image with the Gram statistics of a texture.")
+    p = sub.add_parser(
+        "texture",
+        help="synthesise a texture (Gatys et al. 2015)",
+        description="Synthesise a new image with the Gram statistics of a texture.",
+    )
     _common(p, 200)
     p.add_argument("--image", default="gravel", help=img_help + " (default gravel)")
     p.add_argument("--layers", nargs="+", help="layers whose Gram matrices are matched")
     p.add_argument("--out-size", type=int, default=None, help="output side (default: input's)")
-    p.add_argument("--param", default="fourier", choices=["fourier", "pixel"],
-                   help="image parameterisation (default fourier)")
+    p.add_argument(
+        "--param",
+        default="fourier",
+        choices=["fourier", "pixel"],
+        help="image parameterisation (default fourier)",
+    )
     p.set_defaults(func=run_texture)
 
-    p = sub.add_parser("style", help="neural style transfer (Gatys et al. 2016)",
-                       description="Paint a content image in the textures of a style image.")
+    p = sub.add_parser(
+        "style",
+        help="neural style transfer (Gatys et al. 2016)",
+        description="Paint a content image in the textures of a style image.",
+    )
     _common(p, 200)
     p.add_argument("--content", default="chelsea", help=img_help + " (default chelsea)")
     p.add_argument("--style", default="gravel", help=img_help + " (default gravel)")
@@ -256,15 +345,27 @@ def add_parser(sub) -> None:
     p.add_argument("--tv-weight", type=float, default=1.0, help="(default 1)")
     p.set_defaults(func=run_style)
 
-    p = sub.add_parser("adversarial", help="adversarial examples and fooling images",
-                       description="Perturb an image to change the prediction (FGSM/PGD), or "
-                       "turn noise into a confident prediction (--fool CLASS).")
+    p = sub.add_parser(
+        "adversarial",
+        help="adversarial examples and fooling images",
+        description="Perturb an image to change the prediction (FGSM/PGD), or "
+        "turn noise into a confident prediction (--fool CLASS).",
+    )
     _common(p, 10)
     p.add_argument("--image", default="chelsea", help=img_help + " (default chelsea)")
     p.add_argument("--method", default="pgd", choices=["fgsm", "pgd"], help="(default pgd)")
-    p.add_argument("--epsilon", type=_fraction, default=8 / 255,
-                   help="largest pixel change, e.g. 0.03 or 8/255 (default 8/255)")
+    p.add_argument(
+        "--epsilon",
+        type=_fraction,
+        default=8 / 255,
+        help="largest pixel change, e.g. 0.03 or 8/255 (default 8/255)",
+    )
     p.add_argument("--target", type=int, default=None, help="class to reach (default: any other)")
-    p.add_argument("--fool", type=int, default=None, metavar="CLASS",
-                   help="make a fooling image for this class instead")
+    p.add_argument(
+        "--fool",
+        type=int,
+        default=None,
+        metavar="CLASS",
+        help="make a fooling image for this class instead",
+    )
     p.set_defaults(func=run_adversarial)

@@ -24,7 +24,9 @@ def _raw_pixels(shape, batch, init, seed):
     return param_lib.pixel_image(shape, batch, init=init, mode="raw", seed=seed)
 
 
-def predict(model: keras.Model, images: np.ndarray, preprocess: Callable | None = None) -> np.ndarray:
+def predict(
+    model: keras.Model, images: np.ndarray, preprocess: Callable | None = None
+) -> np.ndarray:
     """The model's outputs for an image batch in [0, 1], as float32 numpy."""
     x = images if preprocess is None else preprocess(images)
     return np.asarray(predict_fn(model)(np.asarray(x, np.float32)), np.float32)

@@ -129,19 +129,19 @@ def load_model(
 
 def fit_image(image: Any, model: keras.Model, resize: bool = True) -> np.ndarray:
     """Makes an image batch match the model: channels converted (grayscale <-> RGB) and,
-    for fixed-size models, resized when `resize` (else a clear error).
+    for fixed-size models, resized to the input size when `resize`.
 
     Args:
         image: `(H, W, C)` or `(N, H, W, C)` in [0, 1] (uint8 0..255 is converted).
         model: the model.
-        resize: resize to a fixed-size model's input. Defaults to True.
+        resize: resize to a fixed-size model's input; False keeps the size (for models
+            that can run at any size, see `render.flexible_model`). Defaults to True.
 
     Returns:
         A float32 `(N, H, W, C)` batch.
 
     Raises:
-        ValueError: for a bad rank, unconvertible channels, or a size mismatch with
-            `resize=False`.
+        ValueError: for a bad rank or unconvertible channels.
     """
     shape = check_image_model(model)
     arr = np.asarray(image)
@@ -162,12 +162,8 @@ def fit_image(image: Any, model: keras.Model, resize: bool = True) -> np.ndarray
     out = []
     for img in arr:
         img = _to_rgb(img, channels)
-        if shape[0] is not None and shape[1] is not None and img.shape[:2] != tuple(shape[:2]):
-            if not resize:
-                raise ValueError(
-                    f"Model '{model.name}' takes {shape[0]}x{shape[1]} images; got "
-                    f"{img.shape[0]}x{img.shape[1]}. Resize them first."
-                )
+        fixed = shape[0] is not None and shape[1] is not None
+        if resize and fixed and img.shape[:2] != tuple(shape[:2]):
             img = resize_image(img, shape[:2])
         out.append(img)
     return np.stack(out).astype(np.float32)

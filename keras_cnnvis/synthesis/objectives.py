@@ -63,7 +63,9 @@ class Objective:
         name: a readable description. Defaults to `"objective"`.
     """
 
-    def __init__(self, fn: Callable[[Context], tf.Tensor], layers: Iterable = (), name: str = "objective"):
+    def __init__(
+        self, fn: Callable[[Context], tf.Tensor], layers: Iterable = (), name: str = "objective"
+    ):
         self.fn = fn
         self.layers = tuple(layers)
         self.name = name
@@ -338,9 +340,7 @@ def gram_style(layer: Any, target_gram: Any) -> Objective:
     Returns:
         An `Objective`.
     """
-    target = np.asarray(target_gram, np.float32).reshape(
-        (-1,) + np.asarray(target_gram).shape[-2:]
-    )
+    target = np.asarray(target_gram, np.float32).reshape((-1,) + np.asarray(target_gram).shape[-2:])
     norm = float(max(np.sum(target[0].astype(np.float64) ** 2), 1e-12))
 
     def fn(c):

@@ -61,7 +61,10 @@ def flexible_model(model: keras.Model) -> keras.Model | None:
     try:
         inp = keras.Input((None, None, shape[2]))
         flex = keras.models.clone_model(model, input_tensors=inp, clone_function=lambda l: l)
-        probe = np.zeros((1, max(8, (shape[0] or 8) // 2 + 3), max(8, (shape[1] or 8) // 2 + 5), shape[2]), np.float32)
+        probe = np.zeros(
+            (1, max(8, (shape[0] or 8) // 2 + 3), max(8, (shape[1] or 8) // 2 + 5), shape[2]),
+            np.float32,
+        )
         flex(probe, training=False)
     except Exception:  # Flatten + Dense, subclassed or otherwise size-bound models
         flex = None
@@ -182,13 +185,17 @@ def _resolve_transforms(transforms: Any, size: int):
         return None
     if isinstance(transforms, str):
         if transforms != "default":
-            raise ValueError(f"transforms is 'default', None, a transform or a list; got {transforms!r}.")
+            raise ValueError(
+                f"transforms is 'default', None, a transform or a list; got {transforms!r}."
+            )
         return transforms_lib.standard_transforms(size)
     if isinstance(transforms, (list, tuple)):
         return transforms_lib.compose(*transforms) if transforms else None
     if callable(transforms):
         return transforms
-    raise TypeError(f"transforms must be 'default', None, a callable or a list; got {transforms!r}.")
+    raise TypeError(
+        f"transforms must be 'default', None, a callable or a list; got {transforms!r}."
+    )
 
 
 class Renderer:
