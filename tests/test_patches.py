@@ -327,7 +327,7 @@ def test_callback_logs_grids_and_records_in_a_real_fit(tmp_path, images):
         assert meta["positions"] == now.positions.tolist() and meta["boxes"] == now.boxes.tolist()
         np.testing.assert_allclose(meta["values"], now.values, rtol=1e-5)
         assert meta["receptive_field"] == now.receptive_field.as_dict()
-        assert meta["guided_backprop"] is False
+        assert meta["view"] is None
         grid, geometry = patch_grid(now)
         assert meta["grid"] == geometry and geometry["rows"] == 3 and geometry["cols"] == 4
         logged = run[f"patches/{layer}"][-1].value[0]
@@ -348,12 +348,12 @@ def test_callback_with_guided_backprop_puts_a_view_beside_each_patch(tmp_path, s
     x, y = shapes_small[0][:64], shapes_small[1][:64]
     cb = MaxActivatingPatchesCallback(
         str(tmp_path), (x, y), layers="conv2", channels=[1, 4], k=3,
-        guided_backprop=True, log_initial=False, on_error="raise",
+        view="guided_backprop", log_initial=False, on_error="raise",
     )
     model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[cb])
     run = read_run(str(tmp_path / "cnnvis"))
     meta = run["json/patches/conv2"][0].value
-    assert meta["guided_backprop"] is True and meta["channels"] == [1, 4]
+    assert meta["view"] == "guided_backprop" and meta["channels"] == [1, 4]
     assert meta["grid"]["cols"] == 6 and meta["grid"]["tile"] == [50, 50]
     grid = run["patches/conv2"][0].value[0].astype(np.float32)
     assert grid.shape[:2] == (2 * 51 + 1, 6 * 51 + 1)
@@ -380,7 +380,7 @@ class _Epochs(keras.callbacks.Callback):
         ({"layers": ["nope"]}, r"No layer named 'nope'"),
         ({"k": 46}, r"k=46 is larger than the 45 images in data"),
         ({"data": np.zeros((5, 21, 22, 3), np.float32)}, r"Data images have shape \(21, 22, 3\) but model 'small' takes \(22, 21, 3\)"),
-        ({"guided_backprop": True}, r"ReLU"),
+        ({"view": "deconvnet"}, r"ReLU"),
     ],
 )
 def test_callback_misconfiguration_raises_before_the_first_epoch(tmp_path, images, kwargs, message):
@@ -405,5 +405,7 @@ def test_callback_constructor_validation(images):
         MaxActivatingPatchesCallback("x", images, k=0)
     with pytest.raises(ValueError, match="channels must be >= 1"):
         MaxActivatingPatchesCallback("x", images, channels=0)
+    with pytest.raises(ValueError, match="view must be None or one of"):
+        MaxActivatingPatchesCallback("x", images, view="saliency")
     with pytest.raises(ValueError, match="needs data"):
         MaxActivatingPatchesCallback("x", None)

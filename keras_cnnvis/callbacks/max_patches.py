@@ -13,6 +13,7 @@ from keras_cnnvis import image
 from keras_cnnvis.callbacks.base import MonitorCallback
 from keras_cnnvis.gradients import find_layers, input_shape
 from keras_cnnvis.patches import (
+    VIEWS,
     MaxPatches,
     PatchMiner,
     check_image_batch,
@@ -90,9 +91,10 @@ class MaxActivatingPatchesCallback(MonitorCallback):
     `max_activating_patches`). Writes the image `patches/<layer>` (rows = channels,
     columns = the top-k patches, best first; pixels the unit cannot see are grey) and the
     record `json/patches/<layer>` (values, image indices, peak positions, boxes, receptive
-    field, grid geometry) into `<log_dir>/cnnvis`. With `guided_backprop=True` each patch
-    is followed by the guided-backpropagation view of that unit on that patch: which of
-    its pixels the unit responds to (Springenberg et al. 2015; Zeiler & Fergus 2014).
+    field, grid geometry) into `<log_dir>/cnnvis`. With `view="guided_backprop"` (or
+    `"deconvnet"`) each patch is followed by that method's view of the unit on the patch:
+    which of its pixels the unit responds to (Springenberg et al. 2015; Zeiler & Fergus
+    2014; see `unit_views`).
 
     Example:
 
@@ -111,8 +113,9 @@ class MaxActivatingPatchesCallback(MonitorCallback):
             indices used for every layer. Defaults to 8.
         k: patches per channel. Defaults to 9.
         batch_size: batch size for arrays and unbatched datasets. Defaults to 64.
-        guided_backprop: also show the guided-backprop view of each patch.
-            Defaults to False.
+        view: `"guided_backprop"` or `"deconvnet"` to show that view of the unit beside
+            each patch (the model needs ReLUs the method can override), or None.
+            Defaults to None.
         pad_value: display value of the pixels a unit does not see. Defaults to 0.5.
         every_n_epochs: log after every N-th epoch; 0 turns it off. Defaults to 1.
         log_initial: also log before training. Defaults to True.
@@ -120,10 +123,12 @@ class MaxActivatingPatchesCallback(MonitorCallback):
         on_error: `"warn"` or `"raise"`. Defaults to `"warn"`.
 
     Raises:
-        ValueError: at construction for a one-shot iterator, `k < 1` or bad `channels`;
+        ValueError: at construction for a one-shot iterator, `k < 1`, bad `channels` or
+            an unknown `view`;
             at `on_train_begin` (before any epoch) for images of the wrong shape, `k`
             larger than the data, unknown layers, layers without spatial output or
-            channel indices out of range.
+            channel indices out of range, or (with a view) a model without overridable
+            ReLUs.
     """
 
     PAD = 1
@@ -136,7 +141,7 @@ class MaxActivatingPatchesCallback(MonitorCallback):
         channels: int | Sequence[int] | None = 8,
         k: int = 9,
         batch_size: int = 64,
-        guided_backprop: bool = False,
+        view: str | None = None,
         pad_value: float = 0.5,
         every_n_epochs: int = 1,
         log_initial: bool = True,
@@ -166,7 +171,9 @@ class MaxActivatingPatchesCallback(MonitorCallback):
         self.channels = channels
         self.k = int(k)
         self.batch_size = int(batch_size)
-        self.guided_backprop = bool(guided_backprop)
+        if view is not None and view not in VIEWS:
+            raise ValueError(f"view must be None or one of {VIEWS}; got {view!r}.")
+        self.view = view
         self.pad_value = float(pad_value)
         self._miner: PatchMiner | None = None
 
@@ -195,11 +202,11 @@ class MaxActivatingPatchesCallback(MonitorCallback):
         self._miner = PatchMiner(
             self.model, [i.layer for i in infos], per_layer, self.k, self.pad_value, shape
         )
-        if self.guided_backprop:
+        if self.view is not None:
             # One small mining pass now: a model whose ReLUs cannot be overridden fails here.
             probe = PatchMiner(self.model, infos[0].layer, [[0]], 1, self.pad_value, shape)
             probe.update(first[:1])
-            unit_views(self.model, probe.results()[0])
+            unit_views(self.model, probe.results()[0], self.view)
 
     def log(self, step: int, logs: dict | None = None) -> None:
         miner = self._miner
@@ -208,8 +215,8 @@ class MaxActivatingPatchesCallback(MonitorCallback):
             miner.update(batch)
         for result in miner.results():
             views = None
-            if self.guided_backprop:
-                views = unit_views(self.model, result, batch_size=self.batch_size)
+            if self.view is not None:
+                views = unit_views(self.model, result, self.view, self.batch_size)
             grid, geometry = patch_grid(result, views, pad=self.PAD)
             self.writer.images(f"patches/{result.layer}", grid, step)
             self.writer.json(
@@ -224,7 +231,7 @@ class MaxActivatingPatchesCallback(MonitorCallback):
                     "boxes": result.boxes,
                     "n_images": result.n_images,
                     "receptive_field": result.receptive_field.as_dict(),
-                    "guided_backprop": views is not None,
+                    "view": self.view,
                     "grid": geometry,
                 },
                 step,

@@ -1,0 +1,218 @@
+"""NearestNeighborsCallback: logs query images with their nearest neighbours in feature and in
+pixel space, and the kNN accuracy of both spaces, so you can watch meaning replace pixels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from keras_cnnvis import image
+from keras_cnnvis.callbacks.base import MonitorCallback
+from keras_cnnvis.callbacks.max_patches import display_range
+from keras_cnnvis.neighbors import (
+    METRICS,
+    FeatureFunction,
+    as_labels,
+    knn_vote,
+    nearest,
+    pixel_vectors,
+)
+
+SAME = (0.0, 0.75, 0.0)
+OTHER = (0.9, 0.0, 0.0)
+QUERY = (0.1, 0.3, 1.0)
+
+
+def pick_queries(labels: np.ndarray, n: int) -> np.ndarray:
+    """Up to `n` example indices, taking classes in turn (first examples of each class
+    first), so every class is shown when `n` allows."""
+    labels = np.asarray(labels)
+    classes = list(dict.fromkeys(labels.tolist()))
+    queues = {c: list(np.flatnonzero(labels == c)) for c in classes}
+    picks: list[int] = []
+    while len(picks) < min(n, len(labels)):
+        for c in classes:
+            if queues[c] and len(picks) < n:
+                picks.append(int(queues[c].pop(0)))
+    return np.asarray(picks, np.int64)
+
+
+def neighbor_grid(
+    queries: np.ndarray,
+    query_labels: np.ndarray,
+    reference: np.ndarray,
+    reference_labels: np.ndarray,
+    indices: np.ndarray,
+    pad: int = 1,
+    target_tile: int = 48,
+) -> tuple[np.ndarray, dict]:
+    """Renders one row per query: the query (blue frame), then its neighbours, nearest
+    first, framed green when they share the query's class and red when not.
+
+    Example:
+
+    ```python
+    nn = nearest_neighbors(model, x_val[:6], x_train, k=5)
+    grid, geometry = neighbor_grid(x_val[:6], y_val[:6], x_train, y_train, nn.indices)
+    ```
+
+    Args:
+        queries: query images `(Q, H, W, C)`.
+        query_labels: their classes `(Q,)`.
+        reference: reference images `(N, H, W, C)`.
+        reference_labels: their classes `(N,)`.
+        indices: `(Q, k)` neighbour indices into `reference`.
+        pad: pixels between tiles. Defaults to 1.
+        target_tile: small images are enlarged by an integer factor to about this many
+            pixels. Defaults to 48.
+
+    Returns:
+        `(grid, geometry)`: a float32 RGB image in [0, 1] and
+        `{"rows", "cols", "tile": [h, w], "pad", "scale"}`.
+    """
+    indices = np.asarray(indices)
+    n_q, k = indices.shape
+    tiles = np.concatenate([np.asarray(queries)[:, None], np.asarray(reference)[indices]], axis=1)
+    tiles = display_range(tiles.reshape((-1,) + tiles.shape[2:]))
+    if tiles.shape[-1] == 1:
+        tiles = np.repeat(tiles, 3, axis=-1)
+    th, tw = tiles.shape[1:3]
+    scale = image.auto_scale(max(th, tw), target=target_tile)
+    grid = image.tile_grid(tiles, cols=k + 1, pad=pad, scale=scale)
+    tile = (th * scale, tw * scale)
+    width = max(1, min(tile) // 24)
+    same = np.asarray(reference_labels)[indices] == np.asarray(query_labels)[:, None]
+    cols = k + 1
+    grid = image.outline_tiles(grid, [r * cols for r in range(n_q)], tile, cols, pad, QUERY, width)
+    for flag, color in ((True, SAME), (False, OTHER)):
+        chosen = [r * cols + 1 + j for r in range(n_q) for j in range(k) if same[r, j] == flag]
+        grid = image.outline_tiles(grid, chosen, tile, cols, pad, color, width)
+    return grid, {"rows": n_q, "cols": cols, "tile": list(tile), "pad": pad, "scale": 1}
+
+
+def _pair(data: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise ValueError(
+            f"{name} must be a pair (images, labels) of numpy arrays; got {type(data).__name__}."
+        )
+    x = np.asarray(data[0], np.float32)
+    if x.ndim != 4:
+        raise ValueError(f"{name} images must be (N, height, width, channels); got shape {x.shape}.")
+    return x, as_labels(data[1], len(x))
+
+
+class NearestNeighborsCallback(MonitorCallback):
+    """Logs query images beside their nearest neighbours in feature and in pixel space,
+    with the kNN accuracy of each space, every few epochs.
+
+    Feature space is the network's representation (default: the input of the last Dense
+    layer, the penultimate layer; or the flattened output of `layer`), pixel space the
+    flattened images. Writes the images `neighbors/feature` and `neighbors/pixel` (a row
+    per shown query: the query framed blue, then its k neighbours, nearest first, framed
+    green for the query's class and red otherwise) and the scalars
+    `neighbors/knn_accuracy_feature` and `neighbors/knn_accuracy_pixel` (accuracy of a
+    k-nearest-neighbour vote over all queries) into `<log_dir>/cnnvis`. Pixel space does
+    not change during training; it is computed once and logged at every record as the
+    baseline.
+
+    Example:
+
+    ```python
+    cb = NearestNeighborsCallback("runs/exp1", (x_train[:2000], y_train[:2000]), (x_val, y_val))
+    model.fit(x_train, y_train, epochs=10, callbacks=[cb])
+    ```
+
+    Args:
+        log_dir: the TensorBoard log directory.
+        reference_data: `(images, labels)` searched for neighbours (e.g. training images).
+        query_data: `(images, labels)` of the queries (e.g. validation images).
+        layer: the feature layer, or None for the penultimate representation.
+            Defaults to None.
+        k: neighbours shown and voting. Defaults to 5.
+        metric: `"cosine"` (1 - cosine similarity) or `"euclidean"`. Defaults to
+            `"cosine"`.
+        n_show: queries shown in the grids (classes taken in turn). Defaults to 6.
+        batch_size: images per compiled call. Defaults to 64.
+        every_n_epochs: log after every N-th epoch; 0 turns it off. Defaults to 1.
+        log_initial: also log before training. Defaults to True.
+        run_name: run subdirectory. Defaults to `"cnnvis"`.
+        on_error: `"warn"` or `"raise"`. Defaults to `"warn"`.
+
+    Raises:
+        ValueError: at construction for data that is not `(images, labels)`, labels not
+            one per image, an unknown metric or `k`/`n_show` < 1; at `on_train_begin`
+            (before any epoch) for images that do not fit the model, `k` larger than the
+            reference data, an unknown layer, or a model without a Dense layer and no
+            `layer`.
+    """
+
+    PAD = 1
+
+    def __init__(
+        self,
+        log_dir: str,
+        reference_data: Any,
+        query_data: Any,
+        layer: Any = None,
+        k: int = 5,
+        metric: str = "cosine",
+        n_show: int = 6,
+        batch_size: int = 64,
+        every_n_epochs: int = 1,
+        log_initial: bool = True,
+        run_name: str = "cnnvis",
+        on_error: str = "warn",
+    ):
+        super().__init__(log_dir, every_n_epochs, log_initial, run_name, on_error)
+        self.x_ref, self.y_ref = _pair(reference_data, "reference_data")
+        self.x_query, self.y_query = _pair(query_data, "query_data")
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}; got {metric!r}.")
+        if int(k) < 1 or int(n_show) < 1:
+            raise ValueError(f"k and n_show must be >= 1; got k={k}, n_show={n_show}.")
+        self.layer = layer
+        self.k = int(k)
+        self.metric = metric
+        self.n_show = int(n_show)
+        self.batch_size = int(batch_size)
+        self._embed: FeatureFunction | None = None
+        self._pixel: tuple | None = None
+        self._shown = pick_queries(self.y_query, self.n_show)
+
+    def setup(self) -> None:
+        from keras_cnnvis.gradients import input_shape
+        from keras_cnnvis.patches import check_image_batch
+
+        shape = input_shape(self.model)
+        if shape is not None:
+            check_image_batch(self.x_ref, shape, self.model.name)
+            check_image_batch(self.x_query, shape, self.model.name)
+        if self.k > len(self.x_ref):
+            raise ValueError(
+                f"k={self.k} is larger than the {len(self.x_ref)} reference images; pass "
+                "a smaller k or more reference data."
+            )
+        self._embed = FeatureFunction(self.model, self.layer, self.batch_size)
+        self._embed(self.x_query[:1])  # a wrong layer fails now, not at the first record
+        if self._pixel is None:
+            idx, _ = nearest(
+                pixel_vectors(self.x_query), pixel_vectors(self.x_ref), self.k, self.metric
+            )
+            self._pixel = (idx, self._accuracy(idx))
+
+    def _accuracy(self, idx: np.ndarray) -> float:
+        return float(np.mean(knn_vote(self.y_ref[idx]) == self.y_query))
+
+    def log(self, step: int, logs: dict | None = None) -> None:
+        idx, _ = nearest(self._embed(self.x_query), self._embed(self.x_ref), self.k, self.metric)
+        results = {"feature": (idx, self._accuracy(idx)), "pixel": self._pixel}
+        for space, (indices, accuracy) in results.items():
+            shown = self._shown
+            grid, _ = neighbor_grid(
+                self.x_query[shown], self.y_query[shown], self.x_ref, self.y_ref,
+                indices[shown], pad=self.PAD,
+            )
+            self.writer.images(f"neighbors/{space}", grid, step)
+            self.writer.scalar(f"neighbors/knn_accuracy_{space}", accuracy, step)
