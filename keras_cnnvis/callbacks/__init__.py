@@ -9,6 +9,7 @@ from keras_cnnvis.callbacks.grad_cam import GradCAMCallback
 from keras_cnnvis.callbacks.occlusion import OcclusionCallback
 from keras_cnnvis.callbacks.saliency import SaliencyCallback
 from keras_cnnvis.callbacks.max_patches import MaxActivatingPatchesCallback
+from keras_cnnvis.callbacks.neighbors import NearestNeighborsCallback
 from keras_cnnvis.callbacks.embedding import EmbeddingCallback
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "OcclusionCallback",
     "SaliencyCallback",
     "MaxActivatingPatchesCallback",
+    "NearestNeighborsCallback",
     "EmbeddingCallback",
 ]
