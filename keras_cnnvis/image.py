@@ -191,11 +191,27 @@ def save_png(path: str, image: np.ndarray) -> None:
         f.write(encode_png(image))
 
 
-def draw_text(image: np.ndarray, text: str, xy: tuple[int, int], color=(0, 0, 0), size=0.35) -> np.ndarray:
-    """Writes a short label onto a float `(H, W, 3)` image (a copy is returned)."""
-    out = np.ascontiguousarray(np.asarray(image, np.float32).copy())
-    cv2.putText(out, text, (int(xy[0]), int(xy[1])), cv2.FONT_HERSHEY_SIMPLEX, size, color, 1, cv2.LINE_AA)
-    return out
+def draw_text(
+    image: np.ndarray, text: str, xy: tuple[int, int], color=(0.0, 0.0, 0.0), size: float = 0.35
+) -> np.ndarray:
+    """Writes a short label onto a float `(H, W, 3)` image in [0, 1] (a copy is returned).
+
+    Args:
+        image: the image.
+        text: the label (ASCII).
+        xy: the text's bottom-left corner `(x, y)` in pixels.
+        color: RGB colour in [0, 1]. Defaults to black.
+        size: font scale. Defaults to 0.35.
+
+    Returns:
+        A float32 copy of the image with the text drawn.
+    """
+    canvas = np.ascontiguousarray(to_uint8(image))
+    rgb = tuple(int(round(255 * c)) for c in color)
+    cv2.putText(
+        canvas, text, (int(xy[0]), int(xy[1])), cv2.FONT_HERSHEY_SIMPLEX, size, rgb, 1, cv2.LINE_AA
+    )
+    return canvas.astype(np.float32) / 255.0
 
 
 def outline_tiles(

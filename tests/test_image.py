@@ -60,3 +60,13 @@ def test_outline_tiles_frames_only_chosen_tiles():
     np.testing.assert_allclose(out[5, 5:8], [[1, 0, 0]] * 3)  # top edge of tile 3
     np.testing.assert_allclose(out[6, 6], [0, 0, 0])  # tile 3 centre untouched
     np.testing.assert_allclose(out[1:4, 1:4], 0)  # tile 0 untouched
+
+
+def test_draw_text_marks_pixels_in_the_given_colour():
+    img = np.ones((20, 60, 3), np.float32)
+    out = image.draw_text(img, "ab", (2, 15), color=(1.0, 0.0, 0.0), size=0.5)
+    assert out.dtype == np.float32 and out.shape == img.shape
+    changed = np.any(out != 1.0, axis=-1)
+    assert 5 < changed.sum() < 20 * 60 // 2
+    assert np.all(out[..., 0] == 1.0)  # red text on white: the red channel stays full
+    assert not changed[:, 30:].any()  # two letters stay at the left
