@@ -63,7 +63,9 @@ def check_probe(model: keras.Model, probe: Any, name: str = "probe") -> np.ndarr
             does not match the model input, or NaN/inf values.
     """
     if probe is None:
-        raise ValueError(f"No {name} images given; pass a numpy array (N, height, width, channels).")
+        raise ValueError(
+            f"No {name} images given; pass a numpy array (N, height, width, channels)."
+        )
     arr = np.asarray(probe)
     if arr.dtype == bool or not (
         np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
@@ -75,7 +77,11 @@ def check_probe(model: keras.Model, probe: Any, name: str = "probe") -> np.ndarr
     shape = input_shape(model)
     if arr.ndim == 3 and (shape is None or len(shape) == 3):
         arr = arr[None]
-    expected = "(N, height, width, channels)" if shape is None else f"(N, {', '.join('any' if s is None else str(s) for s in shape)})"
+    expected = (
+        "(N, height, width, channels)"
+        if shape is None
+        else f"(N, {', '.join('any' if s is None else str(s) for s in shape)})"
+    )
     if arr.ndim != 4:
         raise ValueError(
             f"The {name} images have shape {arr.shape}; expected a batch of images {expected}."
@@ -261,11 +267,12 @@ def activation_grid(
     return np.stack(grids).astype(np.float32)
 
 
-def grid_geometry(maps: ActivationMaps, cols: int | None = None, scale: int | None = None, pad: int = 1) -> dict:
+def grid_geometry(
+    maps: ActivationMaps, cols: int | None = None, scale: int | None = None, pad: int = 1
+) -> dict:
     """The `grid` block of the `activations` JSON record for `activation_grid`'s layout."""
     h, w = maps.maps.shape[1:3]
     if scale is None:
         scale = image.auto_scale(max(h, w))
     rows, cols = image.grid_shape(len(maps.channels), cols)
     return {"rows": rows, "cols": cols, "tile": [h * scale, w * scale], "pad": pad, "scale": 1}
-

@@ -318,9 +318,11 @@ def check_tileable(model: keras.Model, layer: Any) -> LayerKernel:
             shape = input_shape(model)
         except ValueError:
             shape = None
-        seen = f"the model input {shape} has {int(np.prod(shape))} values" if shape and (
-            None not in shape
-        ) else "the model input size is unknown"
+        seen = (
+            f"the model input {shape} has {int(np.prod(shape))} values"
+            if shape and (None not in shape)
+            else "the model input size is unknown"
+        )
         raise ValueError(
             f"Dense layer '{k.path}' takes {k.matrix.shape[0]} input features, not a "
             f"flattened image ({seen}); filter grids show Dense weights only for a Dense "

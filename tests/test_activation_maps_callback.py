@@ -35,7 +35,9 @@ def test_fit_logs_one_grid_per_probe_for_each_layer(tmp_path, data):
     model.fit(*data, epochs=2, batch_size=16, verbose=0, callbacks=[cb])
     run = read_run(str(tmp_path / "cnnvis"))
     layers = ("conv_a", "conv_b")
-    assert set(run) == {f"activations/{n}" for n in layers} | {f"json/activations/{n}" for n in layers}
+    assert set(run) == {f"activations/{n}" for n in layers} | {
+        f"json/activations/{n}" for n in layers
+    }
     for tag, records in run.items():
         assert [r.step for r in records] == [0, 1, 2], tag
     # conv_a: 6 maps of 16x16 (x2 = 32 px) in a 2x3 grid; conv_b: 4 maps of 14x14 (x2) in 2x2.
@@ -59,14 +61,22 @@ def test_fit_logs_one_grid_per_probe_for_each_layer(tmp_path, data):
 def test_chosen_layers_channel_cap_and_colormap(tmp_path, data):
     model = small_cnn()
     cb = ActivationMapsCallback(
-        str(tmp_path), data[0][:2], layers=["conv_b"], max_channels=3, cmap="viridis",
-        every_n_epochs=2, log_initial=False, on_error="raise",
+        str(tmp_path),
+        data[0][:2],
+        layers=["conv_b"],
+        max_channels=3,
+        cmap="viridis",
+        every_n_epochs=2,
+        log_initial=False,
+        on_error="raise",
     )
     model.fit(*data, epochs=2, verbose=0, callbacks=[cb])
     run = read_run(str(tmp_path / "cnnvis"))
     assert set(run) == {"activations/conv_b", "json/activations/conv_b"}
     rec = run["activations/conv_b"][0]
-    assert rec.step == 2 and len(rec.value) == 2 and rec.value[0].shape == (2 * 29 + 1, 2 * 29 + 1, 3)
+    assert (
+        rec.step == 2 and len(rec.value) == 2 and rec.value[0].shape == (2 * 29 + 1, 2 * 29 + 1, 3)
+    )
     assert run["json/activations/conv_b"][0].value["channels"] == [0, 1, 2]
 
 
@@ -82,10 +92,18 @@ class _Epochs(keras.callbacks.Callback):
 @pytest.mark.parametrize(
     "probe, layers, message",
     [
-        (np.zeros((2, 8, 8, 3), np.float32), None, r"probe images have shape \(2, 8, 8, 3\); model .* expects \(N, 16, 16, 3\)"),
+        (
+            np.zeros((2, 8, 8, 3), np.float32),
+            None,
+            r"probe images have shape \(2, 8, 8, 3\); model .* expects \(N, 16, 16, 3\)",
+        ),
         (np.zeros((2, 16, 16, 1), np.float32), None, r"expects \(N, 16, 16, 3\)"),
         (np.array([["x"]]), None, r"dtype <U1; pass real numbers"),
-        (np.zeros((2, 16, 16, 3), np.float32), ["dense"], r"'dense' \(Dense\) outputs shape \(None, 2\)"),
+        (
+            np.zeros((2, 16, 16, 3), np.float32),
+            ["dense"],
+            r"'dense' \(Dense\) outputs shape \(None, 2\)",
+        ),
         (np.zeros((2, 16, 16, 3), np.float32), ["conv_z"], r"No layer named 'conv_z'"),
     ],
 )

@@ -45,7 +45,9 @@ def test_mean_order_is_over_all_images_and_max_channels_keeps_the_strongest():
     assert conv.channels == [2, 0]
     assert conv.maps.shape == (2, 4, 4, 2)
     np.testing.assert_allclose(conv.maps[1, ..., 1], 15 - ARANGE[0, ..., 0])
-    np.testing.assert_allclose(conv.maps[1, ..., 0], np.maximum(2 * (15 - ARANGE[0, ..., 0]) - 5, 0))
+    np.testing.assert_allclose(
+        conv.maps[1, ..., 0], np.maximum(2 * (15 - ARANGE[0, ..., 0]) - 5, 0)
+    )
 
 
 def test_scale_maps_keeps_zero_black_and_stretches_signed_maps():
@@ -77,7 +79,9 @@ def test_activation_grid_layout_and_pixels():
 
 
 def test_nested_model_layers_by_path():
-    inner = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 1, name="c")], name="inner")
+    inner = keras.Sequential(
+        [keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 1, name="c")], name="inner"
+    )
     i = keras.Input((4, 4, 1))
     model = keras.Model(i, keras.layers.GlobalAveragePooling2D()(inner(i)))
     inner.get_layer("c").kernel.assign(np.array([[[[1.0, 3.0]]]], np.float32))
@@ -89,7 +93,10 @@ def test_nested_model_layers_by_path():
 @pytest.mark.parametrize(
     "probe, message",
     [
-        (np.zeros((2, 5, 4, 1), np.float32), r"shape \(2, 5, 4, 1\); model .* expects \(N, 4, 4, 1\)"),
+        (
+            np.zeros((2, 5, 4, 1), np.float32),
+            r"shape \(2, 5, 4, 1\); model .* expects \(N, 4, 4, 1\)",
+        ),
         (np.zeros((2, 4, 4, 3), np.float32), r"expects \(N, 4, 4, 1\)"),
         (np.zeros((4, 4), np.float32), r"expected a batch of images"),
         (np.zeros((0, 4, 4, 1), np.float32), r"batch is empty"),
@@ -110,7 +117,9 @@ def test_single_image_and_integer_pixels_are_accepted():
 
 def test_errors_for_layers_without_feature_maps_and_unknown_layers():
     model = fixed_model()
-    with pytest.raises(ValueError, match=r"'head' \(Dense\) outputs shape \(None, 2\); activation maps need a 4-D"):
+    with pytest.raises(
+        ValueError, match=r"'head' \(Dense\) outputs shape \(None, 2\); activation maps need a 4-D"
+    ):
         activation_maps(model, ARANGE, "head")
     with pytest.raises(ValueError, match="No layer named 'nope'"):
         activation_maps(model, ARANGE, "nope")

@@ -50,9 +50,7 @@ def test_fit_logs_every_conv_layer_at_each_step(tmp_path, data):
     assert meta["mode"] == "channels" and meta["shown_channels"] == [0, 1, 2, 3]
     assert meta["grid"] == {"rows": 4, "cols": 4, "tile": [33, 33], "pad": 1, "scale": 1}
     # The last logged grid is exactly the trained weights rendered (PNG is lossless).
-    np.testing.assert_array_equal(
-        grid_a[..., ::-1], image.to_uint8(filter_grid(model, "conv_a"))
-    )
+    np.testing.assert_array_equal(grid_a[..., ::-1], image.to_uint8(filter_grid(model, "conv_a")))
     # ... and the initial grid differs from it (training moved the filters).
     assert not np.array_equal(run["filters/conv_a"][0].value[0], grid_a)
 
@@ -65,19 +63,25 @@ def test_two_fits_in_a_row_and_initial_epoch(tmp_path, data):
     run = read_run(str(tmp_path / "cnnvis"))
     assert [r.step for r in run["filters/conv_a"]] == [0, 1, 2, 2, 3, 4]
     # The end of fit 1 and the start of fit 2 show the same weights.
-    np.testing.assert_array_equal(run["filters/conv_a"][2].value[0], run["filters/conv_a"][3].value[0])
+    np.testing.assert_array_equal(
+        run["filters/conv_a"][2].value[0], run["filters/conv_a"][3].value[0]
+    )
 
 
 def test_every_n_epochs(tmp_path, data):
     model = small_cnn()
-    cb = FilterGridCallback(str(tmp_path / "a"), layers="conv_b", every_n_epochs=2, log_initial=False)
+    cb = FilterGridCallback(
+        str(tmp_path / "a"), layers="conv_b", every_n_epochs=2, log_initial=False
+    )
     model.fit(*data, epochs=5, verbose=0, callbacks=[cb])
     assert [r.step for r in read_run(str(tmp_path / "a" / "cnnvis"))["filters/conv_b"]] == [2, 4]
 
 
 def test_every_n_epochs_zero_writes_nothing(tmp_path, data):
     model = small_cnn()
-    model.fit(*data, epochs=2, verbose=0, callbacks=[FilterGridCallback(str(tmp_path), every_n_epochs=0)])
+    model.fit(
+        *data, epochs=2, verbose=0, callbacks=[FilterGridCallback(str(tmp_path), every_n_epochs=0)]
+    )
     assert os.listdir(tmp_path) == []
 
 
@@ -93,27 +97,56 @@ class _Epochs(keras.callbacks.Callback):
 @pytest.mark.parametrize(
     "make_model, layers, message",
     [
-        (small_cnn, ["conv_z"], r"No layer named 'conv_z'.*'conv_a' \(Conv2D\), 'conv_b' \(Conv2D\)"),
-        (small_cnn, ["dense"], r"Dense layer 'dense' takes 4 input features, not a flattened image"),
         (
-            lambda: keras.Sequential([keras.Input((16, 16, 3)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)]),
+            small_cnn,
+            ["conv_z"],
+            r"No layer named 'conv_z'.*'conv_a' \(Conv2D\), 'conv_b' \(Conv2D\)",
+        ),
+        (
+            small_cnn,
+            ["dense"],
+            r"Dense layer 'dense' takes 4 input features, not a flattened image",
+        ),
+        (
+            lambda: keras.Sequential(
+                [
+                    keras.Input((16, 16, 3)),
+                    keras.layers.GlobalAveragePooling2D(),
+                    keras.layers.Dense(2),
+                ]
+            ),
             None,
             r"has no layer with filters to show",
         ),
         (
-            lambda: keras.Sequential([keras.Input((16, 3)), keras.layers.Conv1D(2, 3), keras.layers.Flatten(), keras.layers.Dense(2)]),
+            lambda: keras.Sequential(
+                [
+                    keras.Input((16, 3)),
+                    keras.layers.Conv1D(2, 3),
+                    keras.layers.Flatten(),
+                    keras.layers.Dense(2),
+                ]
+            ),
             None,
             r"needs an image model",
         ),
     ],
 )
-def test_misconfiguration_raises_before_the_first_epoch(tmp_path, data, make_model, layers, message):
+def test_misconfiguration_raises_before_the_first_epoch(
+    tmp_path, data, make_model, layers, message
+):
     model = make_model()
     model.compile("adam", "sparse_categorical_crossentropy")
     x = data[0] if len(model.inputs[0].shape) == 4 else data[0][:, 0, :, :]
     epochs = _Epochs()
     with pytest.raises(ValueError, match=message):
-        model.fit(x, data[1], epochs=3, verbose=0, callbacks=[epochs, FilterGridCallback(str(tmp_path), layers=layers)])
+        model.fit(
+            x,
+            data[1],
+            epochs=3,
+            verbose=0,
+            callbacks=[epochs, FilterGridCallback(str(tmp_path), layers=layers)],
+        )
     assert epochs.begun == []
     assert not (tmp_path / "cnnvis").exists()
 
@@ -140,7 +173,9 @@ def test_a_failing_monitor_warns_once_and_training_continues(tmp_path, data):
 def test_on_error_raise_reraises(tmp_path, data):
     model = small_cnn()
     with pytest.raises(RuntimeError, match="simulated failure"):
-        model.fit(*data, epochs=3, verbose=0, callbacks=[_FailsAtStep2(str(tmp_path), on_error="raise")])
+        model.fit(
+            *data, epochs=3, verbose=0, callbacks=[_FailsAtStep2(str(tmp_path), on_error="raise")]
+        )
 
 
 def test_constructor_validation():
@@ -168,10 +203,14 @@ def test_every_weight_layer_kind_is_logged_with_its_geometry(tmp_path):
     rng = np.random.default_rng(1)
     x, y = rng.random((16, 8, 8, 3), dtype=np.float32), rng.integers(0, 2, 16)
     model = mixed_model()
-    model.fit(x, y, epochs=1, verbose=0, callbacks=[FilterGridCallback(str(tmp_path), on_error="raise")])
+    model.fit(
+        x, y, epochs=1, verbose=0, callbacks=[FilterGridCallback(str(tmp_path), on_error="raise")]
+    )
     run = read_run(str(tmp_path / "cnnvis"))
     # Default layers: every conv kind plus the Dense layer that sees the image (not "out").
-    assert set(run) == {f"{p}/{n}" for p in ("filters", "json/filters") for n in ("dw", "sep", "fc")}
+    assert set(run) == {
+        f"{p}/{n}" for p in ("filters", "json/filters") for n in ("dw", "sep", "fc")
+    }
     dw = run["json/filters/dw"][-1].value
     # 3 input channels x multiplier 2 = 6 gray 3x3 tiles (x11 = 33 px) in a 2x3 grid.
     assert dw["mode"] == "gray" and dw["n_filters"] == 6 and dw["depth_multiplier"] == 2
@@ -179,7 +218,9 @@ def test_every_weight_layer_kind_is_logged_with_its_geometry(tmp_path):
     assert dw["grid"] == {"rows": 2, "cols": 3, "tile": [33, 33], "pad": 1, "scale": 1}
     assert run["filters/dw"][-1].value[0].shape == (2 * 34 + 1, 3 * 34 + 1)
     sep = run["json/filters/sep"][-1].value
-    assert sep["layer_type"] == "SeparableConv2D" and sep["n_filters"] == 6 and sep["mode"] == "gray"
+    assert (
+        sep["layer_type"] == "SeparableConv2D" and sep["n_filters"] == 6 and sep["mode"] == "gray"
+    )
     fc = run["json/filters/fc"][-1].value
     # 5 units, each an 8x8 RGB image (x4 = 32 px), 2x3 grid.
     assert fc["mode"] == "rgb" and fc["kernel_size"] == [8, 8]

@@ -41,7 +41,9 @@ def test_channel_mode_rows_are_filters_columns_are_channels():
     model.get_layer("conv").kernel.assign(kernel)
     t = filter_tiles(model, "conv", channels=[0, 1])
     assert t.mode == "channels" and (t.rows, t.cols) == (3, 2) and t.tiles.shape == (6, 3, 3, 1)
-    np.testing.assert_allclose(t.tiles[2 * 2 + 1, ..., 0], 0.5 + 0.5 * np.arange(9).reshape(3, 3) / 8)
+    np.testing.assert_allclose(
+        t.tiles[2 * 2 + 1, ..., 0], 0.5 + 0.5 * np.arange(9).reshape(3, 3) / 8
+    )
     np.testing.assert_allclose(t.tiles[:5], 0.5)
     assert filter_tiles(model, "conv").channels == [0, 1, 2, 3]
     with pytest.raises(ValueError, match=r"out of range.*5 input channels \(valid: 0..4\)"):
@@ -124,17 +126,25 @@ def test_dense_on_flattened_image_gives_one_image_tile_per_unit():
 
 def test_dense_on_grayscale_image_in_sequential_and_dense_on_features_error():
     model = keras.Sequential(
-        [keras.Input((6, 6, 1)), keras.layers.Flatten(), keras.layers.Dense(5, name="fc"),
-         keras.layers.Dense(3, name="out")]
+        [
+            keras.Input((6, 6, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(5, name="fc"),
+            keras.layers.Dense(3, name="out"),
+        ]
     )
     w = np.arange(36 * 5, dtype=np.float32).reshape(36, 5) - 90
     model.get_layer("fc").kernel.assign(w)
     t = filter_tiles(model, "fc")
     assert t.mode == "gray" and t.tiles.shape == (5, 6, 6, 1) and (t.rows, t.cols) == (2, 3)
     unit3 = w[:, 3].reshape(6, 6)
-    np.testing.assert_allclose(t.tiles[3, ..., 0], 0.5 + 0.5 * unit3 / np.abs(unit3).max(), rtol=1e-6)
+    np.testing.assert_allclose(
+        t.tiles[3, ..., 0], 0.5 + 0.5 * unit3 / np.abs(unit3).max(), rtol=1e-6
+    )
     assert [x.path for x in weight_layers(model)] == ["fc"]
-    with pytest.raises(ValueError, match=r"Dense layer 'out' takes 5 input features, not a flattened image"):
+    with pytest.raises(
+        ValueError, match=r"Dense layer 'out' takes 5 input features, not a flattened image"
+    ):
         filter_tiles(model, "out")
     k = layer_kernel(model, "out")
     assert k.kind == "dense" and k.filters is None and k.matrix.shape == (5, 3)

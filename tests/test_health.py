@@ -22,7 +22,9 @@ def small_shapes():
 def small_cnn(lr=1e-3, frozen=False, seed=0):
     keras.utils.set_random_seed(seed)
     i = keras.Input((32, 32, 3))
-    h = keras.layers.Conv2D(8, 5, padding="same", activation="relu", name="c1", trainable=not frozen)(i)
+    h = keras.layers.Conv2D(
+        8, 5, padding="same", activation="relu", name="c1", trainable=not frozen
+    )(i)
     h = keras.layers.MaxPooling2D(name="pool")(h)
     h = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c2")(h)
     h = keras.layers.GlobalAveragePooling2D()(h)
@@ -42,7 +44,10 @@ def test_freshly_initialised_5x5_layers_are_noise_like(seed):
 def test_training_on_shapes_makes_first_layer_filters_structured(trained_demo):
     untrained = filter_health(build_demo_model((64, 64, 3), 5, seed=0), "conv1")["conv1"]
     trained = filter_health(trained_demo["model"], "conv1")["conv1"]
-    before, after = untrained.evidence["noise_like_fraction"], trained.evidence["noise_like_fraction"]
+    before, after = (
+        untrained.evidence["noise_like_fraction"],
+        trained.evidence["noise_like_fraction"],
+    )
     # Measured: 0.94 -> 0.62 (10 of 16 filters still noise-like after 8 epochs).
     assert after <= before - 0.25, (before, after)
     assert trained.verdict == "converging" and trained.converged
@@ -104,7 +109,9 @@ def test_nan_weights_are_reported_not_raised(small_shapes):
     k[0, 0, 0, 2] = np.nan
     k[1, 1, 1, 5] = np.inf
     model.get_layer("c1").kernel.assign(k)
-    report = filter_health(model, probe=small_shapes[0][:4], initial_weights=snapshot_kernels(small_cnn()))
+    report = filter_health(
+        model, probe=small_shapes[0][:4], initial_weights=snapshot_kernels(small_cnn())
+    )
     h = report["c1"]
     assert h.problems[0] == "non-finite weights: 2/8 filters" and not h.converged
     assert h.flags["non_finite"] == [2, 5]
@@ -160,9 +167,18 @@ def test_initial_weights_from_a_model_with_the_same_layers(small_shapes):
     [
         ({"layer": "nope"}, r"No layer named 'nope'"),
         ({"layer": "pool"}, r"'pool' \(MaxPooling2D\) has no kernel to show"),
-        ({"probe": np.zeros((2, 16, 16, 3), np.float32)}, r"shape \(2, 16, 16, 3\); model .* expects \(N, 32, 32, 3\)"),
-        ({"initial_weights": {"c1": np.zeros((3, 3, 3, 8))}}, r"kernel given for layer 'c1' has shape \(3, 3, 3, 8\); the layer's kernel has shape \(5, 5, 3, 8\)"),
-        ({"initial_weights": [1, 2]}, r"initial_weights must be a dict from layer path to kernel array"),
+        (
+            {"probe": np.zeros((2, 16, 16, 3), np.float32)},
+            r"shape \(2, 16, 16, 3\); model .* expects \(N, 32, 32, 3\)",
+        ),
+        (
+            {"initial_weights": {"c1": np.zeros((3, 3, 3, 8))}},
+            r"kernel given for layer 'c1' has shape \(3, 3, 3, 8\); the layer's kernel has shape \(5, 5, 3, 8\)",
+        ),
+        (
+            {"initial_weights": [1, 2]},
+            r"initial_weights must be a dict from layer path to kernel array",
+        ),
         ({"alpha": 0.0}, r"alpha must be in \(0, 1\)"),
     ],
 )

@@ -18,7 +18,9 @@ from keras_cnnvis.health.render import health_grid
 def small_cnn(frozen=False):
     keras.utils.set_random_seed(0)
     i = keras.Input((16, 16, 3))
-    x = keras.layers.Conv2D(6, 5, padding="same", activation="relu", name="conv_a", trainable=not frozen)(i)
+    x = keras.layers.Conv2D(
+        6, 5, padding="same", activation="relu", name="conv_a", trainable=not frozen
+    )(i)
     x = keras.layers.Conv2D(4, 3, activation="relu", name="conv_b")(x)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     model = keras.Model(i, keras.layers.Dense(2, activation="softmax", name="dense")(x))
@@ -51,8 +53,19 @@ def test_fit_logs_scalars_grids_and_records_equal_to_a_recomputation(tmp_path, d
     run = read_run(str(tmp_path / "cnnvis"))
     layers = ("conv_a", "conv_b", "dense")
     # Matrices of 6, 4 and 2 columns: too few eigenvalues for alpha (NaN, not written).
-    scores = ("noise_like_fraction", "dead_fraction", "saturated_fraction", "mean_drift", "spike_ratio")
-    expected = {f"health/{n}/{s}" for n in layers for s in scores if not (n == "dense" and s == "noise_like_fraction")}
+    scores = (
+        "noise_like_fraction",
+        "dead_fraction",
+        "saturated_fraction",
+        "mean_drift",
+        "spike_ratio",
+    )
+    expected = {
+        f"health/{n}/{s}"
+        for n in layers
+        for s in scores
+        if not (n == "dense" and s == "noise_like_fraction")
+    }
     expected |= {f"health/{n}/median_update_ratio" for n in layers}
     expected |= {f"json/health/{n}" for n in layers} | {"health/conv_a", "health/conv_b"}
     assert set(run) == expected
@@ -69,15 +82,23 @@ def test_fit_logs_scalars_grids_and_records_equal_to_a_recomputation(tmp_path, d
     assert run["health/conv_a/mean_drift"][-1].value == pytest.approx(drift, rel=1e-4)
     assert run["health/conv_a/median_update_ratio"][-1].value == pytest.approx(update, rel=1e-4)
     # The last record and grid are exactly a recomputation on the final model.
-    report = filter_health(model, probe=probe, initial_weights=initial, previous_weights=snaps.kernels[1])
+    report = filter_health(
+        model, probe=probe, initial_weights=initial, previous_weights=snaps.kernels[1]
+    )
     rec = run["json/health/conv_a"][-1].value
     h = report["conv_a"]
     assert rec["verdict"] == h.verdict and rec["flags"] == h.flags
     assert rec["columns"] == ["index", *h.columns] and len(rec["filters"]) == 6
-    assert rec["update_over_epochs"] == 1 and rec["grid"]["cols"] == 3 and rec["grid"]["tile"] == [30, 30]
+    assert (
+        rec["update_over_epochs"] == 1
+        and rec["grid"]["cols"] == 3
+        and rec["grid"]["tile"] == [30, 30]
+    )
     assert rec["filters"][2]["drift"] == pytest.approx(float(h.table["drift"][2]), rel=1e-3)
     grid, _ = health_grid(model, h)
-    np.testing.assert_array_equal(run["health/conv_a"][-1].value[0][..., ::-1], image.to_uint8(grid))
+    np.testing.assert_array_equal(
+        run["health/conv_a"][-1].value[0][..., ::-1], image.to_uint8(grid)
+    )
     # After 2 epochs on random data the 5x5 kernels are still noise-like: outlined in red.
     assert h.flags["noise_like"]
     first = h.flags["noise_like"][0]
@@ -103,8 +124,12 @@ def test_frozen_layer_gives_one_warning_naming_it(tmp_path, data):
     # warn=False keeps quiet.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        small_cnn(frozen=True).fit(*data, epochs=1, verbose=0, callbacks=[
-            FilterHealthCallback(str(tmp_path / "quiet"), layers="conv_a", warn=False)])
+        small_cnn(frozen=True).fit(
+            *data,
+            epochs=1,
+            verbose=0,
+            callbacks=[FilterHealthCallback(str(tmp_path / "quiet"), layers="conv_a", warn=False)],
+        )
     assert not [w for w in caught if "FilterHealthCallback" in str(w.message)]
 
 
@@ -122,7 +147,9 @@ def test_two_fits_continue_the_drift_history(tmp_path, data):
 
 def test_every_n_epochs_logs_at_the_end_and_update_spans_the_gap(tmp_path, data):
     model = small_cnn()
-    cb = FilterHealthCallback(str(tmp_path), layers="conv_b", every_n_epochs=2, log_initial=False, warn=False)
+    cb = FilterHealthCallback(
+        str(tmp_path), layers="conv_b", every_n_epochs=2, log_initial=False, warn=False
+    )
     model.fit(*data, epochs=3, verbose=0, callbacks=[cb])
     run = read_run(str(tmp_path / "cnnvis"))
     recs = run["json/health/conv_b"]
@@ -144,13 +171,21 @@ class _Epochs(keras.callbacks.Callback):
     [
         ({"layers": ["conv_z"]}, r"No layer named 'conv_z'"),
         ({"layers": ["gap"]}, r"'gap' \(GlobalAveragePooling2D\) has no kernel to show"),
-        ({"probe": np.zeros((2, 8, 8, 3), np.float32)}, r"probe images have shape \(2, 8, 8, 3\); model .* expects \(N, 16, 16, 3\)"),
+        (
+            {"probe": np.zeros((2, 8, 8, 3), np.float32)},
+            r"probe images have shape \(2, 8, 8, 3\); model .* expects \(N, 16, 16, 3\)",
+        ),
     ],
 )
 def test_misconfiguration_raises_before_the_first_epoch(tmp_path, data, kwargs, message):
     epochs = _Epochs()
     with pytest.raises(ValueError, match=message):
-        small_cnn().fit(*data, epochs=2, verbose=0, callbacks=[epochs, FilterHealthCallback(str(tmp_path), **kwargs)])
+        small_cnn().fit(
+            *data,
+            epochs=2,
+            verbose=0,
+            callbacks=[epochs, FilterHealthCallback(str(tmp_path), **kwargs)],
+        )
     assert epochs.begun == []
     assert not os.path.exists(tmp_path / "cnnvis")
 

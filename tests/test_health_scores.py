@@ -32,7 +32,9 @@ def brute_dct_fraction(kernel):
             e = 0.0
             for ch in range(c):
                 coef = sum(
-                    a(u, kh) * a(v, kw) * kernel[y, x, ch]
+                    a(u, kh)
+                    * a(v, kw)
+                    * kernel[y, x, ch]
                     * math.cos(math.pi * (2 * y + 1) * u / (2 * kh))
                     * math.cos(math.pi * (2 * x + 1) * v / (2 * kw))
                     for y in range(kh)
@@ -50,7 +52,9 @@ def test_low_band_sizes():
     assert structure.low_band(3, 3).sum() == 3  # u + v <= 1
     assert structure.low_band(7, 7).sum() == 10  # u + v <= 3
     assert structure.low_band(1, 7).sum() == 4  # v <= 3
-    np.testing.assert_allclose(structure.dct_matrix(5) @ structure.dct_matrix(5).T, np.eye(5), atol=1e-12)
+    np.testing.assert_allclose(
+        structure.dct_matrix(5) @ structure.dct_matrix(5).T, np.eye(5), atol=1e-12
+    )
 
 
 def test_constant_kernel_is_fully_structured():
@@ -205,7 +209,9 @@ def test_drift_update_ratio_and_growth_exact():
     np.testing.assert_allclose(drift.growth(wt, w0), [3 / 5, 0.0])
     moved = np.array([[3.0, 1.0], [0.0, 0.0]])
     assert drift.drift(moved, w0)[1] == np.inf  # from zero to non-zero
-    with pytest.raises(ValueError, match=r"shape \(2, 3\); expected the layer's weight matrix shape \(2, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"shape \(2, 3\); expected the layer's weight matrix shape \(2, 2\)"
+    ):
         drift.drift(wt, np.zeros((2, 3)))
 
 
@@ -216,14 +222,26 @@ def test_drift_update_ratio_and_growth_exact():
         ({"n_filters": 16, "median_update_ratio": 1e-4}, "converged (stopped moving)", True),
         ({"n_filters": 16, "trainable": False}, "not learning", False),
         ({"n_filters": 16, "max_drift": 0.0, "median_update_ratio": 0.0}, "not learning", False),
-        ({"n_filters": 16, "noise_like_fraction": 0.8, "kernel_size": [5, 5]}, "noise-like: not converged", False),
-        ({"n_filters": 16, "noise_like_fraction": 0.8, "kernel_size": [3, 3]}, "no smooth structure (3x3: weak evidence)", True),
+        (
+            {"n_filters": 16, "noise_like_fraction": 0.8, "kernel_size": [5, 5]},
+            "noise-like: not converged",
+            False,
+        ),
+        (
+            {"n_filters": 16, "noise_like_fraction": 0.8, "kernel_size": [3, 3]},
+            "no smooth structure (3x3: weak evidence)",
+            True,
+        ),
         ({"n_filters": 16, "noise_like_fraction": 0.7, "kernel_size": [5, 5]}, "converging", True),
         ({"n_filters": 16, "n_units": 16, "dead_units": 3}, "dead units: 3/16", True),
         ({"n_filters": 16, "n_units": 16, "dead_units": 16}, "dead units: 16/16", False),
         ({"n_filters": 8, "non_finite_filters": 2}, "non-finite weights: 2/8 filters", False),
         ({"n_filters": 8, "median_growth": 27.0}, "unstable: weights grew 27x", False),
-        ({"n_filters": 8, "median_update_ratio": 0.8}, "unstable: filters change 80% per update", False),
+        (
+            {"n_filters": 8, "median_update_ratio": 0.8},
+            "unstable: filters change 80% per update",
+            False,
+        ),
         (
             {"n_filters": 8, "n_units": 8, "dead_units": 1, "median_update_ratio": 1e-5},
             "dead units: 1/8; stopped moving",

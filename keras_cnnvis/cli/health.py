@@ -57,9 +57,7 @@ def probe_images(data: str, shape: tuple, n: int, seed: int = 0) -> np.ndarray:
         return np.repeat(images, 3, axis=-1).astype(np.float32)
     if have == 3 and c == 1:
         return images.mean(axis=-1, keepdims=True).astype(np.float32)
-    raise ValueError(
-        f"The model takes {c}-channel images; --data {data} gives {have} channels."
-    )
+    raise ValueError(f"The model takes {c}-channel images; --data {data} gives {have} channels.")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,8 +79,10 @@ def run(args: argparse.Namespace) -> int:
             data = "digits" if shape is not None and shape[-1] == 1 else "shapes"
         probe = probe_images(data, tuple(shape or ()), args.n, args.seed)
     report = filter_health(model, args.layers or None, probe=probe, alpha=args.alpha)
-    print(f"Filter health of {args.model} ({len(report)} layers"
-          f"{'' if probe is None else f', {len(probe)} probe images'}):\n")
+    print(
+        f"Filter health of {args.model} ({len(report)} layers"
+        f"{'' if probe is None else f', {len(probe)} probe images'}):\n"
+    )
     print(report.table())
     notes = sorted({n for h in report.values() for n in h.notes})
     if notes:
@@ -117,6 +117,8 @@ def add_parser(sub) -> None:
     p.add_argument("--alpha", type=float, default=0.01, help="structure-test level (default 0.01)")
     p.add_argument("--seed", type=int, default=0, help="seed for picking probe images (default 0)")
     p.add_argument(
-        "--out", default="health_report.png", help="PNG report path (default health_report.png; '' for none)"
+        "--out",
+        default="health_report.png",
+        help="PNG report path (default health_report.png; '' for none)",
     )
     p.set_defaults(func=run)

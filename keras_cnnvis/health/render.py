@@ -95,9 +95,10 @@ def health_grid(
     return grid.astype(np.float32), geometry
 
 
-def _text_block(
+def text_block(
     lines: list[str], width: int, first_color=(0, 0, 0), size: float = 0.42, line_h: int = 16
 ) -> np.ndarray:
+    """Lines of text on a white float `(H, width, 3)` block (first line in `first_color`)."""
     import cv2
 
     # uint8 canvas: OpenCV 5's putText draws only on 8-bit images.
@@ -105,7 +106,14 @@ def _text_block(
     for k, line in enumerate(lines):
         color = tuple(int(255 * c) for c in (first_color if k == 0 else (0, 0, 0)))
         cv2.putText(
-            block, line, (4, line_h * (k + 1)), cv2.FONT_HERSHEY_SIMPLEX, size, color, 1, cv2.LINE_AA
+            block,
+            line,
+            (4, line_h * (k + 1)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            size,
+            color,
+            1,
+            cv2.LINE_AA,
         )
     return block.astype(np.float32) / 255.0
 
@@ -144,7 +152,7 @@ def report_image(
         f"{name.replace('_', '-')} ({c})"
         for name, c in zip(FLAG_COLORS, ("magenta", "cyan", "blue", "orange", "red"))
     )
-    parts = [_text_block(["keras-cnnvis filter health", legend], width)]
+    parts = [text_block(["keras-cnnvis filter health", legend], width)]
     for h in report.values():
         e = h.evidence
         kh, kw = h.kernel_size
@@ -163,8 +171,12 @@ def report_image(
         if spike is not None and np.isfinite(spike):
             scores.append(f"spike {spike:.2f}")
         lines = [f"{h.layer}: {h.verdict}", desc + ("  |  " + ", ".join(scores) if scores else "")]
-        color = (0, 0, 0) if not h.problems else (0.8, 0.0, 0.0) if not h.converged else (0.75, 0.4, 0.0)
-        parts.append(_text_block(lines, width, color))
+        color = (
+            (0, 0, 0)
+            if not h.problems
+            else (0.8, 0.0, 0.0) if not h.converged else (0.75, 0.4, 0.0)
+        )
+        parts.append(text_block(lines, width, color))
         grid, _ = health_grid(model, h, max_filters=max_filters)
         if grid is not None:
             parts.append(_fit_width(grid, width))

@@ -157,7 +157,19 @@ class HealthReport(Mapping):
 
     def table(self) -> str:
         """A plain-text table: one line per layer with the key scores and the verdict."""
-        head = ("layer", "type", "kernel", "filters", "noise-like", "dead", "drift", "update", "alpha", "spike", "verdict")
+        head = (
+            "layer",
+            "type",
+            "kernel",
+            "filters",
+            "noise-like",
+            "dead",
+            "drift",
+            "update",
+            "alpha",
+            "spike",
+            "verdict",
+        )
         lines = [head]
         for h in self._layers.values():
             e = h.evidence
@@ -325,7 +337,13 @@ def layer_health(
         )
 
     # Activity on probe data.
-    ev.update(n_units=None, dead_units=None, saturated_units=None, dead_fraction=None, saturated_fraction=None)
+    ev.update(
+        n_units=None,
+        dead_units=None,
+        saturated_units=None,
+        dead_fraction=None,
+        saturated_fraction=None,
+    )
     if outputs is not None:
         act = activity.unit_activity(outputs, activation)
         units = len(act.dead)

@@ -138,7 +138,9 @@ def fit_powerlaw(eigs: np.ndarray, min_tail: int = MIN_TAIL) -> PowerLawFit:
     if best is None:
         return PowerLawFit(float("nan"), float("nan"), 0, float("nan"), float("nan"), n_all)
     ks, alpha, k, x_min = best
-    return PowerLawFit(float(alpha), float(x_min), int(k), ks, float((alpha - 1) / np.sqrt(k)), n_all)
+    return PowerLawFit(
+        float(alpha), float(x_min), int(k), ks, float((alpha - 1) / np.sqrt(k)), n_all
+    )
 
 
 def mp_edge(matrix: np.ndarray) -> float:

@@ -94,7 +94,9 @@ def lowfreq_fraction(filters: np.ndarray) -> np.ndarray:
     total = energy.reshape(n, -1).sum(axis=1)
     low = energy[:, low_band(kh, kw)].sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        frac = np.where((total > 0) & np.isfinite(total), low / np.where(total > 0, total, 1), np.nan)
+        frac = np.where(
+            (total > 0) & np.isfinite(total), low / np.where(total > 0, total, 1), np.nan
+        )
     return np.clip(frac, 0.0, 1.0)
 
 
@@ -137,11 +139,15 @@ def structure_scores(filters: np.ndarray, alpha: float = ALPHA) -> StructureScor
     if d_low >= d:  # 1x1: no spatial extent to test
         nan = np.full(n, np.nan, np.float32)
         none = np.zeros(n, bool)
-        return StructureScores(nan, null_mean, nan.copy(), nan.copy(), none, none.copy(), float(alpha))
+        return StructureScores(
+            nan, null_mean, nan.copy(), nan.copy(), none, none.copy(), float(alpha)
+        )
     frac = lowfreq_fraction(filters)
     testable = np.isfinite(frac)
     # Upper tail of Beta(a, b) at x is the regularised I_{1-x}(b, a).
-    p = np.where(testable, betainc((d - d_low) / 2.0, d_low / 2.0, 1.0 - np.nan_to_num(frac)), np.nan)
+    p = np.where(
+        testable, betainc((d - d_low) / 2.0, d_low / 2.0, 1.0 - np.nan_to_num(frac)), np.nan
+    )
     excess = (frac - null_mean) / (1.0 - null_mean)
     return StructureScores(
         lowfreq_fraction=frac.astype(np.float32),
