@@ -1,0 +1,267 @@
+"""CNNVisCallback: every keras-cnnvis monitor in one line, with sensible schedules, automatic
+layer and probe choice, and the rule that no monitor can stop training.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+
+from keras_cnnvis.callbacks.base import MonitorCallback
+from keras_cnnvis.gradients import conv_layers
+
+CHEAP = ("filters", "health", "activations", "grad_cam", "confusion")
+EXPENSIVE = ("saliency", "occlusion", "patches", "embedding", "neighbors", "classes")
+MONITORS = CHEAP + EXPENSIVE
+NEEDS_DATA = ("activations", "grad_cam", "saliency", "occlusion", "patches", "embedding",
+              "neighbors", "confusion")
+
+
+def auto_layers(model: keras.Model, n: int = 4) -> list[str]:
+    """Up to `n` convolution layers spread evenly from the first to the last (paths)."""
+    convs = [info.path for info in conv_layers(model)]
+    if len(convs) <= n:
+        return convs
+    picks = np.unique(np.round(np.linspace(0, len(convs) - 1, n)).astype(int))
+    return [convs[i] for i in picks]
+
+
+def pick_probes(labels: np.ndarray | None, n_examples: int, n: int) -> np.ndarray:
+    """Indices of `n` probe examples: round-robin over classes when labels are known."""
+    if labels is None:
+        return np.arange(min(n, n_examples))
+    labels = np.asarray(labels).reshape(-1)
+    by_class = [np.flatnonzero(labels == c).tolist() for c in np.unique(labels)]
+    picks: list[int] = []
+    while len(picks) < min(n, n_examples) and any(by_class):
+        for members in by_class:
+            if members and len(picks) < n:
+                picks.append(members.pop(0))
+    return np.asarray(sorted(picks), dtype=np.int64)
+
+
+def _as_arrays(data: Any, limit: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """`(x, y)` numpy arrays (at most `limit` examples) from a tuple or a tf.data.Dataset."""
+    if isinstance(data, (tuple, list)):
+        if not 1 <= len(data) <= 3:
+            raise ValueError(
+                "validation_data must be (x, y) arrays or a tf.data.Dataset of (x, y) "
+                f"batches; got a sequence of {len(data)} items."
+            )
+        x = np.asarray(data[0])[:limit]
+        y = None if len(data) < 2 or data[1] is None else np.asarray(data[1])[:limit]
+        return x, y
+    import tensorflow as tf
+
+    if isinstance(data, tf.data.Dataset):
+        xs, ys, count = [], [], 0
+        for batch in data:
+            x, y = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)
+            xs.append(np.asarray(x))
+            if y is not None:
+                ys.append(np.asarray(y))
+            count += len(xs[-1])
+            if count >= limit:
+                break
+        if not xs:
+            raise ValueError("validation_data is an empty dataset; pass some examples.")
+        x = np.concatenate(xs)[:limit]
+        return x, (np.concatenate(ys)[:limit] if ys else None)
+    raise ValueError(
+        "validation_data must be (x, y) numpy arrays or a tf.data.Dataset of (x, y) "
+        f"batches; got {type(data).__name__}."
+    )
+
+
+def _class_indices(y: np.ndarray | None) -> np.ndarray | None:
+    if y is None:
+        return None
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] > 1:  # one-hot
+        return np.argmax(y, axis=1)
+    return y.reshape(-1).astype(np.int64)
+
+
+class CNNVisCallback(keras.callbacks.Callback):
+    """Every keras-cnnvis monitor in one callback, with schedules that keep training fast.
+
+    Cheap monitors (filter grids, filter health, activation maps, Grad-CAM, confusion
+    matrix) run every epoch; expensive ones (saliency/guided backprop/integrated
+    gradients, occlusion, max-activating patches, PCA/t-SNE embeddings, nearest
+    neighbours, class visualisations) every `expensive_every` epochs and once more at the
+    end of training. Layers and probe images are chosen automatically when not given:
+    up to four convolution layers spread from first to last, and `n_probes` validation
+    images, one per class in turn. Monitors that need data are off without
+    `validation_data` (or `probe`). Each monitor fails on its own: with
+    `on_error="warn"` a failing monitor warns once and steps aside.
+
+    Example:
+
+    ```python
+    model.fit(
+        x_train, y_train, epochs=20, validation_data=(x_val, y_val),
+        callbacks=[CNNVisCallback("runs/exp1", validation_data=(x_val, y_val))],
+    )
+    ```
+
+    Args:
+        log_dir: the TensorBoard log directory (records go to `<log_dir>/<run_name>`).
+        validation_data: `(x, y)` arrays or a `tf.data.Dataset` of `(x, y)` batches
+            (at most `max_examples` are used). Defaults to None.
+        probe: probe images `(N, H, W, C)` for maps and overlays. Defaults to None
+            (chosen from `validation_data`).
+        probe_labels: classes of `probe` when it is given. Defaults to None.
+        masks: object masks `(N, H, W)` for localisation scores: one per `probe` image
+            when `probe` is given, else aligned with `validation_data`. Defaults to None.
+        class_names: class names. Defaults to None.
+        layers: convolution layers to watch. Defaults to None (automatic).
+        n_probes: probe images chosen from the validation data. Defaults to 8.
+        max_examples: validation examples used by data-hungry monitors. Defaults to 1000.
+        expensive_every: epochs between runs of the expensive monitors. Defaults to 5.
+        include: monitor names to run (see `MONITORS`). Defaults to None (all).
+        exclude: monitor names to leave out. Defaults to ().
+        options: per-monitor constructor arguments, e.g.
+            `{"embedding": {"methods": ("pca",)}, "filters": {"every_n_epochs": 2}}`.
+            Defaults to None.
+        run_name: run subdirectory. Defaults to `"cnnvis"`.
+        on_error: `"warn"` or `"raise"`. Defaults to `"warn"`.
+
+    Raises:
+        ValueError: for unknown monitor names or malformed data (at construction), and
+            for misconfiguration against the model at the start of `fit`.
+    """
+
+    def __init__(
+        self,
+        log_dir: str,
+        validation_data: Any = None,
+        probe: np.ndarray | None = None,
+        probe_labels: np.ndarray | None = None,
+        masks: np.ndarray | None = None,
+        class_names: Sequence[str] | None = None,
+        layers: Sequence[Any] | None = None,
+        n_probes: int = 8,
+        max_examples: int = 1000,
+        expensive_every: int = 5,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] = (),
+        options: dict | None = None,
+        run_name: str = "cnnvis",
+        on_error: str = "warn",
+    ):
+        super().__init__()
+        names = set(include if include is not None else MONITORS) - set(exclude)
+        unknown = sorted((set(include or ()) | set(exclude) | set(options or {})) - set(MONITORS))
+        if unknown:
+            raise ValueError(f"Unknown monitors {unknown}; choose from {list(MONITORS)}.")
+        if not isinstance(expensive_every, int) or expensive_every < 1:
+            raise ValueError(f"expensive_every must be an integer >= 1; got {expensive_every!r}.")
+        self.log_dir = log_dir
+        self.run_name = run_name
+        self.on_error = on_error
+        self.class_names = list(class_names) if class_names is not None else None
+        self.layers = layers
+        self.expensive_every = expensive_every
+        self.options = dict(options or {})
+        self.x_val = self.y_val = None
+        if validation_data is not None:
+            self.x_val, y = _as_arrays(validation_data, max_examples)
+            self.y_val = _class_indices(y)
+            if len(self.x_val) == 0:
+                raise ValueError("validation_data holds no examples; pass some or leave it None.")
+        self.masks_val = None if masks is None else np.asarray(masks)
+        if probe is not None:
+            self.probe = np.asarray(probe)
+            self.probe_labels = _class_indices(probe_labels)
+            self.probe_masks = self.masks_val  # masks describe the given probes
+        elif self.x_val is not None:
+            idx = pick_probes(self.y_val, len(self.x_val), n_probes)
+            self.probe = self.x_val[idx]
+            self.probe_labels = None if self.y_val is None else self.y_val[idx]
+            self.probe_masks = None if self.masks_val is None else self.masks_val[idx]
+        else:
+            self.probe = self.probe_labels = self.probe_masks = None
+        if self.probe is not None and len(self.probe) == 0:
+            raise ValueError("The probe set is empty; pass at least one probe image.")
+        has_data = self.probe is not None
+        self.names = [n for n in MONITORS if n in names and (has_data or n not in NEEDS_DATA)]
+        if self.x_val is None:
+            self.names = [n for n in self.names if n not in ("patches", "embedding", "neighbors", "confusion")]
+        if self.y_val is None:
+            self.names = [n for n in self.names if n not in ("embedding", "neighbors", "confusion")]
+        self.monitors: list[MonitorCallback] = []
+
+    # -- building the monitors ----------------------------------------------------------
+    def _specs(self) -> dict:
+        """Monitor name -> (callback class, keyword arguments) before user options."""
+        from keras_cnnvis import callbacks as cb
+
+        layers = list(self.layers) if self.layers is not None else auto_layers(self.model)
+        probe = {"probe": self.probe, "labels": self.probe_labels, "masks": self.probe_masks,
+                 "class_names": self.class_names}
+        val = None if self.x_val is None else (self.x_val, self.y_val)
+        return {
+            "filters": (cb.FilterGridCallback, {"layers": layers}),
+            "health": (cb.FilterHealthCallback, {"layers": layers, "probe": self.probe}),
+            "activations": (cb.ActivationMapsCallback, {"probe": None if self.probe is None else self.probe[:4], "layers": layers}),
+            "grad_cam": (cb.GradCAMCallback, probe),
+            "confusion": (cb.ConfusionMatrixCallback, {"validation_data": val, "class_names": self.class_names}),
+            "saliency": (cb.SaliencyCallback, {**probe, "methods": ("saliency", "guided_backprop", "integrated_gradients")}),
+            "occlusion": (cb.OcclusionCallback, probe),
+            "patches": (cb.MaxActivatingPatchesCallback, {"data": self.x_val, "layers": layers}),
+            "embedding": (cb.EmbeddingCallback, {"data": val, "class_names": self.class_names}),
+            "neighbors": (cb.NearestNeighborsCallback, {"reference_data": val, "query_data": (self.probe, self.probe_labels)}),
+            "classes": (cb.ClassVisualizationCallback, {"class_names": self.class_names}),
+        }
+
+    def _build(self) -> list[MonitorCallback]:
+        specs = self._specs()
+        monitors = []
+        for name in self.names:
+            cls, kwargs = specs[name]
+            kwargs = {
+                **kwargs,
+                "log_dir": self.log_dir,
+                "every_n_epochs": 1 if name in CHEAP else self.expensive_every,
+                "run_name": self.run_name,
+                "on_error": self.on_error,
+                **self.options.get(name, {}),
+            }
+            monitor = cls(**kwargs)
+            monitor.log_at_end = name in EXPENSIVE
+            monitors.append(monitor)
+        return monitors
+
+    # -- forwarding ---------------------------------------------------------------------
+    def set_model(self, model):
+        super().set_model(model)
+        for monitor in self.monitors:
+            monitor.set_model(model)
+
+    def set_params(self, params):
+        super().set_params(params)
+        for monitor in self.monitors:
+            monitor.set_params(params)
+
+    def on_train_begin(self, logs=None):
+        if not self.monitors:
+            self.monitors = self._build()
+            for monitor in self.monitors:
+                monitor.set_model(self.model)
+                monitor.set_params(self.params)
+        for monitor in self.monitors:
+            monitor.on_train_begin(logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for monitor in self.monitors:
+            monitor.on_epoch_begin(epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for monitor in self.monitors:
+            monitor.on_epoch_end(epoch, logs)
+
+    def on_train_end(self, logs=None):
+        for monitor in self.monitors:
+            monitor.on_train_end(logs)
