@@ -1,0 +1,188 @@
+"""ConfusionMatrixCallback: logs the validation confusion matrix (an image with counts and
+class names) and per-class accuracy every few epochs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Sequence
+
+import numpy as np
+
+from keras_cnnvis.callbacks.base import MonitorCallback
+from keras_cnnvis.confusion import (
+    class_names_for,
+    classes_from_outputs,
+    count_confusions,
+    per_class_accuracy,
+)
+from keras_cnnvis.gradients import FeatureExtractor, input_shape
+from keras_cnnvis.neighbors import as_labels
+
+
+def render_confusion(
+    matrix: np.ndarray, class_names: Sequence[str], title: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draws a confusion matrix with matplotlib's Agg canvas (no display, no pyplot state).
+
+    Cells are coloured by the row-normalised fraction (so rare classes read as clearly as
+    common ones) and show the counts; true classes run down, predicted classes across.
+
+    Example:
+
+    ```python
+    img, _ = render_confusion(confusion_matrix(model, x_val, y_val), ["cat", "dog"])
+    image.save_png("confusion.png", img)
+    ```
+
+    Args:
+        matrix: int `(n, n)` counts, rows = true classes.
+        class_names: n names for the axes.
+        title: text above the plot. Defaults to None.
+
+    Returns:
+        `(image, centers)`: a float32 RGB image in [0, 1] and the float `(n, n, 2)` pixel
+        `(row, col)` of each cell's centre in it.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    matrix = np.asarray(matrix)
+    n = len(matrix)
+    support = matrix.sum(axis=1, keepdims=True)
+    frac = np.where(support > 0, matrix / np.maximum(support, 1), 0.0)
+    longest = max((len(s) for s in class_names), default=1)
+    side = min(14.0, 1.6 + 0.55 * n + 0.06 * longest)
+    fig = Figure(figsize=(side + 0.8, side), dpi=100)
+    canvas = FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    shown = ax.imshow(frac, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
+    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
+    if n <= 30:
+        size = max(6, min(12, 120 // max(n, 1)))
+        for t in range(n):
+            for p in range(n):
+                ax.text(
+                    p, t, str(int(matrix[t, p])), ha="center", va="center", fontsize=size,
+                    color="white" if frac[t, p] > 0.5 else "black",
+                )
+    ax.set_xticks(range(n), class_names, rotation=45 if longest > 3 else 0, ha="right" if longest > 3 else "center")
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())
+    height = rgba.shape[0]
+    xy = ax.transData.transform(
+        np.array([(p, t) for t in range(n) for p in range(n)], np.float64)
+    ).reshape(n, n, 2)
+    centers = np.stack([height - xy[..., 1], xy[..., 0]], axis=-1)
+    return (rgba[..., :3].astype(np.float32) / 255.0), centers
+
+
+def tag_name(name: str) -> str:
+    """A class name made safe as the last part of a tag (`/` and spaces become `_`)."""
+    return re.sub(r"[/\s]+", "_", str(name)).strip("_") or "_"
+
+
+class ConfusionMatrixCallback(MonitorCallback):
+    """Logs the confusion matrix and per-class accuracy on validation data.
+
+    Writes the image `confusion/matrix` (counts in the cells, coloured by the fraction of
+    each true class, class names on both axes), one scalar `confusion/accuracy/<class>`
+    per class (the fraction of its examples predicted correctly; classes without
+    examples are skipped; `/` and spaces in names become `_`) and the record
+    `json/confusion/matrix` into `<log_dir>/cnnvis`.
+
+    Example:
+
+    ```python
+    cb = ConfusionMatrixCallback("runs/exp1", (x_val, y_val), class_names=["cat", "dog"])
+    model.fit(x, y, epochs=10, callbacks=[cb])
+    ```
+
+    Args:
+        log_dir: the TensorBoard log directory.
+        validation_data: `(images, labels)`, labels as class indices or one-hot rows.
+        class_names: one name per class. Defaults to None (`"0"`, `"1"`, ...).
+        batch_size: images per compiled call. Defaults to 64.
+        every_n_epochs: log after every N-th epoch; 0 turns it off. Defaults to 1.
+        log_initial: also log before training. Defaults to True.
+        run_name: run subdirectory. Defaults to `"cnnvis"`.
+        on_error: `"warn"` or `"raise"`. Defaults to `"warn"`.
+
+    Raises:
+        ValueError: at construction for data that is not `(images, labels)` or labels not
+            one per image; at `on_train_begin` (before any epoch) for images that do not
+            fit the model, outputs that are not class scores, a wrong number of class
+            names, or labels outside the model's classes.
+    """
+
+    def __init__(
+        self,
+        log_dir: str,
+        validation_data: Any,
+        class_names: Sequence[str] | None = None,
+        batch_size: int = 64,
+        every_n_epochs: int = 1,
+        log_initial: bool = True,
+        run_name: str = "cnnvis",
+        on_error: str = "warn",
+    ):
+        super().__init__(log_dir, every_n_epochs, log_initial, run_name, on_error)
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            raise ValueError(
+                "validation_data must be a pair (images, labels) of numpy arrays; got "
+                f"{type(validation_data).__name__}."
+            )
+        self.x = np.asarray(validation_data[0], np.float32)
+        if self.x.ndim != 4:
+            raise ValueError(
+                f"validation images must be (N, height, width, channels); got shape {self.x.shape}."
+            )
+        self.y = as_labels(validation_data[1], len(self.x))
+        self.class_names = None if class_names is None else list(class_names)
+        self.batch_size = int(batch_size)
+        self._extractor: FeatureExtractor | None = None
+        self._names: list[str] = []
+
+    def setup(self) -> None:
+        from keras_cnnvis.patches import check_image_batch
+
+        shape = input_shape(self.model)
+        if shape is not None:
+            check_image_batch(self.x, shape, self.model.name)
+        self._extractor = FeatureExtractor(self.model, [], batch_size=self.batch_size)
+        _, out = self._extractor(self.x[:1])
+        _, n_classes = classes_from_outputs(out)
+        self._names = class_names_for(n_classes, self.class_names)
+        count_confusions(self.y, np.zeros_like(self.y), n_classes)  # labels in range
+
+    def log(self, step: int, logs: dict | None = None) -> None:
+        _, outputs = self._extractor(self.x)
+        pred, n_classes = classes_from_outputs(outputs)
+        matrix = count_confusions(self.y, pred, n_classes)
+        acc = per_class_accuracy(matrix)
+        overall = float(np.trace(matrix) / max(1, matrix.sum()))
+        img, _ = render_confusion(
+            matrix, self._names, f"step {step}: accuracy {overall:.3f} (n={int(matrix.sum())})"
+        )
+        self.writer.images("confusion/matrix", img, step)
+        for name, value in zip(self._names, acc):
+            if np.isfinite(value):
+                self.writer.scalar(f"confusion/accuracy/{tag_name(name)}", float(value), step)
+        self.writer.json(
+            "json/confusion/matrix",
+            {
+                "class_names": self._names,
+                "matrix": matrix,
+                "per_class_accuracy": acc,
+                "accuracy": overall,
+                "n_examples": int(matrix.sum()),
+            },
+            step,
+            kind="confusion",
+        )

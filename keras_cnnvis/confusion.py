@@ -1,0 +1,128 @@
+"""Confusion matrix and per-class accuracy of a classifier on labelled images: which classes
+the network confuses with which (counts only; drawing happens in the callback).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+
+from keras_cnnvis.gradients import FeatureExtractor, input_shape
+from keras_cnnvis.neighbors import as_labels
+
+
+def classes_from_outputs(outputs: Any) -> tuple[np.ndarray, int]:
+    """Predicted classes from model outputs: argmax of `(N, C)` scores, or `p > 0.5` for
+    one sigmoid output `(N,)`/`(N, 1)` (two classes).
+
+    Returns:
+        `(classes, n_classes)`: int64 `(N,)` and the number of classes.
+
+    Raises:
+        ValueError: for outputs that are not class scores.
+    """
+    out = np.asarray(outputs, np.float32)
+    if out.ndim == 2 and out.shape[1] > 1:
+        return np.argmax(out, axis=1).astype(np.int64), int(out.shape[1])
+    if out.ndim == 1 or (out.ndim == 2 and out.shape[1] == 1):
+        return (out.reshape(-1) > 0.5).astype(np.int64), 2
+    raise ValueError(
+        f"The model returns outputs of shape {out.shape}; a confusion matrix needs class "
+        "scores (N, classes) or one sigmoid probability per example."
+    )
+
+
+def count_confusions(y_true: Any, y_pred: Any, n_classes: int) -> np.ndarray:
+    """Counts `matrix[t, p]` = examples of true class `t` predicted as `p` (int64 `(n, n)`).
+
+    Raises:
+        ValueError: for label arrays of different lengths or classes out of range.
+    """
+    t = as_labels(y_true)
+    p = as_labels(y_pred, len(t))
+    for name, v in (("label", t), ("prediction", p)):
+        if len(v) and (v.min() < 0 or v.max() >= n_classes):
+            bad = int(v[(v < 0) | (v >= n_classes)][0])
+            raise ValueError(
+                f"A {name} is class {bad}, outside the {n_classes} classes 0..{n_classes - 1}."
+            )
+    return np.bincount(t * n_classes + p, minlength=n_classes * n_classes).reshape(
+        n_classes, n_classes
+    ).astype(np.int64)
+
+
+def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:
+    """The fraction of each true class predicted correctly (recall), float32; NaN for a
+    class without examples."""
+    matrix = np.asarray(matrix, np.float64)
+    support = matrix.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, np.diag(matrix) / support, np.nan).astype(np.float32)
+
+
+def confusion_matrix(
+    model: keras.Model,
+    x: Any,
+    y: Any,
+    n_classes: int | None = None,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """The confusion matrix of a classifier on labelled images.
+
+    Rows are true classes, columns predicted classes: `matrix[t, p]` counts the examples
+    of class `t` the model assigns to `p` (argmax of its outputs, or `p > 0.5` for one
+    sigmoid output), so the diagonal holds the correct predictions.
+
+    Example:
+
+    ```python
+    m = confusion_matrix(model, x_val, y_val)
+    per_class_accuracy(m)  # recall of each class
+    ```
+
+    Args:
+        model: a single-output classifier.
+        x: images `(N, H, W, C)`.
+        y: labels: class indices `(N,)` or one-hot `(N, classes)`.
+        n_classes: number of classes. Defaults to None (the model's output size).
+        batch_size: images per compiled call. Defaults to 64.
+
+    Returns:
+        int64 `(n_classes, n_classes)` counts.
+
+    Raises:
+        ValueError: for images that do not fit the model, labels that are not one per
+            image, a class out of range, or outputs that are not class scores.
+    """
+    x = np.asarray(x, np.float32)
+    shape = input_shape(model)
+    if x.ndim != 4 or (
+        shape is not None and any(e is not None and e != g for e, g in zip(shape, x.shape[1:]))
+    ):
+        raise ValueError(
+            f"Images have shape {x.shape[1:] if x.ndim else x.shape} but model '{model.name}' "
+            f"takes {shape}; pass images of shape (N, height, width, channels) that fit it."
+        )
+    y = as_labels(y, len(x))
+    _, outputs = FeatureExtractor(model, [], batch_size=batch_size)(x)
+    pred, n_out = classes_from_outputs(outputs)
+    return count_confusions(y, pred, int(n_classes or n_out))
+
+
+def class_names_for(n_classes: int, class_names: Sequence[str] | None) -> list[str]:
+    """`class_names` checked against `n_classes`, or `"0".."n-1"`.
+
+    Raises:
+        ValueError: if the number of names differs from the number of classes.
+    """
+    if class_names is None:
+        return [str(i) for i in range(n_classes)]
+    names = [str(n) for n in class_names]
+    if len(names) != n_classes:
+        raise ValueError(
+            f"{len(names)} class names were given for {n_classes} classes; pass one name "
+            "per model output."
+        )
+    return names
