@@ -10,6 +10,7 @@ from keras_cnnvis.callbacks.occlusion import OcclusionCallback
 from keras_cnnvis.callbacks.saliency import SaliencyCallback
 from keras_cnnvis.callbacks.max_patches import MaxActivatingPatchesCallback
 from keras_cnnvis.callbacks.neighbors import NearestNeighborsCallback
+from keras_cnnvis.callbacks.confusion_matrix import ConfusionMatrixCallback
 from keras_cnnvis.callbacks.embedding import EmbeddingCallback
 
 __all__ = [
@@ -23,5 +24,6 @@ __all__ = [
     "SaliencyCallback",
     "MaxActivatingPatchesCallback",
     "NearestNeighborsCallback",
+    "ConfusionMatrixCallback",
     "EmbeddingCallback",
 ]
