@@ -471,7 +471,7 @@ def forward_until(
         saved.append((layer, "call" in vars(layer), original))
         layer.call = wrapped
     try:
-        predict_fn(model)(inputs)
+        model(inputs, training=False)
     except _StopForward:
         pass
     finally:
