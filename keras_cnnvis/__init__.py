@@ -65,6 +65,16 @@ _EXPORTS = {
     "knn_accuracy": "keras_cnnvis.embedding_scores",
     "write_embedding": "keras_cnnvis.projector",
     "EmbeddingCallback": "keras_cnnvis.callbacks",
+    "receptive_field": "keras_cnnvis.receptive_field",
+    "max_activating_patches": "keras_cnnvis.patches",
+    "unit_views": "keras_cnnvis.patches",
+    "nearest_neighbors": "keras_cnnvis.neighbors",
+    "neighbor_accuracy": "keras_cnnvis.neighbors",
+    "confusion_matrix": "keras_cnnvis.confusion",
+    "per_class_accuracy": "keras_cnnvis.confusion",
+    "MaxActivatingPatchesCallback": "keras_cnnvis.callbacks",
+    "NearestNeighborsCallback": "keras_cnnvis.callbacks",
+    "ConfusionMatrixCallback": "keras_cnnvis.callbacks",
 }
 _SUBMODULES = ("callbacks", "datasets", "filters", "gradients", "image", "summary")
 
