@@ -287,7 +287,7 @@ def nearest_neighbors(
     return Neighbors(idx, dist, space, desc, metric)
 
 
-def knn_accuracy(
+def neighbor_accuracy(
     model: keras.Model | None,
     x_ref: Any,
     y_ref: Any,
@@ -308,8 +308,8 @@ def knn_accuracy(
     Example:
 
     ```python
-    feat = knn_accuracy(model, x_train, y_train, x_val, y_val)
-    pix = knn_accuracy(model, x_train, y_train, x_val, y_val, space="pixel")
+    feat = neighbor_accuracy(model, x_train, y_train, x_val, y_val)
+    pix = neighbor_accuracy(model, x_train, y_train, x_val, y_val, space="pixel")
     ```
 
     Args:

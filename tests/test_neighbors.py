@@ -16,7 +16,7 @@ from keras_cnnvis.callbacks.neighbors import neighbor_grid, pick_queries
 from keras_cnnvis.gradients import capture_outputs
 from keras_cnnvis.neighbors import (
     FeatureFunction,
-    knn_accuracy,
+    neighbor_accuracy,
     knn_vote,
     nearest,
     nearest_neighbors,
@@ -74,8 +74,8 @@ def test_default_features_are_the_input_of_the_last_dense_layer(trained_demo):
 def test_feature_space_knn_clearly_beats_pixel_space(trained_demo):
     d = trained_demo
     args = (d["x_train"], d["y_train"], d["x_val"], d["y_val"])
-    feature = knn_accuracy(d["model"], *args, k=5)
-    pixel = knn_accuracy(None, *args, k=5, space="pixel")
+    feature = neighbor_accuracy(d["model"], *args, k=5)
+    pixel = neighbor_accuracy(None, *args, k=5, space="pixel")
     # 5 balanced classes: chance is 0.2. Measured: feature 0.97, pixel 0.23 (cosine, k=5).
     assert feature >= 0.85, feature
     assert pixel <= 0.45, pixel
@@ -113,7 +113,7 @@ def test_bad_input_raises_clear_errors(trained_demo):
     with pytest.raises(ValueError, match="No layer named 'nope'"):
         nearest_neighbors(model, x[:2], x, layer="nope")
     with pytest.raises(ValueError, match=r"Labels must be one class index .* per example \(10\)"):
-        knn_accuracy(model, x, np.zeros(9), x, np.zeros(10))
+        neighbor_accuracy(model, x, np.zeros(9), x, np.zeros(10))
     no_dense = keras.Sequential([keras.Input((8, 8, 1)), L.Conv2D(2, 3), L.GlobalAveragePooling2D()])
     with pytest.raises(ValueError, match="has no Dense layer.*pass layer="):
         nearest_neighbors(no_dense, np.zeros((2, 8, 8, 1)), np.zeros((6, 8, 8, 1)))
@@ -177,8 +177,8 @@ def test_callback_logs_grids_and_accuracies_in_a_real_fit(tmp_path, data):
     }
     for tag, records in run.items():
         assert [r.step for r in records] == [0, 1, 2], tag
-    feature = knn_accuracy(model, *ref, *query, k=3)
-    pixel = knn_accuracy(None, *ref, *query, k=3, space="pixel")
+    feature = neighbor_accuracy(model, *ref, *query, k=3)
+    pixel = neighbor_accuracy(None, *ref, *query, k=3, space="pixel")
     assert run["neighbors/knn_accuracy_feature"][-1].value == pytest.approx(feature)
     assert [r.value for r in run["neighbors/knn_accuracy_pixel"]] == pytest.approx([pixel] * 3)
     shown = pick_queries(query[1], 4)
@@ -198,7 +198,7 @@ def test_callback_with_a_chosen_layer_and_euclidean_metric(tmp_path, data):
     )
     model.fit(x, y, epochs=2, verbose=0, callbacks=[cb])
     run = read_run(str(tmp_path / "cnnvis"))
-    expected = knn_accuracy(model, x[:60], y[:60], x[60:], y[60:], k=1, layer="gap", metric="euclidean")
+    expected = neighbor_accuracy(model, x[:60], y[:60], x[60:], y[60:], k=1, layer="gap", metric="euclidean")
     assert [r.step for r in run["neighbors/knn_accuracy_feature"]] == [2]
     assert run["neighbors/knn_accuracy_feature"][0].value == pytest.approx(expected)
 
