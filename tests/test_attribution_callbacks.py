@@ -48,8 +48,13 @@ def test_grad_cam_callback_writes_overlays_maps_and_localisation(tmp_path, data)
     x, y, masks = data
     probe, labels = x[:3], y[:3]
     cb = GradCAMCallback(
-        str(tmp_path), probe, labels=labels, masks=masks, class_names=["a", "b", "c"],
-        methods=["grad_cam", "layer_cam", "cam"], on_error="raise",
+        str(tmp_path),
+        probe,
+        labels=labels,
+        masks=masks,
+        class_names=["a", "b", "c"],
+        methods=["grad_cam", "layer_cam", "cam"],
+        on_error="raise",
     )
     _fit(model, data, [cb])
     run = read_run(str(tmp_path / "cnnvis"))
@@ -69,7 +74,9 @@ def test_grad_cam_callback_writes_overlays_maps_and_localisation(tmp_path, data)
     maps = A.grad_cam(model, probe, labels)
     norm = display_maps(maps, "grad_cam")
     for k in range(3):
-        want = image.to_uint8(image.upscale(image.overlay(display_images(probe)[k], norm[k])[None], 4)[0])
+        want = image.to_uint8(
+            image.upscale(image.overlay(display_images(probe)[k], norm[k])[None], 4)[0]
+        )
         np.testing.assert_array_equal(run["attribution/grad_cam"][-1].value[k][..., ::-1], want)
     payload = run["json/attribution/grad_cam"][-1].value
     assert payload["method"] == "grad_cam" and payload["layer"] == "conv_b"
@@ -92,14 +99,22 @@ def test_saliency_and_occlusion_callbacks_share_one_probe_record(tmp_path, data)
     model = small_cnn()
     x, y, _ = data
     sal = SaliencyCallback(
-        str(tmp_path), x[:2], methods=["saliency", "smoothgrad", "integrated_gradients", "guided_backprop"],
-        n_samples=3, steps=4, on_error="raise",
+        str(tmp_path),
+        x[:2],
+        methods=["saliency", "smoothgrad", "integrated_gradients", "guided_backprop"],
+        n_samples=3,
+        steps=4,
+        on_error="raise",
     )
-    occ = OcclusionCallback(str(tmp_path), x[:2], patch=4, stride=4, fill=0.5, every_n_epochs=2, on_error="raise")
+    occ = OcclusionCallback(
+        str(tmp_path), x[:2], patch=4, stride=4, fill=0.5, every_n_epochs=2, on_error="raise"
+    )
     _fit(model, data, [sal, occ])
     run = read_run(str(tmp_path / "cnnvis"))
     names = ["saliency", "smoothgrad", "integrated_gradients", "guided_backprop", "occlusion"]
-    assert set(run) == {"probes/images"} | {f"attribution/{m}" for m in names} | {f"json/attribution/{m}" for m in names}
+    assert set(run) == {"probes/images"} | {f"attribution/{m}" for m in names} | {
+        f"json/attribution/{m}" for m in names
+    }
     assert [r.step for r in run["probes/images"]] == [0, 1, 2]  # once per step
     assert [r.step for r in run["attribution/saliency"]] == [0, 1, 2]
     assert [r.step for r in run["attribution/occlusion"]] == [0, 2]
@@ -107,14 +122,18 @@ def test_saliency_and_occlusion_callbacks_share_one_probe_record(tmp_path, data)
     assert payload["target"] == "predicted" and payload["layer"] is None
     assert [p["class"] for p in payload["probes"]] == [p["prediction"] for p in payload["probes"]]
     maps = A.occlusion(model, x[:2], patch=4, stride=4, fill=0.5)
-    np.testing.assert_allclose(np.reshape(payload["maps"], (2, 16, 16)), display_maps(maps, "occlusion"), atol=6e-4)
+    np.testing.assert_allclose(
+        np.reshape(payload["maps"], (2, 16, 16)), display_maps(maps, "occlusion"), atol=6e-4
+    )
 
 
 def test_large_probes_store_maps_at_most_64x64(tmp_path):
     keras.utils.set_random_seed(0)
     i = keras.Input((96, 80, 1))
     x = keras.layers.Conv2D(2, 3, strides=4, activation="relu", name="conv")(i)
-    model = keras.Model(i, keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x)))
+    model = keras.Model(
+        i, keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    )
     model.compile("adam", "sparse_categorical_crossentropy")
     probe = np.random.default_rng(0).random((1, 96, 80, 1), dtype=np.float32)
     cb = GradCAMCallback(str(tmp_path), probe, on_error="raise", log_initial=False)
@@ -148,15 +167,36 @@ class _Epochs(keras.callbacks.Callback):
     "make, message",
     [
         (lambda d, p: GradCAMCallback(d, p, layer="conv_z"), r"No layer named 'conv_z'"),
-        (lambda d, p: GradCAMCallback(d, p, layer="gap"), r"grad_cam needs a layer with a spatial output"),
-        (lambda d, p: GradCAMCallback(d, p, layer="conv_a", methods="cam"), r"cam needs layer 'conv_a' to be followed only by"),
-        (lambda d, p: GradCAMCallback(d, p[:, :8]), r"GradCAMCallback: bad probe images: Images of shape \(8, 16, 3\) do not fit"),
-        (lambda d, p: SaliencyCallback(d, (p * 255).astype(np.uint8)), r"SaliencyCallback: bad probe images: .*floating point"),
-        (lambda d, p: SaliencyCallback(d, p, labels=[0, 1]), r"labels must hold one class per probe image \(3\)"),
+        (
+            lambda d, p: GradCAMCallback(d, p, layer="gap"),
+            r"grad_cam needs a layer with a spatial output",
+        ),
+        (
+            lambda d, p: GradCAMCallback(d, p, layer="conv_a", methods="cam"),
+            r"cam needs layer 'conv_a' to be followed only by",
+        ),
+        (
+            lambda d, p: GradCAMCallback(d, p[:, :8]),
+            r"GradCAMCallback: bad probe images: Images of shape \(8, 16, 3\) do not fit",
+        ),
+        (
+            lambda d, p: SaliencyCallback(d, (p * 255).astype(np.uint8)),
+            r"SaliencyCallback: bad probe images: .*floating point",
+        ),
+        (
+            lambda d, p: SaliencyCallback(d, p, labels=[0, 1]),
+            r"labels must hold one class per probe image \(3\)",
+        ),
         (lambda d, p: SaliencyCallback(d, p, labels=[0, 1, 3]), r"Class index 3 is out of range"),
         (lambda d, p: SaliencyCallback(d, p, target="label"), r"target='label' needs labels"),
-        (lambda d, p: OcclusionCallback(d, p, masks=np.zeros((3, 8, 8), bool)), r"masks must have shape \(N, H, W\) = \(3, 16, 16\)"),
-        (lambda d, p: OcclusionCallback(d, p, patch=20), r"patch \(20, 20\) is larger than the probe images"),
+        (
+            lambda d, p: OcclusionCallback(d, p, masks=np.zeros((3, 8, 8), bool)),
+            r"masks must have shape \(N, H, W\) = \(3, 16, 16\)",
+        ),
+        (
+            lambda d, p: OcclusionCallback(d, p, patch=20),
+            r"patch \(20, 20\) is larger than the probe images",
+        ),
     ],
 )
 def test_misconfiguration_raises_before_the_first_epoch(tmp_path, data, make, message):

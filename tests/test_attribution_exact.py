@@ -129,9 +129,15 @@ def test_saliency_guided_deconvnet_gradcam_by_hand_on_every_model_kind(kind):
     model = model_a(kind)
     for c in (0, 1):
         np.testing.assert_allclose(saliency(model, X, c)[0], np.abs(GRAD[c]), atol=1e-6)
-        np.testing.assert_allclose(guided_backprop(model, X, c, reduce=None)[0, ..., 0], GUIDED[c], atol=1e-6)
-        np.testing.assert_allclose(deconvnet(model, X, c, reduce=None)[0, ..., 0], DECONV[c], atol=1e-6)
-        np.testing.assert_allclose(grad_cam(model, X, c, "conv", upsample=False)[0], GRAD_CAM[c], atol=1e-6)
+        np.testing.assert_allclose(
+            guided_backprop(model, X, c, reduce=None)[0, ..., 0], GUIDED[c], atol=1e-6
+        )
+        np.testing.assert_allclose(
+            deconvnet(model, X, c, reduce=None)[0, ..., 0], DECONV[c], atol=1e-6
+        )
+        np.testing.assert_allclose(
+            grad_cam(model, X, c, "conv", upsample=False)[0], GRAD_CAM[c], atol=1e-6
+        )
     # Predicted class is 1 (logits 2.5 and 9.25).
     np.testing.assert_allclose(saliency(model, X)[0], np.abs(GRAD[1]), atol=1e-6)
 
@@ -140,22 +146,32 @@ def test_saliency_guided_deconvnet_gradcam_by_hand_on_every_model_kind(kind):
 def test_relu_as_activation_argument_relu_layer_or_activation_layer(relu_form):
     model = model_a("functional", relu_form)
     layer = "relu" if relu_form != "activation" else "conv"
-    np.testing.assert_allclose(guided_backprop(model, X, 0, reduce=None)[0, ..., 0], GUIDED[0], atol=1e-6)
+    np.testing.assert_allclose(
+        guided_backprop(model, X, 0, reduce=None)[0, ..., 0], GUIDED[0], atol=1e-6
+    )
     np.testing.assert_allclose(deconvnet(model, X, 0, reduce=None)[0, ..., 0], DECONV[0], atol=1e-6)
-    np.testing.assert_allclose(grad_cam(model, X, 0, layer, upsample=False)[0], GRAD_CAM[0], atol=1e-6)
+    np.testing.assert_allclose(
+        grad_cam(model, X, 0, layer, upsample=False)[0], GRAD_CAM[0], atol=1e-6
+    )
 
 
 def test_gradient_x_input_and_cam_family_by_hand():
     model = model_a()
-    np.testing.assert_allclose(gradient_x_input(model, X, 0, reduce=None)[0, ..., 0], GRAD[0] * X[0, ..., 0], atol=1e-5)
+    np.testing.assert_allclose(
+        gradient_x_input(model, X, 0, reduce=None)[0, ..., 0], GRAD[0] * X[0, ..., 0], atol=1e-5
+    )
     np.testing.assert_allclose(cam(model, X, 1, "conv", upsample=False)[0], CAM[1], atol=1e-5)
     np.testing.assert_allclose(cam(model, X, 0, "conv", upsample=False)[0], CAM[0], atol=1e-5)
     # CAM's spatial mean is the logit: (18 + 7 + 5 + 7) / 4 = 9.25.
     assert cam(model, X, None, "conv", upsample=False)[0].mean() == pytest.approx(9.25)
     # LayerCAM: relu(sum_k relu(g_k) A_k); class 1: g = [.125, .75] everywhere -> Grad-CAM.
-    np.testing.assert_allclose(layer_cam(model, X, 1, "conv", upsample=False)[0], GRAD_CAM[1], atol=1e-6)
+    np.testing.assert_allclose(
+        layer_cam(model, X, 1, "conv", upsample=False)[0], GRAD_CAM[1], atol=1e-6
+    )
     # class 0: only channel 0's gradient (.25) is positive -> .25 * ch0.
-    np.testing.assert_allclose(layer_cam(model, X, 0, "conv", upsample=False)[0], [[0, 0.5], [2.5, 3.5]], atol=1e-6)
+    np.testing.assert_allclose(
+        layer_cam(model, X, 0, "conv", upsample=False)[0], [[0, 0.5], [2.5, 3.5]], atol=1e-6
+    )
     # Grad-CAM++ with constant gradients g: alpha = 1 / (2 + sum(A) g); class 1 weights
     # w_k = 4 * alpha_k * g_k: ch0 sum 26 -> alpha 1 / 5.25, ch1 sum 8 -> alpha 1 / 8.
     a0, a1 = 1 / (2 + 26 * 0.125), 1 / (2 + 8 * 0.75)
@@ -166,14 +182,18 @@ def test_gradient_x_input_and_cam_family_by_hand():
     )
     # Guided Grad-CAM = guided backprop * upsampled Grad-CAM.
     expected = GUIDED[0] * grad_cam(model, X, 0, "conv")[0]
-    np.testing.assert_allclose(guided_grad_cam(model, X, 0, "conv", reduce=None)[0, ..., 0], expected, atol=1e-6)
+    np.testing.assert_allclose(
+        guided_grad_cam(model, X, 0, "conv", reduce=None)[0, ..., 0], expected, atol=1e-6
+    )
 
 
 def test_logits_explain_the_pre_softmax_score():
     model = model_a(softmax=True)
     # With logits=True the final Softmax layer is made linear: exactly the values above.
     np.testing.assert_allclose(saliency(model, X, 0)[0], np.abs(GRAD[0]), atol=1e-6)
-    np.testing.assert_allclose(grad_cam(model, X, 0, "conv", upsample=False)[0], GRAD_CAM[0], atol=1e-6)
+    np.testing.assert_allclose(
+        grad_cam(model, X, 0, "conv", upsample=False)[0], GRAD_CAM[0], atol=1e-6
+    )
     # Without, the gradient of p0 = softmax(z)_0 is p0 * (dz0 - p0 dz0 - p1 dz1).
     z = np.array([2.5, 9.25])
     p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
@@ -190,9 +210,14 @@ def test_hidden_unit_targets_by_hand():
     # conv channel 0 at (0, 0) is inactive (pre-activation -2): zero gradient.
     np.testing.assert_allclose(saliency(model, X, ("conv", 0, 0, 0))[0], 0)
     # channel 1's spatial mean: -1/4 per active window (TL, TR).
-    np.testing.assert_allclose(gradient_x_input(model, X, ("conv", 1), reduce=None)[0, ..., 0], -0.25 * ACTIVE1 * X[0, ..., 0])
+    np.testing.assert_allclose(
+        gradient_x_input(model, X, ("conv", 1), reduce=None)[0, ..., 0],
+        -0.25 * ACTIVE1 * X[0, ..., 0],
+    )
     # The guided gradient of a unit sees positive upstream gradient (1/4): unchanged.
-    np.testing.assert_allclose(guided_backprop(model, X, ("conv", 1), reduce=None)[0, ..., 0], -0.25 * ACTIVE1)
+    np.testing.assert_allclose(
+        guided_backprop(model, X, ("conv", 1), reduce=None)[0, ..., 0], -0.25 * ACTIVE1
+    )
 
 
 def test_dense_relu_is_overridden_too():
@@ -200,12 +225,16 @@ def test_dense_relu_is_overridden_too():
     i = keras.Input((1, 2, 1))
     h = keras.layers.Dense(2, activation="relu", name="hidden")(keras.layers.Flatten()(i))
     model = keras.Model(i, keras.layers.Dense(1, name="out")(h))
-    model.get_layer("hidden").set_weights([np.array([[1, 1], [-1, 1]], np.float32), np.zeros(2, np.float32)])
+    model.get_layer("hidden").set_weights(
+        [np.array([[1, 1], [-1, 1]], np.float32), np.zeros(2, np.float32)]
+    )
     model.get_layer("out").set_weights([np.array([[2], [-1]], np.float32), np.zeros(1, np.float32)])
     x = np.array([1, 2], np.float32).reshape(1, 1, 2, 1)
     # dS/dh = [2, -1], forward mask [0, 1]:
     # plain [0, -1] -> dx = [-1, -1]; guided relu([2, -1]) * mask = 0 -> dx = 0;
     # deconvnet relu([2, -1]) = [2, 0] -> dx = [2, -2].
-    np.testing.assert_allclose(gradient_x_input(model, x, 0, reduce=None).ravel() / x.ravel(), [-1, -1])
+    np.testing.assert_allclose(
+        gradient_x_input(model, x, 0, reduce=None).ravel() / x.ravel(), [-1, -1]
+    )
     np.testing.assert_allclose(guided_backprop(model, x, 0, reduce=None).ravel(), [0, 0])
     np.testing.assert_allclose(deconvnet(model, x, 0, reduce=None).ravel(), [2, -2])

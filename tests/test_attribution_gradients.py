@@ -140,7 +140,9 @@ def test_cache_is_bounded_for_inline_lambdas(monkeypatch):
     A.saliency(model, images(1), target=target)
     A.saliency(model, images(2), target=target)
     assert len(G._GRADIENT_CACHES[model]) == 3
-    assert list(G._GRADIENT_CACHES[model].values())[-1].function.experimental_get_tracing_count() == 1
+    assert (
+        list(G._GRADIENT_CACHES[model].values())[-1].function.experimental_get_tracing_count() == 1
+    )
 
 
 def test_compiled_function_sees_weight_updates():
@@ -148,7 +150,9 @@ def test_compiled_function_sees_weight_updates():
     x = images()
     first = A.grad_cam(model, x, 0, layer="c2")
     model.set_weights(other.get_weights())
-    np.testing.assert_allclose(A.grad_cam(model, x, 0, layer="c2"), A.grad_cam(other, x, 0, layer="c2"), atol=1e-6)
+    np.testing.assert_allclose(
+        A.grad_cam(model, x, 0, layer="c2"), A.grad_cam(other, x, 0, layer="c2"), atol=1e-6
+    )
     assert not np.allclose(first, A.grad_cam(model, x, 0, layer="c2"))
     assert all(fn.function.experimental_get_tracing_count() == 1 for fn in _cached(model))
 
@@ -186,12 +190,20 @@ def _linear_logits(model, x):
 def test_hidden_layer_gradients_match_finite_differences():
     model = _logit_model()
     x = np.random.default_rng(1).random((1, 6, 6, 2)).astype(np.float32)
-    fn = G.gradient_function(model, ClassScore(model.name), wrt="c", capture=("c",), logits=True, arg_specs=[((), tf.int32)])
+    fn = G.gradient_function(
+        model,
+        ClassScore(model.name),
+        wrt="c",
+        capture=("c",),
+        logits=True,
+        arg_specs=[((), tf.int32)],
+    )
     result = fn(x, np.array([1], np.int32))
     acts, grads = result.hidden[0], result.grads
     assert acts.shape == grads.shape == (1, 4, 4, 3)
     eps = 1e-2
     for index in [(0, 0, 0, 0), (0, 1, 2, 1), (0, 3, 3, 2)]:
+
         def shifted(delta):
             def transform(path, out):
                 bump = np.zeros(out.shape, np.float32)

@@ -55,7 +55,9 @@ def test_occlusion_on_a_linear_model_is_the_hand_computed_drop_per_patch():
     # One patch covering the image: every pixel holds f(x) - f(fill image).
     whole = A.occlusion(model, x, 0, patch=6, stride=1, fill=np.array([0.1, 0.9]))
     expected = np.sum(w * (x - np.array([0.1, 0.9])), axis=(1, 2, 3))
-    np.testing.assert_allclose(whole, np.broadcast_to(expected[:, None, None], (2, 6, 6)), rtol=1e-4)
+    np.testing.assert_allclose(
+        whole, np.broadcast_to(expected[:, None, None], (2, 6, 6)), rtol=1e-4
+    )
     # The default fill is the images' mean colour.
     mean_fill = A.occlusion(model, x, 0, patch=6, stride=1)
     expected = np.sum(w * (x - x.mean(axis=(0, 1, 2))), axis=(1, 2, 3))
@@ -76,7 +78,9 @@ def smooth_cnn():
     x = keras.layers.Conv2D(6, 3, activation="tanh", kernel_initializer="he_normal")(i)
     x = keras.layers.Conv2D(8, 3, activation="softplus", kernel_initializer="he_normal")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(i, keras.layers.Dense(4, activation="softmax", kernel_initializer="he_normal")(x))
+    return keras.Model(
+        i, keras.layers.Dense(4, activation="softmax", kernel_initializer="he_normal")(x)
+    )
 
 
 def test_integrated_gradients_completeness_and_linear_exactness():
@@ -114,12 +118,24 @@ def test_smoothgrad_averages_the_method_over_noisy_copies():
     x = batch(3)
     classes = np.argmax(model.predict(x, verbose=0), -1)
     # No noise: exactly the method.
-    np.testing.assert_allclose(A.smoothgrad("saliency", model, x, n_samples=3, noise_level=0.0), A.saliency(model, x), rtol=1e-6)
+    np.testing.assert_allclose(
+        A.smoothgrad("saliency", model, x, n_samples=3, noise_level=0.0),
+        A.saliency(model, x),
+        rtol=1e-6,
+    )
     # With noise: the mean of the method on the same noisy copies, for the clean classes.
     rng = np.random.default_rng(7)
     span = (x.max(axis=(1, 2, 3)) - x.min(axis=(1, 2, 3))).reshape(-1, 1, 1, 1)
     manual = np.mean(
-        [A.guided_backprop(model, x + (0.2 * span).astype(np.float32) * rng.standard_normal(x.shape, dtype=np.float32), classes) for _ in range(4)],
+        [
+            A.guided_backprop(
+                model,
+                x
+                + (0.2 * span).astype(np.float32) * rng.standard_normal(x.shape, dtype=np.float32),
+                classes,
+            )
+            for _ in range(4)
+        ],
         axis=0,
     )
     smooth = A.smoothgrad(A.guided_backprop, model, x, n_samples=4, noise_level=0.2, seed=7)
@@ -175,9 +191,14 @@ def test_targets_labels_one_hot_and_per_image_classes():
     labels = np.array([2, 0, 3])
     per_image = A.saliency(model, x, labels)
     for n, c in enumerate(labels):
-        np.testing.assert_allclose(per_image[n], A.saliency(model, x[n : n + 1], int(c))[0], rtol=1e-5, atol=1e-8)
+        np.testing.assert_allclose(
+            per_image[n], A.saliency(model, x[n : n + 1], int(c))[0], rtol=1e-5, atol=1e-8
+        )
     np.testing.assert_allclose(A.saliency(model, x, np.eye(4)[labels]), per_image)
-    np.testing.assert_allclose(A.saliency(model, x, "predicted"), A.saliency(model, x, np.argmax(model.predict(x, verbose=0), -1)))
+    np.testing.assert_allclose(
+        A.saliency(model, x, "predicted"),
+        A.saliency(model, x, np.argmax(model.predict(x, verbose=0), -1)),
+    )
 
 
 def test_callable_targets_on_multi_output_segmentation_and_regression_models():
@@ -189,7 +210,9 @@ def test_callable_targets_on_multi_output_segmentation_and_regression_models():
     two = keras.Model(i, [a, b])
     only_b = keras.Model(i, b)
     x = batch(2)
-    np.testing.assert_allclose(A.saliency(two, x, lambda outs: outs[1][:, 1]), A.saliency(only_b, x, 1), rtol=1e-6)
+    np.testing.assert_allclose(
+        A.saliency(two, x, lambda outs: outs[1][:, 1]), A.saliency(only_b, x, 1), rtol=1e-6
+    )
     with pytest.raises(ValueError, match="several outputs and no choice was made"):
         A.saliency(two, x)
     # Segmentation: a linear 1x1 conv; the score is class 1 summed over pixels, whose
@@ -198,13 +221,21 @@ def test_callable_targets_on_multi_output_segmentation_and_regression_models():
     seg = keras.Model(j, keras.layers.Conv2D(2, 1, name="seg")(j))
     kernel = np.array([[1.0, -2.0], [0.5, 3.0], [-1.0, 0.25]], np.float32).reshape(1, 1, 3, 2)
     seg.get_layer("seg").set_weights([kernel, np.zeros(2, np.float32)])
-    grads = A.gradient_x_input(seg, np.ones((1, 5, 5, 3), np.float32), lambda out: out[..., 1], reduce=None)
+    grads = A.gradient_x_input(
+        seg, np.ones((1, 5, 5, 3), np.float32), lambda out: out[..., 1], reduce=None
+    )
     np.testing.assert_allclose(grads[0], np.broadcast_to([-2.0, 3.0, 0.25], (5, 5, 3)))
     with pytest.raises(ValueError, match=r"not \(batch, classes\)"):
         A.saliency(seg, np.ones((1, 5, 5, 3), np.float32))
     # Regression: a single output unit.
     lin, w = linear_model()
-    np.testing.assert_allclose(A.gradient_x_input(lin, np.ones((1, 6, 6, 2), np.float32), lambda out: out[:, 0], reduce=None)[0], w, rtol=1e-6)
+    np.testing.assert_allclose(
+        A.gradient_x_input(
+            lin, np.ones((1, 6, 6, 2), np.float32), lambda out: out[:, 0], reduce=None
+        )[0],
+        w,
+        rtol=1e-6,
+    )
 
 
 class _Sub(keras.Model):
@@ -221,22 +252,52 @@ class _Sub(keras.Model):
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda m, x: A.grad_cam(m, x, layer="conv9"), r"No layer named 'conv9'.*'c1' \(Conv2D\), 'c2' \(Conv2D\)"),
-        (lambda m, x: A.grad_cam(m, x, layer="hidden"), r"grad_cam needs a layer with a spatial output.*'hidden' outputs \(None, 8\)"),
-        (lambda m, x: A.score_cam(m, x, layer="gmp"), r"score_cam needs a layer with a spatial output"),
-        (lambda m, x: A.saliency(m, x, 4), r"Class index 4 is out of range for model 'cnn' with 4 classes"),
+        (
+            lambda m, x: A.grad_cam(m, x, layer="conv9"),
+            r"No layer named 'conv9'.*'c1' \(Conv2D\), 'c2' \(Conv2D\)",
+        ),
+        (
+            lambda m, x: A.grad_cam(m, x, layer="hidden"),
+            r"grad_cam needs a layer with a spatial output.*'hidden' outputs \(None, 8\)",
+        ),
+        (
+            lambda m, x: A.score_cam(m, x, layer="gmp"),
+            r"score_cam needs a layer with a spatial output",
+        ),
+        (
+            lambda m, x: A.saliency(m, x, 4),
+            r"Class index 4 is out of range for model 'cnn' with 4 classes",
+        ),
         (lambda m, x: A.saliency(m, x, [0, 1]), r"needs one index per image \(3\)"),
-        (lambda m, x: A.saliency(m, x[:, :10]), r"do not fit model 'cnn', which takes \(12, 12, 3\)"),
-        (lambda m, x: A.saliency(m, x[0]), r"batch of shape \(N, height, width, channels\).*image\[None\]"),
-        (lambda m, x: A.saliency(m, (x * 255).astype(np.uint8)), r"floating point \(got dtype uint8\)"),
-        (lambda m, x: A.saliency(m, x, ("c2", 8)), r"Channel 8 is out of range for layer 'c2' with 8 channels"),
+        (
+            lambda m, x: A.saliency(m, x[:, :10]),
+            r"do not fit model 'cnn', which takes \(12, 12, 3\)",
+        ),
+        (
+            lambda m, x: A.saliency(m, x[0]),
+            r"batch of shape \(N, height, width, channels\).*image\[None\]",
+        ),
+        (
+            lambda m, x: A.saliency(m, (x * 255).astype(np.uint8)),
+            r"floating point \(got dtype uint8\)",
+        ),
+        (
+            lambda m, x: A.saliency(m, x, ("c2", 8)),
+            r"Channel 8 is out of range for layer 'c2' with 8 channels",
+        ),
         (lambda m, x: A.saliency(m, x, ("c2", 1, 6, 0)), r"outside the 6x6 output of layer 'c2'"),
         (lambda m, x: A.saliency(m, x, ("hidden", 1, 0, 0)), r"no spatial output"),
         (lambda m, x: A.saliency(m, x, "true"), r"Unknown target 'true'"),
         (lambda m, x: A.saliency(m, x, lambda out: tf.reduce_sum(out)), r"returned a scalar"),
-        (lambda m, x: A.cam(m, x), r"cam needs layer 'c2' to be followed only by.*'gmp' \(GlobalMaxPooling2D\)"),
+        (
+            lambda m, x: A.cam(m, x),
+            r"cam needs layer 'c2' to be followed only by.*'gmp' \(GlobalMaxPooling2D\)",
+        ),
         (lambda m, x: A.occlusion(m, x, patch=13), r"patch \(13, 13\) is larger than the images"),
-        (lambda m, x: A.integrated_gradients(m, x, baseline=np.zeros((5, 5))), r"does not broadcast"),
+        (
+            lambda m, x: A.integrated_gradients(m, x, baseline=np.zeros((5, 5))),
+            r"does not broadcast",
+        ),
         (lambda m, x: A.smoothgrad("blur", m, x), r"Unknown attribution method 'blur'"),
         (lambda m, x: A.gradient_x_input(m, x, reduce="mean"), r"reduce must be one of"),
     ],

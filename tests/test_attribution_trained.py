@@ -25,8 +25,10 @@ def test_grad_cam_energy_lies_on_the_object(trained_demo):
     maps = A.grad_cam(model, x, y)
     energy = float(np.nanmean(A.energy_in_mask(maps, masks)))
     hits = float(np.nanmean(A.pointing_game(maps, masks)))
-    print(f"\nGrad-CAM on {len(x)} validation images (val acc {trained_demo['val_accuracy']:.3f}): "
-          f"energy in mask {energy:.3f}, pointing game {hits:.3f}, mask area {area:.3f}")
+    print(
+        f"\nGrad-CAM on {len(x)} validation images (val acc {trained_demo['val_accuracy']:.3f}): "
+        f"energy in mask {energy:.3f}, pointing game {hits:.3f}, mask area {area:.3f}"
+    )
     # Measured 0.17 and 0.36 against an area of 0.08 (val acc 0.88); demand a clear margin.
     assert energy > 1.5 * area
     assert hits > 3 * area
@@ -56,9 +58,14 @@ def test_integrated_gradients_complete_on_the_relu_demo_model(trained_demo):
     model, x, y = trained_demo["model"], trained_demo["x_val"][:8], trained_demo["y_val"][:8]
     ig = A.integrated_gradients(model, x, y, steps=128)
     with model_overrides(model, logits=True):
-        delta = np.asarray(model(x))[np.arange(8), y] - np.asarray(model(np.zeros_like(x)))[np.arange(8), y]
+        delta = (
+            np.asarray(model(x))[np.arange(8), y]
+            - np.asarray(model(np.zeros_like(x)))[np.arange(8), y]
+        )
     # Within 1% (of each difference, or of the mean difference for those near zero).
-    np.testing.assert_allclose(ig.sum(axis=(1, 2)), delta, rtol=1e-2, atol=1e-2 * np.abs(delta).mean())
+    np.testing.assert_allclose(
+        ig.sum(axis=(1, 2)), delta, rtol=1e-2, atol=1e-2 * np.abs(delta).mean()
+    )
 
 
 def test_guided_backprop_of_a_middle_unit_stays_in_its_receptive_field(trained_demo):

@@ -47,8 +47,7 @@ def cam_head(model: keras.Model, layer: Any = "last_conv") -> keras.layers.Dense
                 )
             dense = layer_obj
         elif isinstance(layer_obj, _PASS_THROUGH) or (
-            isinstance(layer_obj, keras.layers.Activation)
-            and activation in _OUTPUT_ACTIVATIONS
+            isinstance(layer_obj, keras.layers.Activation) and activation in _OUTPUT_ACTIVATIONS
         ):
             continue
         else:
@@ -107,8 +106,7 @@ def cam(
     resolved = resolve(model, x, target)
     if resolved.kind != "class":
         raise ValueError(
-            "cam explains class scores only; for callable or hidden-unit targets use "
-            "grad_cam."
+            "cam explains class scores only; for callable or hidden-unit targets use " "grad_cam."
         )
     result = run(model, x, resolved, wrt=None, capture=(info.path,), batch_size=batch_size)
     acts = result.hidden[0]

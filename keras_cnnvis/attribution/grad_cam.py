@@ -42,8 +42,6 @@ def _finish(cams: np.ndarray, x: np.ndarray, up: bool) -> np.ndarray:
     return _upsample(cams, x.shape[1:3]) if up else cams
 
 
-
-
 def grad_cam(
     model: keras.Model,
     images: Any,

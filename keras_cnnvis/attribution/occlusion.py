@@ -94,7 +94,9 @@ def occlusion(
     color = _fill(x, fill)
     resolved = fixed_target(model, x, target, logits, batch_size)
     clean = run(model, x, resolved, wrt=None, logits=logits, batch_size=batch_size).scores
-    boxes = [(y, x0) for y in patch_positions(height, ph, sy) for x0 in patch_positions(width, pw, sx)]
+    boxes = [
+        (y, x0) for y in patch_positions(height, ph, sy) for x0 in patch_positions(width, pw, sx)
+    ]
     occluded = np.zeros((len(boxes), height, width, 1), np.float32)
     for k, (y, x0) in enumerate(boxes):
         occluded[k, y : y + ph, x0 : x0 + pw] = 1.0
@@ -115,4 +117,3 @@ def occlusion(
     count = occluded[..., 0].sum(0)
     total = np.einsum("nb,bhw->nhw", drops, occluded[..., 0])
     return (total / np.maximum(count, 1)).astype(np.float32)
-

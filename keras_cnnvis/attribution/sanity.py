@@ -68,9 +68,7 @@ class SanityResult:
         lines.append(f"{'randomised down to':<24}{'spearman':>10}{'ssim':>10}")
         for name, rho, s in zip(self.layers, self.mean_spearman, self.mean_ssim):
             lines.append(f"{name:<24}{rho:>10.3f}{s:>10.3f}")
-        lines.append(
-            "passes" if self.passed else "FAILS (maps barely depend on the upper layers)"
-        )
+        lines.append("passes" if self.passed else "FAILS (maps barely depend on the upper layers)")
         return "\n".join(lines)
 
 
@@ -170,9 +168,7 @@ def sanity_check(
     name = method if isinstance(method, str) else getattr(method, "__name__", "method")
     fn = get_method(method) if isinstance(method, str) else method
     x = check_images(model, images)
-    order = (
-        list(reversed(weight_layers(model))) if layers is None else find_layers(model, layers)
-    )
+    order = list(reversed(weight_layers(model))) if layers is None else find_layers(model, layers)
     if not order:
         raise ValueError(f"Model '{model.name}' has no layer with trainable weights.")
     logits = method_kwargs.pop("logits", True)

@@ -78,9 +78,9 @@ def score_cam(
     for start in range(0, n, per_call):
         stop = min(n, start + per_call)
         chosen = np.take_along_axis(acts[start:stop], channels[start:stop, None, None, :], -1)
-        masks = _upsample(
-            chosen.transpose(0, 3, 1, 2).reshape(-1, h, w), x.shape[1:3]
-        ).reshape(stop - start, keep, *x.shape[1:3])
+        masks = _upsample(chosen.transpose(0, 3, 1, 2).reshape(-1, h, w), x.shape[1:3]).reshape(
+            stop - start, keep, *x.shape[1:3]
+        )
         lo = masks.min(axis=(2, 3), keepdims=True)
         span = masks.max(axis=(2, 3), keepdims=True) - lo
         masks = np.where(span > 0, (masks - lo) / np.where(span > 0, span, 1), 0)

@@ -21,7 +21,7 @@ def smoothgrad(
     noise_level: float = 0.15,
     squared: bool = False,
     seed: int = 0,
-    logits: bool = True,
+    logits: bool | None = None,
     **method_kwargs: Any,
 ) -> np.ndarray:
     """Averages `method` over `n_samples` copies of the images with Gaussian noise added.
@@ -48,7 +48,8 @@ def smoothgrad(
         noise_level: noise std as a fraction of each image's (max - min). Defaults to 0.15.
         squared: average the squared maps (SmoothGrad-Squared). Defaults to False.
         seed: noise seed. Defaults to 0.
-        logits: passed to the method (and used to fix the class). Defaults to True.
+        logits: passed on to the method when given (None: the method's default).
+            Defaults to None.
         **method_kwargs: further arguments of `method`.
 
     Returns:
@@ -66,14 +67,17 @@ def smoothgrad(
     if not noise_level >= 0:
         raise ValueError(f"noise_level must be >= 0; got {noise_level!r}.")
     x = check_images(model, images)
-    resolved = fixed_target(model, x, target, logits, method_kwargs.get("batch_size", 64))
+    # The argmax class is the same on logits and probabilities.
+    resolved = fixed_target(model, x, target, True, method_kwargs.get("batch_size", 64))
+    if logits is not None:
+        method_kwargs = dict(method_kwargs, logits=logits)
     span = (x.max(axis=(1, 2, 3)) - x.min(axis=(1, 2, 3))).reshape(-1, 1, 1, 1)
     sigma = (noise_level * span).astype(np.float32)
     rng = np.random.default_rng(seed)
     total = None
     for _ in range(int(n_samples)):
         noisy = x + sigma * rng.standard_normal(x.shape, dtype=np.float32)
-        maps = method(model, noisy, target=resolved, logits=logits, **method_kwargs)
+        maps = method(model, noisy, target=resolved, **method_kwargs)
         maps = maps.astype(np.float64) ** 2 if squared else maps.astype(np.float64)
         total = maps if total is None else total + maps
     return (total / n_samples).astype(np.float32)

@@ -256,9 +256,7 @@ def _class_array(target: Any, n: int) -> np.ndarray:
     elif arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != 1 or len(arr) != n:
-        raise ValueError(
-            f"A class target needs one index per image ({n}); got shape {arr.shape}."
-        )
+        raise ValueError(f"A class target needs one index per image ({n}); got shape {arr.shape}.")
     if arr.dtype.kind not in "iu":
         if arr.dtype.kind == "f" and np.all(arr == np.round(arr)):
             arr = arr.astype(np.int64)

@@ -195,9 +195,11 @@ class AttributionCallback(MonitorCallback):
                     "label": None if self.labels is None else int(self.labels[i]),
                     "prediction": None if predictions is None else int(predictions[i]),
                     "class": cls,
-                    "score": None
-                    if cls is None or probabilities is None
-                    else float(probabilities[i, cls]),
+                    "score": (
+                        None
+                        if cls is None or probabilities is None
+                        else float(probabilities[i, cls])
+                    ),
                 }
             )
         layer = kwargs.get("layer")

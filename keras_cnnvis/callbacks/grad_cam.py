@@ -75,8 +75,17 @@ class GradCAMCallback(AttributionCallback):
         on_error: str = "warn",
     ):
         super().__init__(
-            log_dir, probe, labels, masks, class_names, target, alpha,
-            every_n_epochs, log_initial, run_name, on_error,
+            log_dir,
+            probe,
+            labels,
+            masks,
+            class_names,
+            target,
+            alpha,
+            every_n_epochs,
+            log_initial,
+            run_name,
+            on_error,
         )
         names = [methods] if isinstance(methods, str) else list(methods)
         unknown = [m for m in names if m not in CAM_METHODS]

@@ -71,8 +71,17 @@ class OcclusionCallback(AttributionCallback):
         from keras_cnnvis.attribution.occlusion import _pair
 
         super().__init__(
-            log_dir, probe, labels, masks, class_names, target, alpha,
-            every_n_epochs, log_initial, run_name, on_error,
+            log_dir,
+            probe,
+            labels,
+            masks,
+            class_names,
+            target,
+            alpha,
+            every_n_epochs,
+            log_initial,
+            run_name,
+            on_error,
         )
         self.patch = _pair(patch, "patch")
         self.stride = _pair(stride, "stride")

@@ -81,15 +81,23 @@ class SaliencyCallback(AttributionCallback):
         on_error: str = "warn",
     ):
         super().__init__(
-            log_dir, probe, labels, masks, class_names, target, alpha,
-            every_n_epochs, log_initial, run_name, on_error,
+            log_dir,
+            probe,
+            labels,
+            masks,
+            class_names,
+            target,
+            alpha,
+            every_n_epochs,
+            log_initial,
+            run_name,
+            on_error,
         )
         names = [methods] if isinstance(methods, str) else list(methods)
         unknown = [m for m in names if m not in GRADIENT_METHODS]
         if unknown or not names:
             raise ValueError(
-                f"SaliencyCallback methods must be some of {GRADIENT_METHODS}; got "
-                f"{methods!r}."
+                f"SaliencyCallback methods must be some of {GRADIENT_METHODS}; got " f"{methods!r}."
             )
         if not isinstance(n_samples, int) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive int; got {n_samples!r}.")
