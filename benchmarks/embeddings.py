@@ -68,11 +68,23 @@ def main() -> None:
         ("knn_accuracy (leave-one-out, k=5)", lambda: knn_accuracy(feats, y), args.repeats),
         ("PCA", lambda: project(feats, "pca"), args.repeats),
         ("t-SNE fresh (1000 iterations, 1 thread)", lambda: project(feats, "tsne"), args.repeats),
-        ("t-SNE fresh, 2 OpenMP threads", lambda: project(feats, "tsne", n_threads=2), args.repeats),
-        ("t-SNE warm start (500 iterations)", lambda: project(feats, "tsne", init=tsne.points), args.repeats),
+        (
+            "t-SNE fresh, 2 OpenMP threads",
+            lambda: project(feats, "tsne", n_threads=2),
+            args.repeats,
+        ),
+        (
+            "t-SNE warm start (500 iterations)",
+            lambda: project(feats, "tsne", init=tsne.points),
+            args.repeats,
+        ),
         ("trustworthiness (k=5)", lambda: trustworthiness(feats, tsne.points), args.repeats),
         ("scatter plot (matplotlib Agg)", lambda: scatter_image(pca, y, preds), args.repeats),
-        ("t-SNE image grid (linear assignment)", lambda: grid_image(x, tsne.points, labels=y), args.repeats),
+        (
+            "t-SNE image grid (linear assignment)",
+            lambda: grid_image(x, tsne.points, labels=y),
+            args.repeats,
+        ),
         ("sprite", lambda: projector.make_sprite(x, 24), args.repeats),
         (
             "Projector files (tsv, metadata, config)",
@@ -100,10 +112,16 @@ def main() -> None:
     print(f"EmbeddingCallback.log, first call (fresh t-SNE):  {first:8.2f} s")
     print(f"one log call / one training epoch (1100 images): {steady / epoch:8.2f}x")
 
-    capped = np.repeat(feats, 3, axis=0) + np.random.default_rng(0).normal(size=(3 * n, feats.shape[1])) * 1e-2
+    capped = (
+        np.repeat(feats, 3, axis=0)
+        + np.random.default_rng(0).normal(size=(3 * n, feats.shape[1])) * 1e-2
+    )
     t_cap = timed(lambda: project(capped, "tsne"), 1, warm_up=False)
     print(f"t-SNE on {len(capped)} points (capped to 1000): {t_cap:.2f} s")
-    ratio = results["t-SNE fresh, 2 OpenMP threads"] / results["t-SNE fresh (1000 iterations, 1 thread)"]
+    ratio = (
+        results["t-SNE fresh, 2 OpenMP threads"]
+        / results["t-SNE fresh (1000 iterations, 1 thread)"]
+    )
     print(f"t-SNE 2 threads / 1 thread: {ratio:.2f}x")
 
 

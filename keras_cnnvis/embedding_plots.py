@@ -4,7 +4,7 @@ with matplotlib's Agg canvas into arrays, and t-SNE image grids. No model, no fi
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -35,7 +35,7 @@ def _figure_to_array(fig) -> np.ndarray:
     return (rgba[..., :3].astype(np.float32) / 255.0).copy()
 
 
-def scatter_image(
+def scatter_figure(
     projection: Projection,
     labels: Sequence[int],
     predictions: Sequence[int] | None = None,
@@ -43,8 +43,8 @@ def scatter_image(
     title: str | None = None,
     scores: dict | None = None,
     size: tuple[int, int] = (620, 560),
-) -> np.ndarray:
-    """Draws a 2-D layout coloured by class, with a legend, into an RGB array.
+) -> Any:
+    """Draws a 2-D layout coloured by class, with a legend, as a matplotlib Figure.
 
     Misclassified points (label != prediction) get a dark ring. For PCA the principal
     axes are drawn as arrows from the mean, two standard deviations long, each labelled
@@ -53,8 +53,8 @@ def scatter_image(
     Example:
 
     ```python
-    img = scatter_image(project(feats, "pca"), y_val, preds, class_names)
-    image.save_png("/tmp/pca.png", img)
+    fig = scatter_figure(project(feats, "pca"), y_val, preds, class_names)
+    fig.savefig("/tmp/pca.png")
     ```
 
     Args:
@@ -68,7 +68,8 @@ def scatter_image(
         size: `(width, height)` in pixels. Defaults to `(620, 560)`.
 
     Returns:
-        A float32 `(height, width, 3)` image in [0, 1].
+        A `matplotlib.figure.Figure` (not attached to pyplot; `scatter_image` renders it
+        with the Agg canvas).
     """
     from matplotlib.figure import Figure
 
@@ -76,7 +77,8 @@ def scatter_image(
     labels = np.asarray(labels).astype(np.int64).reshape(-1)
     if len(labels) != len(pts):
         raise ValueError(f"{len(pts)} points but {len(labels)} labels.")
-    n_classes = int(max(labels.max(initial=-1), -1 if predictions is None else np.max(predictions, initial=-1)) + 1)
+    top_prediction = -1 if predictions is None else int(np.max(predictions, initial=-1))
+    n_classes = max(int(labels.max(initial=-1)), top_prediction) + 1
     if class_names is not None:
         n_classes = max(n_classes, len(class_names))
     names = [str(c) for c in class_names] if class_names is not None else []
@@ -92,13 +94,23 @@ def scatter_image(
         if not sel.any():
             continue
         ax.scatter(
-            pts[sel, 0], pts[sel, 1], s=14, color=colors[c], alpha=0.85, linewidths=0,
+            pts[sel, 0],
+            pts[sel, 1],
+            s=14,
+            color=colors[c],
+            alpha=0.85,
+            linewidths=0,
             label=f"{names[c]} ({int(sel.sum())})",
         )
     if wrong is not None and wrong.any():
         ax.scatter(
-            pts[wrong, 0], pts[wrong, 1], s=30, facecolors="none", edgecolors="#222222",
-            linewidths=0.8, label=f"misclassified ({int(wrong.sum())})",
+            pts[wrong, 0],
+            pts[wrong, 1],
+            s=30,
+            facecolors="none",
+            edgecolors="#222222",
+            linewidths=0.8,
+            label=f"misclassified ({int(wrong.sum())})",
         )
     method = _METHOD_TITLES.get(projection.method, projection.method)
     subtitle = []
@@ -118,8 +130,44 @@ def scatter_image(
     if subtitle:
         fig.text(0.03, 0.915, " · ".join(subtitle), ha="left", fontsize=8.5, color="#444444")
     ax.set_aspect("equal", adjustable="box")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False, borderaxespad=0)
-    return _figure_to_array(fig)
+    ax.legend(
+        loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False, borderaxespad=0
+    )
+    return fig
+
+
+def scatter_image(
+    projection: Projection,
+    labels: Sequence[int],
+    predictions: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
+    title: str | None = None,
+    scores: dict | None = None,
+    size: tuple[int, int] = (620, 560),
+) -> np.ndarray:
+    """`scatter_figure` rendered with matplotlib's Agg canvas into an RGB array.
+
+    Example:
+
+    ```python
+    img = scatter_image(project(feats, "tsne"), y_val, preds, class_names)
+    image.save_png("/tmp/tsne.png", img)
+    ```
+
+    Args:
+        projection: the layout (`project`'s result).
+        labels: the class of each projected point.
+        predictions: predicted classes, or None. Defaults to None.
+        class_names: names for the legend. Defaults to None ("class i").
+        title: the plot title. Defaults to None (the method's name).
+        scores: `{name: value}` written under the title. Defaults to None.
+        size: `(width, height)` in pixels. Defaults to `(620, 560)`.
+
+    Returns:
+        A float32 `(height, width, 3)` image in [0, 1].
+    """
+    figure = scatter_figure(projection, labels, predictions, class_names, title, scores, size)
+    return _figure_to_array(figure)
 
 
 def _draw_axes(ax, pts: np.ndarray, projection: Projection) -> None:
@@ -132,15 +180,26 @@ def _draw_axes(ax, pts: np.ndarray, projection: Projection) -> None:
             continue
         direction = np.eye(2)[j]
         tip = centre + direction * length
+        # Annotations do not widen the axes and are hidden when their tip is outside them.
+        ax.update_datalim(np.stack([centre, tip]))
         ax.annotate(
-            "", xy=tip, xytext=centre,
+            "",
+            xy=tip,
+            xytext=centre,
             arrowprops={"arrowstyle": "-|>", "color": color, "lw": 2.0, "mutation_scale": 16},
+            annotation_clip=False,
         )
         ax.annotate(
             f"PC{j + 1}: {100 * float(ratio[j]):.1f}%",
-            xy=tip, xytext=(4, 4), textcoords="offset points", fontsize=9, color=color,
+            xy=tip,
+            xytext=(4, 4),
+            textcoords="offset points",
+            fontsize=9,
+            color=color,
             fontweight="bold",
+            annotation_clip=False,
         )
+    ax.autoscale_view()
 
 
 def display_images(images: np.ndarray) -> np.ndarray:

@@ -27,7 +27,6 @@ MIN_POINTS = 4
 """The fewest points `project` embeds (t-SNE's perplexity must stay below the count)."""
 
 
-
 # -- which tensor is "the features" -------------------------------------------------------
 
 
@@ -193,8 +192,7 @@ def flatten_features(
     features = np.asarray(features, np.float32)
     if features.ndim < 2:
         raise ValueError(
-            f"Features need a batch axis and a feature axis (N, D); got shape "
-            f"{features.shape}."
+            f"Features need a batch axis and a feature axis (N, D); got shape " f"{features.shape}."
         )
     if features.ndim == 2:
         return features
@@ -231,7 +229,8 @@ def extract_features(
 
     The default is the penultimate representation: the input of the last `Dense` layer
     (see `feature_layer`). Works on Functional, Sequential, nested and subclassed models;
-    calls are compiled once per model and layer and batched. A layer with spatial output
+    the forward pass is compiled and batched (each call compiles anew: keep a
+    `LayerFeatures` to reuse the compiled function over many calls). A layer with spatial output
     is pooled (or flattened) with a warning (see `flatten_features`).
 
     Example:
@@ -513,7 +512,9 @@ def _tsne(x, idx, init, seed, pca_dims, perplexity, max_iter, warm_iter, n_threa
     return Projection("tsne", np.asarray(points, np.float32), idx, aligned=aligned)
 
 
-def grid_assignment(points: np.ndarray, rows: int | None = None, cols: int | None = None) -> np.ndarray:
+def grid_assignment(
+    points: np.ndarray, rows: int | None = None, cols: int | None = None
+) -> np.ndarray:
     """Snaps 2-D points to the cells of a regular grid, one point per cell.
 
     The layout is scaled to the unit square per axis and each point is assigned to a cell

@@ -28,11 +28,11 @@ TAGS = {
 }
 
 
-def small_cnn(n_classes=3):
+def small_cnn(n_classes=3, feat_activation="relu"):
     i = keras.Input((16, 16, 3))
     x = keras.layers.Conv2D(6, 3, activation="relu", name="conv")(i)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
-    x = keras.layers.Dense(8, activation="relu", name="feat")(x)
+    x = keras.layers.Dense(8, activation=feat_activation, name="feat")(x)
     model = keras.Model(i, keras.layers.Dense(n_classes, activation="softmax", name="out")(x))
     model.compile("adam", "sparse_categorical_crossentropy")
     return model
@@ -83,7 +83,9 @@ def test_fit_logs_every_record_and_the_projector_serves_it(tmp_path, data):
         assert points.shape == (30, 2)
         trust = trustworthiness(feats, points)
         assert payload["scores"]["trustworthiness"] == pytest.approx(trust, abs=1e-3)
-        assert run[f"embedding/{method}/trustworthiness"][-1].value == pytest.approx(trust, abs=1e-3)
+        assert run[f"embedding/{method}/trustworthiness"][-1].value == pytest.approx(
+            trust, abs=1e-3
+        )
         assert payload["scores"]["knn_accuracy"] == pytest.approx(knn)
         assert payload["projector"] == {"tensor_name": "feat_epoch_002"}
         assert [r.value["aligned"] for r in run[f"json/embedding/{method}"]] == [False, True, True]
@@ -91,7 +93,9 @@ def test_fit_logs_every_record_and_the_projector_serves_it(tmp_path, data):
         assert scatter.shape == (560, 620, 3)
     # PCA points are the principal components of the final features (signs aligned).
     pca = np.asarray(run["json/embedding/pca"][-1].value["points"])
-    np.testing.assert_allclose(np.abs(pca), np.abs(project(feats, "pca").points), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(
+        np.abs(pca), np.abs(project(feats, "pca").points), rtol=1e-3, atol=1e-4
+    )
     assert run["json/embedding/pca"][-1].value["explained_variance_ratio"][0] > 0
 
     # Sprite: 30 thumbnails 16x16, 6 per row, square; the payload's geometry matches it.
@@ -99,16 +103,27 @@ def test_fit_logs_every_record_and_the_projector_serves_it(tmp_path, data):
     info = run["json/embedding/tsne"][-1].value["sprite"]
     assert info == {"tag": "embedding/sprite", "single_image_dim": [16, 16], "per_row": 6}
     assert sprite.shape == (96, 96, 3)
-    np.testing.assert_array_equal(sprite[16:32, 32:48], (np.clip(x_sub[8], 0, 1) * 255 + 0.5).astype(np.uint8))
+    np.testing.assert_array_equal(
+        sprite[16:32, 32:48], (np.clip(x_sub[8], 0, 1) * 255 + 0.5).astype(np.uint8)
+    )
     # t-SNE grid: 6x5 cells of 16 px with 1 px padding.
     assert run["embedding/tsne_grid"][-1].value[0].shape == (5 * 17 + 1, 6 * 17 + 1, 3)
 
     client = projector_client(tmp_path)
     assert get(client, "runs").get_json() == ["cnnvis"]
     info = get(client, "info", run="cnnvis").get_json()
-    assert [e["tensorName"] for e in info["embeddings"]] == [f"feat_epoch_{s:03d}" for s in (0, 1, 2)]
-    np.testing.assert_allclose(served_tensor(client, "cnnvis", "feat_epoch_002", (30, 8)), feats, rtol=1e-5, atol=1e-6)
-    rows = get(client, "metadata", run="cnnvis", name="feat_epoch_002").get_data(as_text=True).strip().split("\n")
+    assert [e["tensorName"] for e in info["embeddings"]] == [
+        f"feat_epoch_{s:03d}" for s in (0, 1, 2)
+    ]
+    np.testing.assert_allclose(
+        served_tensor(client, "cnnvis", "feat_epoch_002", (30, 8)), feats, rtol=1e-5, atol=1e-6
+    )
+    rows = (
+        get(client, "metadata", run="cnnvis", name="feat_epoch_002")
+        .get_data(as_text=True)
+        .strip()
+        .split("\n")
+    )
     assert rows[0] == "index\tlabel\tprediction\tcorrect"
     expected = [
         f"{i}\t{NAMES[a]}\t{NAMES[b]}\t{'yes' if a == b else 'no'}"
@@ -128,7 +143,10 @@ def test_two_fits_in_a_row_continue_the_layout(tmp_path, data):
     assert [r.step for r in run["json/embedding/tsne"]] == [0, 1, 1, 2]
     # The second fit starts t-SNE from the first fit's last layout (aligned onto it).
     assert [r.value["aligned"] for r in run["json/embedding/tsne"]] == [False, True, True, True]
-    names = [e["tensorName"] for e in get(projector_client(tmp_path), "info", run="cnnvis").get_json()["embeddings"]]
+    names = [
+        e["tensorName"]
+        for e in get(projector_client(tmp_path), "info", run="cnnvis").get_json()["embeddings"]
+    ]
     assert names == ["feat_epoch_000", "feat_epoch_001", "feat_epoch_002"]
 
 
@@ -139,19 +157,29 @@ def test_knn_accuracy_rises_on_a_short_demo_run(tmp_path):
     images, labels, _ = datasets.shapes(700, size=32, seed=0)
     model = build_demo_model((32, 32, 3), len(datasets.SHAPE_CLASSES), seed=0)
     cb = EmbeddingCallback(
-        str(tmp_path), (images[:200], labels[:200]), methods=("pca",), projector=False,
-        class_names=datasets.SHAPE_CLASSES, on_error="raise",
+        str(tmp_path),
+        (images[:200], labels[:200]),
+        methods=("pca",),
+        projector=False,
+        class_names=datasets.SHAPE_CLASSES,
+        on_error="raise",
     )
     train_demo_model(model, images[200:], labels[200:], epochs=3, callbacks=[cb])
     knn = [r.value for r in read_run(str(tmp_path / "cnnvis"))["embedding/knn_accuracy"]]
-    print("\nkNN accuracy per logged epoch (demo CNN, shapes 32 px, 500 train images):", np.round(knn, 3))
+    print(
+        "\nkNN accuracy per logged epoch (demo CNN, shapes 32 px, 500 train images):",
+        np.round(knn, 3),
+    )
     assert len(knn) == 4 and knn[-1] > knn[0] + 0.05
 
 
 def test_spatial_layer_is_pooled_with_a_warning(tmp_path, data):
     model = small_cnn()
     cb = _callback(tmp_path, data, layer="conv", methods=("pca",))
-    with pytest.warns(UserWarning, match=r"Layer 'conv' outputs spatial maps of shape \(14, 14, 6\); keras-cnnvis global-average-pools"):
+    with pytest.warns(
+        UserWarning,
+        match=r"Layer 'conv' outputs spatial maps of shape \(14, 14, 6\); keras-cnnvis global-average-pools",
+    ):
         model.fit(*data, epochs=1, verbose=0, callbacks=[cb])
     payload = read_run(str(tmp_path / "cnnvis"))["json/embedding/pca"][-1].value
     assert payload["layer"] == "conv" and payload["n_features"] == 6
@@ -161,9 +189,18 @@ def test_fewer_images_than_classes_warns_and_training_continues(tmp_path, data):
     model = small_cnn(n_classes=5)
     x = data[0][:4]
     y = np.array([0, 1, 2, 0])
-    cb = EmbeddingCallback(str(tmp_path), (x, y), methods=("pca", "tsne"), tsne_iter=250,
-                           class_names=["a", "b", "c", "d", "e"], on_error="raise")
-    with pytest.warns(UserWarning, match=r"only 4 images for 5 classes; classes without any image in the embedding: \['d', 'e'\]"):
+    cb = EmbeddingCallback(
+        str(tmp_path),
+        (x, y),
+        methods=("pca", "tsne"),
+        tsne_iter=250,
+        class_names=["a", "b", "c", "d", "e"],
+        on_error="raise",
+    )
+    with pytest.warns(
+        UserWarning,
+        match=r"only 4 images for 5 classes; classes without any image in the embedding: \['d', 'e'\]",
+    ):
         history = model.fit(*data, epochs=2, verbose=0, callbacks=[cb])
     assert len(history.history["loss"]) == 2
     run = read_run(str(tmp_path / "cnnvis"))
@@ -172,8 +209,9 @@ def test_fewer_images_than_classes_warns_and_training_continues(tmp_path, data):
 
 
 class _PoisonAt(keras.callbacks.Callback):
-    """Sets the feature layer's bias to +inf at the end of one epoch (a diverged model; a
-    NaN would be turned into 0 by the ReLU)."""
+    """Sets the feature layer's weights to NaN at the end of one epoch (a diverged model;
+    the layer is linear so the NaN reaches the features, and training makes every weight
+    NaN from then on)."""
 
     def __init__(self, epoch):
         super().__init__()
@@ -182,22 +220,25 @@ class _PoisonAt(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if epoch == self.epoch:
             layer = self.model.get_layer("feat")
-            kernel, bias = layer.get_weights()
-            layer.set_weights([kernel, np.full_like(bias, np.inf)])
+            layer.set_weights([np.full_like(w, np.nan) for w in layer.get_weights()])
 
 
 def test_nan_features_skip_the_step_and_training_continues(tmp_path, data):
-    model = small_cnn()
+    model = small_cnn(feat_activation=None)
     cb = _callback(tmp_path, data, methods=("pca",))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         history = model.fit(*data, epochs=3, verbose=0, callbacks=[_PoisonAt(1), cb])
-    ours = [str(w.message) for w in caught if "EmbeddingCallback" in str(w.message)]
-    assert len(ours) == 2 and "the features of 30 of 30 images are NaN or infinite at step 2" in ours[0]
+    ours = [str(w.message) for w in caught if "images are NaN or infinite" in str(w.message)]
+    assert ours and "the features of 30 of 30 images are NaN or infinite at step 2" in ours[0]
+    assert all("training continues" in m for m in ours)
     assert len(history.history["loss"]) == 3
     run = read_run(str(tmp_path / "cnnvis"))
     assert [r.step for r in run["json/embedding/pca"]] == [0, 1]
-    names = [e["tensorName"] for e in get(projector_client(tmp_path), "info", run="cnnvis").get_json()["embeddings"]]
+    names = [
+        e["tensorName"]
+        for e in get(projector_client(tmp_path), "info", run="cnnvis").get_json()["embeddings"]
+    ]
     assert names == ["feat_epoch_000", "feat_epoch_001"]
 
 
@@ -226,11 +267,15 @@ def _no_dense():
         (small_cnn, {"class_names": ["a", "b"]}, r"Label 2 has no name: class_names has 2 entries"),
     ],
 )
-def test_misconfiguration_raises_before_the_first_epoch(tmp_path, data, make_model, kwargs, message):
+def test_misconfiguration_raises_before_the_first_epoch(
+    tmp_path, data, make_model, kwargs, message
+):
     model = make_model()
     epochs = _Epochs()
     with pytest.raises(ValueError, match=message):
-        model.fit(*data, epochs=2, verbose=0, callbacks=[epochs, _callback(tmp_path, data, **kwargs)])
+        model.fit(
+            *data, epochs=2, verbose=0, callbacks=[epochs, _callback(tmp_path, data, **kwargs)]
+        )
     assert epochs.begun == []
     assert not (tmp_path / "cnnvis").exists()
 
@@ -273,6 +318,15 @@ def test_balanced_subset():
     assert np.array_equal(idx, balanced_subset(labels, 30, seed=0))
     assert not np.array_equal(idx, balanced_subset(labels, 30, seed=1))
     assert balanced_subset(labels[:10], 30).tolist() == list(range(10))
+
+
+def test_every_n_epochs_and_the_last_epoch(tmp_path, data):
+    model = small_cnn()
+    cb = _callback(tmp_path, data, methods=("pca",), every_n_epochs=2, projector=False)
+    model.fit(*data, epochs=3, verbose=0, callbacks=[cb])
+    run = read_run(str(tmp_path / "cnnvis"))
+    assert [r.step for r in run["json/embedding/pca"]] == [0, 2, 3]
+    assert not (tmp_path / "cnnvis" / "projector_config.pbtxt").exists()
 
 
 def test_every_n_epochs_zero_writes_nothing(tmp_path, data):

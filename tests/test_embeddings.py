@@ -1,6 +1,7 @@
 """Feature extraction, PCA/t-SNE projection, alignment, scores and grid assignment, checked
 against hand-built models, brute-force references and properties that can fail."""
 
+import dataclasses
 import itertools
 import warnings
 
@@ -10,7 +11,7 @@ import pytest
 import tensorflow as tf
 from scipy.spatial import procrustes
 
-from keras_cnnvis.embedding_plots import class_colors, grid_image, scatter_image
+from keras_cnnvis.embedding_plots import class_colors, grid_image, scatter_figure, scatter_image
 from keras_cnnvis.embedding_scores import knn_accuracy, trustworthiness
 from keras_cnnvis.embeddings import (
     LayerFeatures,
@@ -158,7 +159,10 @@ def test_features_follow_the_live_weights(images):
 def test_spatial_layer_is_pooled_with_a_warning(images):
     model, weights = _with_weights(functional)
     _, maps = _manual_features(images.astype(np.float64), weights)
-    with pytest.warns(UserWarning, match=r"Layer 'conv' outputs spatial maps of shape \(4, 4, 4\); keras-cnnvis global-average-pools them to 4 features"):
+    with pytest.warns(
+        UserWarning,
+        match=r"Layer 'conv' outputs spatial maps of shape \(4, 4, 4\); keras-cnnvis global-average-pools them to 4 features",
+    ):
         avg = extract_features(model, images, layer="conv")
     np.testing.assert_allclose(avg, maps.mean(axis=(1, 2)), rtol=1e-4, atol=1e-5)
     with pytest.warns(UserWarning, match="global-max-pools"):
@@ -176,11 +180,15 @@ def test_spatial_layer_is_pooled_with_a_warning(images):
 def test_dataset_input_equals_numpy(images):
     model, _ = _with_weights(functional)
     ds = tf.data.Dataset.from_tensor_slices((images, np.zeros(10))).batch(4)
-    np.testing.assert_allclose(extract_features(model, ds), extract_features(model, images), rtol=1e-6)
+    np.testing.assert_allclose(
+        extract_features(model, ds), extract_features(model, images), rtol=1e-6
+    )
 
 
 def test_feature_errors():
-    no_dense = keras.Sequential([keras.Input(SHAPE), keras.layers.Conv2D(2, 3), keras.layers.Flatten()])
+    no_dense = keras.Sequential(
+        [keras.Input(SHAPE), keras.layers.Conv2D(2, 3), keras.layers.Flatten()]
+    )
     with pytest.raises(ValueError, match="has no Dense layer.*layer='last_conv'"):
         feature_layer(no_dense)
     model, _ = _with_weights(functional)
@@ -419,7 +427,9 @@ def test_grid_image_places_each_thumbnail_in_its_cell():
     assert grid.shape == (3 * 6 + 1, 3 * 6 + 1, 3)
     for i, cell in enumerate(cells):
         r, c = divmod(int(cell), 3)
-        np.testing.assert_allclose(grid[1 + r * 6 : 6 + r * 6, 1 + c * 6 : 6 + c * 6], imgs[i], atol=1e-6)
+        np.testing.assert_allclose(
+            grid[1 + r * 6 : 6 + r * 6, 1 + c * 6 : 6 + c * 6], imgs[i], atol=1e-6
+        )
     empty = sorted(set(range(9)) - set(cells.tolist()))
     r, c = divmod(empty[0], 3)
     assert np.all(grid[1 + r * 6 : 6 + r * 6, 1 + c * 6 : 6 + c * 6] == 1.0)
@@ -436,6 +446,29 @@ def test_scatter_image_draws_every_class_colour():
     assert not np.any(np.abs(only_two - colors[2]).max(-1) < 0.03)
 
 
+def test_pca_plot_draws_both_principal_axes_even_beyond_the_points():
+    # Two rows of points at y = -1 and y = +1: PC2's 2-sigma arrow ends outside the points.
+    x = np.c_[np.tile(np.linspace(-20, 20, 20), 2), np.repeat([-1.0, 1.0], 20)]
+    proj = project(x, "pca")
+    assert proj.explained_variance[1] == pytest.approx(40 / 39)
+    fig = scatter_figure(proj, np.zeros(40, int))
+    ax = fig.axes[0]
+    tips = sorted(tuple(map(float, a.xy)) for a in ax.texts if a.arrow_patch is not None)
+    sd = np.sqrt(proj.explained_variance.astype(np.float64))
+    np.testing.assert_allclose(tips, [(0.0, 2 * sd[1]), (2 * sd[0], 0.0)], atol=1e-4)
+    for tip in tips:  # inside the axes, so drawn
+        assert ax.get_xlim()[0] <= tip[0] <= ax.get_xlim()[1]
+        assert ax.get_ylim()[0] <= tip[1] <= ax.get_ylim()[1]
+    labels = sorted(t.get_text() for t in ax.texts if t.arrow_patch is None)
+    ratio = proj.explained_variance_ratio
+    assert labels == [f"PC1: {100 * ratio[0]:.1f}%", f"PC2: {100 * ratio[1]:.1f}%"]
+    assert (
+        not scatter_figure(dataclasses.replace(proj, method="tsne"), np.zeros(40, int))
+        .axes[0]
+        .texts
+    )
+
+
 # -- the trained demo model ------------------------------------------------------------------
 
 
@@ -445,7 +478,9 @@ def test_trained_demo_tsne_layout_is_trustworthy(trained_demo):
     proj = project(feats, "tsne")
     trust = trustworthiness(feats[proj.indices], proj.points)
     knn = knn_accuracy(feats, y)
-    print(f"\ntrained demo: t-SNE trustworthiness {trust:.4f}, kNN accuracy {knn:.4f}, "
-          f"val accuracy {trained_demo['val_accuracy']:.4f}")
+    print(
+        f"\ntrained demo: t-SNE trustworthiness {trust:.4f}, kNN accuracy {knn:.4f}, "
+        f"val accuracy {trained_demo['val_accuracy']:.4f}"
+    )
     assert trust >= 0.9
     assert knn >= 0.9 * trained_demo["val_accuracy"]

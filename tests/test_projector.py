@@ -86,8 +86,13 @@ def test_sprite_geometry(images):
 
 
 def test_tsv_formats():
-    assert tensor_tsv(np.array([[1.0, -0.5], [1234567.0, 1e-9]])) == b"1\t-0.5\n1.23457e+06\t1e-09\n"
-    assert metadata_tsv({"label": ["a", "b\tc"], "ok": ["yes", "no"]}) == b"label\tok\na\tyes\nb c\tno\n"
+    assert (
+        tensor_tsv(np.array([[1.0, -0.5], [1234567.0, 1e-9]])) == b"1\t-0.5\n1.23457e+06\t1e-09\n"
+    )
+    assert (
+        metadata_tsv({"label": ["a", "b\tc"], "ok": ["yes", "no"]})
+        == b"label\tok\na\tyes\nb c\tno\n"
+    )
     assert metadata_tsv({"label": ["a", "b"]}) == b"a\nb\n"  # one column: no header
 
 
@@ -99,7 +104,13 @@ def test_projector_plugin_lists_and_serves_our_embeddings(tmp_path, images):
     sprite = make_sprite(images)
     labels = [f"c{i % 3}" for i in range(10)]
     for step, f in feats.items():
-        write_embedding(str(run), f"features_epoch_{step:03d}", f, {"label": labels, "step": [step] * 10}, sprite)
+        write_embedding(
+            str(run),
+            f"features_epoch_{step:03d}",
+            f,
+            {"label": labels, "step": [step] * 10},
+            sprite,
+        )
     # Every path in the config is relative and inside the run directory.
     config = read_config(str(run))
     for e in config.embeddings:
@@ -116,7 +127,9 @@ def test_projector_plugin_lists_and_serves_our_embeddings(tmp_path, images):
         entry = by_name[name]
         assert [int(s) for s in entry["tensorShape"]] == [10, 7]
         assert entry["sprite"]["singleImageDim"] == [6, 8]  # the Projector's [width, height]
-        np.testing.assert_allclose(served_tensor(client, "cnnvis", name, (10, 7)), f, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            served_tensor(client, "cnnvis", name, (10, 7)), f, rtol=1e-5, atol=1e-6
+        )
         text = get(client, "metadata", run="cnnvis", name=name).get_data(as_text=True)
         rows = [line.split("\t") for line in text.strip("\n").split("\n")]
         assert rows[0] == ["label", "step"] and len(rows) == 11
@@ -124,7 +137,9 @@ def test_projector_plugin_lists_and_serves_our_embeddings(tmp_path, images):
         png = get(client, "sprite_image", run="cnnvis", name=name)
         assert png.headers["Content-Type"] == "image/png"
         served = decode_png(png.get_data())
-        np.testing.assert_array_equal(served, (np.clip(sprite.image, 0, 1) * 255 + 0.5).astype(np.uint8))
+        np.testing.assert_array_equal(
+            served, (np.clip(sprite.image, 0, 1) * 255 + 0.5).astype(np.uint8)
+        )
         # The Projector counts sprites per row as image width / single_image_dim[0].
         assert served.shape[1] // entry["sprite"]["singleImageDim"][0] == sprite.per_row
     # One sprite file, shared by both entries (same images).
@@ -151,11 +166,17 @@ def test_rewriting_an_entry_replaces_it_and_keeps_the_others(tmp_path):
 def test_the_log_directory_can_move(tmp_path):
     run = tmp_path / "a" / "cnnvis"
     _event_file(run)
-    write_embedding(str(run), "e", np.eye(4, dtype=np.float32), sprite=make_sprite(np.zeros((4, 2, 2, 3))))
+    write_embedding(
+        str(run), "e", np.eye(4, dtype=np.float32), sprite=make_sprite(np.zeros((4, 2, 2, 3)))
+    )
     os.rename(tmp_path / "a", tmp_path / "b")
     client = projector_client(tmp_path / "b")
     np.testing.assert_array_equal(served_tensor(client, "cnnvis", "e", (4, 4)), np.eye(4))
-    assert decode_png(get(client, "sprite_image", run="cnnvis", name="e").get_data()).shape == (4, 4, 3)
+    assert decode_png(get(client, "sprite_image", run="cnnvis", name="e").get_data()).shape == (
+        4,
+        4,
+        3,
+    )
 
 
 def test_bad_embeddings_are_refused(tmp_path):
@@ -188,7 +209,10 @@ def test_a_running_projector_sees_new_epochs_through_the_refresh_checkpoint(tmp_
     assert _names(client) == ["e1", "e2"]
     np.testing.assert_array_equal(served_tensor(client, "cnnvis", "e2", (4, 4)), 2 * np.eye(4))
     assert sorted(os.listdir(run / "projector")) == [
-        "e1.tsv", "e2.tsv", "refresh-2.data-00000-of-00001", "refresh-2.index"
+        "e1.tsv",
+        "e2.tsv",
+        "refresh-2.data-00000-of-00001",
+        "refresh-2.index",
     ]
     # Without the refresh checkpoint the running Projector keeps its stale config.
     write_embedding(str(run), "e3", np.eye(4, dtype=np.float32), refresh=False)

@@ -54,7 +54,9 @@ def _labels(y: Any, n: int) -> np.ndarray:
     y = y.reshape(-1)
     if len(y) != n:
         raise ValueError(f"data holds {n} images but {len(y)} labels; pass data=(x, y).")
-    if y.size and (not np.all(np.isfinite(y.astype(np.float64))) or np.any(y < 0) or np.any(y != np.round(y))):
+    if y.size and (
+        not np.all(np.isfinite(y.astype(np.float64))) or np.any(y < 0) or np.any(y != np.round(y))
+    ):
         raise ValueError("Labels must be integer class indices >= 0 (or one-hot rows).")
     return y.astype(np.int64)
 
@@ -120,7 +122,8 @@ class EmbeddingCallback(MonitorCallback):
         projector_name: the Projector tensor name prefix. Defaults to None (the layer's
             path, e.g. `"features"` -> `features_epoch_003`).
         seed: seed of the subset and of t-SNE. Defaults to 0.
-        every_n_epochs: log after every N-th epoch; 0 turns it off. Defaults to 1.
+        every_n_epochs: log after every N-th epoch (and after the last one); 0 turns it
+            off. Defaults to 1.
         log_initial: also log before training. Defaults to True.
         run_name: run subdirectory. Defaults to `"cnnvis"`.
         on_error: `"warn"` or `"raise"`. Defaults to `"warn"`.
@@ -209,6 +212,8 @@ class EmbeddingCallback(MonitorCallback):
         self._names: list[str] = []
         self._tensor_prefix = "features"
 
+    log_at_end = True  # the trained state is the most telling layout: always log it
+
     # -- set-up ---------------------------------------------------------------------------
     def setup(self) -> None:
         shape = input_shape(self.model)
@@ -289,9 +294,7 @@ class EmbeddingCallback(MonitorCallback):
             title = f"{_TITLES[method]} of '{self._extract.label}', epoch {step}"
             self.writer.images(
                 f"embedding/{method}",
-                embedding_plots.scatter_image(
-                    proj, self.labels, preds, self._names, title, scores
-                ),
+                embedding_plots.scatter_image(proj, self.labels, preds, self._names, title, scores),
                 step,
             )
             self.writer.json(
