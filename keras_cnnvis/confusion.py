@@ -48,9 +48,11 @@ def count_confusions(y_true: Any, y_pred: Any, n_classes: int) -> np.ndarray:
             raise ValueError(
                 f"A {name} is class {bad}, outside the {n_classes} classes 0..{n_classes - 1}."
             )
-    return np.bincount(t * n_classes + p, minlength=n_classes * n_classes).reshape(
-        n_classes, n_classes
-    ).astype(np.int64)
+    return (
+        np.bincount(t * n_classes + p, minlength=n_classes * n_classes)
+        .reshape(n_classes, n_classes)
+        .astype(np.int64)
+    )
 
 
 def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:

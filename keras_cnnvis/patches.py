@@ -319,13 +319,19 @@ class PatchMiner:
             if chans != list(range(rf.output_shape[-1])):
                 fmap = tf.gather(fmap, chans, axis=-1)
             flat = tf.reshape(fmap, [tf.shape(fmap)[0], -1, len(chans)])
-            out.append((tf.reduce_max(flat, axis=1), tf.argmax(flat, axis=1, output_type=tf.int32)))
+            # One pass over the map (argmax), then gather the B x C maxima.
+            where = tf.argmax(flat, axis=1, output_type=tf.int32)
+            rows = tf.broadcast_to(tf.range(tf.shape(flat)[0])[:, None], tf.shape(where))
+            cols = tf.broadcast_to(tf.range(len(chans))[None, :], tf.shape(where))
+            out.append((tf.gather_nd(flat, tf.stack([rows, where, cols], axis=-1)), where))
         return out
 
     def reset(self) -> None:
         """Forgets every image seen (keeps the compiled step)."""
         self.n_images = 0
-        self._tops = [_TopK(rf, ch, self.k, self.pad_value) for rf, ch in zip(self.fields, self.channels)]
+        self._tops = [
+            _TopK(rf, ch, self.k, self.pad_value) for rf, ch in zip(self.fields, self.channels)
+        ]
 
     def update(self, images: np.ndarray) -> None:
         """Adds one batch `(B, H, W, C)` of images to the running top-k."""

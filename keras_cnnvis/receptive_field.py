@@ -134,7 +134,10 @@ class _Geom:
         return (
             isinstance(other, _Geom)
             and (self.size, self.jump, self.start) == (other.size, other.jump, other.start)
-            and all(np.array_equal(a, b) for a, b in zip(self.first + self.last, other.first + other.last))
+            and all(
+                np.array_equal(a, b)
+                for a, b in zip(self.first + self.last, other.first + other.last)
+            )
         )
 
 
@@ -211,7 +214,9 @@ def _rule(path: str, layer, geoms: list, in_shapes: list, out_shape) -> Any:
             f"{tuple(out_shape)}); choose a layer before it"
         )
     if getattr(layer, "data_format", "channels_last") == "channels_first":
-        return _Unknown(f"layer {_describe(path, layer)} is channels_first; only channels_last is supported")
+        return _Unknown(
+            f"layer {_describe(path, layer)} is channels_first; only channels_last is supported"
+        )
     name = _describe(path, layer)
     if isinstance(layer, _MERGE):
         if isinstance(layer, L.Concatenate) and layer.axis not in (-1, 3):
@@ -259,9 +264,7 @@ def _rule(path: str, layer, geoms: list, in_shapes: list, out_shape) -> Any:
         return g
     if isinstance(layer, _FLAT):
         return _Unknown(f"layer {name} has no spatial output; choose a layer before it")
-    return _Unknown(
-        f"layer {name} has no known receptive-field rule (supported: {SUPPORTED})"
-    )
+    return _Unknown(f"layer {name} has no known receptive-field rule (supported: {SUPPORTED})")
 
 
 def _first_tensors(args, kwargs) -> list:
@@ -302,7 +305,9 @@ class _Tracer:
             if container:
                 geom = self.get(outs[0]) if len(outs) == 1 else None
                 if geom is None:
-                    geom = _Unknown(f"the output of model {_describe(info.path, info.layer)} could not be followed")
+                    geom = _Unknown(
+                        f"the output of model {_describe(info.path, info.layer)} could not be followed"
+                    )
             else:
                 geoms = []
                 for t in ins:
@@ -328,7 +333,9 @@ class _Tracer:
                     )
             for t in outs:
                 self.set(t, geom)
-            self.calls.setdefault(info.path, []).append((geom, tuple(outs[0].shape) if outs else None))
+            self.calls.setdefault(info.path, []).append(
+                (geom, tuple(outs[0].shape) if outs else None)
+            )
             return out
 
         return wrapped

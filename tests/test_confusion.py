@@ -50,7 +50,9 @@ def test_hand_counted_matrix_and_per_class_accuracy():
     assert m.dtype == np.int64
     np.testing.assert_allclose(per_class_accuracy(m), [0.5, 2 / 3, 1.0], rtol=1e-6)
     # One-hot labels give the same matrix.
-    np.testing.assert_array_equal(confusion_matrix(argmax_model(), pixels(preds), np.eye(3)[labels]), m)
+    np.testing.assert_array_equal(
+        confusion_matrix(argmax_model(), pixels(preds), np.eye(3)[labels]), m
+    )
 
 
 def test_class_without_examples_has_nan_accuracy():
@@ -80,7 +82,9 @@ def test_matches_scikit_learn_on_the_trained_demo(trained_demo):
 
 def test_bad_input_raises_clear_errors():
     model = argmax_model()
-    with pytest.raises(ValueError, match=r"Images have shape \(2, 2, 3\) but model 'argmax' takes \(1, 1, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"Images have shape \(2, 2, 3\) but model 'argmax' takes \(1, 1, 3\)"
+    ):
         confusion_matrix(model, np.zeros((4, 2, 2, 3)), np.zeros(4))
     with pytest.raises(ValueError, match=r"Labels must be one class index .* per example \(4\)"):
         confusion_matrix(model, pixels([0, 1, 2, 0]), np.zeros(3))
@@ -145,7 +149,11 @@ def test_callback_logs_matrix_scalars_and_record_in_a_real_fit(tmp_path, data):
     model.fit(x, y, epochs=3, batch_size=10, verbose=0, callbacks=[cb])
     assert os.listdir(tmp_path) == ["cnnvis"]
     run = read_run(str(tmp_path / "cnnvis"))
-    scalar_tags = {"confusion/accuracy/T-shirt_top", "confusion/accuracy/trouser", "confusion/accuracy/ankle_boot"}
+    scalar_tags = {
+        "confusion/accuracy/T-shirt_top",
+        "confusion/accuracy/trouser",
+        "confusion/accuracy/ankle_boot",
+    }
     assert set(run) == {"confusion/matrix", "json/confusion/matrix"} | scalar_tags
     for tag, records in run.items():
         assert [r.step for r in records] == [0, 1, 2, 3], tag
@@ -166,7 +174,9 @@ def test_callback_logs_matrix_scalars_and_record_in_a_real_fit(tmp_path, data):
 def test_callback_default_names_and_every_n_epochs(tmp_path, data):
     x, y = data
     model = trainable()
-    cb = ConfusionMatrixCallback(str(tmp_path), (x, np.eye(3)[y]), every_n_epochs=2, log_initial=False)
+    cb = ConfusionMatrixCallback(
+        str(tmp_path), (x, np.eye(3)[y]), every_n_epochs=2, log_initial=False
+    )
     model.fit(x, y, epochs=4, verbose=0, callbacks=[cb])
     run = read_run(str(tmp_path / "cnnvis"))
     assert run["json/confusion/matrix"][0].value["class_names"] == ["0", "1", "2"]
@@ -178,7 +188,10 @@ def test_callback_default_names_and_every_n_epochs(tmp_path, data):
     [
         ({"class_names": ["a", "b"]}, "2 class names were given for 3 classes"),
         ({"labels": np.array([0, 1, 5] * 20)}, r"A label is class 5, outside the 3 classes"),
-        ({"images": np.zeros((60, 5, 5, 3))}, r"Data images have shape \(5, 5, 3\) but model 'three' takes \(6, 6, 3\)"),
+        (
+            {"images": np.zeros((60, 5, 5, 3))},
+            r"Data images have shape \(5, 5, 3\) but model 'three' takes \(6, 6, 3\)",
+        ),
     ],
 )
 def test_callback_misconfiguration_raises_before_the_first_epoch(tmp_path, data, kwargs, message):
@@ -187,8 +200,13 @@ def test_callback_misconfiguration_raises_before_the_first_epoch(tmp_path, data,
     model = trainable()
     epochs = _Epochs()
     with pytest.raises(ValueError, match=message):
-        model.fit(x, y, epochs=2, verbose=0,
-                  callbacks=[epochs, ConfusionMatrixCallback(str(tmp_path), (vx, vy), **kwargs)])
+        model.fit(
+            x,
+            y,
+            epochs=2,
+            verbose=0,
+            callbacks=[epochs, ConfusionMatrixCallback(str(tmp_path), (vx, vy), **kwargs)],
+        )
     assert epochs.begun == [] and not (tmp_path / "cnnvis").exists()
 
 
@@ -198,5 +216,7 @@ def test_callback_constructor_validation(data):
         ConfusionMatrixCallback("x", x)
     with pytest.raises(ValueError, match=r"Labels must be one class index"):
         ConfusionMatrixCallback("x", (x, y[:10]))
-    with pytest.raises(ValueError, match=r"validation images must be \(N, height, width, channels\)"):
+    with pytest.raises(
+        ValueError, match=r"validation images must be \(N, height, width, channels\)"
+    ):
         ConfusionMatrixCallback("x", (x[0], y))

@@ -100,7 +100,10 @@ def test_pixel_space_needs_no_model_and_finds_the_image_itself():
 def test_bad_input_raises_clear_errors(trained_demo):
     model = trained_demo["model"]
     x = trained_demo["x_val"][:10]
-    with pytest.raises(ValueError, match=r"Data images have shape \(32, 32, 3\) but model 'demo_cnn' takes \(64, 64, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Data images have shape \(32, 32, 3\) but model 'demo_cnn' takes \(64, 64, 3\)",
+    ):
         nearest_neighbors(model, np.zeros((2, 32, 32, 3)), x)
     with pytest.raises(ValueError, match=r"k=11 must be between 1 and the 10 images in data"):
         nearest_neighbors(model, x[:2], x, k=11)
@@ -114,7 +117,9 @@ def test_bad_input_raises_clear_errors(trained_demo):
         nearest_neighbors(model, x[:2], x, layer="nope")
     with pytest.raises(ValueError, match=r"Labels must be one class index .* per example \(10\)"):
         neighbor_accuracy(model, x, np.zeros(9), x, np.zeros(10))
-    no_dense = keras.Sequential([keras.Input((8, 8, 1)), L.Conv2D(2, 3), L.GlobalAveragePooling2D()])
+    no_dense = keras.Sequential(
+        [keras.Input((8, 8, 1)), L.Conv2D(2, 3), L.GlobalAveragePooling2D()]
+    )
     with pytest.raises(ValueError, match="has no Dense layer.*pass layer="):
         nearest_neighbors(no_dense, np.zeros((2, 8, 8, 1)), np.zeros((6, 8, 8, 1)))
 
@@ -128,14 +133,18 @@ def test_pick_queries_takes_classes_in_turn():
 def test_neighbor_grid_frames_by_class():
     q = np.zeros((2, 4, 4, 1), np.float32)
     ref = np.ones((3, 4, 4, 1), np.float32)
-    grid, geo = neighbor_grid(q, np.array([0, 1]), ref, np.array([0, 1, 1]), np.array([[0, 1], [2, 0]]), target_tile=8)
+    grid, geo = neighbor_grid(
+        q, np.array([0, 1]), ref, np.array([0, 1, 1]), np.array([[0, 1], [2, 0]]), target_tile=8
+    )
     assert geo == {"rows": 2, "cols": 3, "tile": [8, 8], "pad": 1, "scale": 1}
     assert grid.shape == (2 * 9 + 1, 3 * 9 + 1, 3)
     corner = lambda r, c: tuple(grid[1 + r * 9, 1 + c * 9])  # noqa: E731
     assert corner(0, 0) == pytest.approx((0.1, 0.3, 1.0))  # query: blue
     assert corner(0, 1) == pytest.approx((0.0, 0.75, 0.0))  # same class: green
     assert corner(0, 2) == pytest.approx((0.9, 0.0, 0.0))  # other class: red
-    assert corner(1, 1) == pytest.approx((0.0, 0.75, 0.0)) and corner(1, 2) == pytest.approx((0.9, 0.0, 0.0))
+    assert corner(1, 1) == pytest.approx((0.0, 0.75, 0.0)) and corner(1, 2) == pytest.approx(
+        (0.9, 0.0, 0.0)
+    )
     assert tuple(grid[4, 4 + 9]) == (1.0, 1.0, 1.0)  # inside a neighbour tile: the image
 
 
@@ -172,8 +181,10 @@ def test_callback_logs_grids_and_accuracies_in_a_real_fit(tmp_path, data):
     assert os.listdir(tmp_path) == ["cnnvis"]
     run = read_run(str(tmp_path / "cnnvis"))
     assert set(run) == {
-        "neighbors/feature", "neighbors/pixel",
-        "neighbors/knn_accuracy_feature", "neighbors/knn_accuracy_pixel",
+        "neighbors/feature",
+        "neighbors/pixel",
+        "neighbors/knn_accuracy_feature",
+        "neighbors/knn_accuracy_pixel",
     }
     for tag, records in run.items():
         assert [r.step for r in records] == [0, 1, 2], tag
@@ -193,12 +204,21 @@ def test_callback_with_a_chosen_layer_and_euclidean_metric(tmp_path, data):
     x, y = data
     model = small_classifier()
     cb = NearestNeighborsCallback(
-        str(tmp_path), (x[:60], y[:60]), (x[60:], y[60:]), layer="gap", k=1,
-        metric="euclidean", every_n_epochs=2, log_initial=False, on_error="raise",
+        str(tmp_path),
+        (x[:60], y[:60]),
+        (x[60:], y[60:]),
+        layer="gap",
+        k=1,
+        metric="euclidean",
+        every_n_epochs=2,
+        log_initial=False,
+        on_error="raise",
     )
     model.fit(x, y, epochs=2, verbose=0, callbacks=[cb])
     run = read_run(str(tmp_path / "cnnvis"))
-    expected = neighbor_accuracy(model, x[:60], y[:60], x[60:], y[60:], k=1, layer="gap", metric="euclidean")
+    expected = neighbor_accuracy(
+        model, x[:60], y[:60], x[60:], y[60:], k=1, layer="gap", metric="euclidean"
+    )
     assert [r.step for r in run["neighbors/knn_accuracy_feature"]] == [2]
     assert run["neighbors/knn_accuracy_feature"][0].value == pytest.approx(expected)
 
@@ -217,7 +237,10 @@ class _Epochs(keras.callbacks.Callback):
     [
         ({"layer": "nope"}, "No layer named 'nope'"),
         ({"k": 61}, r"k=61 is larger than the 60 reference images"),
-        ({"query": np.zeros((4, 10, 10, 3))}, r"Data images have shape \(10, 10, 3\) but model 'tiny' takes \(12, 12, 3\)"),
+        (
+            {"query": np.zeros((4, 10, 10, 3))},
+            r"Data images have shape \(10, 10, 3\) but model 'tiny' takes \(12, 12, 3\)",
+        ),
     ],
 )
 def test_callback_misconfiguration_raises_before_the_first_epoch(tmp_path, data, kwargs, message):
@@ -225,7 +248,9 @@ def test_callback_misconfiguration_raises_before_the_first_epoch(tmp_path, data,
     query_x = kwargs.pop("query", x[60:])
     model = small_classifier()
     epochs = _Epochs()
-    cb = NearestNeighborsCallback(str(tmp_path), (x[:60], y[:60]), (query_x, y[60 : 60 + len(query_x)]), **kwargs)
+    cb = NearestNeighborsCallback(
+        str(tmp_path), (x[:60], y[:60]), (query_x, y[60 : 60 + len(query_x)]), **kwargs
+    )
     with pytest.raises(ValueError, match=message):
         model.fit(x, y, epochs=2, verbose=0, callbacks=[epochs, cb])
     assert epochs.begun == [] and not (tmp_path / "cnnvis").exists()

@@ -105,7 +105,13 @@ def test_patch_holds_everything_the_unit_sees(model, images):
 
 def test_ties_prefer_earlier_images():
     i = keras.Input((8, 8, 1))
-    x = L.Conv2D(2, 3, activation="relu", name="c", bias_initializer=keras.initializers.Constant([0.0, -100.0]))(i)
+    x = L.Conv2D(
+        2,
+        3,
+        activation="relu",
+        name="c",
+        bias_initializer=keras.initializers.Constant([0.0, -100.0]),
+    )(i)
     model = keras.Model(i, x)
     rng = np.random.default_rng(0)
     # Four distinct images, each repeated many times in random order: many exact ties.
@@ -137,7 +143,9 @@ class Batches(keras.utils.PyDataset):
 
 def test_every_data_source_gives_the_same_result(model, images):
     labels = np.arange(45)
-    expected = max_activating_patches(model, "second", images, channels=[0, 2, 5], k=7, batch_size=16)
+    expected = max_activating_patches(
+        model, "second", images, channels=[0, 2, 5], k=7, batch_size=16
+    )
 
     def odd_batches():
         for start in range(0, 45, 7):
@@ -153,7 +161,9 @@ def test_every_data_source_gives_the_same_result(model, images):
         "PyDataset": Batches(images),
     }
     for name, source in sources.items():
-        got = max_activating_patches(model, "second", source, channels=[0, 2, 5], k=7, batch_size=16)
+        got = max_activating_patches(
+            model, "second", source, channels=[0, 2, 5], k=7, batch_size=16
+        )
         assert got.n_images == 45, name
         np.testing.assert_array_equal(got.indices, expected.indices, err_msg=name)
         np.testing.assert_array_equal(got.positions, expected.positions, err_msg=name)
@@ -165,7 +175,9 @@ def test_image_batches_groups_single_images():
     x = np.ones((10, 4, 4, 1), np.float32)
     assert [b.shape[0] for b in image_batches(iter(x), batch_size=4)] == [4, 4, 2]
     assert [b.shape[0] for b in image_batches(x, batch_size=3)] == [3, 3, 3, 1]
-    with pytest.raises(ValueError, match=r"\(N, height, width, channels\) array; got shape \(4, 4, 1\)"):
+    with pytest.raises(
+        ValueError, match=r"\(N, height, width, channels\) array; got shape \(4, 4, 1\)"
+    ):
         list(image_batches(x[0]))
     with pytest.raises(ValueError, match="got shape \\(4, 4\\)"):
         list(image_batches([np.ones((4, 4))]))
@@ -186,13 +198,18 @@ def test_miner_mines_several_layers_in_one_pass(model, images):
 
 
 def test_bad_input_raises_clear_errors(model, images):
-    with pytest.raises(ValueError, match=r"Data images have shape \(20, 20, 3\) but model 'small' takes \(22, 21, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Data images have shape \(20, 20, 3\) but model 'small' takes \(22, 21, 3\)",
+    ):
         max_activating_patches(model, "first", np.zeros((4, 20, 20, 3), np.float32), k=2)
     with pytest.raises(ValueError, match=r"k=50 is larger than the 45 images in the data"):
         max_activating_patches(model, "first", images, k=50)
     with pytest.raises(ValueError, match=r"k=50 is larger than the 45 images in the data"):
         max_activating_patches(model, "first", (img for img in images), k=50)
-    with pytest.raises(ValueError, match=r"Channel index 6 is out of range: layer 'first' has 6 channels \(0..5\)"):
+    with pytest.raises(
+        ValueError, match=r"Channel index 6 is out of range: layer 'first' has 6 channels \(0..5\)"
+    ):
         max_activating_patches(model, "first", images, channels=[0, 6])
     with pytest.raises(ValueError, match=r"'gap' \(GlobalAveragePooling2D\) has no spatial output"):
         max_activating_patches(model, "gap", images)
@@ -347,8 +364,14 @@ def test_callback_with_guided_backprop_puts_a_view_beside_each_patch(tmp_path, s
     model = build_demo_model((64, 64, 3), 5, seed=2)
     x, y = shapes_small[0][:64], shapes_small[1][:64]
     cb = MaxActivatingPatchesCallback(
-        str(tmp_path), (x, y), layers="conv2", channels=[1, 4], k=3,
-        view="guided_backprop", log_initial=False, on_error="raise",
+        str(tmp_path),
+        (x, y),
+        layers="conv2",
+        channels=[1, 4],
+        k=3,
+        view="guided_backprop",
+        log_initial=False,
+        on_error="raise",
     )
     model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[cb])
     run = read_run(str(tmp_path / "cnnvis"))
@@ -379,7 +402,10 @@ class _Epochs(keras.callbacks.Callback):
         ({"layers": ["gap"]}, r"'gap' \(GlobalAveragePooling2D\) has no spatial output"),
         ({"layers": ["nope"]}, r"No layer named 'nope'"),
         ({"k": 46}, r"k=46 is larger than the 45 images in data"),
-        ({"data": np.zeros((5, 21, 22, 3), np.float32)}, r"Data images have shape \(21, 22, 3\) but model 'small' takes \(22, 21, 3\)"),
+        (
+            {"data": np.zeros((5, 21, 22, 3), np.float32)},
+            r"Data images have shape \(21, 22, 3\) but model 'small' takes \(22, 21, 3\)",
+        ),
         ({"view": "deconvnet"}, r"ReLU"),
     ],
 )
@@ -390,8 +416,13 @@ def test_callback_misconfiguration_raises_before_the_first_epoch(tmp_path, image
     args = {"data": images, "layers": ["first"], **kwargs}
     epochs = _Epochs()
     with pytest.raises(ValueError, match=message):
-        model.fit(images, np.zeros(45), epochs=2, verbose=0,
-                  callbacks=[epochs, MaxActivatingPatchesCallback(str(tmp_path), **args)])
+        model.fit(
+            images,
+            np.zeros(45),
+            epochs=2,
+            verbose=0,
+            callbacks=[epochs, MaxActivatingPatchesCallback(str(tmp_path), **args)],
+        )
     assert epochs.begun == []
     assert not (tmp_path / "cnnvis").exists()
 

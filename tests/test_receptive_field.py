@@ -63,8 +63,13 @@ def depthwise_separable():
     i = keras.Input((33, 33, 2))
     x = L.DepthwiseConv2D(3, strides=2, padding="same", depthwise_initializer=POS, name="dw")(i)
     x = L.SeparableConv2D(
-        4, 5, dilation_rate=2, padding="same",
-        depthwise_initializer=POS, pointwise_initializer=POS, name="sep",
+        4,
+        5,
+        dilation_rate=2,
+        padding="same",
+        depthwise_initializer=POS,
+        pointwise_initializer=POS,
+        name="sep",
     )(x)
     x = L.Conv2D(2, 3, strides=2, groups=2, kernel_initializer=POS, name="grouped")(x)
     return keras.Model(i, x), ["dw", "sep", "grouped"]
@@ -118,7 +123,9 @@ class Subclassed(keras.Model):
         return self.c2(self.pool(self.c1(x)))
 
 
-@pytest.mark.parametrize("build", [strided_same, valid_dilated_pools, depthwise_separable, nested, residual])
+@pytest.mark.parametrize(
+    "build", [strided_same, valid_dilated_pools, depthwise_separable, nested, residual]
+)
 def test_analytic_field_equals_the_input_gradient_support(build):
     keras.utils.set_random_seed(0)
     model, layers = build()
@@ -209,9 +216,14 @@ def test_layers_without_spatial_output_raise():
     d = L.Dense(3, name="head")(g)
     f = L.Flatten(name="flat")(x)
     model = keras.Model(i, [d, f])
-    with pytest.raises(ValueError, match=r"'gap' \(GlobalAveragePooling2D\) has no spatial output.*choose a layer before it"):
+    with pytest.raises(
+        ValueError,
+        match=r"'gap' \(GlobalAveragePooling2D\) has no spatial output.*choose a layer before it",
+    ):
         receptive_field(model, "gap")
-    with pytest.raises(ValueError, match=r"of layer 'head'.*'gap' \(GlobalAveragePooling2D\) has no spatial output"):
+    with pytest.raises(
+        ValueError, match=r"of layer 'head'.*'gap' \(GlobalAveragePooling2D\) has no spatial output"
+    ):
         receptive_field(model, "head")
     with pytest.raises(ValueError, match=r"'flat' \(Flatten\) has no spatial output"):
         receptive_field(model, "flat")
@@ -224,7 +236,10 @@ def test_unknown_geometry_names_the_layer():
     x = L.UpSampling2D(name="up")(x)
     x = L.Conv2D(4, 3, name="after")(x)
     model = keras.Model(i, x)
-    with pytest.raises(ValueError, match=r"layer 'after'.*'up' \(UpSampling2D\) has no known receptive-field rule \(supported: Conv2D"):
+    with pytest.raises(
+        ValueError,
+        match=r"layer 'after'.*'up' \(UpSampling2D\) has no known receptive-field rule \(supported: Conv2D",
+    ):
         receptive_field(model, "after")
     with pytest.raises(ValueError, match="No layer named 'nope'"):
         receptive_field(model, "nope")

@@ -63,10 +63,20 @@ def render_confusion(
         for t in range(n):
             for p in range(n):
                 ax.text(
-                    p, t, str(int(matrix[t, p])), ha="center", va="center", fontsize=size,
+                    p,
+                    t,
+                    str(int(matrix[t, p])),
+                    ha="center",
+                    va="center",
+                    fontsize=size,
                     color="white" if frac[t, p] > 0.5 else "black",
                 )
-    ax.set_xticks(range(n), class_names, rotation=45 if longest > 3 else 0, ha="right" if longest > 3 else "center")
+    ax.set_xticks(
+        range(n),
+        class_names,
+        rotation=45 if longest > 3 else 0,
+        ha="right" if longest > 3 else "center",
+    )
     ax.set_yticks(range(n), class_names)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")

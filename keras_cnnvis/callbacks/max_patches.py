@@ -78,7 +78,13 @@ def patch_grid(
     scale = image.auto_scale(max(th, tw), target=target_tile)
     tiles = patches.reshape((-1,) + patches.shape[2:])
     grid = image.tile_grid(tiles, cols=cols, pad=pad, scale=scale)
-    geometry = {"rows": n_ch, "cols": cols, "tile": [th * scale, tw * scale], "pad": pad, "scale": 1}
+    geometry = {
+        "rows": n_ch,
+        "cols": cols,
+        "tile": [th * scale, tw * scale],
+        "pad": pad,
+        "scale": 1,
+    }
     return grid, geometry
 
 
@@ -189,7 +195,14 @@ class MaxActivatingPatchesCallback(MonitorCallback):
         infos = find_layers(self.model, self.layers)
         if isinstance(self.channels, int):
             per_layer = [
-                list(range(min(self.channels, receptive_field(self.model, i.layer, shape).output_shape[-1])))
+                list(
+                    range(
+                        min(
+                            self.channels,
+                            receptive_field(self.model, i.layer, shape).output_shape[-1],
+                        )
+                    )
+                )
                 for i in infos
             ]
         else:

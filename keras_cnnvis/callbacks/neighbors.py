@@ -99,7 +99,9 @@ def _pair(data: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
         )
     x = np.asarray(data[0], np.float32)
     if x.ndim != 4:
-        raise ValueError(f"{name} images must be (N, height, width, channels); got shape {x.shape}.")
+        raise ValueError(
+            f"{name} images must be (N, height, width, channels); got shape {x.shape}."
+        )
     return x, as_labels(data[1], len(x))
 
 
@@ -211,8 +213,12 @@ class NearestNeighborsCallback(MonitorCallback):
         for space, (indices, accuracy) in results.items():
             shown = self._shown
             grid, _ = neighbor_grid(
-                self.x_query[shown], self.y_query[shown], self.x_ref, self.y_ref,
-                indices[shown], pad=self.PAD,
+                self.x_query[shown],
+                self.y_query[shown],
+                self.x_ref,
+                self.y_ref,
+                indices[shown],
+                pad=self.PAD,
             )
             self.writer.images(f"neighbors/{space}", grid, step)
             self.writer.scalar(f"neighbors/knn_accuracy_{space}", accuracy, step)
