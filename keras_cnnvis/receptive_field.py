@@ -205,6 +205,17 @@ def _describe(info_path: str, layer) -> str:
 
 def _rule(path: str, layer, geoms: list, in_shapes: list, out_shape) -> Any:
     """The output geometry of one leaf layer call, or `_Unknown(reason)`."""
+    if isinstance(layer, _MERGE) and len(out_shape) == 4:
+        # Squeeze-and-excitation style gates: a 1x1 input broadcast over a larger map scales
+        # channels; it is left out of the geometry (see `receptive_field`).
+        keep = [
+            i
+            for i, s in enumerate(in_shapes)
+            if not (tuple(s[1:3]) == (1, 1) and tuple(out_shape[1:3]) != (1, 1))
+        ]
+        if keep and len(keep) < len(geoms):
+            geoms = [geoms[i] for i in keep]
+            in_shapes = [in_shapes[i] for i in keep]
     for g in geoms:
         if not isinstance(g, _Geom):
             return g
@@ -352,7 +363,10 @@ def receptive_field(
     with kernel `k`, stride `t`, dilation `d` and `p` pixels of padding before the data
     gives `r' = r + (d (k - 1)) j`, `j' = j t`, `s' = s - p j`. With `"same"` padding `p`
     is TensorFlow's (the smaller half, so it depends on the input size). Merges take the
-    union of their inputs' fields; per-position layers change nothing.
+    union of their inputs' fields; per-position layers change nothing. A merge with a
+    1x1 input broadcast over a larger map (a squeeze-and-excitation gate computed from a
+    global pooling) is treated as a per-channel scale: strictly such units see the whole
+    image, but their local field is the one that explains their patches.
 
     Example:
 

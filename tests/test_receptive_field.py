@@ -270,3 +270,23 @@ def test_variable_size_model_needs_input_shape():
         receptive_field(model, "c")
     # Even and odd sizes pad differently with stride 2 (TensorFlow pads the smaller half first).
     assert receptive_field(model, "c", input_shape=(10, 11, 1)).start == (0, -1)
+
+
+def test_squeeze_and_excitation_gate_is_a_channel_scale():
+    def build(gate):
+        i = keras.Input((20, 20, 3))
+        x = L.Conv2D(4, 3, strides=2, padding="same", name="a")(i)
+        if gate:
+            s = L.GlobalAveragePooling2D(keepdims=True, name="squeeze")(x)
+            s = L.Dense(4, activation="sigmoid", name="excite")(s)
+            x = L.Multiply(name="scale")([x, s])
+        return keras.Model(i, L.Conv2D(2, 3, name="b")(x))
+
+    plain, gated = receptive_field(build(False), "b"), receptive_field(build(True), "b")
+    assert (gated.size, gated.jump, gated.start) == ((7, 7), (2, 2), (0, 0))
+    assert (plain.size, plain.jump, plain.start) == (gated.size, gated.jump, gated.start)
+    assert gated.box(3, 4) == plain.box(3, 4)
+    with pytest.raises(
+        ValueError, match=r"'squeeze' \(GlobalAveragePooling2D\) has no spatial output"
+    ):
+        receptive_field(build(True), "excite")
