@@ -307,6 +307,10 @@ def layer_health(
         "trainable": bool(trainable),
         "non_finite_filters": int((~finite).sum()),
     }
+    fin = m[np.isfinite(m)].astype(np.float64)
+    rms = float(np.sqrt(np.mean(fin**2))) if fin.size else None
+    ev["weight_rms"] = rms
+    ev["he_scale_ratio"] = None if rms is None else rms / float(np.sqrt(2.0 / m.shape[0]))
     if not finite.all():
         table["non_finite"] = ~finite
         flags["non_finite"] = np.flatnonzero(~finite).tolist()

@@ -14,10 +14,10 @@ the DCT coefficients are again i.i.d. Gaussian (the transform is orthogonal), so
 energy fraction follows exactly `Beta(d_B / 2, (d - d_B) / 2)` with `d_B = |B| * c`, whatever
 the noise scale. The p-value is its upper tail, `P(Beta >= fraction)`. A filter is
 "noise-like" when `p >= alpha` (default 0.01): no significant evidence of structure. Under the
-null, a filter is flagged noise-like with probability `1 - alpha`; for other i.i.d. noise
-(uniform, Laplace: Keras's glorot_uniform initialiser draws uniform noise) the level is close
-(measured false-structure rates 0.8-1.4 % at alpha = 1 % for 3x3x1 .. 7x7x3 kernels, 20,000
-draws each).
+null, a filter is flagged noise-like with probability `1 - alpha`. For other i.i.d. noise the
+level is approximate; measured false-structure rates at alpha = 1 % (20,000 draws per case):
+uniform noise (Keras's glorot_uniform initialiser) 0.9-1.4 % and Laplace 0.8-1.2 % for
+3x3x1 to 7x7x3 kernels, Student-t(3) 0.7-1.6 %, the extreme 2x2 uniform case 2.2 %.
 
 What it can and cannot tell. Structured, significant filters are reliable evidence (false
 alarms at rate alpha under noise). "Noise-like" means "no significant low-frequency
@@ -25,8 +25,10 @@ structure": for kernels >= 5x5 a trained first layer's edges and blobs are clear
 low-frequency, so a layer that stays noise-like has not converged. A 3x3 kernel has 9 values
 and its band covers 3 of 9 frequencies; a learned high-frequency pattern (a 3x3 Laplacian,
 a checkerboard) is structure this test does not see, so for small kernels "noise-like" is
-weak evidence only. The test needs pooled evidence: with many input channels (deep 3x3
-layers) it gains power; 1x1 kernels have no spatial extent and are not tested.
+weak evidence only: in the demo CNN trained to 94 % validation accuracy, 22/32, 45/64 and 52/64
+of the 3x3 filters of conv2..conv4 still test noise-like (99 % before training), while conv1
+(5x5) goes from 94-100 % to 0 %. With many input channels the test pools evidence and gains
+power; 1x1 kernels have no spatial extent and are not tested.
 """
 
 from __future__ import annotations
