@@ -238,6 +238,13 @@ def test_drift_update_ratio_and_growth_exact():
         ({"n_filters": 8, "non_finite_filters": 2}, "non-finite weights: 2/8 filters", False),
         ({"n_filters": 8, "median_growth": 27.0}, "unstable: weights grew 27x", False),
         (
+            {"n_filters": 8, "median_growth": 27.0, "he_scale_ratio": 8.0},
+            "unstable: weights grew 27x",
+            False,
+        ),
+        # Grown 27x from a deliberately tiny initialisation but still small: fine.
+        ({"n_filters": 8, "median_growth": 27.0, "he_scale_ratio": 0.4}, "converging", True),
+        (
             {"n_filters": 8, "median_update_ratio": 0.8},
             "unstable: filters change 80% per update",
             False,
