@@ -118,7 +118,7 @@ def decide(evidence: dict) -> tuple[str, list[str], bool]:
     scale = evidence.get("he_scale_ratio")
     large = not _present(scale) or scale > EXPLODING_SCALE
     if _present(growth) and growth > EXPLODING_GROWTH and large:
-        problems.append(f"unstable: weights grew {growth:.0f}x")
+        problems.append(f"unstable: weights grew {growth:.3g}x")
         non_converged = True
     update = evidence.get("median_update_ratio")
     if _present(update) and update > UNSTABLE_UPDATE:
