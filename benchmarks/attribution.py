@@ -17,40 +17,37 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 
-def timed(fn, repeats: int, floor=None) -> float:
-    """Best wall time of `fn()` over `repeats` runs after one warm-up run (tracing).
-
-    The minimum, because other processes share the CPU and only ever add time. With
-    `floor` (a `Floor`), a floor run is interleaved with each run, so the floor is
-    measured under the same load as the methods.
-    """
+def timed(fn, repeats: int, budget: float = 3.0) -> float:
+    """Best wall time of `fn()` after one warm-up run (tracing), over at least `repeats`
+    runs and `budget` seconds: the minimum, because other processes only ever add time."""
     fn()
-    times = []
-    for _ in range(repeats):
-        if floor is not None:
-            floor.sample()
+    times: list[float] = []
+    while len(times) < repeats or sum(times) < budget:
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
     return float(np.min(times))
 
 
-class Floor:
-    """A reference computation timed repeatedly through the run; `seconds` is its best."""
+def paired(fn, reference, count: int, repeats: int, budget: float = 3.0):
+    """Times `fn` against `count` x `reference`, each run right after a reference run.
 
-    def __init__(self, fn):
-        self.fn = fn
-        fn()
-        self.times: list[float] = []
-
-    def sample(self) -> None:
+    The machine is shared and its load changes from second to second; the ratio of two
+    adjacent runs cancels most of that. Returns `(best seconds of fn, best seconds of
+    reference, median of fn / (count x reference))`.
+    """
+    fn()
+    reference()
+    times, refs, ratios = [], [], []
+    while len(times) < repeats or sum(times) < budget:
         start = time.perf_counter()
-        self.fn()
-        self.times.append(time.perf_counter() - start)
-
-    @property
-    def seconds(self) -> float:
-        return float(np.min(self.times))
+        reference()
+        refs.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+        ratios.append(times[-1] / (count * refs[-1]))
+    return float(np.min(times)), float(np.min(refs)), float(np.median(ratios))
 
 
 def floors(model, x, classes):
@@ -88,11 +85,6 @@ def main() -> None:
     classes = y.astype(np.int32)
     n, s, r = args.batch, args.samples, args.repeats
     fwd, fwd_bwd = floors(model, x, classes)
-    floor_fwd, floor_fb = Floor(fwd), Floor(fwd_bwd)
-    for _ in range(r):
-        floor_fwd.sample()
-        floor_fb.sample()
-
     n_boxes = len(patch_positions(64, 8, 4)) ** 2
     k = 64  # conv4 channels: Score-CAM masks
     rows = [
@@ -124,30 +116,27 @@ def main() -> None:
         ),
         ("score_cam", lambda: A.score_cam(model, x, classes), k + 1, "fwd"),
     ]
-    ours, measured = {}, []
-    for name, fn, count, kind in rows:
-        ours[name] = timed(fn, r, floor_fb if kind == "fwd+bwd" else floor_fwd)
-        measured.append((name, count, kind))
-    t_fwd, t_fb = floor_fwd.seconds, floor_fb.seconds
     print(f"reference: 4-conv CNN 64x64, batch {n}, {os.cpu_count()} CPU threads visible")
     print(
-        f"floor (best of {len(floor_fb.times)}, interleaved with the methods): compiled "
-        f"forward {t_fwd:.3f} s, compiled forward+backward {t_fb:.3f} s\n"
+        f"floor (best runs): compiled forward {timed(fwd, r):.3f} s, compiled "
+        f"forward+backward {timed(fwd_bwd, r):.3f} s"
     )
+    print("ratio = median over runs of seconds / (count x the floor run just before)\n")
     print(f"{'method':<28}{'seconds':>9}{'floor':>14}{'ratio':>8}{'target':>8}")
-    for name, count, kind in measured:
-        floor = count * (t_fb if kind == "fwd+bwd" else t_fwd)
-        ratio = ours[name] / floor
+    ours = {}
+    for name, fn, count, kind in rows:
+        floor = fwd_bwd if kind == "fwd+bwd" else fwd
+        seconds, _, ratio = paired(fn, floor, count, r)
+        ours[name] = fn
         flag = "ok" if ratio <= 1.5 else "SLOW"
-        print(
-            f"{name:<28}{ours[name]:>9.3f}{f'{count} {kind}':>14}{ratio:>8.2f}{'<=1.5':>8} {flag}"
-        )
+        print(f"{name:<28}{seconds:>9.3f}{f'{count} {kind}':>14}{ratio:>8.2f}{'<=1.5':>8} {flag}")
 
     peers(model, x, classes, s, r, ours)
 
 
 def peers(model, x, classes, s, r, ours) -> None:
-    """Times tf-keras-vis and tf-explain on the same batch, if they are installed."""
+    """Times tf-keras-vis and tf-explain on the same batch, if they are installed, each
+    run right after one of ours (`ours` maps a method name to our function)."""
     import warnings
 
     warnings.simplefilter("ignore")  # their Keras 3 input-structure and model warnings
@@ -167,11 +156,7 @@ def peers(model, x, classes, s, r, ours) -> None:
             (f"smoothgrad({s})", lambda: sal(score, x, smooth_samples=s, smooth_noise=0.15)),
         ]
         for name, fn in compare:
-            seconds = timed(fn, r)
-            print(
-                f"tf-keras-vis {name:<18}{seconds:>8.3f} s   ours {ours[name]:.3f} s   "
-                f"ours is {seconds / ours[name]:.1f}x faster"
-            )
+            report("tf-keras-vis", name, fn, ours[name], r)
     except ImportError:
         print("tf-keras-vis not installed (pip install tf-keras-vis): skipped")
     try:
@@ -189,13 +174,18 @@ def peers(model, x, classes, s, r, ours) -> None:
             ),
         ]
         for name, fn in compare:
-            seconds = timed(fn, r)
-            print(
-                f"tf-explain   {name:<18}{seconds:>8.3f} s   ours {ours[name]:.3f} s   "
-                f"ours is {seconds / ours[name]:.1f}x faster"
-            )
+            report("tf-explain", name, fn, ours[name], r)
     except ImportError:
         print("tf-explain not installed (pip install tf-explain): skipped")
+
+
+def report(library: str, name: str, fn, our_fn, repeats: int) -> None:
+    """Prints a peer's best time, ours, and the median of peer / ours over adjacent runs."""
+    seconds, mine, ratio = paired(fn, our_fn, 1, repeats)
+    print(
+        f"{library:<13}{name:<18}{seconds:>8.3f} s   ours {mine:.3f} s   "
+        f"ours is {ratio:.1f}x faster"
+    )
 
 
 if __name__ == "__main__":

@@ -117,10 +117,14 @@ def integrated_gradients(
     base = make_baseline(x, baseline)
     alphas, weights = path_points(steps, rule)
     resolved = fixed_target(model, x, target, logits, batch_size)
-    total = np.zeros_like(x, dtype=np.float64)
+    total = np.zeros_like(x)
     delta = x - base
+    point = np.empty_like(x)
     for alpha, weight in zip(alphas, weights):
-        point = (base + np.float32(alpha) * delta).astype(np.float32)
+        np.multiply(delta, np.float32(alpha), out=point)
+        point += base
         grads = run(model, point, resolved, logits=logits, batch_size=batch_size).grads
-        total += weight * grads
-    return reduce_channels((total * delta).astype(np.float32), reduce)
+        grads *= np.float32(weight)
+        total += grads
+    total *= delta
+    return reduce_channels(total, reduce)

@@ -76,8 +76,13 @@ def smoothgrad(
     rng = np.random.default_rng(seed)
     total = None
     for _ in range(int(n_samples)):
-        noisy = x + sigma * rng.standard_normal(x.shape, dtype=np.float32)
+        noisy = rng.standard_normal(x.shape, dtype=np.float32)
+        noisy *= sigma
+        noisy += x
         maps = method(model, noisy, target=resolved, **method_kwargs)
-        maps = maps.astype(np.float64) ** 2 if squared else maps.astype(np.float64)
-        total = maps if total is None else total + maps
+        maps = np.square(maps, dtype=np.float64) if squared else maps.astype(np.float64)
+        if total is None:
+            total = maps
+        else:
+            total += maps
     return (total / n_samples).astype(np.float32)
