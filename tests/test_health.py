@@ -143,6 +143,11 @@ def test_depthwise_separable_and_dense_on_image_layers():
     assert fc.kind == "dense_image" and fc.kernel_size == (12, 12) and "noise_p" in fc.columns
     assert report["out"].kind == "dense" and "noise_p" not in report["out"].columns
     assert report["out"].evidence["noise_like_fraction"] is None
+    assert any(
+        n.startswith("'linear' activation: only units with constant output")
+        for n in report["out"].notes
+    )
+    assert not any("activation:" in n for n in report["fc"].notes)  # relu: sign rule applies
     assert health_grid(model, report["out"]) == (None, None)
     table = report.table()
     assert table.splitlines()[0].split()[:3] == ["layer", "type", "kernel"]

@@ -360,6 +360,11 @@ def layer_health(
             activation=act.activation,
             probe_outputs=act.n_outputs,
         )
+        if act.activation not in activity.RELU_FAMILY + activity.SATURATING:
+            notes.append(
+                f"'{act.activation}' activation: only units with constant output count as dead "
+                "(a separate BatchNorm/ReLU layer after this one is not seen)"
+            )
         if units == n:
             table["live_fraction"] = act.live_fraction
             table["dead"] = act.dead
