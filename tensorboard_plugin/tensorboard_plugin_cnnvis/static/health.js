@@ -22,7 +22,7 @@ import {
 export function verdictClass(verdict) {
   const text = String(verdict || "").toLowerCase();
   if (/(not|dead|nois|stall|diverg|fail|bad|warn|unstable|stuck|collaps)/.test(text)) return "bad";
-  if (/(healthy|ok|good|converged|learn|fine)/.test(text)) return "good";
+  if (/(healthy|ok|good|converg|learn|fine)/.test(text)) return "good";
   return "mid";
 }
 
