@@ -147,7 +147,8 @@ def main() -> None:
         return
 
     print(
-        f"Throughput, demo CNN, {args.n} images 64x64, batch {args.batch}, best of {args.repeats}:"
+        f"Throughput, demo CNN, {args.n} images 64x64, batch {args.batch}, best of "
+        f"{args.repeats}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs:"
     )
     for layer, r in throughput(args.n, args.batch, args.layers, args.repeats).items():
         print(
