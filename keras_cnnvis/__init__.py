@@ -21,6 +21,7 @@ _EXPORTS = {
     "filter_tiles": "keras_cnnvis.filters",
     "MonitorCallback": "keras_cnnvis.callbacks",
     "FilterGridCallback": "keras_cnnvis.callbacks",
+    "CNNVisCallback": "keras_cnnvis.callbacks",
     "build_demo_model": "keras_cnnvis.demo",
     "visualize_filter": "keras_cnnvis.synthesis",
     "visualize_class": "keras_cnnvis.synthesis",

@@ -9,6 +9,7 @@ import contextlib
 import json
 import math
 import os
+import time
 import warnings
 
 import keras
@@ -109,6 +110,7 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
         self.on_error = on_error
         self.disabled = False
         self.chief = True
+        self.log_seconds: list[float] = []  # wall time of each log() call, for benchmarks
         self._warned_nonfinite = False
         self._writer: summary.LogWriter | None = None
         self._first_epoch: int | None = None
@@ -199,8 +201,10 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
     """Whether a final record is written at train end when the last epoch was skipped."""
 
     def _safe_log(self, step: int, logs) -> None:
+        start = time.perf_counter()
         try:
             self.log(step, logs)
+            self.log_seconds.append(time.perf_counter() - start)
             self._last_logged = step
             if self._writer is not None:
                 self._writer.flush()

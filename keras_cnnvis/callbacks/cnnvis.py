@@ -212,8 +212,18 @@ class CNNVisCallback(keras.callbacks.Callback):
             "occlusion": (cb.OcclusionCallback, probe),
             "patches": (cb.MaxActivatingPatchesCallback, {"data": self.x_val, "layers": layers}),
             "embedding": (cb.EmbeddingCallback, {"data": val, "class_names": self.class_names}),
-            "neighbors": (cb.NearestNeighborsCallback, {"reference_data": val, "query_data": (self.probe, self.probe_labels)}),
+            "neighbors": (cb.NearestNeighborsCallback, self._neighbor_split()),
             "classes": (cb.ClassVisualizationCallback, {"class_names": self.class_names}),
+        }
+
+    def _neighbor_split(self) -> dict:
+        """Validation data split in two: the second half is searched for the first's neighbours."""
+        if self.x_val is None or self.y_val is None:
+            return {"reference_data": None, "query_data": None}
+        half = len(self.x_val) // 2
+        return {
+            "reference_data": (self.x_val[half:], self.y_val[half:]),
+            "query_data": (self.x_val[:half], self.y_val[:half]),
         }
 
     def _build(self) -> list[MonitorCallback]:
