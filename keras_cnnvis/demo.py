@@ -84,11 +84,25 @@ def train_demo_model(model: keras.Model, x, y, epochs: int = 8, callbacks=None, 
     return history.history
 
 
-def demo_callbacks(logdir: str, probe, probe_labels, masks=None, class_names=None) -> list:
-    """The keras-cnnvis callbacks the demo attaches (every capability available)."""
-    from keras_cnnvis.callbacks import FilterGridCallback
+def demo_callbacks(
+    logdir: str, x_val, y_val, masks_val=None, class_names=None, expensive_every: int = 2
+) -> list:
+    """The demo's keras-cnnvis callbacks: `CNNVisCallback` with every monitor.
 
-    return [FilterGridCallback(logdir)]
+    The demo runs the expensive monitors every 2 epochs (instead of 5) so the short run
+    shows them evolving.
+    """
+    from keras_cnnvis.callbacks import CNNVisCallback
+
+    return [
+        CNNVisCallback(
+            logdir,
+            validation_data=(x_val, y_val),
+            masks=masks_val,
+            class_names=class_names,
+            expensive_every=expensive_every,
+        )
+    ]
 
 
 def run_demo(
@@ -134,13 +148,8 @@ def run_demo(
         masks = all_masks[:n_val]
     model = build_demo_model(images.shape[1:], len(class_names), seed=seed)
     os.makedirs(logdir, exist_ok=True)
-    probe_idx = _one_per_class(y_val, len(class_names))
     callbacks = [keras.callbacks.TensorBoard(logdir)] + demo_callbacks(
-        logdir,
-        x_val[probe_idx],
-        y_val[probe_idx],
-        None if masks is None else masks[probe_idx],
-        class_names,
+        logdir, x_val, y_val, masks, class_names
     )
     history = train_demo_model(
         model, x_train, y_train, epochs, callbacks, (x_val, y_val), verbose
@@ -155,11 +164,3 @@ def run_demo(
         "val_accuracy": float(history["val_accuracy"][-1]),
         "class_names": list(class_names),
     }
-
-
-def _one_per_class(labels: np.ndarray, n_classes: int, per_class: int = 1) -> np.ndarray:
-    """Indices of the first `per_class` examples of each class (probe images)."""
-    picks = []
-    for c in range(n_classes):
-        picks.extend(np.flatnonzero(labels == c)[:per_class].tolist())
-    return np.asarray(sorted(picks), dtype=np.int64)

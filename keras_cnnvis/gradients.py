@@ -7,6 +7,7 @@ Works on Functional, Sequential, nested (a model used as a layer) and subclassed
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
@@ -364,7 +365,9 @@ class FeatureExtractor:
         self.infos = find_layers(model, layers)
         self.batch_size = int(batch_size)
         self._call = predict_fn(model)
-        self._fn = tf.function(self._forward, reduce_retracing=True)
+        # A partial (no shared code object) keeps TensorFlow's retracing detector from
+        # adding up the one trace of every extractor as if one function kept retracing.
+        self._fn = tf.function(functools.partial(FeatureExtractor._forward, self), reduce_retracing=True)
 
     @property
     def paths(self) -> list[str]:
