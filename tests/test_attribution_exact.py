@@ -104,8 +104,10 @@ ACTIVE1 = np.array([[1, 2, 1], [1, 2, 1], [0, 0, 0]], np.float32)  # active ch-1
 ALL = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float32)  # all windows
 # dS_c/dA_k = DENSE[k, c] / 4 at every position; kernels +1 (ch 0) and -1 (ch 1).
 GRAD = {
-    0: 0.25 * ACTIVE0 + 0.5 * ACTIVE1,  # [[.5, 1.25, .75], [.75, 1.75, 1], [.25, .5, .25]]
-    1: 0.125 * ACTIVE0 - 0.75 * ACTIVE1,
+    # 0.25 * ACTIVE0 + 0.5 * ACTIVE1
+    0: np.array([[0.5, 1.25, 0.75], [0.75, 1.75, 1.0], [0.25, 0.5, 0.25]]),
+    # 0.125 * ACTIVE0 - 0.75 * ACTIVE1
+    1: np.array([[-0.75, -1.375, -0.625], [-0.625, -1.125, -0.5], [0.125, 0.25, 0.125]]),
 }
 # Guided: class 0's upstream gradient into channel 1 is -0.5 < 0 and is zeroed.
 GUIDED = {0: 0.25 * ACTIVE0, 1: GRAD[1]}
@@ -114,14 +116,6 @@ DECONV = {0: 0.25 * ALL, 1: (0.125 - 0.75) * ALL}
 # Grad-CAM: alpha = DENSE[:, c] / 4. Class 0: relu(.25 ch0 - .5 ch1); class 1: .125 ch0 + .75 ch1.
 GRAD_CAM = {0: np.array([[0, 0], [2.5, 3.5]]), 1: np.array([[4.5, 1.75], [1.25, 1.75]])}
 CAM = {0: np.array([[-12, -2], [10, 14]]), 1: np.array([[18, 7], [5, 7]])}
-
-
-def test_hand_values_written_out():
-    # The formulas above, spelled out for the record.
-    np.testing.assert_allclose(GRAD[0], [[0.5, 1.25, 0.75], [0.75, 1.75, 1.0], [0.25, 0.5, 0.25]])
-    np.testing.assert_allclose(
-        GRAD[1], [[-0.75, -1.375, -0.625], [-0.625, -1.125, -0.5], [0.125, 0.25, 0.125]]
-    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
