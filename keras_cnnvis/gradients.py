@@ -580,7 +580,8 @@ def model_overrides(
     argument or ReLU layer, nested models included) by the guided-backprop rule
     `grad * (x > 0) * (grad > 0)` or the deconvnet rule `relu(grad)`; the forward pass is
     unchanged. `logits=True` makes a final softmax or sigmoid linear, so scores are the
-    pre-activation class scores. The patches are installed on the layer instances and
+    pre-activation class scores; "final" is the last layer in the model's layer order
+    (for subclassed models, the order the layers were assigned). The patches are installed on the layer instances and
     removed in `finally`, also when the block raises. Compiled functions traced inside the
     block keep the modified gradient; call them inside the block too (a retrace outside
     would see the plain model).
