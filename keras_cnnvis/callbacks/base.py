@@ -59,6 +59,16 @@ def check_writable(path: str) -> None:
         )
 
 
+def weights_finite(model) -> bool:
+    """Whether every floating-point weight of `model` is finite (no NaN, no inf)."""
+    for variable in getattr(model, "weights", ()):
+        if "float" in str(variable.dtype) and not bool(
+            keras.ops.all(keras.ops.isfinite(variable))
+        ):
+            return False
+    return True
+
+
 class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
     """Runs a visualisation every few epochs and writes it to `<log_dir>/<run_name>`.
 
@@ -79,8 +89,9 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
         on_error: `"warn"` (warn once, switch this monitor off, training goes on) or
             `"raise"` (re-raise; for tests). Defaults to `"warn"`.
 
-    Under a multi-worker strategy only the chief writes. While the training loss is NaN
-    or infinite (a diverged run), logging is skipped with one warning.
+    Under a multi-worker strategy only the chief writes. While the training loss or a
+    weight of the model is NaN or infinite (a diverged run), logging is skipped with one
+    warning (subclasses that diagnose such weights set `skip_non_finite_weights = False`).
 
     Raises:
         ValueError: for a negative `every_n_epochs` or an unknown `on_error`; at
@@ -156,7 +167,7 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
     def on_epoch_begin(self, epoch, logs=None):
         if self._first_epoch is None:
             self._first_epoch = epoch
-            if self.log_initial and self.active:
+            if self.log_initial and self.active and not self._diverged(None):
                 self._safe_log(epoch, None)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -166,18 +177,25 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
                 return
             self._safe_log(epoch + 1, logs)
 
+    skip_non_finite_weights = True
+    """Whether to skip logging while the model's weights hold NaN/inf (a diverged run)."""
+
     def _diverged(self, logs) -> bool:
-        """Skips (warning once) while the epoch's loss is NaN or infinite."""
+        """Skips (warning once) while the loss or, unless `skip_non_finite_weights` is
+        False, any weight of the model is NaN or infinite."""
         loss = (logs or {}).get("loss")
         try:
             finite = loss is None or math.isfinite(float(loss))
         except (TypeError, ValueError):
             finite = True
+        what = f"the training loss is {loss}"
+        if finite and self.skip_non_finite_weights and not weights_finite(self.model):
+            finite, what = False, "the model's weights hold NaN or infinite values"
         if not finite and not self._warned_nonfinite:
             self._warned_nonfinite = True
             warnings.warn(
-                f"{type(self).__name__}: the training loss is {loss} (training diverged); "
-                "skipping this visualisation while it stays non-finite.",
+                f"{type(self).__name__}: {what} (training diverged); skipping this "
+                "visualisation while training stays diverged.",
                 RuntimeWarning,
                 stacklevel=3,
             )
@@ -190,6 +208,7 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
                 and self._last_completed is not None
                 and self._last_logged != self._last_completed
                 and self.log_at_end
+                and not self._diverged(logs)
             ):
                 self._safe_log(self._last_completed, logs)
         finally:

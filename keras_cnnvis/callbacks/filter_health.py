@@ -73,6 +73,7 @@ class FilterHealthCallback(MonitorCallback):
 
     PAD = 1
     log_at_end = True
+    skip_non_finite_weights = False  # non-finite filters are one of its diagnoses
 
     def __init__(
         self,
