@@ -69,6 +69,20 @@ def weights_finite(model) -> bool:
     return True
 
 
+def check_channels_last(model) -> None:
+    """Raises ValueError if any layer of `model` computes in `channels_first` format."""
+    from keras_cnnvis.gradients import iter_layers
+
+    for info in iter_layers(model):
+        if getattr(info.layer, "data_format", None) == "channels_first":
+            raise ValueError(
+                f"Layer '{info.path}' of model '{model.name}' uses "
+                "data_format='channels_first'; keras-cnnvis visualises channels-last "
+                "image models (batch, height, width, channels). Build the model with "
+                "data_format='channels_last' (the Keras default) to use these callbacks."
+            )
+
+
 class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
     """Runs a visualisation every few epochs and writes it to `<log_dir>/<run_name>`.
 
@@ -95,7 +109,8 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
 
     Raises:
         ValueError: for a negative `every_n_epochs` or an unknown `on_error`; at
-            `on_train_begin`, for a log directory that cannot be written.
+            `on_train_begin`, for a log directory that cannot be written or a
+            `channels_first` model.
     """
 
     def __init__(
@@ -162,6 +177,7 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
         if self.every_n_epochs > 0:
             if self.chief:
                 check_writable(self.run_dir)
+            check_channels_last(self.model)
             self.setup()
 
     def on_epoch_begin(self, epoch, logs=None):
