@@ -4,6 +4,7 @@ overlays, PNG encoding and matplotlib display for notebooks. Nothing here touche
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import cv2
@@ -34,6 +35,12 @@ def normalize(
     """
     x = np.asarray(x, dtype=np.float32)
     finite = np.where(np.isfinite(x), x, np.nan)
+    with warnings.catch_warnings():  # all-NaN slices are expected here: they map to 0
+        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+        return _normalize(x, finite, mode, axis, eps)
+
+
+def _normalize(x, finite, mode, axis, eps) -> np.ndarray:
     if mode == "minmax":
         lo = np.nanmin(finite, axis=axis, keepdims=True) if finite.size else 0.0
         hi = np.nanmax(finite, axis=axis, keepdims=True) if finite.size else 1.0
@@ -283,3 +290,4 @@ def show(image: np.ndarray, title: str | None = None, ax=None, cmap: str | None 
     if title:
         ax.set_title(title)
     return ax
+
