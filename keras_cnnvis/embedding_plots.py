@@ -209,7 +209,8 @@ def display_images(images: np.ndarray) -> np.ndarray:
         images: `(N, H, W[, C])` images in any range.
 
     Returns:
-        A float32 `(N, H, W, C)` array in [0, 1].
+        A float32 `(N, H, W, C)` array in [0, 1], C being 1 or 3 (more than 3 channels
+        show the first three, see `image.display_channels`).
     """
     x = np.asarray(images, np.float32)
     if x.ndim == 3:
@@ -223,6 +224,7 @@ def display_images(images: np.ndarray) -> np.ndarray:
         out = x / 255.0
     else:
         out = image.normalize(x, axis=tuple(range(1, x.ndim)))
+    out = image.display_channels(out)
     return np.clip(np.nan_to_num(out, nan=0.0), 0.0, 1.0).astype(np.float32)
 
 

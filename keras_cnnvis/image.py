@@ -291,3 +291,12 @@ def show(image: np.ndarray, title: str | None = None, ax=None, cmap: str | None 
         ax.set_title(title)
     return ax
 
+
+def display_channels(images: np.ndarray) -> np.ndarray:
+    """Images reduced to channels an image file can show: 1 and 3 channels are kept,
+    2 channels show the first, more than 3 the first three as RGB (a 4th channel of
+    model input is data, not transparency)."""
+    images = np.asarray(images)
+    if images.ndim < 3 or images.shape[-1] in (1, 3):
+        return images
+    return images[..., :1] if images.shape[-1] == 2 else images[..., :3]

@@ -134,7 +134,7 @@ class ClassVisualizationCallback(MonitorCallback):
         probs = np.asarray(predict_fn(run_model)(np.asarray(x, np.float32)), np.float32)
         own = probs[np.arange(len(self._classes)), self._classes]
         names = [self.class_names[c] if self.class_names else f"class {c}" for c in self._classes]
-        self.writer.images("synthesis/classes", images, step)
+        self.writer.images("synthesis/classes", image.display_channels(images), step)
         self.writer.json(
             "json/synthesis/classes",
             {
