@@ -4,6 +4,7 @@ layer and probe choice, and the rule that no monitor can stop training.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 import keras
@@ -42,6 +43,23 @@ def pick_probes(labels: np.ndarray | None, n_examples: int, n: int) -> np.ndarra
     return np.asarray(sorted(picks), dtype=np.int64)
 
 
+def _as_images(x: Any, what: str) -> np.ndarray:
+    """Images as float32 numpy; clear errors for several input arrays or non-numbers."""
+    if isinstance(x, (list, tuple, dict)):
+        raise ValueError(
+            f"The {what} are {len(x)} arrays (inputs of a multi-input model?); keras-cnnvis "
+            "visualises models with one image input. Attach the callback to a model with a "
+            "single image input and pass only those images."
+        )
+    arr = np.asarray(x)
+    if arr.dtype == bool or arr.dtype.kind not in "iuf":
+        raise ValueError(
+            f"The {what} have dtype {arr.dtype}; pass real numbers (float or integer pixels, "
+            "preprocessed the way the model expects)."
+        )
+    return arr.astype(np.float32, copy=False)
+
+
 def _as_arrays(data: Any, limit: int) -> tuple[np.ndarray, np.ndarray | None]:
     """`(x, y)` numpy arrays (at most `limit` examples) from a tuple or a tf.data.Dataset."""
     if isinstance(data, (tuple, list)):
@@ -50,16 +68,20 @@ def _as_arrays(data: Any, limit: int) -> tuple[np.ndarray, np.ndarray | None]:
                 "validation_data must be (x, y) arrays or a tf.data.Dataset of (x, y) "
                 f"batches; got a sequence of {len(data)} items."
             )
-        x = np.asarray(data[0])[:limit]
+        x = _as_images(data[0], "validation images")[:limit]
         y = None if len(data) < 2 or data[1] is None else np.asarray(data[1])[:limit]
         return x, y
     import tensorflow as tf
 
     if isinstance(data, tf.data.Dataset):
+        spec = data.element_spec
+        spec = spec[0] if isinstance(spec, tuple) else spec
+        if isinstance(spec, tf.TensorSpec) and spec.shape.rank == 3:
+            data = data.batch(64)  # a dataset of single images
         xs, ys, count = [], [], 0
         for batch in data:
             x, y = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)
-            xs.append(np.asarray(x))
+            xs.append(_as_images(x, "validation images"))
             if y is not None:
                 ys.append(np.asarray(y))
             count += len(xs[-1])
@@ -173,7 +195,7 @@ class CNNVisCallback(keras.callbacks.Callback):
                 raise ValueError("validation_data holds no examples; pass some or leave it None.")
         self.masks_val = None if masks is None else np.asarray(masks)
         if probe is not None:
-            self.probe = np.asarray(probe)
+            self.probe = _as_images(probe, "probe images")
             self.probe_labels = _class_indices(probe_labels)
             self.probe_masks = self.masks_val  # masks describe the given probes
         elif self.x_val is not None:
@@ -206,7 +228,7 @@ class CNNVisCallback(keras.callbacks.Callback):
             "filters": (cb.FilterGridCallback, {"layers": layers}),
             "health": (cb.FilterHealthCallback, {"layers": layers, "probe": self.probe}),
             "activations": (cb.ActivationMapsCallback, {"probe": None if self.probe is None else self.probe[:4], "layers": layers}),
-            "grad_cam": (cb.GradCAMCallback, probe),
+            "grad_cam": (cb.GradCAMCallback, {**probe, "methods": ("grad_cam", "layer_cam")}),
             "confusion": (cb.ConfusionMatrixCallback, {"validation_data": val, "class_names": self.class_names}),
             "saliency": (cb.SaliencyCallback, {**probe, "methods": ("saliency", "guided_backprop", "integrated_gradients")}),
             "occlusion": (cb.OcclusionCallback, probe),
@@ -255,8 +277,43 @@ class CNNVisCallback(keras.callbacks.Callback):
         for monitor in self.monitors:
             monitor.set_params(params)
 
+    def _check_model(self) -> None:
+        """Refuses several outputs; warns about 0-255 images for a model without rescaling."""
+        from keras_cnnvis.gradients import iter_layers
+
+        model = self.model
+        try:
+            outputs = list(model.outputs or ())
+        except (AttributeError, ValueError):
+            outputs = []
+        if len(outputs) > 1 and set(self.names) - {"filters"}:
+            raise ValueError(
+                f"CNNVisCallback: model '{model.name}' has {len(outputs)} outputs; its "
+                "monitors explain one output of class scores. Attach it to a model with a "
+                "single output, keep only the weight monitors (include=('filters',)), or "
+                "use single callbacks with a callable target that picks the output, e.g. "
+                "GradCAMCallback(log_dir, probe, target=lambda outputs: outputs[0])."
+            )
+        images = self.x_val if self.x_val is not None else self.probe
+        if images is None or images.size == 0:
+            return
+        lo, hi = float(np.min(images)), float(np.max(images))
+        rescales = (keras.layers.Rescaling, keras.layers.Normalization)
+        if lo >= 0.0 and hi > 2.0 and not any(
+            isinstance(i.layer, rescales) for i in iter_layers(model)
+        ):
+            warnings.warn(
+                f"CNNVisCallback: the images range over [{lo:g}, {hi:g}] (0-255 pixels?) "
+                f"but model '{model.name}' has no Rescaling or Normalization layer. If it "
+                "was trained on inputs in [0, 1], pass the images divided by 255: every "
+                "visualisation shows the model's response to exactly these inputs.",
+                UserWarning,
+                stacklevel=3,
+            )
+
     def on_train_begin(self, logs=None):
         if not self.monitors:
+            self._check_model()
             self.monitors = self._build()
             for monitor in self.monitors:
                 monitor.set_model(self.model)
