@@ -42,6 +42,7 @@ def patch_grid(
     views: np.ndarray | None = None,
     pad: int = 1,
     target_tile: int = 48,
+    unseen: float | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Renders max-activating patches as one grid: a row per channel, a column per rank.
 
@@ -62,6 +63,8 @@ def patch_grid(
         pad: pixels between tiles. Defaults to 1.
         target_tile: small patches are enlarged by an integer factor to about this many
             pixels. Defaults to 48.
+        unseen: display value (0..1) of the pixels the unit does not see, whatever the
+            data's range. Defaults to None (the patches' own fill, scaled with the data).
 
     Returns:
         `(grid, geometry)`: a float32 `(H, W, C)` image in [0, 1] and the grid geometry
@@ -69,6 +72,8 @@ def patch_grid(
     """
     patches = display_range(result.patches)
     n_ch, k = patches.shape[:2]
+    if unseen is not None:
+        patches = np.where(_seen(result)[..., None], patches, np.float32(unseen))
     if views is not None:
         views = np.asarray(views, np.float32)
         if views.shape[-1] != patches.shape[-1]:
@@ -87,6 +92,19 @@ def patch_grid(
         "scale": 1,
     }
     return grid, geometry
+
+
+def _seen(result: MaxPatches) -> np.ndarray:
+    """bool `(n_channels, k, size_h, size_w)`: the window pixels each peak unit sees."""
+    rf = result.receptive_field
+    seen = np.zeros(result.patches.shape[:4], bool)
+    for c, j in np.ndindex(*result.positions.shape[:2]):
+        top = rf.start[0] + result.positions[c, j, 0] * rf.jump[0]
+        left = rf.start[1] + result.positions[c, j, 1] * rf.jump[1]
+        t, l, b, r = (int(v) for v in result.boxes[c, j])
+        if b > t and r > l:
+            seen[c, j, t - top : b - top, l - left : r - left] = True
+    return seen
 
 
 class MaxActivatingPatchesCallback(MonitorCallback):
@@ -231,7 +249,7 @@ class MaxActivatingPatchesCallback(MonitorCallback):
             views = None
             if self.view is not None:
                 views = unit_views(self.model, result, self.view, self.batch_size)
-            grid, geometry = patch_grid(result, views, pad=self.PAD)
+            grid, geometry = patch_grid(result, views, pad=self.PAD, unseen=self.pad_value)
             self.writer.images(f"patches/{result.layer}", grid, step)
             self.writer.json(
                 f"json/patches/{result.layer}",
