@@ -62,9 +62,7 @@ def check_writable(path: str) -> None:
 def weights_finite(model) -> bool:
     """Whether every floating-point weight of `model` is finite (no NaN, no inf)."""
     for variable in getattr(model, "weights", ()):
-        if "float" in str(variable.dtype) and not bool(
-            keras.ops.all(keras.ops.isfinite(variable))
-        ):
+        if "float" in str(variable.dtype) and not bool(keras.ops.all(keras.ops.isfinite(variable))):
             return False
     return True
 
