@@ -101,7 +101,9 @@ def test_default_run_writes_every_monitor_on_its_schedule(tmp_path, data):
         "json/synthesis/classes",
     ):
         expected[tag] = expensive
-    health_scalars = {t: steps(run, t) for t in run if t.count("/") == 2 and t.startswith("health/")}
+    health_scalars = {
+        t: steps(run, t) for t in run if t.count("/") == 2 and t.startswith("health/")
+    }
     assert {t: steps(run, t) for t in run if t not in health_scalars} == expected
     for layer in CONVS:
         for score in HEALTH_SCORES:
@@ -122,7 +124,9 @@ def test_default_run_writes_every_monitor_on_its_schedule(tmp_path, data):
         np.testing.assert_array_equal(img[::4, ::4, ::-1], image.to_uint8(x_probe))
     # The records show the trained model: last filter grid and confusion matrix.
     last_grid = run["filters/conv_a"][-1].value[0]
-    np.testing.assert_array_equal(last_grid[..., ::-1], image.to_uint8(filter_grid(model, "conv_a")))
+    np.testing.assert_array_equal(
+        last_grid[..., ::-1], image.to_uint8(filter_grid(model, "conv_a"))
+    )
     predicted = np.argmax(model.predict(x_val, verbose=0), axis=1)
     matrix = np.zeros((5, 5), int)
     np.add.at(matrix, (y_val, predicted), 1)
@@ -185,10 +189,15 @@ def test_include_exclude_and_options(tmp_path, data):
     assert cb.names == ["filters", "confusion"]
     tiny_cnn().fit(x, y, epochs=3, verbose=0, callbacks=[cb])
     run = read_run(str(tmp_path / "cnnvis"))
-    assert tags_with_prefix(run, "filters", "json/filters") == {"filters/conv_b", "json/filters/conv_b"}
+    assert tags_with_prefix(run, "filters", "json/filters") == {
+        "filters/conv_b",
+        "json/filters/conv_b",
+    }
     assert steps(run, "filters/conv_b") == [0, 2]  # options override the schedule
     assert steps(run, "confusion/matrix") == [0, 1, 2, 3]
-    assert tags_with_prefix(run, "filters", "json/filters", "confusion", "json/confusion") == set(run)
+    assert tags_with_prefix(run, "filters", "json/filters", "confusion", "json/confusion") == set(
+        run
+    )
     everything_but = CNNVisCallback(
         str(tmp_path), validation_data=(x_val, y_val), exclude=("classes", "embedding")
     )

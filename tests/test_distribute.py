@@ -65,7 +65,9 @@ def test_mirrored_strategy_on_two_cpu_devices(tmp_path):
     assert [r.step for r in run["localization/grad_cam/pointing_game"]] == [0, 1, 2]
     # The last records show the replicated model's final state.
     kernel = np.load(out / "conv_a.npy")
-    np.testing.assert_array_equal(run["filters/conv_a"][-1].value[0][..., ::-1], rendered_filters(kernel))
+    np.testing.assert_array_equal(
+        run["filters/conv_a"][-1].value[0][..., ::-1], rendered_filters(kernel)
+    )
     _, (x_val, y_val, _) = shapes_data()
     predicted = np.argmax(np.load(out / "predictions.npy"), axis=1)
     matrix = np.zeros((5, 5), int)
@@ -121,4 +123,3 @@ def test_multi_worker_only_the_chief_writes(tmp_path):
         run["filters/conv_a"][-1].value[0][..., ::-1], rendered_filters(kernels[0])
     )
     assert not np.array_equal(run["filters/conv_a"][0].value[0], run["filters/conv_a"][-1].value[0])
-
