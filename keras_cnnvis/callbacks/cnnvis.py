@@ -16,6 +16,19 @@ from keras_cnnvis.gradients import conv_layers
 CHEAP = ("filters", "health", "activations", "grad_cam", "confusion")
 EXPENSIVE = ("saliency", "occlusion", "patches", "embedding", "neighbors", "classes")
 MONITORS = CHEAP + EXPENSIVE
+CLASSES = {
+    "filters": "FilterGridCallback",
+    "health": "FilterHealthCallback",
+    "activations": "ActivationMapsCallback",
+    "grad_cam": "GradCAMCallback",
+    "confusion": "ConfusionMatrixCallback",
+    "saliency": "SaliencyCallback",
+    "occlusion": "OcclusionCallback",
+    "patches": "MaxActivatingPatchesCallback",
+    "embedding": "EmbeddingCallback",
+    "neighbors": "NearestNeighborsCallback",
+    "classes": "ClassVisualizationCallback",
+}
 NEEDS_DATA = ("activations", "grad_cam", "saliency", "occlusion", "patches", "embedding",
               "neighbors", "confusion")
 
@@ -97,6 +110,47 @@ def _as_arrays(data: Any, limit: int) -> tuple[np.ndarray, np.ndarray | None]:
     )
 
 
+def _check_options(options: dict) -> None:
+    """Raises for per-monitor options that are not arguments of that monitor's callback."""
+    import inspect
+
+    from keras_cnnvis import callbacks as cb
+
+    for name, kwargs in options.items():
+        cls = getattr(cb, CLASSES[name])
+        if not isinstance(kwargs, dict):
+            raise ValueError(
+                f"options['{name}'] must be a dict of {cls.__name__} arguments; got "
+                f"{type(kwargs).__name__}."
+            )
+        takes = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        unknown = sorted(set(kwargs) - set(takes))
+        if unknown:
+            raise ValueError(
+                f"options['{name}'] has {unknown}, which {cls.__name__} does not take; its "
+                f"arguments are {takes}."
+            )
+
+
+def _check_masks(masks: Any, probe: Any, x_val: Any, limit: int) -> np.ndarray | None:
+    """Masks as an array with one mask per probe image (if given) or validation image."""
+    if masks is None:
+        return None
+    masks = np.asarray(masks)
+    if probe is not None:
+        n, what = len(probe), "probe image"
+    elif x_val is not None:
+        masks, n, what = masks[:limit], len(x_val), "validation image"
+    else:
+        raise ValueError(
+            "masks were given without probe images or validation_data to go with them; "
+            "pass one of them, or leave masks None."
+        )
+    if len(masks) != n:
+        raise ValueError(f"masks must hold one mask per {what} ({n}); got {len(masks)}.")
+    return masks
+
+
 def _class_indices(y: np.ndarray | None) -> np.ndarray | None:
     if y is None:
         return None
@@ -151,8 +205,10 @@ class CNNVisCallback(keras.callbacks.Callback):
         on_error: `"warn"` or `"raise"`. Defaults to `"warn"`.
 
     Raises:
-        ValueError: for unknown monitor names or malformed data (at construction), and
-            for misconfiguration against the model at the start of `fit`.
+        ValueError: for unknown monitor names, options a monitor does not take, masks
+            that do not match the images, or malformed data (at construction), and for
+            misconfiguration against the model (several outputs, unknown layers, probes
+            that do not fit, ...) at the start of `fit`.
     """
 
     def __init__(
@@ -187,15 +243,17 @@ class CNNVisCallback(keras.callbacks.Callback):
         self.layers = layers
         self.expensive_every = expensive_every
         self.options = dict(options or {})
+        _check_options(self.options)
         self.x_val = self.y_val = None
         if validation_data is not None:
             self.x_val, y = _as_arrays(validation_data, max_examples)
             self.y_val = _class_indices(y)
             if len(self.x_val) == 0:
                 raise ValueError("validation_data holds no examples; pass some or leave it None.")
-        self.masks_val = None if masks is None else np.asarray(masks)
+        probe = None if probe is None else _as_images(probe, "probe images")
+        self.masks_val = _check_masks(masks, probe, self.x_val, max_examples)
         if probe is not None:
-            self.probe = _as_images(probe, "probe images")
+            self.probe = probe
             self.probe_labels = _class_indices(probe_labels)
             self.probe_masks = self.masks_val  # masks describe the given probes
         elif self.x_val is not None:
