@@ -17,16 +17,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
+import _timing  # noqa: E402
+
 
 def timed(fn, repeats: int, warm_up: bool = True) -> float:
-    if warm_up:
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.min(times))
+    """Best time of `repeats` calls, after one warm-up call unless `warm_up` is False."""
+    return _timing.timed(fn, repeats=repeats, warm_up=int(warm_up))
 
 
 def main() -> None:

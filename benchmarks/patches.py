@@ -16,7 +16,8 @@ printed alongside.
 Memory: each size runs in a fresh subprocess mining `conv4` (all 64 channels, k=9) over a
 generator that makes every batch on the fly (so the dataset itself never sits in memory).
 Reported: the tracemalloc peak (Python + numpy allocations, during mining only) and the
-process's peak resident set size from resource.getrusage (ru_maxrss; includes TensorFlow).
+process's peak resident set size (VmHWM from /proc/self/status; includes TensorFlow; unlike
+ru_maxrss it is not inherited from the parent process).
 """
 
 from __future__ import annotations
@@ -97,30 +98,32 @@ def throughput(n: int, batch: int, layers: list[str], repeats: int) -> dict:
     return results
 
 
-def memory_child(n: int, batch: int) -> dict:
-    import resource
-    import tracemalloc
-
+def stream(pool, n: int, batch: int, seed: int = 0):
+    """`n` images in batches, each made on the fly: a pool image plus a little noise (so
+    the dataset itself never sits in memory)."""
     import numpy as np
 
+    rng = np.random.default_rng(seed)
+    made = 0
+    while made < n:
+        m = min(batch, n - made)
+        idx = rng.integers(0, len(pool), m)
+        noise = rng.normal(0.0, 0.02, (m,) + pool.shape[1:]).astype(np.float32)
+        yield np.clip(pool[idx] + noise, 0.0, 1.0)
+        made += m
+
+
+def memory_child(n: int, batch: int) -> dict:
+    import tracemalloc
+
+    from _timing import peak_rss_mb
     from keras_cnnvis.patches import max_activating_patches
 
     model, pool = _setup(1000)
-    rng = np.random.default_rng(0)
-
-    def stream():
-        made = 0
-        while made < n:
-            m = min(batch, n - made)
-            idx = rng.integers(0, len(pool), m)
-            noise = rng.normal(0.0, 0.02, (m, 64, 64, 3)).astype(np.float32)
-            yield np.clip(pool[idx] + noise, 0.0, 1.0)
-            made += m
-
     max_activating_patches(model, "conv4", pool[:batch], k=9, batch_size=batch)  # warm up
     tracemalloc.start()
     t0 = time.perf_counter()
-    top = max_activating_patches(model, "conv4", stream(), k=9, batch_size=batch)
+    top = max_activating_patches(model, "conv4", stream(pool, n, batch), k=9, batch_size=batch)
     seconds = time.perf_counter() - t0
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -129,7 +132,7 @@ def memory_child(n: int, batch: int) -> dict:
         "n_images": n,
         "seconds": round(seconds, 1),
         "tracemalloc_peak_mb": round(peak / 2**20, 2),
-        "ru_maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
     }
 
 
@@ -171,14 +174,14 @@ def main() -> None:
         for r in runs:
             print(
                 f"  {r['n_images']:>6} images: {r['seconds']:.1f} s, tracemalloc peak "
-                f"{r['tracemalloc_peak_mb']:.2f} MB, ru_maxrss {r['ru_maxrss_mb']:.0f} MB"
+                f"{r['tracemalloc_peak_mb']:.2f} MB, peak RSS {r['peak_rss_mb']:.0f} MB"
             )
         if len(runs) > 1:
             a, b = runs[0], runs[-1]
             print(
                 f"  {b['n_images']} vs {a['n_images']} images: tracemalloc peak x"
-                f"{b['tracemalloc_peak_mb'] / a['tracemalloc_peak_mb']:.2f}, ru_maxrss x"
-                f"{b['ru_maxrss_mb'] / a['ru_maxrss_mb']:.2f}"
+                f"{b['tracemalloc_peak_mb'] / a['tracemalloc_peak_mb']:.2f}, peak RSS x"
+                f"{b['peak_rss_mb'] / a['peak_rss_mb']:.2f}"
             )
 
 

@@ -9,22 +9,43 @@ and their ratio (target: within 1.3x). Run: `python benchmarks/synthesis.py`.
 from __future__ import annotations
 
 import argparse
-import time
 
-import numpy as np
 import tensorflow as tf
+
+import _timing
 
 
 def timed(fn, repeats: int) -> float:
-    fn()  # warm-up (tracing)
-    fn()
-    best = []
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(repeats):
-            fn()
-        best.append((time.perf_counter() - start) / repeats)
-    return min(best)
+    """Best mean time of `repeats` calls, over 3 rounds after 2 warm-up calls (tracing)."""
+    return _timing.timed(fn, repeats=3, warm_up=2, inner=repeats)
+
+
+def step_functions(
+    model,
+    objective,
+    shape: tuple,
+    batch: int,
+    param: str = "fourier",
+    transforms: str | None = "default",
+):
+    """`(render step, compiled forward+backward)` callables for one model and objective.
+
+    The first runs one compiled `Renderer` step (parameterisation, transforms, forward,
+    backward, update, regularisers); the second only the objective's gradient with
+    respect to an input image batch of the same size (the floor of one step).
+    """
+    from keras_cnnvis.synthesis.render import Renderer, forward
+
+    image = tf.Variable(tf.random.uniform((batch,) + tuple(shape)))
+
+    @tf.function
+    def forward_backward():
+        with tf.GradientTape() as tape:
+            value = forward(model, objective, image, image)
+        return tape.gradient(value, image)
+
+    renderer = Renderer(model, objective, shape, batch=batch, param=param, transforms=transforms)
+    return (lambda: float(renderer.step_fn())), (lambda: forward_backward().numpy())
 
 
 def main() -> None:
