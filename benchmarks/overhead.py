@@ -247,6 +247,12 @@ def report(result: dict, log=print) -> None:
                 f"of {epochs} demo epochs; <= 15% once an epoch takes >= {need:.1f} s "
                 f"(~{int(round(1600 * need / epoch, -2)):,} training images per epoch)"
             )
+        epochs = result["epochs"]
+        cost = predicted_cost(d["monitors"], d["setup"], epochs, expensive_every=2)
+        log(
+            f"  `cnnvis demo` itself uses expensive_every=2: {cost:.1f} s = "
+            f"{100 * cost / (epochs * epoch):.0f}% of {epochs} demo epochs"
+        )
 
 
 def main() -> None:
