@@ -203,29 +203,9 @@ def _draw_axes(ax, pts: np.ndarray, projection: Projection) -> None:
 
 
 def display_images(images: np.ndarray) -> np.ndarray:
-    """Images as float [0, 1] for display: [0, 1] kept, 0..255 divided, others min-maxed.
-
-    Args:
-        images: `(N, H, W[, C])` images in any range.
-
-    Returns:
-        A float32 `(N, H, W, C)` array in [0, 1], C being 1 or 3 (more than 3 channels
-        show the first three, see `image.display_channels`).
-    """
+    """Images as float `(N, H, W, C)` in [0, 1] for display (see `image.display_images`)."""
     x = np.asarray(images, np.float32)
-    if x.ndim == 3:
-        x = x[..., None]
-    finite = x[np.isfinite(x)]
-    lo = float(finite.min()) if finite.size else 0.0
-    hi = float(finite.max()) if finite.size else 1.0
-    if lo >= 0.0 and hi <= 1.0:
-        out = x
-    elif lo >= 0.0 and hi <= 255.0:
-        out = x / 255.0
-    else:
-        out = image.normalize(x, axis=tuple(range(1, x.ndim)))
-    out = image.display_channels(out)
-    return np.clip(np.nan_to_num(out, nan=0.0), 0.0, 1.0).astype(np.float32)
+    return image.display_images(x[..., None] if x.ndim == 3 else x)
 
 
 def thumbnails(images: np.ndarray, max_size: int = 32) -> np.ndarray:

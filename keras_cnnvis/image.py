@@ -300,3 +300,37 @@ def display_channels(images: np.ndarray) -> np.ndarray:
     if images.ndim < 3 or images.shape[-1] in (1, 3):
         return images
     return images[..., :1] if images.shape[-1] == 2 else images[..., :3]
+
+
+def display_images(images: np.ndarray, per_image: bool = True) -> np.ndarray:
+    """Model-input images `(..., H, W, C)` as displayable float images in [0, 1].
+
+    Data already in [0, 1] is kept, 0..255 data is divided by 255, anything else is
+    min-max scaled (per image, or over the whole array so tiles compare). Channels are
+    reduced with `display_channels`; NaN becomes 0.
+
+    Example:
+
+    ```python
+    shown = display_images(np.round(x * 255))  # equals x (up to rounding) for x in [0, 1]
+    ```
+
+    Args:
+        images: channels-last images of any range.
+        per_image: min-max scale each image separately (over its last three axes) when
+            the data is neither [0, 1] nor 0..255. Defaults to True.
+
+    Returns:
+        A float32 array of the same leading shape with 1 or 3 channels, in [0, 1].
+    """
+    x = display_channels(np.asarray(images, np.float32))
+    finite = x[np.isfinite(x)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if lo >= 0.0 and hi <= 1.0:
+        out = x
+    elif lo >= 0.0 and hi <= 255.0:
+        out = x / 255.0
+    else:
+        out = normalize(x, axis=tuple(range(x.ndim - 3, x.ndim)) if per_image and x.ndim >= 3 else None)
+    return np.clip(np.nan_to_num(out, nan=0.0), 0.0, 1.0).astype(np.float32)
+

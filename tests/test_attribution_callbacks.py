@@ -11,7 +11,7 @@ import pytest
 from eventfiles import read_run
 from keras_cnnvis import attribution as A
 from keras_cnnvis import image
-from keras_cnnvis.callbacks.attribution_base import display_images, display_maps
+from keras_cnnvis.callbacks.attribution_base import display_maps
 from keras_cnnvis.callbacks.grad_cam import GradCAMCallback
 from keras_cnnvis.callbacks.occlusion import OcclusionCallback
 from keras_cnnvis.callbacks.saliency import SaliencyCallback
@@ -75,7 +75,7 @@ def test_grad_cam_callback_writes_overlays_maps_and_localisation(tmp_path, data)
     norm = display_maps(maps, "grad_cam")
     for k in range(3):
         want = image.to_uint8(
-            image.upscale(image.overlay(display_images(probe)[k], norm[k])[None], 4)[0]
+            image.upscale(image.overlay(image.display_images(probe)[k], norm[k])[None], 4)[0]
         )
         np.testing.assert_array_equal(run["attribution/grad_cam"][-1].value[k][..., ::-1], want)
     payload = run["json/attribution/grad_cam"][-1].value

@@ -209,9 +209,10 @@ def test_fewer_images_than_classes_warns_and_training_continues(tmp_path, data):
 
 
 class _PoisonAt(keras.callbacks.Callback):
-    """Sets the feature layer's weights to NaN at the end of one epoch (a diverged model;
-    the layer is linear so the NaN reaches the features, and training makes every weight
-    NaN from then on)."""
+    """Sets the feature layer's weights to huge finite values at the end of one epoch: the
+    weights stay finite (so the base class's NaN-weight guard does not step in) but the
+    linear layer's features overflow to infinity, and training makes every weight NaN from
+    then on."""
 
     def __init__(self, epoch):
         super().__init__()
@@ -220,7 +221,7 @@ class _PoisonAt(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if epoch == self.epoch:
             layer = self.model.get_layer("feat")
-            layer.set_weights([np.full_like(w, np.nan) for w in layer.get_weights()])
+            layer.set_weights([np.full_like(w, 3e38) for w in layer.get_weights()])
 
 
 def test_nan_features_skip_the_step_and_training_continues(tmp_path, data):

@@ -140,7 +140,6 @@ def test_four_channel_images_show_their_first_three(tmp_path, data, reference):
     model = tiny_cnn((16, 16, 4))
     run = run_all(tmp_path, model, four(x), y, four(x_val), y_val, m_val)
     assert set(run) == set(reference)
-    del run["probes/images"]  # written by the attribution base: see the xfail test below
     assert image_channels(run) == {1, 3}
     # The sprite's first thumbnail (16 px, not shrunk) is embedded image 0's RGB part.
     sprite = run["embedding/sprite"][0].value[0]
@@ -149,11 +148,6 @@ def test_four_channel_images_show_their_first_three(tmp_path, data, reference):
     assert run["json/filters/conv_a"][0].value["mode"] == "channels"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attribution_base.display_images keeps all channels: probes/images of a "
-    "4-channel model are written as RGBA, the 4th input channel becoming PNG alpha",
-)
 def test_four_channel_probe_images_are_written_without_alpha(tmp_path, data):
     (x, y), (x_val, y_val, _) = data
     four = lambda a: np.concatenate([a, np.zeros_like(a[..., :1])], axis=-1)  # noqa: E731
@@ -201,11 +195,6 @@ def test_two_channel_images_without_attribution(tmp_path, data):
     assert run["patches/conv_a"][0].value[0].ndim == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attribution callbacks fail on 2-channel images: probes/images keeps 2 channels "
-    "(no PNG has 2) and the overlays broadcast 2-channel images against RGB heatmaps",
-)
 def test_two_channel_images_with_attribution(tmp_path, data):
     (x, y), (x_val, y_val, _) = data
     cb = GradCAMCallback(str(tmp_path), x_val[:2, ..., :2], labels=y_val[:2], on_error="raise")
@@ -231,18 +220,12 @@ def test_0_255_inputs_with_rescaling_inside_the_model(tmp_path, data, reference,
         rtol=1e-4,
         atol=1e-6,
     )
-    # Patches, neighbours and the sprite show 0-255 pixels as the [0, 1] ones (divided by
-    # 255); probe images do not yet (see the xfail test below).
-    for tag in ("patches/conv_a", "neighbors/pixel", "embedding/sprite"):
+    # Patches, neighbours, the sprite and the probes show 0-255 pixels as the [0, 1] ones
+    # (divided by 255).
+    for tag in ("patches/conv_a", "neighbors/pixel", "embedding/sprite", "probes/images"):
         np.testing.assert_array_equal(run[tag][0].value[0], reference[tag][0].value[0], err_msg=tag)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attribution_base.display_images min-max stretches each probe that is not in "
-    "[0, 1], so 0-255 probes are shown brighter/contrastier than the same [0, 1] images "
-    "(patches, neighbours and the sprite divide 0..255 data by 255)",
-)
 def test_0_255_probe_images_are_shown_divided_by_255(tmp_path, data):
     (x, y), (x_val, y_val, _) = data
     model = tiny_cnn(preprocessing=keras.layers.Rescaling(1 / 255, name="rescale"))

@@ -29,14 +29,6 @@ def display_maps(maps: np.ndarray, method: str) -> np.ndarray:
     return np.clip(np.where(top > 0, mags / np.where(top > 0, top, 1), 0), 0, 1).astype(np.float32)
 
 
-def display_images(images: np.ndarray) -> np.ndarray:
-    """Probe images in [0, 1] for display (min-max per image if they are outside it)."""
-    images = np.asarray(images, np.float32)
-    if images.min() >= 0 and images.max() <= 1:
-        return images
-    return image.normalize(images, axis=(1, 2, 3))
-
-
 def map_size(height: int, width: int, limit: int = MAX_MAP_SIDE) -> tuple[int, int]:
     """The stored size of a map: the probe size, shrunk to fit `limit` x `limit`."""
     scale = min(1.0, limit / max(height, width))
@@ -138,7 +130,7 @@ class AttributionCallback(MonitorCallback):
     # -- logging ------------------------------------------------------------------------
     def log(self, step: int, logs: dict | None = None) -> None:
         probe = self._probe
-        shown = display_images(probe)
+        shown = image.display_images(probe)
         scale = image.auto_scale(max(probe.shape[1:3]), target=128, max_scale=4)
         self._write_probes(shown, scale, step)
         predictions, probabilities = self._predictions(probe)

@@ -25,16 +25,9 @@ from keras_cnnvis.receptive_field import receptive_field
 
 
 def display_range(x: np.ndarray) -> np.ndarray:
-    """Maps images to [0, 1] for display: kept if already there, `/255` for 0..255 data,
-    else min-max over the whole array (one scale, so tiles stay comparable). Images with
-    more than 3 channels show their first three (`image.display_channels`)."""
-    x = image.display_channels(np.asarray(x, np.float32))
-    lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 1.0)
-    if lo >= 0.0 and hi <= 1.0:
-        return x
-    if lo >= 0.0 and hi <= 255.0:
-        return x / 255.0
-    return image.normalize(x)
+    """Images in [0, 1] for display with one scale for the whole array, so tiles stay
+    comparable (see `image.display_images`)."""
+    return image.display_images(x, per_image=False)
 
 
 def patch_grid(
