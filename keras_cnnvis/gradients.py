@@ -322,6 +322,23 @@ def patched(obj: Any, name: str, value: Any) -> Iterator[None]:
                 setattr(obj, name, original)
 
 
+def instance_function(method: Callable, **kwargs) -> Callable:
+    """`tf.function` of a bound method, tracked per instance.
+
+    TensorFlow's retracing detector keys functions by their code object, so the single
+    trace of each of many instances (one extractor per callback) would add up to a false
+    "excessive retracing" warning; a partial has no shared code object.
+
+    Args:
+        method: a bound method, e.g. `self._forward`.
+        **kwargs: passed to `tf.function` (e.g. `input_signature`).
+
+    Returns:
+        The compiled function.
+    """
+    return tf.function(functools.partial(method.__func__, method.__self__), **kwargs)
+
+
 def predict_fn(model: keras.Model) -> Callable:
     """Calls the model in inference mode on one input tensor and returns one output tensor.
 
@@ -365,9 +382,7 @@ class FeatureExtractor:
         self.infos = find_layers(model, layers)
         self.batch_size = int(batch_size)
         self._call = predict_fn(model)
-        # A partial (no shared code object) keeps TensorFlow's retracing detector from
-        # adding up the one trace of every extractor as if one function kept retracing.
-        self._fn = tf.function(functools.partial(FeatureExtractor._forward, self), reduce_retracing=True)
+        self._fn = instance_function(self._forward, reduce_retracing=True)
 
     @property
     def paths(self) -> list[str]:
@@ -700,7 +715,7 @@ class GradientFunction:
         shape = tuple(image_shape) if image_shape is not None else input_shape(model)
         signature = [tf.TensorSpec((None, *shape), tf.float32)]
         signature += [tf.TensorSpec((None, *s), d) for s, d in arg_specs]
-        self.function = tf.function(self._compute, input_signature=signature)
+        self.function = instance_function(self._compute, input_signature=signature)
 
     @property
     def paths(self) -> list[str]:

@@ -11,7 +11,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_cnnvis.gradients import LayerInfo, find_layer, forward_until, iter_layers
+from keras_cnnvis.gradients import (
+    LayerInfo,
+    find_layer,
+    forward_until,
+    instance_function,
+    iter_layers,
+)
 
 METRICS = ("cosine", "euclidean")
 SPACES = ("feature", "pixel")
@@ -86,7 +92,7 @@ class FeatureFunction:
             self.info = find_layer(model, layer)
             self.capture = "output"
             self.description = self.info.path
-        self._fn = tf.function(self._forward, reduce_retracing=True)
+        self._fn = instance_function(self._forward, reduce_retracing=True)
 
     def _forward(self, x):
         (out,) = forward_until(self.model, [self.info.layer], x, capture=self.capture)

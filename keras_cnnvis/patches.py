@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_cnnvis.gradients import find_layers, forward_until, input_shape
+from keras_cnnvis.gradients import find_layers, forward_until, input_shape, instance_function
 from keras_cnnvis.receptive_field import ReceptiveField, receptive_field
 
 
@@ -290,7 +290,7 @@ class PatchMiner:
             self._channels(info.path, rf.output_shape[-1], ch)
             for info, rf, ch in zip(self.infos, self.fields, per_layer)
         ]
-        self._fn = tf.function(
+        self._fn = instance_function(
             self._step,
             input_signature=[tf.TensorSpec((None,) + self.shape, tf.float32)],
         )

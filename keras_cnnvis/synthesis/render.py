@@ -18,6 +18,7 @@ from keras_cnnvis.gradients import (
     capture_outputs,
     check_image_model,
     find_layers,
+    instance_function,
     patched,
     predict_fn,
 )
@@ -277,7 +278,7 @@ class Renderer:
         self.step_count = tf.Variable(0, dtype=tf.int64, trainable=False)
         self._m = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables]
         self._v = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables]
-        self.step_fn = tf.function(self._step)
+        self.step_fn = instance_function(self._step)
 
     def reset(self, init: Any = None) -> None:
         """Restores the start image (or sets a new one), optimiser state and seed."""
