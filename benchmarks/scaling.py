@@ -114,13 +114,12 @@ def report(rows: dict, log=print) -> list[str]:
                 f"| {label}{extra} | {r['n_images']} | {r['seconds']:.1f} | {per:.2f} | "
                 f"{r['tracemalloc_peak_mb']:.1f} | {r['peak_rss_mb']:.0f} | {r['load']:.1f} |"
             )
-        if len(rows[what]) > 1:
-            a, b = rows[what][0], rows[what][-1]
+        for a, b in zip(rows[what], rows[what][1:]):
             summary = (
-                f"{label}: {b['n_images'] // a['n_images']}x the images took "
-                f"{b['seconds'] / a['seconds']:.1f}x the time; tracemalloc peak x"
-                f"{b['tracemalloc_peak_mb'] / a['tracemalloc_peak_mb']:.2f}, peak RSS x"
-                f"{b['peak_rss_mb'] / a['peak_rss_mb']:.2f}"
+                f"{label}, {a['n_images']} -> {b['n_images']} images "
+                f"({b['n_images'] / a['n_images']:.0f}x): time x{b['seconds'] / a['seconds']:.1f}, "
+                f"tracemalloc peak x{b['tracemalloc_peak_mb'] / a['tracemalloc_peak_mb']:.2f}, "
+                f"peak RSS x{b['peak_rss_mb'] / a['peak_rss_mb']:.2f}"
             )
             log("  " + summary)
             notes.append(f"- {summary}.")
