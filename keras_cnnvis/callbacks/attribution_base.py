@@ -12,6 +12,7 @@ import numpy as np
 from keras_cnnvis import image
 from keras_cnnvis.attribution._common import upsample as resize_maps
 from keras_cnnvis.callbacks.base import MonitorCallback
+from keras_cnnvis.gradients import instance_function
 
 MAX_MAP_SIDE = 64
 # Methods whose maps are smooth (shown scaled by their maximum); gradient maps are spiky
@@ -113,6 +114,10 @@ class AttributionCallback(MonitorCallback):
         self._target = self._resolve_target_choice()
         resolve_target(self.model, self._target, n)  # raises for bad classes or units
         self._probe = probe
+        self._predict = instance_function(self._call_model)  # compiled once per fit
+
+    def _call_model(self, x):
+        return self.model(x, training=False)
 
     def _resolve_target_choice(self) -> Any:
         target = self.target
@@ -148,7 +153,7 @@ class AttributionCallback(MonitorCallback):
         writer.images("probes/images", image.upscale(shown, scale), step)
 
     def _predictions(self, probe: np.ndarray):
-        out = self.model(probe, training=False)
+        out = self._predict(probe)
         if isinstance(out, (list, tuple)) and len(out) == 1:
             out = out[0]
         if isinstance(out, (list, tuple, dict)):
