@@ -119,8 +119,9 @@ class LayerFeatures:
             self._feats = tf.function(
                 lambda x: forward_until(model, [target], x, capture="input")[0],
                 reduce_retracing=True,
+                autograph=False,
             )
-            self._outs = tf.function(predict_fn(model), reduce_retracing=True)
+            self._outs = tf.function(predict_fn(model), reduce_retracing=True, autograph=False)
 
     @property
     def label(self) -> str:

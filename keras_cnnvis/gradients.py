@@ -327,15 +327,18 @@ def instance_function(method: Callable, **kwargs) -> Callable:
 
     TensorFlow's retracing detector keys functions by their code object, so the single
     trace of each of many instances (one extractor per callback) would add up to a false
-    "excessive retracing" warning; a partial has no shared code object.
+    "excessive retracing" warning; a partial has no shared code object. AutoGraph is off
+    by default: these functions call Keras layers with Python control flow only, and
+    converting their source (and every helper they call) took seconds per callback.
 
     Args:
         method: a bound method, e.g. `self._forward`.
-        **kwargs: passed to `tf.function` (e.g. `input_signature`).
+        **kwargs: passed to `tf.function` (e.g. `input_signature`, `autograph=True`).
 
     Returns:
         The compiled function.
     """
+    kwargs.setdefault("autograph", False)
     return tf.function(functools.partial(method.__func__, method.__self__), **kwargs)
 
 

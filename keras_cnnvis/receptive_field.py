@@ -4,6 +4,7 @@ analytically layer by layer (size, jump and start per axis) along the model's re
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -352,6 +353,44 @@ class _Tracer:
         return wrapped
 
 
+_CALLS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _layer_calls(model: keras.Model, shape: tuple) -> dict[str, list]:
+    """Geometry and output shape of every layer call in one traced forward pass.
+
+    Geometry depends on the architecture and input size only, so the trace is kept per
+    model and input shape (a monitor asking about four layers pays for one pass).
+    """
+    per_model = _CALLS.setdefault(model, {})
+    key = (shape, len(list(iter_layers(model))))
+    if key not in per_model:
+        per_model[key] = _trace_calls(model, shape)
+    return per_model[key]
+
+
+def _trace_calls(model: keras.Model, shape: tuple) -> dict[str, list]:
+    tracer = _Tracer()
+    saved = []
+    infos = list(iter_layers(model))
+    try:
+        for other in infos:
+            had_own = "call" in vars(other.layer)
+            saved.append((other.layer, had_own, other.layer.call))
+            other.layer.call = tracer.wrap(other, isinstance(other.layer, keras.Model))
+        x = tf.constant(np.random.default_rng(0).normal(size=(1,) + tuple(shape)), tf.float32)
+        axes = tuple(np.arange(int(n), dtype=np.int64) for n in shape[:2])
+        tracer.set(x, _Geom((1, 1), (1, 1), (0, 0), axes, axes))
+        model(x, training=False)
+    finally:
+        for obj, had_own, original in reversed(saved):
+            if had_own:
+                obj.call = original
+            else:
+                del obj.call
+    return tracer.calls
+
+
 def receptive_field(
     model: keras.Model, layer: Any, input_shape: Sequence[int] | None = None
 ) -> ReceptiveField:
@@ -397,25 +436,7 @@ def receptive_field(
             f"The input size of model '{model.name}' is not fixed ({shape}); pass "
             "input_shape=(height, width, channels)."
         )
-    tracer = _Tracer()
-    saved = []
-    infos = list(iter_layers(model))
-    try:
-        for other in infos:
-            had_own = "call" in vars(other.layer)
-            saved.append((other.layer, had_own, other.layer.call))
-            other.layer.call = tracer.wrap(other, isinstance(other.layer, keras.Model))
-        x = tf.constant(np.random.default_rng(0).normal(size=(1,) + tuple(shape)), tf.float32)
-        axes = tuple(np.arange(int(n), dtype=np.int64) for n in shape[:2])
-        tracer.set(x, _Geom((1, 1), (1, 1), (0, 0), axes, axes))
-        model(x, training=False)
-    finally:
-        for obj, had_own, original in reversed(saved):
-            if had_own:
-                obj.call = original
-            else:
-                del obj.call
-    calls = tracer.calls.get(info.path)
+    calls = _layer_calls(model, tuple(shape)).get(info.path)
     if not calls:
         raise ValueError(f"Layer '{info.path}' was not called in a forward pass of '{model.name}'.")
     geom, out_shape = calls[0]

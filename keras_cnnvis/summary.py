@@ -45,6 +45,41 @@ def jsonable(value: Any) -> Any:
     raise TypeError(f"Cannot write {type(value).__name__} as JSON: {value!r}")
 
 
+def _plain(value: Any) -> Any:
+    """`json.dumps` hook for numpy values (anything else is refused)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(type(value).__name__)
+
+
+def dumps(payload: Any) -> str:
+    """Compact JSON text of `payload` (numpy values allowed; NaN/inf become `null`).
+
+    Plain payloads are encoded in one C-speed pass; only a payload holding NaN, inf,
+    bytes or numpy dictionary keys goes through `jsonable` first.
+    """
+    try:
+        return json.dumps(payload, allow_nan=False, separators=(",", ":"), default=_plain)
+    except (TypeError, ValueError):
+        return json.dumps(jsonable(payload), allow_nan=False, separators=(",", ":"))
+
+
+_IMAGE_METADATA: list = []
+
+
+def _image_metadata():
+    """The summary metadata of TensorBoard's image plugin (what `tf.summary.image` writes)."""
+    if not _IMAGE_METADATA:
+        from tensorboard.plugins.image import metadata
+
+        _IMAGE_METADATA.append(
+            metadata.create_summary_metadata(display_name=None, description=None)
+        )
+    return _IMAGE_METADATA[0]
+
+
 def _metadata(kind: str) -> bytes:
     from tensorboard.compat.proto import summary_pb2
 
@@ -120,9 +155,18 @@ class LogWriter:
         """
         import tensorflow as tf
 
+        from keras_cnnvis.image import encode_png
+
         batch = _as_uint8_batch(images)
+        # The record `tf.summary.image` writes (width, height, PNGs), encoded with OpenCV:
+        # a third of the time of TensorFlow's eager encode_png ops.
+        height, width = batch.shape[1:3]
+        data = [str(width).encode(), str(height).encode()]
+        data += [encode_png(img[..., 0] if img.shape[-1] == 1 else img) for img in batch]
         with self._get().as_default():
-            tf.summary.image(tag, batch, step=int(step), max_outputs=len(batch))
+            tf.summary.write(
+                tag, tf.constant(data, dtype=tf.string), step=int(step), metadata=_image_metadata()
+            )
 
     def scalar(self, tag: str, value: float, step: int) -> None:
         """Writes one scalar (NaN and inf are written as they are)."""
@@ -142,7 +186,7 @@ class LogWriter:
         """
         import tensorflow as tf
 
-        text = json.dumps(jsonable(payload), allow_nan=False, separators=(",", ":"))
+        text = dumps(payload)
         with self._get().as_default():
             tf.summary.write(
                 tag,

@@ -51,6 +51,7 @@ callback = CNNVisCallback(
     expensive_every=2,
     options=LIGHT,
     on_error="raise",
+    budget=None,
 )
 if mode == "mirrored":
     model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[callback])

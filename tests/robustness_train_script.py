@@ -23,6 +23,7 @@ callback = CNNVisCallback(
     n_probes=5,
     include=("filters", "health", "activations", "grad_cam", "confusion"),
     on_error="raise",
+    budget=None,
 )
 print("training", flush=True)
 tiny_cnn().fit(x, y, epochs=100_000, batch_size=8, verbose=0, callbacks=[callback])

@@ -43,6 +43,7 @@ def test_default_run_writes_every_monitor_on_its_schedule(tmp_path, data):
         expensive_every=2,
         options=LIGHT,
         on_error="raise",
+        budget=None,
     )
     model.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[cb])
     assert sorted(type(m).__name__ for m in cb.monitors) == sorted(
@@ -169,7 +170,7 @@ def test_auto_layers_spread_four_convolutions_from_first_to_last(tmp_path, neste
     expected = [f"{prefix}c{i}" for i in (0, 2, 3, 5)]
     assert auto_layers(model) == expected
     assert auto_layers(model, n=8) == [f"{prefix}c{i}" for i in range(6)]
-    cb = CNNVisCallback(str(tmp_path), include=("filters",), on_error="raise")
+    cb = CNNVisCallback(str(tmp_path), include=("filters",), on_error="raise", budget=None)
     x = np.random.default_rng(0).random((8, 8, 8, 1), dtype=np.float32)
     model.fit(x, np.arange(8) % 2, epochs=1, verbose=0, callbacks=[cb])
     run = read_run(str(tmp_path / "cnnvis"))
@@ -185,6 +186,7 @@ def test_include_exclude_and_options(tmp_path, data):
         exclude=("patches",),
         options={"filters": {"every_n_epochs": 2, "layers": ["conv_b"]}},
         on_error="raise",
+        budget=None,
     )
     assert cb.names == ["filters", "confusion"]
     tiny_cnn().fit(x, y, epochs=3, verbose=0, callbacks=[cb])
@@ -200,7 +202,7 @@ def test_include_exclude_and_options(tmp_path, data):
     )
     everything_but = CNNVisCallback(
         str(tmp_path), validation_data=(x_val, y_val), exclude=("classes", "embedding")
-    )
+    , budget=None)
     assert everything_but.names == [m for m in MONITORS if m not in ("classes", "embedding")]
 
 
@@ -214,18 +216,18 @@ def test_include_exclude_and_options(tmp_path, data):
 )
 def test_unknown_monitor_names_are_refused_at_construction(kwargs, bad):
     with pytest.raises(ValueError) as error:
-        CNNVisCallback("unused", **kwargs)
+        CNNVisCallback("unused", **kwargs, budget=None)
     assert str(error.value) == f"Unknown monitors {bad}; choose from {list(MONITORS)}."
 
 
 def test_expensive_every_must_be_positive():
     with pytest.raises(ValueError, match=r"expensive_every must be an integer >= 1; got 0"):
-        CNNVisCallback("unused", expensive_every=0)
+        CNNVisCallback("unused", expensive_every=0, budget=None)
 
 
 def test_without_validation_data_only_weight_monitors_run(tmp_path, data):
     (x, y), _ = data
-    cb = CNNVisCallback(str(tmp_path), options=LIGHT, on_error="raise")
+    cb = CNNVisCallback(str(tmp_path), options=LIGHT, on_error="raise", budget=None)
     assert cb.names == ["filters", "health", "classes"]
     model = tiny_cnn()
     model.fit(x, y, epochs=1, verbose=0, callbacks=[cb])
@@ -240,7 +242,7 @@ def test_without_validation_data_only_weight_monitors_run(tmp_path, data):
     assert steps(run, "filters/conv_a") == [0, 1]
     # Probe images alone: the per-probe monitors run, the data-set ones (patches,
     # embedding, neighbours, confusion) do not.
-    assert CNNVisCallback(str(tmp_path), probe=x[:3]).names == [
+    assert CNNVisCallback(str(tmp_path), probe=x[:3], budget=None).names == [
         "filters",
         "health",
         "activations",
@@ -253,23 +255,23 @@ def test_without_validation_data_only_weight_monitors_run(tmp_path, data):
 
 def test_tf_data_validation_data_gives_the_same_arrays_and_records(tmp_path, data):
     (x, y), (x_val, y_val, _) = data
-    from_numpy = CNNVisCallback(str(tmp_path / "np"), validation_data=(x_val, y_val), n_probes=5)
+    from_numpy = CNNVisCallback(str(tmp_path / "np"), validation_data=(x_val, y_val), n_probes=5, budget=None)
     batched = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(7)
     single = tf.data.Dataset.from_tensor_slices((x_val, y_val))  # not batched
     one_hot = (x_val, np.eye(5, dtype=np.float32)[y_val])
     for other in (batched, single, one_hot):
-        cb = CNNVisCallback(str(tmp_path / "ds"), validation_data=other, n_probes=5)
+        cb = CNNVisCallback(str(tmp_path / "ds"), validation_data=other, n_probes=5, budget=None)
         np.testing.assert_array_equal(cb.x_val, from_numpy.x_val)
         np.testing.assert_array_equal(cb.y_val, y_val)
         np.testing.assert_array_equal(cb.probe, from_numpy.probe)
         np.testing.assert_array_equal(cb.probe_labels, from_numpy.probe_labels)
-    capped = CNNVisCallback(str(tmp_path / "ds"), validation_data=batched, max_examples=10)
+    capped = CNNVisCallback(str(tmp_path / "ds"), validation_data=batched, max_examples=10, budget=None)
     np.testing.assert_array_equal(capped.x_val, x_val[:10])
 
     model = tiny_cnn()
     cb = CNNVisCallback(
         str(tmp_path / "ds"), validation_data=batched, include=("confusion",), on_error="raise"
-    )
+    , budget=None)
     model.fit(x, y, epochs=1, verbose=0, callbacks=[cb])
     record = read_run(str(tmp_path / "ds" / "cnnvis"))["json/confusion/matrix"][-1].value
     predicted = np.argmax(model.predict(x_val, verbose=0), axis=1)
@@ -286,6 +288,7 @@ def test_two_fits_in_a_row_continue_the_steps(tmp_path, data):
         include=("filters", "patches"),
         expensive_every=2,
         on_error="raise",
+        budget=None,
     )
     model.fit(x, y, epochs=3, verbose=0, callbacks=[cb])
     monitors = list(cb.monitors)
@@ -309,6 +312,7 @@ def test_initial_epoch_logs_at_the_right_steps(tmp_path, data):
         include=("filters", "patches"),
         expensive_every=3,
         on_error="raise",
+        budget=None,
     )
     tiny_cnn().fit(x, y, initial_epoch=2, epochs=7, verbose=0, callbacks=[cb])
     run = read_run(str(tmp_path / "cnnvis"))

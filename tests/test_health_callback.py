@@ -195,3 +195,16 @@ def test_constructor_validation():
         FilterHealthCallback("x", alpha=2)
     with pytest.raises(ValueError, match="every_n_epochs must be an integer >= 0"):
         FilterHealthCallback("x", every_n_epochs=-1)
+
+
+def test_no_end_of_training_warning_from_a_report_older_than_the_trained_model(tmp_path, data):
+    # Logs at steps 0 and 2 of a 3-epoch fit; a gate (CNNVisCallback's time budget) skips
+    # the final record, so the last report does not describe the end of training.
+    cb = FilterHealthCallback(str(tmp_path), layers="conv_a", every_n_epochs=2, on_error="raise")
+    cb.gate = lambda monitor, phase: phase != "final"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        small_cnn(frozen=True).fit(*data, epochs=3, verbose=0, callbacks=[cb])
+    assert cb.report["conv_a"].verdict.startswith("not learning")  # it would have warned
+    assert not [w for w in caught if "FilterHealthCallback" in str(w.message)]
+    assert [r.step for r in read_run(str(tmp_path / "cnnvis"))["json/health/conv_a"]] == [0, 2]

@@ -85,6 +85,7 @@ def test_numpy_tf_data_and_generator_fits_log_the_same(tmp_path, data):
             include=("filters", "confusion", "patches"),
             expensive_every=2,
             on_error="raise",
+            budget=None,
         )
         models[name] = tiny_cnn()
         models[name].fit(*args, epochs=3, verbose=0, callbacks=[cb], **kwargs)
@@ -115,6 +116,7 @@ def test_saved_and_reloaded_model_fits_on_with_the_same_callback(tmp_path, data)
         expensive_every=2,
         options=LIGHT,
         on_error="raise",
+        budget=None,
     )
     model.fit(x, y, epochs=2, verbose=0, callbacks=[cb])
     path = str(tmp_path / "model.keras")
@@ -213,6 +215,7 @@ def test_diverged_training_warns_once_per_monitor_and_keeps_earlier_logs(tmp_pat
         n_probes=5,
         expensive_every=1,
         options=LIGHT,
+        budget=None,
     )
     model.fit(x, y, epochs=1, verbose=0, callbacks=[cb])
     before = read_run(str(tmp_path / "cnnvis"))
@@ -243,7 +246,7 @@ def test_nan_weights_behind_a_finite_loss_skip_all_but_health(tmp_path, data):
     model = tiny_cnn()
     kernel = model.get_layer("conv_b").kernel
     kernel.assign(np.full(kernel.shape, np.nan, np.float32))
-    cb = CNNVisCallback(str(tmp_path), validation_data=(x_val, y_val), options=LIGHT)
+    cb = CNNVisCallback(str(tmp_path), validation_data=(x_val, y_val), options=LIGHT, budget=None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         history = model.fit(x, y, epochs=2, verbose=0, callbacks=[cb])
@@ -283,6 +286,7 @@ def test_failing_monitor_warns_once_and_steps_aside_while_training_goes_on(tmp_p
         validation_data=(x_val, y_val),
         include=("filters", "grad_cam"),
         options={"grad_cam": {"target": lambda outputs: outputs[:, 99]}},
+        budget=None,
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -314,6 +318,7 @@ def test_on_error_raise_re_raises(tmp_path, data):
         include=("grad_cam",),
         options={"grad_cam": {"target": lambda outputs: outputs[:, 99]}},
         on_error="raise",
+        budget=None,
     )
     with pytest.raises(Exception, match="99"):
         tiny_cnn().fit(x, y, epochs=1, verbose=0, callbacks=[cnnvis])

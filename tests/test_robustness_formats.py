@@ -40,6 +40,7 @@ def run_all(log_dir, model, x, y, x_val, y_val, m_val, **kwargs):
         options=LIGHT,
         on_error="raise",
         **kwargs,
+        budget=None,
     )
     model.fit(x, y, epochs=1, batch_size=16, verbose=0, callbacks=[cb])
     return read_run(str(log_dir / "cnnvis"))
@@ -260,7 +261,7 @@ def test_channels_first_is_refused_before_the_first_epoch(tmp_path, data, make):
     (x, y), (x_val, y_val, _) = data
     x_cf, val_cf = np.moveaxis(x, -1, 1), np.moveaxis(x_val, -1, 1)
     cb = (
-        CNNVisCallback(str(tmp_path), validation_data=(val_cf, y_val), options=LIGHT)
+        CNNVisCallback(str(tmp_path), validation_data=(val_cf, y_val), options=LIGHT, budget=None)
         if make == "cnnvis"
         else FilterGridCallback(str(tmp_path))
     )

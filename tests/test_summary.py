@@ -45,3 +45,30 @@ def test_jsonable_rejects_unknown_types():
         summary.jsonable({"x": object()})
     with pytest.raises(ValueError, match="Images must be"):
         summary.LogWriter("unused").images("t", np.zeros((2, 3, 4, 5, 6)), 0)
+
+
+def test_gray_and_rgba_images_keep_their_channels_and_size(tmp_path):
+    w = summary.LogWriter(str(tmp_path))
+    gray = np.zeros((1, 5, 7, 1), np.uint8)
+    gray[0, 4, 6, 0] = 200
+    rgba = np.zeros((1, 3, 2, 4), np.float32)
+    rgba[0, 2, 1] = [1.0, 0.0, 0.0, 0.5]
+    w.images("g", gray, 1)
+    w.images("r", rgba, 1)
+    w.close()
+    run = read_run(str(tmp_path))
+    (g,), (r,) = run["g"][0].value, run["r"][0].value
+    assert g.shape == (5, 7) and g[4, 6] == 200 and g.sum() == 200
+    # OpenCV decodes BGRA: red with half alpha.
+    assert r.shape == (3, 2, 4) and list(r[2, 1]) == [0, 0, 255, 128]
+
+
+def test_dumps_matches_jsonable_on_plain_and_non_finite_payloads():
+    import json
+
+    plain = {"a": [1, 2.5], "b": np.arange(3), "c": np.float32(0.25), "d": "x"}
+    assert json.loads(summary.dumps(plain)) == {"a": [1, 2.5], "b": [0, 1, 2], "c": 0.25, "d": "x"}
+    odd = {"nan": np.array([1.0, np.nan]), "inf": float("inf"), "k": {np.int64(3): b"z"}}
+    assert json.loads(summary.dumps(odd)) == {"nan": [1.0, None], "inf": None, "k": {"3": "z"}}
+    with pytest.raises(TypeError, match="Cannot write object as JSON"):
+        summary.dumps({"x": object()})

@@ -181,13 +181,18 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
     def on_epoch_begin(self, epoch, logs=None):
         if self._first_epoch is None:
             self._first_epoch = epoch
-            if self.log_initial and self.active and not self._diverged(None):
+            if (
+                self.log_initial
+                and self.active
+                and not self._diverged(None)
+                and self._allowed("initial")
+            ):
                 self._safe_log(epoch, None)
 
     def on_epoch_end(self, epoch, logs=None):
         self._last_completed = epoch + 1
         if self.active and (epoch + 1) % self.every_n_epochs == 0:
-            if self._diverged(logs):
+            if self._diverged(logs) or not self._allowed("epoch"):
                 return
             self._safe_log(epoch + 1, logs)
 
@@ -223,6 +228,7 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
                 and self._last_logged != self._last_completed
                 and self.log_at_end
                 and not self._diverged(logs)
+                and self._allowed("final")
             ):
                 self._safe_log(self._last_completed, logs)
         finally:
@@ -232,6 +238,14 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
 
     log_at_end = False
     """Whether a final record is written at train end when the last epoch was skipped."""
+
+    gate = None
+    """An optional `gate(monitor, phase) -> bool` asked before each due record, with
+    `phase` one of `"initial"`, `"epoch"`, `"final"`; False skips that record.
+    `CNNVisCallback` uses it for its time budget."""
+
+    def _allowed(self, phase: str) -> bool:
+        return self.gate is None or bool(self.gate(self, phase))
 
     def _safe_log(self, step: int, logs) -> None:
         start = time.perf_counter()

@@ -4,13 +4,15 @@ layer and probe choice, and the rule that no monitor can stop training.
 
 from __future__ import annotations
 
+import time
 import warnings
 from typing import Any, Sequence
 
 import keras
 import numpy as np
 
-from keras_cnnvis.callbacks.base import MonitorCallback
+from keras_cnnvis.callbacks.base import MonitorCallback, is_chief
+from keras_cnnvis.callbacks.budget import TimeBudget, estimate_cost
 from keras_cnnvis.gradients import conv_layers
 
 CHEAP = ("filters", "health", "activations", "grad_cam", "confusion")
@@ -173,6 +175,16 @@ class CNNVisCallback(keras.callbacks.Callback):
     `validation_data` (or `probe`). Each monitor fails on its own: with
     `on_error="warn"` a failing monitor warns once and steps aside.
 
+    A time budget keeps the callback cheap on any model: its own time (setup and every
+    record) stays within `budget` (default 10%) of the training time so far. A due record
+    runs only if its expected cost (the median of its earlier records) fits; cheap
+    monitors go first, and the final records at the end of training get the same rule
+    against the whole fit. Before the first epoch only the cheap monitors record the
+    initial state. On long epochs nothing is ever skipped; on short ones (a few seconds
+    per epoch) records are thinned, one warning at the end of `fit` says which, and the
+    scalar `cnnvis/overhead` logs the share used. `budget=None` runs every monitor on
+    its schedule whatever it costs.
+
     Example:
 
     ```python
@@ -203,9 +215,11 @@ class CNNVisCallback(keras.callbacks.Callback):
             Defaults to None.
         run_name: run subdirectory. Defaults to `"cnnvis"`.
         on_error: `"warn"` or `"raise"`. Defaults to `"warn"`.
+        budget: the largest share of training time the callback may take (0.1 =
+            10%), or None for no limit. Defaults to 0.1.
 
     Raises:
-        ValueError: for unknown monitor names, options a monitor does not take, masks
+        ValueError: for unknown monitor names, a budget that is not positive, options a monitor does not take, masks
             that do not match the images, or malformed data (at construction), and for
             misconfiguration against the model (several outputs, unknown layers, probes
             that do not fit, ...) at the start of `fit`.
@@ -228,8 +242,10 @@ class CNNVisCallback(keras.callbacks.Callback):
         options: dict | None = None,
         run_name: str = "cnnvis",
         on_error: str = "warn",
+        budget: float | None = 0.1,
     ):
         super().__init__()
+        self.budget = TimeBudget(budget)
         names = set(include if include is not None else MONITORS) - set(exclude)
         unknown = sorted((set(include or ()) | set(exclude) | set(options or {})) - set(MONITORS))
         if unknown:
@@ -272,6 +288,9 @@ class CNNVisCallback(keras.callbacks.Callback):
         if self.y_val is None:
             self.names = [n for n in self.names if n not in ("embedding", "neighbors", "confusion")]
         self.monitors: list[MonitorCallback] = []
+        self.skipped: dict[str, int] = {}  # records the budget skipped in the last fit
+        self._epoch_start: float | None = None
+        self._writer = None
 
     # -- building the monitors ----------------------------------------------------------
     def _specs(self) -> dict:
@@ -320,9 +339,54 @@ class CNNVisCallback(keras.callbacks.Callback):
                 **self.options.get(name, {}),
             }
             monitor = cls(**kwargs)
-            monitor.log_at_end = name in EXPENSIVE
+            # Expensive monitors always end with a record of the trained model; cheap
+            # ones too when the budget skipped their last epoch.
+            monitor.log_at_end = name in EXPENSIVE or self.budget.share is not None
+            monitor.gate = self._gate
             monitors.append(monitor)
         return monitors
+
+    # -- the time budget ----------------------------------------------------------------
+    def _gate(self, monitor: MonitorCallback, phase: str) -> bool:
+        """Whether `monitor`'s due record fits in the budget (see the class docstring)."""
+        if self.budget.share is None:
+            return True
+        name = self.names[self.monitors.index(monitor)]
+        if phase == "initial":
+            # Nothing has trained yet to pay for it: only the cheap monitors record the
+            # initial state (the baseline every later record is compared with).
+            return name in CHEAP
+        cost = estimate_cost(monitor.log_seconds, (m.log_seconds for m in self.monitors))
+        if self.budget.allows(cost):
+            return True
+        self.skipped[name] = self.skipped.get(name, 0) + 1
+        return False
+
+    def _run(self, hook: str, *args) -> None:
+        """Calls `hook` on every monitor, charging the time to the budget."""
+        for monitor in self.monitors:
+            start = time.perf_counter()
+            getattr(monitor, hook)(*args)
+            self.budget.charge(time.perf_counter() - start)
+
+    def _report_budget(self, step: int | None) -> None:
+        """Logs the share of training time used; at the end, warns about skipped records."""
+        used = self.budget.used
+        if self._writer is not None and step is not None and np.isfinite(used):
+            try:
+                self._writer.scalar("cnnvis/overhead", used, step)
+            except Exception:  # reporting must not stop training
+                pass
+        if step is None and self.skipped:
+            counts = ", ".join(f"{name} {n}" for name, n in self.skipped.items())
+            warnings.warn(
+                f"CNNVisCallback skipped {sum(self.skipped.values())} records ({counts}) "
+                f"to keep its own time within budget={self.budget.share:g} of training "
+                f"time (used {used:.2f}). Pass budget=None to run every monitor on its "
+                "schedule, or a larger budget.",
+                UserWarning,
+                stacklevel=2,
+            )
 
     # -- forwarding ---------------------------------------------------------------------
     def set_model(self, model):
@@ -370,6 +434,10 @@ class CNNVisCallback(keras.callbacks.Callback):
             )
 
     def on_train_begin(self, logs=None):
+        start = time.perf_counter()
+        self.budget.reset()
+        self.skipped = {}
+        self._epoch_start = None
         if not self.monitors:
             self._check_model()
             self.monitors = self._build()
@@ -378,15 +446,30 @@ class CNNVisCallback(keras.callbacks.Callback):
                 monitor.set_params(self.params)
         for monitor in self.monitors:
             monitor.on_train_begin(logs)
+        if self.budget.share is not None and self.monitors and is_chief(self.model):
+            from keras_cnnvis import summary
+
+            self._writer = summary.acquire(self.monitors[0].run_dir)
+        self.budget.charge(time.perf_counter() - start)
 
     def on_epoch_begin(self, epoch, logs=None):
-        for monitor in self.monitors:
-            monitor.on_epoch_begin(epoch, logs)
+        self._run("on_epoch_begin", epoch, logs)
+        self._epoch_start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        for monitor in self.monitors:
-            monitor.on_epoch_end(epoch, logs)
+        if self._epoch_start is not None:
+            self.budget.train(time.perf_counter() - self._epoch_start)
+            self._epoch_start = None
+        self._run("on_epoch_end", epoch, logs)
+        self._report_budget(epoch + 1)
 
     def on_train_end(self, logs=None):
-        for monitor in self.monitors:
-            monitor.on_train_end(logs)
+        try:
+            self._run("on_train_end", logs)
+            self._report_budget(None)
+        finally:
+            if self._writer is not None:
+                from keras_cnnvis import summary
+
+                summary.release(self._writer)
+                self._writer = None

@@ -173,6 +173,8 @@ class FilterHealthCallback(MonitorCallback):
         super().on_train_end(logs)
         if not self.warn or self.report is None or self.every_n_epochs == 0:
             return
+        if self._previous_step != self._last_completed:
+            return  # the last report is older than the trained model (a skipped record)
         bad = self.report.non_converged()
         if bad:
             names = "; ".join(f"'{h.layer}' ({h.verdict})" for h in bad)

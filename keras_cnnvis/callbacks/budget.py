@@ -1,0 +1,105 @@
+"""The time budget of `CNNVisCallback`: its own time stays within a share of training time.
+
+Training time is the wall time of the epochs (batches, validation and the other callbacks);
+the callback's own time is everything it does (setup and every record). A record runs only
+if the callback's time so far plus the record's estimated cost fits in `share` x the
+training time so far, so the callback never gets ahead of its budget, and records skipped
+early leave room for later ones.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+
+
+def estimate_cost(seconds: Sequence[float], others: Iterable[Sequence[float]]) -> float:
+    """The expected seconds of a monitor's next record.
+
+    The median of its calls after the first (the first one traces and warms caches), its
+    only call if it ran once, and for a monitor that never ran twice the slowest call of
+    any monitor so far (0 when nothing ran yet).
+
+    Example:
+
+    ```python
+    estimate_cost([0.9, 0.2, 0.3], [])  # 0.25
+    ```
+
+    Args:
+        seconds: wall times of the monitor's earlier records.
+        others: wall times of every monitor's records (the monitor's own included).
+
+    Returns:
+        The estimate in seconds.
+    """
+    seconds = list(seconds)
+    if len(seconds) > 1:
+        return float(np.median(seconds[1:]))
+    if seconds:
+        return float(seconds[0])
+    slowest = [max(s) for s in others if len(s)]
+    return 2.0 * max(slowest) if slowest else 0.0
+
+
+class TimeBudget:
+    """Tracks training time and the callback's own time against `share`.
+
+    Example:
+
+    ```python
+    budget = TimeBudget(0.15)
+    budget.charge(0.2)                 # setup
+    budget.train(3.0)                  # one epoch of training
+    budget.allows(0.3)                 # 0.2 + 0.3 <= 0.15 * 3.0 -> True
+    ```
+
+    Args:
+        share: the largest share of training time the callback may take, > 0; `None`
+            turns the budget off (everything is allowed).
+
+    Raises:
+        ValueError: if `share` is not a positive number or None.
+    """
+
+    def __init__(self, share: float | None):
+        if share is not None and (
+            isinstance(share, bool)
+            or not isinstance(share, (int, float))
+            or not np.isfinite(share)
+            or share <= 0
+        ):
+            raise ValueError(
+                f"budget must be a positive share of training time (e.g. 0.15 for 15%) or "
+                f"None for no limit; got {share!r}."
+            )
+        self.share = None if share is None else float(share)
+        self.train_seconds = 0.0
+        self.own_seconds = 0.0
+
+    def reset(self) -> None:
+        """Starts a new fit: both clocks back to zero."""
+        self.train_seconds = self.own_seconds = 0.0
+
+    def train(self, seconds: float) -> None:
+        """Adds training time (an epoch's wall time without the callback's own work)."""
+        self.train_seconds += max(0.0, float(seconds))
+
+    def charge(self, seconds: float) -> None:
+        """Adds the callback's own time."""
+        self.own_seconds += max(0.0, float(seconds))
+
+    @property
+    def allowance(self) -> float:
+        """Seconds the callback may have spent by now (infinite without a budget)."""
+        return float("inf") if self.share is None else self.share * self.train_seconds
+
+    def allows(self, cost: float) -> bool:
+        """Whether a record expected to take `cost` seconds fits in the budget now."""
+        return self.own_seconds + max(0.0, float(cost)) <= self.allowance
+
+    @property
+    def used(self) -> float:
+        """The callback's own time over training time so far (NaN before any training)."""
+        return self.own_seconds / self.train_seconds if self.train_seconds > 0 else float("nan")

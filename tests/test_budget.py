@@ -1,0 +1,139 @@
+"""CNNVisCallback's time budget: the cost estimate, the arithmetic of the gate, and real fits
+in which the budget never binds, always binds, or binds on a slow monitor.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from eventfiles import read_run
+from keras_cnnvis.callbacks import CNNVisCallback
+from keras_cnnvis.callbacks.budget import TimeBudget, estimate_cost
+from keras_cnnvis.callbacks.cnnvis import CHEAP, EXPENSIVE
+from robustness_models import CLASSES, CONVS, LIGHT, shapes_data, tiny_cnn
+
+
+@pytest.fixture(scope="module")
+def data():
+    return shapes_data()
+
+
+def steps(run, tag):
+    return [r.step for r in run[tag]]
+
+
+def test_estimate_skips_the_tracing_call_and_guesses_for_new_monitors():
+    assert estimate_cost([0.9, 0.2, 0.4, 0.3], []) == pytest.approx(0.3)  # median of 2nd..
+    assert estimate_cost([0.9], []) == pytest.approx(0.9)  # one call: that call
+    # Never ran: twice the slowest call of any monitor so far; nothing ran: free.
+    assert estimate_cost([], [[0.1, 0.05], [], [0.7, 0.2]]) == pytest.approx(1.4)
+    assert estimate_cost([], [[], []]) == 0.0
+
+
+def test_time_budget_arithmetic():
+    budget = TimeBudget(0.15)
+    budget.charge(0.2)
+    assert not budget.allows(0.0)  # nothing trained yet: no allowance at all
+    assert np.isnan(budget.used)
+    budget.train(3.0)  # allowance 0.45
+    assert budget.allows(0.249) and not budget.allows(0.251)
+    budget.charge(0.25)
+    assert budget.used == pytest.approx(0.45 / 3.0)
+    budget.reset()
+    assert budget.own_seconds == budget.train_seconds == 0.0
+    unlimited = TimeBudget(None)
+    assert unlimited.allows(1e9) and unlimited.allowance == float("inf")
+
+
+@pytest.mark.parametrize("share", [0, -0.1, float("nan"), float("inf"), True, "15%"])
+def test_budget_must_be_a_positive_share(share):
+    assert CNNVisCallback("unused").budget.share == 0.1  # the default: 10%
+    with pytest.raises(ValueError, match=r"budget must be a positive share .* or None"):
+        CNNVisCallback("unused", budget=share)
+
+
+def test_gate_runs_a_record_only_if_its_expected_cost_fits(tmp_path, data):
+    (x, y), (x_val, y_val, _) = data
+    cb = CNNVisCallback(
+        str(tmp_path), validation_data=(x_val, y_val), options=LIGHT, on_error="raise",
+        budget=0.15,
+    )
+    cb.set_model(tiny_cnn())
+    cb.set_params({"epochs": 2, "steps": 2, "verbose": 0})
+    cb.on_train_begin()
+    monitors = dict(zip(cb.names, cb.monitors))
+    for monitor in cb.monitors:
+        monitor.log_seconds = []
+    # Before training only the cheap monitors record, whatever the clocks say.
+    assert [cb._gate(m, "initial") for m in cb.monitors] == [n in CHEAP for n in cb.names]
+    cb.budget.reset()
+    cb.budget.train(10.0)  # 15% -> 1.5 s allowed so far
+    cb.budget.charge(1.0)
+    monitors["filters"].log_seconds = [0.6, 0.3, 0.5]  # estimate 0.4: 1.4 <= 1.5
+    monitors["confusion"].log_seconds = [0.55]  # estimate 0.55: 1.55 > 1.5
+    assert cb._gate(monitors["filters"], "epoch")
+    assert not cb._gate(monitors["confusion"], "final")
+    # A monitor that never ran is assumed to cost 2 x 0.6, the slowest call so far.
+    assert not cb._gate(monitors["saliency"], "epoch")
+    cb.budget.train(10.0 / 3)  # allowance 2.0: 1.0 + 1.2 still too much, 1.0 + 0.55 fits
+    assert not cb._gate(monitors["saliency"], "epoch")
+    assert cb._gate(monitors["confusion"], "epoch")
+    assert cb.skipped == {"confusion": 1, "saliency": 2}
+    cb.on_train_end()
+
+
+def test_a_budget_that_never_binds_keeps_every_schedule_but_the_expensive_initial_records(
+    tmp_path, data
+):
+    (x, y), (x_val, y_val, m_val) = data
+    cb = CNNVisCallback(
+        str(tmp_path),
+        validation_data=(x_val, y_val),
+        masks=m_val,
+        class_names=CLASSES,
+        n_probes=5,
+        expensive_every=2,
+        options=LIGHT,
+        on_error="raise",
+        budget=1e9,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # nothing skipped: no warning
+        tiny_cnn().fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[cb])
+    assert cb.skipped == {}
+    run = read_run(str(tmp_path / "cnnvis"))
+    for layer in CONVS:
+        assert steps(run, f"filters/{layer}") == [0, 1, 2, 3]
+        assert steps(run, f"health/{layer}") == [0, 1, 2, 3]
+        assert steps(run, f"patches/{layer}") == [2, 3]  # no pre-training record
+    assert steps(run, "attribution/grad_cam") == [0, 1, 2, 3]
+    assert steps(run, "attribution/occlusion") == [2, 3]
+    assert steps(run, "embedding/pca") == [2, 3]
+    # The share used, logged after every epoch, is what the budget measured.
+    overhead = run["cnnvis/overhead"]
+    assert [r.step for r in overhead] == [1, 2, 3]
+    assert all(r.value > 0 for r in overhead)
+
+
+def test_a_budget_that_always_binds_keeps_the_initial_state_and_says_what_it_skipped(
+    tmp_path, data
+):
+    (x, y), (x_val, y_val, _) = data
+    cb = CNNVisCallback(
+        str(tmp_path),
+        validation_data=(x_val, y_val),
+        expensive_every=2,
+        options=LIGHT,
+        on_error="raise",
+        budget=1e-9,
+    )
+    with pytest.warns(UserWarning, match=r"CNNVisCallback skipped 32 records .*budget=1e-09"):
+        tiny_cnn().fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[cb])
+    # Cheap: 3 epochs + the final record each; expensive: epoch 2 + the final record.
+    assert cb.skipped == {**{n: 4 for n in CHEAP}, **{n: 2 for n in EXPENSIVE}}
+    run = read_run(str(tmp_path / "cnnvis"))
+    assert steps(run, "filters/conv_a") == [0] and steps(run, "health/conv_b") == [0]
+    assert steps(run, "json/confusion/matrix") == [0]
+    assert not [t for t in run if t.startswith(("patches", "embedding", "neighbors"))]
+    assert cb.budget.used > 1e-9  # the initial records and setup were paid anyway
