@@ -25,10 +25,16 @@ def test_grad_cam_energy_lies_on_the_object(trained_demo):
     maps = A.grad_cam(model, x, y)
     energy = float(np.nanmean(A.energy_in_mask(maps, masks)))
     hits = float(np.nanmean(A.pointing_game(maps, masks)))
+    # The best an 8x8 map can do: each conv4 cell holding the share of it the object covers.
+    side = model.get_layer("conv4").output.shape[1]
+    cells = masks.reshape(len(masks), side, 64 // side, side, 64 // side).mean(axis=(2, 4))
+    ceiling = float(np.nanmean(A.energy_in_mask(cells, masks)))
     print(
         f"\nGrad-CAM on {len(x)} validation images (val acc {trained_demo['val_accuracy']:.3f}): "
-        f"energy in mask {energy:.3f}, pointing game {hits:.3f}, mask area {area:.3f}"
+        f"energy in mask {energy:.3f}, pointing game {hits:.3f}, mask area {area:.3f}, "
+        f"best possible {side}x{side} map {ceiling:.3f}"
     )
+    assert 0.55 < ceiling < 0.7  # measured 0.61: no coarse map can put much more inside
     # Measured 0.17 and 0.36 against an area of 0.08 (val acc 0.88); demand a clear margin.
     assert energy > 1.5 * area
     assert hits > 3 * area
