@@ -39,6 +39,9 @@ def main(logdir: str = "runs/quickstart", epochs: int = 6) -> None:
                 validation_data=(x_val, y_val),
                 masks=masks_val,
                 class_names=datasets.SHAPE_CLASSES,
+                # A toy fit of a few seconds per epoch: log every monitor on schedule. The
+                # default budget (10% of training time) would keep only a few records.
+                budget=None,
             )
         ],
     )

@@ -49,6 +49,9 @@ def main() -> None:
                 validation_data=(x_val, y_val),
                 masks=masks_val,
                 class_names=datasets.SHAPE_CLASSES,
+                # A toy fit of a few seconds per epoch: log every monitor on schedule. The
+                # default budget (10% of training time) would keep only a few records.
+                budget=None,
                 exclude=("classes",),
             )
         ],
