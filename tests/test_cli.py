@@ -65,7 +65,7 @@ def test_board_arguments_keep_every_sample():
     args.extra = extra
     argv = tensorboard_argv(args)
     assert argv[argv.index("--samples_per_plugin") + 1] == SAMPLING
-    assert "cnnvis=0" in SAMPLING and "images=0" in SAMPLING
+    assert "cnnvis=1000000" in SAMPLING and "images=1000000" in SAMPLING
     assert argv[-1] == "--load_fast=false" and argv[argv.index("--port") + 1] == "7007"
 
 

@@ -14,11 +14,12 @@ import pytest
 from PIL import Image
 
 import plugin_fixtures as pf
+from keras_cnnvis.cli.board import SAMPLING
 
 DEMO = "demo/cnnvis"
 MANY = "many/cnnvis"
 PREFIX = "/data/plugin/cnnvis/"
-ALL = "--samples_per_plugin=cnnvis=0,images=0,scalars=0"
+ALL = "--samples_per_plugin=" + SAMPLING  # what `cnnvis board` passes
 MODES = {"rust": ("--load_fast=true", ALL), "python": ("--load_fast=false", ALL)}
 
 
@@ -114,3 +115,28 @@ def test_html_like_run_name_is_served_verbatim(servers, logs):
     steps = get_json(server, "steps", run=pf.XSS_RUN, tag="filters/conv1")
     assert steps["run"] == pf.XSS_RUN
     assert steps["steps"] == sorted(logs[1][pf.XSS_RUN].images["filters/conv1"])
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_stock_images_and_scalars_dashboards_serve_every_step(servers, logs, mode):
+    # `cnnvis board`'s sampling must keep TensorBoard's own tabs working too.
+    server, written = servers[mode], logs[1][MANY]
+    status, _, body = server.get(
+        "/data/plugin/images/images", run=MANY, tag="filters/conv1", sample=0
+    )
+    assert status == 200, body[:300]
+    images = json.loads(body)
+    assert [i["step"] for i in images] == list(range(15))
+    status, _, png = server.get("/data/plugin/images/individualImage?" + images[-1]["query"])
+    assert status == 200 and png.startswith(b"\x89PNG")
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(io.BytesIO(png)).convert("RGB")),
+        written.images["filters/conv1"][14][0],
+    )
+    status, _, body = server.get(
+        "/data/plugin/scalars/scalars", run=MANY, tag="health/conv1/mean_change"
+    )
+    assert status == 200, body[:300]
+    points = json.loads(body)
+    assert [p[1] for p in points] == list(range(15))
+    np.testing.assert_allclose([p[2] for p in points], [1 / (s + 1) for s in range(15)], rtol=1e-6)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 
-# TensorBoard keeps only 10 images per series by default; 0 keeps every logged step.
-SAMPLING = "images=0,cnnvis=0,scalars=0"
+# TensorBoard keeps only 10 images per series by default. "0" would keep every step in the
+# loader, but the stock Images and Scalars dashboards then ask the data provider for 0
+# samples and show nothing; a million steps keeps everything and serves it everywhere (the
+# reservoir grows with the data, nothing is preallocated).
+SAMPLING = "images=1000000,cnnvis=1000000,scalars=1000000"
 
 
 def tensorboard_argv(args: argparse.Namespace) -> list[str]:

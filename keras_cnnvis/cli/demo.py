@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from keras_cnnvis.cli.board import SAMPLING
+
 
 def run(args: argparse.Namespace) -> int:
     from keras_cnnvis.demo import run_demo
@@ -22,8 +24,8 @@ def run(args: argparse.Namespace) -> int:
         f"(validation accuracy {result['val_accuracy']:.2f}).\n"
         f"Logs: {result['logdir']}   model: {result['model_path']}\n"
         f"Open them with:   cnnvis board {result['logdir']}\n"
-        f"  (or: tensorboard --logdir {result['logdir']} --samples_per_plugin "
-        f"images=0,cnnvis=0) and choose the 'cnnvis' tab."
+        f"  (or: tensorboard --logdir {result['logdir']} --samples_per_plugin {SAMPLING})\n"
+        "and choose the 'cnnvis' tab."
     )
     return 0
 
