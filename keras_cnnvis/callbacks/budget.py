@@ -14,32 +14,47 @@ from typing import Iterable, Sequence
 import numpy as np
 
 
-def estimate_cost(seconds: Sequence[float], others: Iterable[Sequence[float]]) -> float:
-    """The expected seconds of a monitor's next record.
+def estimate_cost(seconds: Sequence[float]) -> float | None:
+    """The expected seconds of a monitor's next record, or None if it never ran.
 
-    The median of its calls after the first (the first one traces and warms caches), its
-    only call if it ran once, and for a monitor that never ran twice the slowest call of
-    any monitor so far (0 when nothing ran yet).
+    The median of its calls after the first (the first one traces and warms caches), or
+    its only call if it ran once.
 
     Example:
 
     ```python
-    estimate_cost([0.9, 0.2, 0.3], [])  # 0.25
+    estimate_cost([0.9, 0.2, 0.3])  # 0.25
     ```
 
     Args:
         seconds: wall times of the monitor's earlier records.
-        others: wall times of every monitor's records (the monitor's own included).
 
     Returns:
-        The estimate in seconds.
+        The estimate in seconds, or None without any earlier record.
     """
     seconds = list(seconds)
     if len(seconds) > 1:
         return float(np.median(seconds[1:]))
-    if seconds:
-        return float(seconds[0])
-    slowest = [max(s) for s in others if len(s)]
+    return float(seconds[0]) if seconds else None
+
+
+def guess_cost(calls: Iterable[Sequence[float]]) -> float:
+    """A cautious guess for a monitor that never ran: twice the slowest call of any
+    monitor so far (0 when nothing ran yet).
+
+    Example:
+
+    ```python
+    guess_cost([[0.1, 0.05], [], [0.7, 0.2]])  # 1.4
+    ```
+
+    Args:
+        calls: wall times of every monitor's records.
+
+    Returns:
+        The guess in seconds.
+    """
+    slowest = [max(s) for s in calls if len(s)]
     return 2.0 * max(slowest) if slowest else 0.0
 
 

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 from keras_cnnvis.callbacks.base import MonitorCallback, is_chief
-from keras_cnnvis.callbacks.budget import TimeBudget, estimate_cost
+from keras_cnnvis.callbacks.budget import TimeBudget, estimate_cost, guess_cost
 from keras_cnnvis.gradients import conv_layers
 
 CHEAP = ("filters", "health", "activations", "grad_cam", "confusion")
@@ -178,8 +178,9 @@ class CNNVisCallback(keras.callbacks.Callback):
     A time budget keeps the callback cheap on any model: its own time (setup and every
     record) stays within `budget` (default 10%) of the training time so far. A due record
     runs only if its expected cost (the median of its earlier records) fits; cheap
-    monitors go first, and the final records at the end of training get the same rule
-    against the whole fit. Before the first epoch only the cheap monitors record the
+    monitors go first. A monitor that never ran takes the first chance the budget has
+    any slack (its overshoot is paid back by skipping later records); the final records
+    at the end of training run only if their expected cost fits the whole fit. Before the first epoch only the cheap monitors record the
     initial state. On long epochs nothing is ever skipped; on short ones (a few seconds
     per epoch) records are thinned, one warning at the end of `fit` says which, and the
     scalar `cnnvis/overhead` logs the share used. `budget=None` runs every monitor on
@@ -219,10 +220,10 @@ class CNNVisCallback(keras.callbacks.Callback):
             10%), or None for no limit. Defaults to 0.1.
 
     Raises:
-        ValueError: for unknown monitor names, a budget that is not positive, options a monitor does not take, masks
-            that do not match the images, or malformed data (at construction), and for
-            misconfiguration against the model (several outputs, unknown layers, probes
-            that do not fit, ...) at the start of `fit`.
+        ValueError: for unknown monitor names, a budget that is not positive, options a
+            monitor does not take, masks that do not match the images, or malformed data
+            (at construction), and for misconfiguration against the model (several
+            outputs, unknown layers, probes that do not fit, ...) at the start of `fit`.
     """
 
     def __init__(
@@ -356,7 +357,12 @@ class CNNVisCallback(keras.callbacks.Callback):
             # Nothing has trained yet to pay for it: only the cheap monitors record the
             # initial state (the baseline every later record is compared with).
             return name in CHEAP
-        cost = estimate_cost(monitor.log_seconds, (m.log_seconds for m in self.monitors))
+        cost = estimate_cost(monitor.log_seconds)
+        if cost is None:
+            # Never ran, cost unknown. During training it runs as soon as the budget has
+            # any slack (an overshoot is paid back by skipping later records); at the end,
+            # when nothing can be paid back, only if a cautious guess fits.
+            cost = 0.0 if phase == "epoch" else guess_cost(m.log_seconds for m in self.monitors)
         if self.budget.allows(cost):
             return True
         self.skipped[name] = self.skipped.get(name, 0) + 1
