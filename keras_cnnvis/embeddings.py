@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_cnnvis.gradients import (
+    BatchFunction,
     FeatureExtractor,
     LayerInfo,
     find_layer,
@@ -111,22 +112,32 @@ class LayerFeatures:
 
     def __init__(self, model: keras.Model, layer: Any = None, batch_size: int = 64):
         self.info, self.io = feature_layer(model, layer)
+        self.model = model
         self.batch_size = max(1, int(batch_size))
         if self.io == "output":
             self._both = FeatureExtractor(model, [self.info.layer], self.batch_size)
         else:
             target = self.info.layer
-            self._feats = tf.function(
-                lambda x: forward_until(model, [target], x, capture="input")[0],
-                reduce_retracing=True,
-                autograph=False,
+            self._feats = BatchFunction(
+                lambda x: forward_until(model, [target], x, capture="input")[0]
             )
-            self._outs = tf.function(predict_fn(model), reduce_retracing=True, autograph=False)
+            self._outs = BatchFunction(predict_fn(model))
 
     @property
     def label(self) -> str:
         """The layer path, with `" (input)"` when its input is read."""
         return self.info.path if self.io == "output" else f"{self.info.path} (input)"
+
+    def probe(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`(raw features, model outputs)` of a few images, run eagerly (nothing traced).
+
+        For checks before training: tracing the compiled functions costs far more than
+        running a couple of images, and a monitor may never need them.
+        """
+        x = tf.convert_to_tensor(np.asarray(images, np.float32))
+        feats = forward_until(self.model, [self.info.layer], x, capture=self.io)[0]
+        outs = predict_fn(self.model)(x)
+        return np.asarray(feats, np.float32), np.asarray(outs, np.float32)
 
     def __call__(self, images: np.ndarray, outputs: bool = False) -> tuple[np.ndarray, Any]:
         """Returns `(raw features (N, ...), model outputs or None)` as float32 numpy."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
@@ -342,6 +343,42 @@ def instance_function(method: Callable, **kwargs) -> Callable:
     return tf.function(functools.partial(method.__func__, method.__self__), **kwargs)
 
 
+class BatchFunction:
+    """A `tf.function` of one image batch, traced once for every batch size.
+
+    With `reduce_retracing` alone a function called with batches of 64 and then a last
+    batch of 16 (or a 1-image check before training) traces twice; here the first call of
+    each image shape traces for `(None, *shape)` and every batch size reuses it.
+
+    Example:
+
+    ```python
+    fn = BatchFunction(lambda x: model(x, training=False))
+    fn(tf.zeros((64, 32, 32, 3)))  # traces once
+    fn(tf.zeros((16, 32, 32, 3)))  # no new trace
+    ```
+
+    Args:
+        fn: a function of one batch tensor (a bound method is compiled per instance,
+            see `instance_function`).
+    """
+
+    def __init__(self, fn: Callable):
+        if inspect.ismethod(fn):
+            self.function = instance_function(fn, reduce_retracing=True)
+        else:
+            self.function = tf.function(fn, reduce_retracing=True, autograph=False)
+        self._shapes: set = set()
+
+    def __call__(self, x):
+        x = tf.convert_to_tensor(x)
+        shape = tuple(x.shape[1:])
+        if shape not in self._shapes:
+            self.function.get_concrete_function(tf.TensorSpec((None,) + shape, x.dtype))
+            self._shapes.add(shape)
+        return self.function(x)
+
+
 def predict_fn(model: keras.Model) -> Callable:
     """Calls the model in inference mode on one input tensor and returns one output tensor.
 
@@ -385,7 +422,7 @@ class FeatureExtractor:
         self.infos = find_layers(model, layers)
         self.batch_size = int(batch_size)
         self._call = predict_fn(model)
-        self._fn = instance_function(self._forward, reduce_retracing=True)
+        self._fn = BatchFunction(self._forward)
 
     @property
     def paths(self) -> list[str]:

@@ -12,10 +12,10 @@ import numpy as np
 import tensorflow as tf
 
 from keras_cnnvis.gradients import (
+    BatchFunction,
     LayerInfo,
     find_layer,
     forward_until,
-    instance_function,
     iter_layers,
 )
 
@@ -92,7 +92,7 @@ class FeatureFunction:
             self.info = find_layer(model, layer)
             self.capture = "output"
             self.description = self.info.path
-        self._fn = instance_function(self._forward, reduce_retracing=True)
+        self._fn = BatchFunction(self._forward)
 
     def _forward(self, x):
         (out,) = forward_until(self.model, [self.info.layer], x, capture=self.capture)
@@ -102,7 +102,7 @@ class FeatureFunction:
     def __call__(self, images: Any) -> np.ndarray:
         images = np.asarray(images, np.float32)
         parts = [
-            self._fn(tf.constant(images[s : s + self.batch_size])).numpy()
+            np.asarray(self._fn(tf.constant(images[s : s + self.batch_size])))
             for s in range(0, len(images), self.batch_size)
         ]
         return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)

@@ -164,3 +164,34 @@ def test_patched_restores_attribute_even_on_error():
             assert layer.activation is not original
             raise RuntimeError("boom")
     assert layer.activation is original
+
+
+def test_extractors_trace_once_for_every_batch_size():
+    from keras_cnnvis.embeddings import LayerFeatures
+    from keras_cnnvis.neighbors import FeatureFunction
+
+    model = functional()
+    x = np.random.default_rng(0).normal(size=(150, *SHAPE)).astype(np.float32)
+    extractor = FeatureExtractor(model, ["c2"], batch_size=64)
+    extractor(x[:1])  # a one-image check, then batches of 64, 64 and 22
+    (c2,), out = extractor(x)
+    assert extractor._fn.function.experimental_get_tracing_count() == 1
+    np.testing.assert_allclose(out, model(x), rtol=1e-5, atol=1e-5)
+    assert c2.shape == (150, 12, 12, 5)
+    sub = subclassed()  # no layer graph: the input of its last Dense layer is read
+    sub.set_weights(model.get_weights())
+    features = LayerFeatures(sub)
+    assert features.io == "input"
+    raw, outs = features(x, outputs=True)
+    assert features._feats.function.experimental_get_tracing_count() == 1
+    assert features._outs.function.experimental_get_tracing_count() == 1
+    np.testing.assert_allclose(raw, c2.mean(axis=(1, 2)), rtol=1e-5, atol=1e-5)
+    # The eager check before training gives the same numbers without tracing anything.
+    raw2, outs2 = features.probe(x[:2])
+    np.testing.assert_allclose(raw2, raw[:2], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(outs2, outs[:2], rtol=1e-5, atol=1e-5)
+    assert features._feats.function.experimental_get_tracing_count() == 1
+    space = FeatureFunction(model, "c2")
+    vectors = space(x)
+    assert space._fn.function.experimental_get_tracing_count() == 1
+    np.testing.assert_allclose(vectors, c2.reshape(150, -1), rtol=1e-5, atol=1e-5)

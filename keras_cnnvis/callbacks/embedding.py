@@ -224,7 +224,7 @@ class EmbeddingCallback(MonitorCallback):
                     f"'{self.model.name}' takes {shape}."
                 )
         self._extract = LayerFeatures(self.model, self.layer)
-        raw, outputs = self._extract(self.images[: self._extract.batch_size], True)
+        raw, outputs = self._extract.probe(self.images[:2])
         flatten_features(raw, self.spatial, f"Layer '{self._extract.label}'", warn=True)
         n_classes = (
             len(self.class_names)
