@@ -142,7 +142,12 @@ class App {
       el.dataset.state = "empty";
       el.append(
         h("h2", null, page.title),
-        notice(`The run “${run}” has no ${KIND_TEXT[page.kind]}.`),
+        notice(
+          `The run “${run}” has no ${KIND_TEXT[page.kind]}. Either the callbacks did not ` +
+            "include this monitor, or CNNVisCallback skipped its records to stay within its " +
+            "time budget (a warning at the end of fit lists what it skipped; " +
+            "budget=None logs everything).",
+        ),
       );
       return;
     }
