@@ -142,3 +142,20 @@ def test_a_budget_that_always_binds_keeps_the_initial_state_and_says_what_it_ski
     assert steps(run, "json/confusion/matrix") == [0]
     assert not [t for t in run if t.startswith(("patches", "embedding", "neighbors"))]
     assert cb.budget.used > 1e-9  # the initial records and setup were paid anyway
+
+
+def test_custom_loop_without_epoch_begin_still_counts_training_time(tmp_path, data):
+    (x, y), _ = data
+    model = tiny_cnn()
+    cb = CNNVisCallback(str(tmp_path), include=("filters",), on_error="raise", budget=1e9)
+    cb.set_model(model)
+    cb.set_params({"epochs": 2, "steps": 4, "verbose": 0})
+    cb.on_train_begin()
+    for epoch in range(2):  # a hand-written loop that never calls on_epoch_begin
+        for _ in range(4):
+            model.train_on_batch(x[:16], y[:16])
+        cb.on_epoch_end(epoch)
+    cb.on_train_end()
+    assert cb.budget.train_seconds > 0 and cb.skipped == {}
+    run = read_run(str(tmp_path / "cnnvis"))
+    assert steps(run, "filters/conv_a") == [1, 2]  # no on_epoch_begin: no initial record

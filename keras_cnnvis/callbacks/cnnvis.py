@@ -290,7 +290,7 @@ class CNNVisCallback(keras.callbacks.Callback):
             self.names = [n for n in self.names if n not in ("embedding", "neighbors", "confusion")]
         self.monitors: list[MonitorCallback] = []
         self.skipped: dict[str, int] = {}  # records the budget skipped in the last fit
-        self._epoch_start: float | None = None
+        self._mark: float | None = None  # when the callback's own work last finished
         self._writer = None
 
     # -- building the monitors ----------------------------------------------------------
@@ -443,7 +443,6 @@ class CNNVisCallback(keras.callbacks.Callback):
         start = time.perf_counter()
         self.budget.reset()
         self.skipped = {}
-        self._epoch_start = None
         if not self.monitors:
             self._check_model()
             self.monitors = self._build()
@@ -456,18 +455,21 @@ class CNNVisCallback(keras.callbacks.Callback):
             from keras_cnnvis import summary
 
             self._writer = summary.acquire(self.monitors[0].run_dir)
-        self.budget.charge(time.perf_counter() - start)
+        self._mark = time.perf_counter()
+        self.budget.charge(self._mark - start)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._run("on_epoch_begin", epoch, logs)
-        self._epoch_start = time.perf_counter()
+        self._mark = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        if self._epoch_start is not None:
-            self.budget.train(time.perf_counter() - self._epoch_start)
-            self._epoch_start = None
+        # Training time: everything since the callback's own work last finished (also in
+        # custom loops that never call on_epoch_begin).
+        if self._mark is not None:
+            self.budget.train(time.perf_counter() - self._mark)
         self._run("on_epoch_end", epoch, logs)
         self._report_budget(epoch + 1)
+        self._mark = time.perf_counter()
 
     def on_train_end(self, logs=None):
         try:
