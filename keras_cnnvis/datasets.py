@@ -96,9 +96,7 @@ def _resolve_classes(classes) -> tuple[str, ...]:
             "or pass None for all."
         )
     if len(set(classes)) != len(classes):
-        raise ValueError(
-            f"`classes` has duplicates: {list(classes)}; list each class once."
-        )
+        raise ValueError(f"`classes` has duplicates: {list(classes)}; list each class once.")
     return classes
 
 
@@ -113,9 +111,7 @@ def _outline(name: str, r: float, angle: float) -> tuple[np.ndarray, np.ndarray 
         return _regular_polygon(96, r, 0.0), None
     if name == "ring":
         outer = r / np.sqrt(1.0 - _RING_INNER**2)
-        return _regular_polygon(96, outer, 0.0), _regular_polygon(
-            96, _RING_INNER * outer, 0.0
-        )
+        return _regular_polygon(96, outer, 0.0), _regular_polygon(96, _RING_INNER * outer, 0.0)
     if name == "square":
         return _regular_polygon(4, r * np.sqrt(np.pi / 2.0), angle + np.pi / 4.0), None
     if name == "triangle":
@@ -145,9 +141,7 @@ def _outline(name: str, r: float, angle: float) -> tuple[np.ndarray, np.ndarray 
     return pts @ np.array([[c, s], [-s, c]]), None
 
 
-def _coverage(
-    name: str, size: int, cx: float, cy: float, r: float, angle: float
-) -> np.ndarray:
+def _coverage(name: str, size: int, cx: float, cy: float, r: float, angle: float) -> np.ndarray:
     """Anti-aliased coverage in [0, 1] of one shape, by supersampled polygon filling."""
     s = _SUPERSAMPLE
     canvas = np.zeros((size * s, size * s), np.uint8)
@@ -168,9 +162,7 @@ def _coverage(
 
 def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
     k = (np.array([5.0, 3.0, 1.0]) + h[..., None] * 6.0) % 6.0
-    return v[..., None] - v[..., None] * s[..., None] * np.clip(
-        np.minimum(k, 4.0 - k), 0, 1
-    )
+    return v[..., None] - v[..., None] * s[..., None] * np.clip(np.minimum(k, 4.0 - k), 0, 1)
 
 
 def _backgrounds(rng: np.random.Generator, m: int, size: int) -> np.ndarray:
@@ -187,9 +179,7 @@ def _backgrounds(rng: np.random.Generator, m: int, size: int) -> np.ndarray:
         [],
     )  # (m, size) factors over y; (m, size, 3) factors over x and colour
 
-    base = _hsv_to_rgb(
-        rng.random(m), rng.uniform(0.0, 0.6, m), rng.uniform(0.25, 0.8, m)
-    )
+    base = _hsv_to_rgb(rng.random(m), rng.uniform(0.0, 0.6, m), rng.uniform(0.25, 0.8, m))
     rows.append(np.broadcast_to(one, (m, size)))
     cols.append(one[None, :, None] * base[:, None, :])
 
@@ -282,9 +272,7 @@ def shapes(
         ValueError: if `n` < 1, `size` < 16 or `classes` names an unknown or repeated class.
     """
     n = _check_int(n, "n", 1, "Ask for at least one image, e.g. shapes(2000).")
-    size = _check_int(
-        size, "size", 16, "Shapes need room to be recognisable; use size=64."
-    )
+    size = _check_int(size, "size", 16, "Shapes need room to be recognisable; use size=64.")
     names = _resolve_classes(classes)
     rng = np.random.default_rng(seed)
 
@@ -357,9 +345,7 @@ def digits(size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         ValueError: if `size` is not a positive integer.
     """
     if size is not None:
-        size = _check_int(
-            size, "size", 1, "Pass None for the native 8x8 or e.g. size=32."
-        )
+        size = _check_int(size, "size", 1, "Pass None for the native 8x8 or e.g. size=32.")
     from sklearn.datasets import load_digits
 
     data = load_digits()
@@ -395,9 +381,7 @@ def keras_dataset(
         ValueError: if `name`, `split` or `n` is invalid (checked before any download).
     """
     if name not in KERAS_DATASETS:
-        raise ValueError(
-            f"Unknown keras dataset {name!r}; valid names are {list(KERAS_DATASETS)}."
-        )
+        raise ValueError(f"Unknown keras dataset {name!r}; valid names are {list(KERAS_DATASETS)}.")
     if split not in ("train", "test"):
         raise ValueError(f"`split` must be 'train' or 'test', got {split!r}.")
     if n is not None:
@@ -426,9 +410,7 @@ def _read_image(path: str) -> np.ndarray:
     # np.fromfile + imdecode also copes with non-ASCII paths, which cv2.imread does not everywhere.
     image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
-        raise ValueError(
-            f"Could not decode image {path!r}; remove it or re-save it as PNG."
-        )
+        raise ValueError(f"Could not decode image {path!r}; remove it or re-save it as PNG.")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -471,18 +453,14 @@ def image_folder(
             f"Image folder {path!r} does not exist or is not a folder; expected "
             "path/<class name>/<image>.png."
         )
-    found = sorted(
-        e.name for e in os.scandir(path) if e.is_dir() and not e.name.startswith(".")
-    )
+    found = sorted(e.name for e in os.scandir(path) if e.is_dir() and not e.name.startswith("."))
     if class_names is None:
         class_names = found
     else:
         class_names = [str(c) for c in class_names]
         missing = [c for c in class_names if c not in found]
         if missing:
-            raise ValueError(
-                f"Class folder(s) {missing} not found in {path!r}; it has {found}."
-            )
+            raise ValueError(f"Class folder(s) {missing} not found in {path!r}; it has {found}.")
     if not class_names:
         raise ValueError(
             f"No class subfolders in {path!r}; expected path/<class name>/<image> with "
@@ -494,8 +472,7 @@ def image_folder(
         files = sorted(
             f
             for f in os.listdir(folder)
-            if f.lower().endswith(IMAGE_EXTENSIONS)
-            and os.path.isfile(os.path.join(folder, f))
+            if f.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, f))
         )
         if not files:
             raise ValueError(

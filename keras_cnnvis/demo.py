@@ -70,7 +70,15 @@ def build_demo_model(
     return model
 
 
-def train_demo_model(model: keras.Model, x, y, epochs: int = 8, callbacks=None, validation_data=None, verbose: int = 0) -> dict:
+def train_demo_model(
+    model: keras.Model,
+    x,
+    y,
+    epochs: int = 8,
+    callbacks=None,
+    validation_data=None,
+    verbose: int = 0,
+) -> dict:
     """Fits the demo model with the demo's batch size; returns the Keras history dict."""
     history = model.fit(
         x,
@@ -153,9 +161,7 @@ def run_demo(
     callbacks = [keras.callbacks.TensorBoard(logdir)] + demo_callbacks(
         logdir, x_val, y_val, masks, class_names
     )
-    history = train_demo_model(
-        model, x_train, y_train, epochs, callbacks, (x_val, y_val), verbose
-    )
+    history = train_demo_model(model, x_train, y_train, epochs, callbacks, (x_val, y_val), verbose)
     model_path = os.path.join(logdir, "model.keras")
     model.save(model_path)
     return {

@@ -133,9 +133,7 @@ def find_layer(model: keras.Model, layer: Any) -> LayerInfo:
             )
         return find_layer(model, top[layer])
     if not isinstance(layer, str):
-        raise TypeError(
-            f"A layer is given by name, index or object; got {type(layer).__name__}."
-        )
+        raise TypeError(f"A layer is given by name, index or object; got {type(layer).__name__}.")
     if layer == "last_conv":
         convs = conv_layers(model)
         if not convs:
@@ -462,9 +460,7 @@ class _StopForward(Exception):
     """Raised inside a wrapped layer call once every requested tensor has been recorded."""
 
 
-def forward_until(
-    model: keras.Model, layers: Any, inputs: Any, capture: str = "output"
-) -> list:
+def forward_until(model: keras.Model, layers: Any, inputs: Any, capture: str = "output") -> list:
     """Runs the model only as far as needed to get chosen layers' outputs (or inputs).
 
     The model is called in inference mode; the call is abandoned as soon as every

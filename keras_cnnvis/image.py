@@ -107,9 +107,7 @@ def tile_grid(
     tiles = upscale(tiles, int(scale))
     n, h, w, c = tiles.shape
     rows, cols = grid_shape(n, cols)
-    out = np.full(
-        (rows * (h + pad) + pad, cols * (w + pad) + pad, c), pad_value, np.float32
-    )
+    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), pad_value, np.float32)
     for i in range(n):
         r, k = divmod(i, cols)
         y, x = pad + r * (h + pad), pad + k * (w + pad)
@@ -285,7 +283,9 @@ def show(image: np.ndarray, title: str | None = None, ax=None, cmap: str | None 
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
         cmap = cmap or "gray"
-    ax.imshow(np.clip(image, 0, 1) if image.ndim == 3 else image, cmap=cmap, interpolation="nearest")
+    ax.imshow(
+        np.clip(image, 0, 1) if image.ndim == 3 else image, cmap=cmap, interpolation="nearest"
+    )
     ax.set_axis_off()
     if title:
         ax.set_title(title)
@@ -331,6 +331,7 @@ def display_images(images: np.ndarray, per_image: bool = True) -> np.ndarray:
     elif lo >= 0.0 and hi <= 255.0:
         out = x / 255.0
     else:
-        out = normalize(x, axis=tuple(range(x.ndim - 3, x.ndim)) if per_image and x.ndim >= 3 else None)
+        out = normalize(
+            x, axis=tuple(range(x.ndim - 3, x.ndim)) if per_image and x.ndim >= 3 else None
+        )
     return np.clip(np.nan_to_num(out, nan=0.0), 0.0, 1.0).astype(np.float32)
-

@@ -32,7 +32,9 @@ def read_run(run_dir: str) -> dict[str, list[Record]]:
             arr = tensor_util.make_ndarray(event.tensor_proto)
             if plugin == "images":
                 w, h = int(arr[0]), int(arr[1])
-                imgs = [cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_UNCHANGED) for b in arr[2:]]
+                imgs = [
+                    cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_UNCHANGED) for b in arr[2:]
+                ]
                 for img in imgs:
                     assert img.shape[:2] == (h, w)
                 value = imgs

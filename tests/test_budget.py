@@ -57,7 +57,10 @@ def test_budget_must_be_a_positive_share(share):
 def test_gate_runs_a_record_only_if_its_expected_cost_fits(tmp_path, data):
     (x, y), (x_val, y_val, _) = data
     cb = CNNVisCallback(
-        str(tmp_path), validation_data=(x_val, y_val), options=LIGHT, on_error="raise",
+        str(tmp_path),
+        validation_data=(x_val, y_val),
+        options=LIGHT,
+        on_error="raise",
         budget=0.15,
     )
     cb.set_model(tiny_cnn())

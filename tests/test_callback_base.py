@@ -21,7 +21,14 @@ class CountingMonitor(MonitorCallback):
 
 
 def tiny_model():
-    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3), keras.layers.Flatten(), keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(2, 3),
+            keras.layers.Flatten(),
+            keras.layers.Dense(1),
+        ]
+    )
     model.compile(keras.optimizers.SGD(0.01), "mse")
     return model
 
@@ -32,8 +39,20 @@ def tiny_model():
         (None, True),
         ({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}}, True),
         ({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}, False),
-        ({"cluster": {"chief": ["c:0"], "worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}, False),
-        ({"cluster": {"chief": ["c:0"], "worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}, True),
+        (
+            {
+                "cluster": {"chief": ["c:0"], "worker": ["a:1"]},
+                "task": {"type": "worker", "index": 0},
+            },
+            False,
+        ),
+        (
+            {
+                "cluster": {"chief": ["c:0"], "worker": ["a:1"]},
+                "task": {"type": "chief", "index": 0},
+            },
+            True,
+        ),
     ],
 )
 def test_chief_rule(monkeypatch, tf_config, chief):
@@ -45,7 +64,10 @@ def test_chief_rule(monkeypatch, tf_config, chief):
 
 
 def test_non_chief_worker_writes_nothing(monkeypatch, tmp_path):
-    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}))
+    monkeypatch.setenv(
+        "TF_CONFIG",
+        json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}),
+    )
     x = np.ones((8, 8, 8, 1), np.float32)
     tiny_model().fit(x, np.ones(8), epochs=2, verbose=0, callbacks=[CountingMonitor(str(tmp_path))])
     assert os.listdir(tmp_path) == []
@@ -56,7 +78,9 @@ def test_log_dir_under_a_file_is_refused_before_training(tmp_path):
     blocker.write_text("not a directory")
     cb = CountingMonitor(str(blocker / "logs"))
     x = np.ones((8, 8, 8, 1), np.float32)
-    with pytest.raises(ValueError, match=r"cannot be written .*file.txt' is not a writable directory"):
+    with pytest.raises(
+        ValueError, match=r"cannot be written .*file.txt' is not a writable directory"
+    ):
         tiny_model().fit(x, np.ones(8), epochs=1, verbose=0, callbacks=[cb])
 
 
@@ -68,7 +92,9 @@ def test_diverged_training_skips_with_one_warning_and_keeps_logs(tmp_path):
     model.optimizer.learning_rate.assign(1e30)  # diverge: the loss becomes inf/nan
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        history = model.fit(x, np.full(8, 1e3), initial_epoch=2, epochs=5, verbose=0, callbacks=[cb])
+        history = model.fit(
+            x, np.full(8, 1e3), initial_epoch=2, epochs=5, verbose=0, callbacks=[cb]
+        )
     assert not np.isfinite(history.history["loss"][-1])
     ours = [w for w in caught if "training diverged" in str(w.message)]
     assert len(ours) == 1

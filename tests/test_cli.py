@@ -31,9 +31,11 @@ def cnnvis():
 def demo_run(tmp_path_factory):
     logdir = tmp_path_factory.mktemp("demo") / "runs"
     proc = subprocess.run(
-        [*cnnvis(), "demo", "--epochs", "1", "--n", "300",
-         "--logdir", str(logdir), "--quiet"],
-        capture_output=True, text=True, env=ENV, timeout=600,
+        [*cnnvis(), "demo", "--epochs", "1", "--n", "300", "--logdir", str(logdir), "--quiet"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return logdir, proc.stdout
@@ -50,7 +52,9 @@ def test_demo_writes_logs_model_and_instructions(demo_run):
     assert conv1.shape == (4 * 31 + 1, 4 * 31 + 1, 3)  # 16 RGB 5x5 filters, x6, 4x4 grid
     model = keras.models.load_model(logdir / "model.keras")
     assert model.output_shape == (None, 5)
-    assert np.allclose(model.predict(np.zeros((2, 64, 64, 3), np.float32), verbose=0).sum(-1), 1, atol=1e-5)
+    assert np.allclose(
+        model.predict(np.zeros((2, 64, 64, 3), np.float32), verbose=0).sum(-1), 1, atol=1e-5
+    )
 
 
 def test_demo_rejects_bad_arguments(capsys, tmp_path):
@@ -61,7 +65,9 @@ def test_demo_rejects_bad_arguments(capsys, tmp_path):
 
 
 def test_board_arguments_keep_every_sample():
-    args, extra = build_parser().parse_known_args(["board", "runs/x", "--port", "7007", "--load_fast=false"])
+    args, extra = build_parser().parse_known_args(
+        ["board", "runs/x", "--port", "7007", "--load_fast=false"]
+    )
     args.extra = extra
     argv = tensorboard_argv(args)
     assert argv[argv.index("--samples_per_plugin") + 1] == SAMPLING
@@ -85,14 +91,18 @@ def test_board_serves_the_cnnvis_tab(demo_run):
     port = _free_port()
     proc = subprocess.Popen(
         [*cnnvis(), "board", str(logdir), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=ENV,
     )
     try:
         deadline = time.time() + 90
         listing = None
         while time.time() < deadline:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/data/plugins_listing", timeout=5) as r:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/data/plugins_listing", timeout=5
+                ) as r:
                     listing = json.load(r)
                 break
             except OSError:

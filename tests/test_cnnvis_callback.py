@@ -201,8 +201,8 @@ def test_include_exclude_and_options(tmp_path, data):
         run
     )
     everything_but = CNNVisCallback(
-        str(tmp_path), validation_data=(x_val, y_val), exclude=("classes", "embedding")
-    , budget=None)
+        str(tmp_path), validation_data=(x_val, y_val), exclude=("classes", "embedding"), budget=None
+    )
     assert everything_but.names == [m for m in MONITORS if m not in ("classes", "embedding")]
 
 
@@ -255,7 +255,9 @@ def test_without_validation_data_only_weight_monitors_run(tmp_path, data):
 
 def test_tf_data_validation_data_gives_the_same_arrays_and_records(tmp_path, data):
     (x, y), (x_val, y_val, _) = data
-    from_numpy = CNNVisCallback(str(tmp_path / "np"), validation_data=(x_val, y_val), n_probes=5, budget=None)
+    from_numpy = CNNVisCallback(
+        str(tmp_path / "np"), validation_data=(x_val, y_val), n_probes=5, budget=None
+    )
     batched = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(7)
     single = tf.data.Dataset.from_tensor_slices((x_val, y_val))  # not batched
     one_hot = (x_val, np.eye(5, dtype=np.float32)[y_val])
@@ -265,13 +267,19 @@ def test_tf_data_validation_data_gives_the_same_arrays_and_records(tmp_path, dat
         np.testing.assert_array_equal(cb.y_val, y_val)
         np.testing.assert_array_equal(cb.probe, from_numpy.probe)
         np.testing.assert_array_equal(cb.probe_labels, from_numpy.probe_labels)
-    capped = CNNVisCallback(str(tmp_path / "ds"), validation_data=batched, max_examples=10, budget=None)
+    capped = CNNVisCallback(
+        str(tmp_path / "ds"), validation_data=batched, max_examples=10, budget=None
+    )
     np.testing.assert_array_equal(capped.x_val, x_val[:10])
 
     model = tiny_cnn()
     cb = CNNVisCallback(
-        str(tmp_path / "ds"), validation_data=batched, include=("confusion",), on_error="raise"
-    , budget=None)
+        str(tmp_path / "ds"),
+        validation_data=batched,
+        include=("confusion",),
+        on_error="raise",
+        budget=None,
+    )
     model.fit(x, y, epochs=1, verbose=0, callbacks=[cb])
     record = read_run(str(tmp_path / "ds" / "cnnvis"))["json/confusion/matrix"][-1].value
     predicted = np.argmax(model.predict(x_val, verbose=0), axis=1)

@@ -30,9 +30,7 @@ def _filled_hull(mask):
 
 
 def _corners(mask):
-    contours, _ = cv2.findContours(
-        mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
-    )
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     contour = max(contours, key=cv2.contourArea)
     return len(cv2.approxPolyDP(contour, 0.04 * cv2.arcLength(contour, True), True))
 
@@ -132,16 +130,12 @@ def test_class_is_not_predictable_from_colour_statistics():
     outside = ~masks[..., None]
     count = outside.sum(axis=(1, 2))
     bg_mean = (images * outside).sum(axis=(1, 2)) / count
-    bg_std = np.sqrt(
-        ((images - bg_mean[:, None, None]) ** 2 * outside).sum((1, 2)) / count
-    )
+    bg_std = np.sqrt(((images - bg_mean[:, None, None]) ** 2 * outside).sum((1, 2)) / count)
     inside = masks[..., None]
     shape_rgb = (images * inside).sum(axis=(1, 2)) / inside.sum(axis=(1, 2))
     background = np.concatenate([bg_mean, bg_std], axis=1)
     for features in (mean_rgb, background, shape_rgb):
-        score = cross_val_score(
-            LogisticRegression(max_iter=2000), features, labels, cv=5
-        )
+        score = cross_val_score(LogisticRegression(max_iter=2000), features, labels, cv=5)
         assert score.mean() < 0.3, score  # chance is 0.2
 
 
@@ -215,9 +209,7 @@ def test_keras_arrays_conversion():
 
 def _write(path, image_rgb):
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    image = (
-        image_rgb if image_rgb.ndim == 2 else cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)
-    )
+    image = image_rgb if image_rgb.ndim == 2 else cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)
     assert cv2.imwrite(str(path), image)
 
 
@@ -248,9 +240,7 @@ def test_image_folder_round_trip(folder):
     for image in images[2:]:  # RGB order, not OpenCV's BGR
         np.testing.assert_allclose(image.mean((0, 1)), [1, 0, 0], atol=0.03)
 
-    images, labels, class_names = datasets.image_folder(
-        folder, size=4, class_names=["red", "blue"]
-    )
+    images, labels, class_names = datasets.image_folder(folder, size=4, class_names=["red", "blue"])
     assert class_names == ["red", "blue"]
     np.testing.assert_array_equal(labels, [0, 0, 0, 1, 1])
     assert images[:3, ..., 0].min() > 0.95

@@ -62,7 +62,15 @@ def test_transfer_learning_sees_inside_the_nested_base(tmp_path):
 
 def test_embedding_shapes_writes_projector_files(tmp_path):
     run_example(
-        "embedding_shapes", "--epochs", "1", "--n", "300", "--n-val", "100", "--logdir", "runs",
+        "embedding_shapes",
+        "--epochs",
+        "1",
+        "--n",
+        "300",
+        "--n-val",
+        "100",
+        "--logdir",
+        "runs",
         cwd=tmp_path,
     )
     run = read_run(str(tmp_path / "runs" / "cnnvis"))
@@ -78,12 +86,28 @@ def test_deep_dream_and_style_transfer_write_pictures(tmp_path):
     path = str(tmp_path / "demo.keras")
     build_demo_model((64, 64, 3), 5).save(path)
     run_example(
-        "deep_dream", "--model", path, "--size", "64", "--steps", "2", "--out", "dream.png",
+        "deep_dream",
+        "--model",
+        path,
+        "--size",
+        "64",
+        "--steps",
+        "2",
+        "--out",
+        "dream.png",
         cwd=tmp_path,
     )
     run_example(
-        "style_transfer", "--weights", "none", "--size", "48", "--steps", "2",
-        "--out", "style.png", cwd=tmp_path,
+        "style_transfer",
+        "--weights",
+        "none",
+        "--size",
+        "48",
+        "--steps",
+        "2",
+        "--out",
+        "style.png",
+        cwd=tmp_path,
     )
     for name in ("dream.png", "style.png"):
         picture = cv2.imread(str(tmp_path / name))

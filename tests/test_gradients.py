@@ -58,7 +58,12 @@ def subclassed():
     return model
 
 
-KINDS = {"functional": functional, "sequential": sequential, "nested": nested, "subclassed": subclassed}
+KINDS = {
+    "functional": functional,
+    "sequential": sequential,
+    "nested": nested,
+    "subclassed": subclassed,
+}
 
 
 def _manual(model, x):
@@ -142,7 +147,9 @@ def test_capture_gives_hidden_gradients_and_is_undone():
     grads = tape.gradient(score, cap["c2"])
     # score = sum_n (mean_hw(A_n) @ W[:, 0] + b0): dscore/dA = W[:, 0] / (12*12) everywhere.
     w = np.asarray(find_layer(model, "out").layer.kernel)[:, 0]
-    np.testing.assert_allclose(np.asarray(grads), np.broadcast_to(w / 144.0, (3, 12, 12, 5)), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(grads), np.broadcast_to(w / 144.0, (3, 12, 12, 5)), rtol=1e-5
+    )
     assert "call" not in vars(c2)
 
 

@@ -14,7 +14,9 @@ def test_records_round_trip_through_tensorboard_reader(tmp_path):
     img[1, 0, 0] = [1.0, 0.5, 0.0]
     w.images("filters/c", img, step=3)
     w.scalar("health/c/noise_fraction", 0.25, step=3)
-    w.json("json/health/c", {"a": np.float32(1.5), "b": float("nan"), "c": np.arange(3)}, 3, "health")
+    w.json(
+        "json/health/c", {"a": np.float32(1.5), "b": float("nan"), "c": np.arange(3)}, 3, "health"
+    )
     w.close()
     run = read_run(str(tmp_path))
     assert run["filters/c"][0].plugin == "images" and run["filters/c"][0].step == 3

@@ -31,8 +31,16 @@ CLASSES = {
     "neighbors": "NearestNeighborsCallback",
     "classes": "ClassVisualizationCallback",
 }
-NEEDS_DATA = ("activations", "grad_cam", "saliency", "occlusion", "patches", "embedding",
-              "neighbors", "confusion")
+NEEDS_DATA = (
+    "activations",
+    "grad_cam",
+    "saliency",
+    "occlusion",
+    "patches",
+    "embedding",
+    "neighbors",
+    "confusion",
+)
 
 
 def auto_layers(model: keras.Model, n: int = 4) -> list[str]:
@@ -178,11 +186,12 @@ class CNNVisCallback(keras.callbacks.Callback):
     A time budget keeps the callback cheap on any model: its own time (setup and every
     record) stays within `budget` (default 10%) of the training time so far. A due record
     runs only if its expected cost (the median of its earlier records) fits; cheap
-    monitors go first. A monitor that never ran takes the first chance the budget has
-    any slack (its overshoot is paid back by skipping later records); the final records
-    at the end of training run only if their expected cost fits the whole fit. Before the first epoch only the cheap monitors record the
-    initial state. On long epochs nothing is ever skipped; on short ones (a few seconds
-    per epoch) records are thinned, one warning at the end of `fit` says which, and the
+    monitors go first. A monitor that never ran takes the first chance the budget has any
+    slack (its overshoot is paid back by skipping later records); the final records at
+    the end of training run only if their expected cost fits the whole fit. Before the
+    first epoch only the cheap monitors record the initial state. When epochs are long
+    next to the monitors' costs nothing is skipped; on short ones (a few seconds per
+    epoch) records are thinned, one warning at the end of `fit` says which, and the
     scalar `cnnvis/overhead` logs the share used. `budget=None` runs every monitor on
     its schedule whatever it costs.
 
@@ -285,7 +294,9 @@ class CNNVisCallback(keras.callbacks.Callback):
         has_data = self.probe is not None
         self.names = [n for n in MONITORS if n in names and (has_data or n not in NEEDS_DATA)]
         if self.x_val is None:
-            self.names = [n for n in self.names if n not in ("patches", "embedding", "neighbors", "confusion")]
+            self.names = [
+                n for n in self.names if n not in ("patches", "embedding", "neighbors", "confusion")
+            ]
         if self.y_val is None:
             self.names = [n for n in self.names if n not in ("embedding", "neighbors", "confusion")]
         self.monitors: list[MonitorCallback] = []
@@ -299,16 +310,29 @@ class CNNVisCallback(keras.callbacks.Callback):
         from keras_cnnvis import callbacks as cb
 
         layers = list(self.layers) if self.layers is not None else auto_layers(self.model)
-        probe = {"probe": self.probe, "labels": self.probe_labels, "masks": self.probe_masks,
-                 "class_names": self.class_names}
+        probe = {
+            "probe": self.probe,
+            "labels": self.probe_labels,
+            "masks": self.probe_masks,
+            "class_names": self.class_names,
+        }
         val = None if self.x_val is None else (self.x_val, self.y_val)
         return {
             "filters": (cb.FilterGridCallback, {"layers": layers}),
             "health": (cb.FilterHealthCallback, {"layers": layers, "probe": self.probe}),
-            "activations": (cb.ActivationMapsCallback, {"probe": None if self.probe is None else self.probe[:4], "layers": layers}),
+            "activations": (
+                cb.ActivationMapsCallback,
+                {"probe": None if self.probe is None else self.probe[:4], "layers": layers},
+            ),
             "grad_cam": (cb.GradCAMCallback, {**probe, "methods": ("grad_cam", "layer_cam")}),
-            "confusion": (cb.ConfusionMatrixCallback, {"validation_data": val, "class_names": self.class_names}),
-            "saliency": (cb.SaliencyCallback, {**probe, "methods": ("saliency", "guided_backprop", "integrated_gradients")}),
+            "confusion": (
+                cb.ConfusionMatrixCallback,
+                {"validation_data": val, "class_names": self.class_names},
+            ),
+            "saliency": (
+                cb.SaliencyCallback,
+                {**probe, "methods": ("saliency", "guided_backprop", "integrated_gradients")},
+            ),
             "occlusion": (cb.OcclusionCallback, probe),
             "patches": (cb.MaxActivatingPatchesCallback, {"data": self.x_val, "layers": layers}),
             "embedding": (cb.EmbeddingCallback, {"data": val, "class_names": self.class_names}),
@@ -427,8 +451,10 @@ class CNNVisCallback(keras.callbacks.Callback):
             return
         lo, hi = float(np.min(images)), float(np.max(images))
         rescales = (keras.layers.Rescaling, keras.layers.Normalization)
-        if lo >= 0.0 and hi > 2.0 and not any(
-            isinstance(i.layer, rescales) for i in iter_layers(model)
+        if (
+            lo >= 0.0
+            and hi > 2.0
+            and not any(isinstance(i.layer, rescales) for i in iter_layers(model))
         ):
             warnings.warn(
                 f"CNNVisCallback: the images range over [{lo:g}, {hi:g}] (0-255 pixels?) "
