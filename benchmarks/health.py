@@ -226,7 +226,6 @@ def write_figures(folder: str, model, initial, x_val, y_val, grids) -> None:
 def depthwise_and_dense_figures(folder: str) -> dict:
     """Filters of a trained DepthwiseConv2D first layer and a Dense layer on digits."""
     import keras
-    import numpy as np
 
     from keras_cnnvis import datasets, filter_grid, image
     from keras_cnnvis.filters import filter_tiles

@@ -10,7 +10,6 @@ import time
 from typing import Sequence
 
 import keras
-import numpy as np
 
 
 def build_demo_model(

@@ -26,15 +26,6 @@ def class_colors(n_classes: int) -> np.ndarray:
     return cmap(np.linspace(0, 1, n_classes, endpoint=False))[:, :3].astype(np.float32)
 
 
-def _figure_to_array(fig) -> np.ndarray:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    rgba = np.asarray(canvas.buffer_rgba())
-    return (rgba[..., :3].astype(np.float32) / 255.0).copy()
-
-
 def scatter_figure(
     projection: Projection,
     labels: Sequence[int],
@@ -167,7 +158,9 @@ def scatter_image(
         A float32 `(height, width, 3)` image in [0, 1].
     """
     figure = scatter_figure(projection, labels, predictions, class_names, title, scores, size)
-    return _figure_to_array(figure)
+    from keras_cnnvis.image import figure_to_array
+
+    return figure_to_array(figure)
 
 
 def _draw_axes(ax, pts: np.ndarray, projection: Projection) -> None:

@@ -169,6 +169,20 @@ def overlay(
     return np.clip((1 - alpha) * image[..., :3] + alpha * colored, 0, 1).astype(np.float32)
 
 
+def figure_to_array(fig) -> np.ndarray:
+    """Renders a matplotlib `Figure` with the Agg canvas into a float32 RGB array in [0, 1].
+
+    No display and no pyplot state; the figure keeps the canvas, so its transforms can be
+    read after the call (e.g. where a data point landed in pixels).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())
+    return rgba[..., :3].astype(np.float32) / 255.0
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """Converts a [0, 1] float image to uint8 (NaN → 0)."""
     image = np.nan_to_num(np.asarray(image, np.float32), nan=0.0)

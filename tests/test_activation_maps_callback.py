@@ -3,29 +3,18 @@ probe validation before the first epoch."""
 
 import os
 
-import keras
 import numpy as np
 import pytest
 
+from callback_helpers import EpochsSeen, random_data, small_cnn
 from eventfiles import read_run
 from keras_cnnvis import activation_grid, activation_maps, image
 from keras_cnnvis.callbacks import ActivationMapsCallback
 
 
-def small_cnn():
-    i = keras.Input((16, 16, 3))
-    x = keras.layers.Conv2D(6, 5, padding="same", activation="relu", name="conv_a")(i)
-    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv_b")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
-    model = keras.Model(i, keras.layers.Dense(2, activation="softmax", name="dense")(x))
-    model.compile("adam", "sparse_categorical_crossentropy")
-    return model
-
-
 @pytest.fixture
 def data():
-    rng = np.random.default_rng(0)
-    return rng.random((32, 16, 16, 3), dtype=np.float32), rng.integers(0, 2, 32)
+    return random_data()
 
 
 def test_fit_logs_one_grid_per_probe_for_each_layer(tmp_path, data):
@@ -80,15 +69,6 @@ def test_chosen_layers_channel_cap_and_colormap(tmp_path, data):
     assert run["json/activations/conv_b"][0].value["channels"] == [0, 1, 2]
 
 
-class _Epochs(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.begun = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.begun.append(epoch)
-
-
 @pytest.mark.parametrize(
     "probe, layers, message",
     [
@@ -108,7 +88,7 @@ class _Epochs(keras.callbacks.Callback):
     ],
 )
 def test_bad_probe_or_layers_fail_before_the_first_epoch(tmp_path, data, probe, layers, message):
-    epochs = _Epochs()
+    epochs = EpochsSeen()
     cb = ActivationMapsCallback(str(tmp_path), probe, layers=layers)
     with pytest.raises(ValueError, match=message):
         small_cnn().fit(*data, epochs=2, verbose=0, callbacks=[epochs, cb])

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from callback_helpers import EpochsSeen
 from eventfiles import read_run
 from keras_cnnvis import attribution as A
 from keras_cnnvis import image
@@ -154,15 +155,6 @@ def test_two_fits_in_a_row(tmp_path, data):
     assert [r.step for r in run["probes/images"]] == [0, 1, 2, 2, 3]
 
 
-class _Epochs(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.begun = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.begun.append(epoch)
-
-
 @pytest.mark.parametrize(
     "make, message",
     [
@@ -201,7 +193,7 @@ class _Epochs(keras.callbacks.Callback):
 )
 def test_misconfiguration_raises_before_the_first_epoch(tmp_path, data, make, message):
     model = small_cnn()
-    epochs = _Epochs()
+    epochs = EpochsSeen()
     with pytest.raises(ValueError, match=message):
         _fit(model, data, [epochs, make(str(tmp_path), data[0][:3])])
     assert epochs.begun == []

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from eventfiles import read_run
-from keras_cnnvis.callbacks.base import MonitorCallback, check_writable, is_chief
+from keras_cnnvis.callbacks.base import MonitorCallback, is_chief
 
 
 class CountingMonitor(MonitorCallback):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
+from callback_helpers import EpochsSeen
 from eventfiles import read_run
 from keras_cnnvis import image
 from keras_cnnvis.callbacks import ConfusionMatrixCallback
@@ -113,15 +114,6 @@ def test_rendered_matrix_colours_cells_by_fraction():
 # -- ConfusionMatrixCallback ---------------------------------------------------------------
 
 
-class _Epochs(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.begun = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.begun.append(epoch)
-
-
 def trainable():
     keras.utils.set_random_seed(0)
     i = keras.Input((6, 6, 3))
@@ -198,7 +190,7 @@ def test_callback_misconfiguration_raises_before_the_first_epoch(tmp_path, data,
     x, y = data
     vx, vy = kwargs.pop("images", x), kwargs.pop("labels", y)
     model = trainable()
-    epochs = _Epochs()
+    epochs = EpochsSeen()
     with pytest.raises(ValueError, match=message):
         model.fit(
             x,

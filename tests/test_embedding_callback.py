@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from callback_helpers import EpochsSeen
 from eventfiles import read_run
 from test_projector import decode_png, get, projector_client, served_tensor
 from keras_cnnvis.callbacks.embedding import EmbeddingCallback, balanced_subset
@@ -243,15 +244,6 @@ def test_nan_features_skip_the_step_and_training_continues(tmp_path, data):
     assert names == ["feat_epoch_000", "feat_epoch_001"]
 
 
-class _Epochs(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.begun = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.begun.append(epoch)
-
-
 def _no_dense():
     i = keras.Input((16, 16, 3))
     x = keras.layers.Conv2D(3, 3, name="conv")(i)
@@ -272,7 +264,7 @@ def test_misconfiguration_raises_before_the_first_epoch(
     tmp_path, data, make_model, kwargs, message
 ):
     model = make_model()
-    epochs = _Epochs()
+    epochs = EpochsSeen()
     with pytest.raises(ValueError, match=message):
         model.fit(
             *data, epochs=2, verbose=0, callbacks=[epochs, _callback(tmp_path, data, **kwargs)]

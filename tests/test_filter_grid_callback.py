@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from callback_helpers import EpochsSeen, random_data, small_cnn
 from eventfiles import event_files, read_run
 from keras_cnnvis import filter_grid, image
 from keras_cnnvis.callbacks import FilterGridCallback
@@ -14,20 +15,9 @@ from keras_cnnvis.callbacks import FilterGridCallback
 CONVS = ["conv_a", "conv_b"]
 
 
-def small_cnn():
-    i = keras.Input((16, 16, 3))
-    x = keras.layers.Conv2D(6, 5, padding="same", activation="relu", name="conv_a")(i)
-    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv_b")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    model = keras.Model(i, keras.layers.Dense(2, activation="softmax", name="dense")(x))
-    model.compile("adam", "sparse_categorical_crossentropy")
-    return model
-
-
 @pytest.fixture
 def data():
-    rng = np.random.default_rng(0)
-    return rng.random((32, 16, 16, 3), dtype=np.float32), rng.integers(0, 2, 32)
+    return random_data()
 
 
 def test_fit_logs_every_conv_layer_at_each_step(tmp_path, data):
@@ -85,15 +75,6 @@ def test_every_n_epochs_zero_writes_nothing(tmp_path, data):
     assert os.listdir(tmp_path) == []
 
 
-class _Epochs(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.begun = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.begun.append(epoch)
-
-
 @pytest.mark.parametrize(
     "make_model, layers, message",
     [
@@ -138,7 +119,7 @@ def test_misconfiguration_raises_before_the_first_epoch(
     model = make_model()
     model.compile("adam", "sparse_categorical_crossentropy")
     x = data[0] if len(model.inputs[0].shape) == 4 else data[0][:, 0, :, :]
-    epochs = _Epochs()
+    epochs = EpochsSeen()
     with pytest.raises(ValueError, match=message):
         model.fit(
             x,

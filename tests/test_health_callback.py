@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from callback_helpers import EpochsSeen, random_data, small_cnn
 from eventfiles import read_run
 from keras_cnnvis import image
 from keras_cnnvis.callbacks import FilterHealthCallback
@@ -15,23 +16,9 @@ from keras_cnnvis.health import filter_health, snapshot_kernels
 from keras_cnnvis.health.render import health_grid
 
 
-def small_cnn(frozen=False):
-    keras.utils.set_random_seed(0)
-    i = keras.Input((16, 16, 3))
-    x = keras.layers.Conv2D(
-        6, 5, padding="same", activation="relu", name="conv_a", trainable=not frozen
-    )(i)
-    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv_b")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
-    model = keras.Model(i, keras.layers.Dense(2, activation="softmax", name="dense")(x))
-    model.compile("adam", "sparse_categorical_crossentropy")
-    return model
-
-
 @pytest.fixture
 def data():
-    rng = np.random.default_rng(0)
-    return rng.random((32, 16, 16, 3), dtype=np.float32), rng.integers(0, 2, 32)
+    return random_data()
 
 
 class _Snapshots(keras.callbacks.Callback):
@@ -157,15 +144,6 @@ def test_every_n_epochs_logs_at_the_end_and_update_spans_the_gap(tmp_path, data)
     assert recs[0].value["update_over_epochs"] is None and recs[1].value["update_over_epochs"] == 1
 
 
-class _Epochs(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.begun = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.begun.append(epoch)
-
-
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -178,7 +156,7 @@ class _Epochs(keras.callbacks.Callback):
     ],
 )
 def test_misconfiguration_raises_before_the_first_epoch(tmp_path, data, kwargs, message):
-    epochs = _Epochs()
+    epochs = EpochsSeen()
     with pytest.raises(ValueError, match=message):
         small_cnn().fit(
             *data,

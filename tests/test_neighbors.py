@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from sklearn.neighbors import NearestNeighbors
 
+from callback_helpers import EpochsSeen
 from eventfiles import read_run
 from keras_cnnvis import image
 from keras_cnnvis.callbacks import NearestNeighborsCallback
@@ -223,15 +224,6 @@ def test_callback_with_a_chosen_layer_and_euclidean_metric(tmp_path, data):
     assert run["neighbors/knn_accuracy_feature"][0].value == pytest.approx(expected)
 
 
-class _Epochs(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.begun = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.begun.append(epoch)
-
-
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -247,7 +239,7 @@ def test_callback_misconfiguration_raises_before_the_first_epoch(tmp_path, data,
     x, y = data
     query_x = kwargs.pop("query", x[60:])
     model = small_classifier()
-    epochs = _Epochs()
+    epochs = EpochsSeen()
     cb = NearestNeighborsCallback(
         str(tmp_path), (x[:60], y[:60]), (query_x, y[60 : 60 + len(query_x)]), **kwargs
     )

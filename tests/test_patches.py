@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from callback_helpers import EpochsSeen
 from keras_cnnvis.gradients import FeatureExtractor, capture_outputs, forward_until
 from keras_cnnvis.patches import PatchMiner, image_batches, max_activating_patches
 from keras_cnnvis.receptive_field import receptive_field
@@ -386,15 +387,6 @@ def test_callback_with_guided_backprop_puts_a_view_beside_each_patch(tmp_path, s
     assert np.abs(view[0, 0] - 128).max() <= 1  # top-left corner: padding, zero gradient
 
 
-class _Epochs(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.begun = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.begun.append(epoch)
-
-
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -414,7 +406,7 @@ def test_callback_misconfiguration_raises_before_the_first_epoch(tmp_path, image
 
     model = compiled_small()
     args = {"data": images, "layers": ["first"], **kwargs}
-    epochs = _Epochs()
+    epochs = EpochsSeen()
     with pytest.raises(ValueError, match=message):
         model.fit(
             images,

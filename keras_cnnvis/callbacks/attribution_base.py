@@ -36,6 +36,14 @@ def map_size(height: int, width: int, limit: int = MAX_MAP_SIDE) -> tuple[int, i
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def method_names(methods: str | Sequence[str], allowed: Sequence[str], owner: str) -> list[str]:
+    """`methods` as a list of names, each one of `allowed`; ValueError otherwise."""
+    names = [methods] if isinstance(methods, str) else list(methods)
+    if not names or any(m not in allowed for m in names):
+        raise ValueError(f"{owner} methods must be some of {tuple(allowed)}; got {methods!r}.")
+    return names
+
+
 class AttributionCallback(MonitorCallback):
     """Logs attribution maps of fixed probe images every few epochs (base class).
 

@@ -44,8 +44,9 @@ def render_confusion(
         `(image, centers)`: a float32 RGB image in [0, 1] and the float `(n, n, 2)` pixel
         `(row, col)` of each cell's centre in it.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    from keras_cnnvis.image import figure_to_array
 
     matrix = np.asarray(matrix)
     n = len(matrix)
@@ -54,7 +55,6 @@ def render_confusion(
     longest = max((len(s) for s in class_names), default=1)
     side = min(14.0, 1.6 + 0.55 * n + 0.06 * longest)
     fig = Figure(figsize=(side + 0.8, side), dpi=100)
-    canvas = FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     shown = ax.imshow(frac, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
     fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
@@ -83,14 +83,12 @@ def render_confusion(
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    canvas.draw()
-    rgba = np.asarray(canvas.buffer_rgba())
-    height = rgba.shape[0]
+    rgb = figure_to_array(fig)
     xy = ax.transData.transform(
         np.array([(p, t) for t in range(n) for p in range(n)], np.float64)
     ).reshape(n, n, 2)
-    centers = np.stack([height - xy[..., 1], xy[..., 0]], axis=-1)
-    return (rgba[..., :3].astype(np.float32) / 255.0), centers
+    centers = np.stack([rgb.shape[0] - xy[..., 1], xy[..., 0]], axis=-1)
+    return rgb, centers
 
 
 def tag_name(name: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from keras_cnnvis.callbacks.attribution_base import AttributionCallback
+from keras_cnnvis.callbacks.attribution_base import AttributionCallback, method_names
 
 CAM_METHODS = (
     "grad_cam",
@@ -87,12 +87,7 @@ class GradCAMCallback(AttributionCallback):
             run_name,
             on_error,
         )
-        names = [methods] if isinstance(methods, str) else list(methods)
-        unknown = [m for m in names if m not in CAM_METHODS]
-        if unknown or not names:
-            raise ValueError(
-                f"GradCAMCallback methods must be some of {CAM_METHODS}; got {methods!r}."
-            )
+        names = method_names(methods, CAM_METHODS, "GradCAMCallback")
         self.layer = layer
         self.method_names = names
 

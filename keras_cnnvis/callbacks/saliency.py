@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from keras_cnnvis.callbacks.attribution_base import AttributionCallback
+from keras_cnnvis.callbacks.attribution_base import AttributionCallback, method_names
 
 GRADIENT_METHODS = (
     "saliency",
@@ -93,12 +93,7 @@ class SaliencyCallback(AttributionCallback):
             run_name,
             on_error,
         )
-        names = [methods] if isinstance(methods, str) else list(methods)
-        unknown = [m for m in names if m not in GRADIENT_METHODS]
-        if unknown or not names:
-            raise ValueError(
-                f"SaliencyCallback methods must be some of {GRADIENT_METHODS}; got " f"{methods!r}."
-            )
+        names = method_names(methods, GRADIENT_METHODS, "SaliencyCallback")
         if not isinstance(n_samples, int) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive int; got {n_samples!r}.")
         if not isinstance(steps, int) or steps < 1:

@@ -78,6 +78,16 @@ def _layer_weights(items: list[str] | None):
     return out
 
 
+def _run_options(args, preprocess) -> dict:
+    """The keyword arguments every synthesis run takes from the command line."""
+    return {
+        "steps": args.steps,
+        "preprocess": preprocess,
+        "seed": args.seed,
+        "progress": not args.quiet,
+    }
+
+
 # -- subcommands -----------------------------------------------------------------------------
 def run_maximize(args) -> int:
     from keras_cnnvis.synthesis.maximize import visualize_class, visualize_filter
@@ -86,14 +96,7 @@ def run_maximize(args) -> int:
         raise ValueError("Give either --layer with --channel, or --class.")
     model, preprocess = _load(args, include_top=args.classes is not None)
     size = _side(args, model)
-    common = dict(
-        size=size,
-        steps=args.steps,
-        param=args.param,
-        preprocess=preprocess,
-        seed=args.seed,
-        progress=not args.quiet,
-    )
+    common = dict(size=size, param=args.param, **_run_options(args, preprocess))
     if args.classes is not None:
         images = visualize_class(model, args.classes, **common)
         names = [f"class_{c}.png" for c in args.classes]
@@ -119,11 +122,8 @@ def run_dream(args) -> int:
         layers=layers,
         octaves=args.octaves,
         octave_scale=args.octave_scale,
-        steps=args.steps,
         step_size=args.step_size,
-        preprocess=preprocess,
-        seed=args.seed,
-        progress=not args.quiet,
+        **_run_options(args, preprocess),
     )
     _save(args, "dream.png", out)
     return 0
@@ -138,12 +138,9 @@ def run_invert(args) -> int:
         model,
         img,
         args.layer,
-        steps=args.steps,
         param=args.param,
         tv_weight=args.tv_weight,
-        preprocess=preprocess,
-        seed=args.seed,
-        progress=not args.quiet,
+        **_run_options(args, preprocess),
     )
     print(f"PSNR of the reconstruction: {psnr(out, img):.1f} dB")
     _save(args, f"invert_{_safe(args.layer)}.png", out)
@@ -160,11 +157,8 @@ def run_texture(args) -> int:
         tex,
         layers=args.layers,
         size=args.out_size,
-        steps=args.steps,
         param=args.param,
-        preprocess=preprocess,
-        seed=args.seed,
-        progress=not args.quiet,
+        **_run_options(args, preprocess),
     )
     _save(args, "texture.png", out)
     return 0
@@ -184,10 +178,7 @@ def run_style(args) -> int:
         content_weight=args.content_weight,
         style_weight=args.style_weight,
         tv_weight=args.tv_weight,
-        steps=args.steps,
-        preprocess=preprocess,
-        seed=args.seed,
-        progress=not args.quiet,
+        **_run_options(args, preprocess),
     )
     _save(args, "style.png", out)
     return 0
