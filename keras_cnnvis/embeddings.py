@@ -12,15 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_cnnvis.gradients import (
-    BatchFunction,
-    FeatureExtractor,
-    LayerInfo,
-    find_layer,
-    forward_until,
-    iter_layers,
-    predict_fn,
-)
+from keras_cnnvis.gradients import FeatureExtractor, LayerInfo, find_layer, iter_layers
 
 METHODS = ("pca", "tsne")
 SPATIAL_MODES = ("avg", "max", "flatten")
@@ -93,9 +85,9 @@ class LayerFeatures:
     """Compiled, batched access to one feature tensor (and the outputs) of a live model.
 
     Keep one per model and layer to avoid retracing (callbacks build it once in `setup`).
-    The layer is resolved with `feature_layer`; an `"output"` tensor comes from `FeatureExtractor`
-    together with the model's outputs in one pass, an `"input"` tensor from a truncated
-    forward pass (`forward_until`). Both share every weight with the live model.
+    The layer is resolved with `feature_layer`; its output (or its input) and the model's
+    outputs come from one `FeatureExtractor` pass that shares every weight with the live
+    model.
 
     Example:
 
@@ -112,16 +104,9 @@ class LayerFeatures:
 
     def __init__(self, model: keras.Model, layer: Any = None, batch_size: int = 64):
         self.info, self.io = feature_layer(model, layer)
-        self.model = model
         self.batch_size = max(1, int(batch_size))
-        if self.io == "output":
-            self._both = FeatureExtractor(model, [self.info.layer], self.batch_size)
-        else:
-            target = self.info.layer
-            self._feats = BatchFunction(
-                lambda x: forward_until(model, [target], x, capture="input")[0]
-            )
-            self._outs = BatchFunction(predict_fn(model))
+        # One pass gives the features (the layer's output, or its input) and the outputs.
+        self._both = FeatureExtractor(model, [self.info.layer], self.batch_size, capture=self.io)
 
     @property
     def label(self) -> str:
@@ -131,27 +116,16 @@ class LayerFeatures:
     def probe(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`(raw features, model outputs)` of a few images, run eagerly (nothing traced).
 
-        For checks before training: tracing the compiled functions costs far more than
-        running a couple of images, and a monitor may never need them.
+        For checks before training: tracing the compiled function costs far more than
+        running a couple of images, and a monitor may never need it.
         """
-        x = tf.convert_to_tensor(np.asarray(images, np.float32))
-        feats = forward_until(self.model, [self.info.layer], x, capture=self.io)[0]
-        outs = predict_fn(self.model)(x)
-        return np.asarray(feats, np.float32), np.asarray(outs, np.float32)
+        (feats,), outs = self._both.eager(images)
+        return feats, outs
 
     def __call__(self, images: np.ndarray, outputs: bool = False) -> tuple[np.ndarray, Any]:
         """Returns `(raw features (N, ...), model outputs or None)` as float32 numpy."""
-        images = np.asarray(images, np.float32)
-        if self.io == "output":
-            (feats,), outs = self._both(images)
-            return feats, (outs if outputs else None)
-        feats, outs = [], []
-        for start in range(0, len(images), self.batch_size):
-            chunk = tf.convert_to_tensor(images[start : start + self.batch_size])
-            feats.append(np.asarray(self._feats(chunk), np.float32))
-            if outputs:
-                outs.append(np.asarray(self._outs(chunk), np.float32))
-        return np.concatenate(feats), (np.concatenate(outs) if outputs else None)
+        (feats,), outs = self._both(np.asarray(images, np.float32))
+        return feats, (outs if outputs else None)
 
 
 def _as_images(data: Any) -> np.ndarray:

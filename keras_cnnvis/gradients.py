@@ -224,6 +224,22 @@ def check_image_model(model: keras.Model, shape: tuple | None = None) -> tuple:
     return shape
 
 
+def restore_calls(saved: list) -> None:
+    """Undoes `layer.call` wrappers: `saved` holds `(layer, had_own_call, original)` in
+    wrapping order; instance attributes are restored, class methods uncovered."""
+    for layer, had_own, original in reversed(saved):
+        if had_own:
+            layer.call = original
+        else:
+            del layer.call
+    saved.clear()
+
+
+def _first_input(args: tuple, kwargs: dict) -> Any:
+    """The first input of a layer call (its first positional or keyword argument)."""
+    return args[0] if args else next(iter(kwargs.values()))
+
+
 class capture_outputs(contextlib.AbstractContextManager):
     """Records the outputs of chosen layers while the model is called.
 
@@ -246,6 +262,8 @@ class capture_outputs(contextlib.AbstractContextManager):
         layers: layer references (see `find_layer`).
         transform: optional `fn(path, output) -> output` applied to each captured output
             before it flows on (e.g. to add a perturbation). Defaults to None.
+        capture: `"output"` records each layer's output, `"input"` the first input of its
+            call (e.g. the input of the last Dense layer). Defaults to `"output"`.
     """
 
     def __init__(
@@ -253,9 +271,13 @@ class capture_outputs(contextlib.AbstractContextManager):
         model: keras.Model,
         layers: Any,
         transform: Callable[[str, Any], Any] | None = None,
+        capture: str = "output",
     ):
+        if capture not in ("output", "input"):
+            raise ValueError(f"capture must be 'output' or 'input'; got {capture!r}.")
         self.infos = find_layers(model, layers)
         self.transform = transform
+        self.capture = capture
         self.outputs: dict[str, Any] = {}
         self._saved: list = []
 
@@ -266,10 +288,13 @@ class capture_outputs(contextlib.AbstractContextManager):
             original = layer.call
 
             def wrapped(*args, __orig=original, __path=info.path, **kwargs):
+                if self.capture == "input":
+                    self.outputs[__path] = _first_input(args, kwargs)
                 out = __orig(*args, **kwargs)
                 if self.transform is not None:
                     out = self.transform(__path, out)
-                self.outputs[__path] = out
+                if self.capture == "output":
+                    self.outputs[__path] = out
                 return out
 
             self._saved.append((layer, had_own, original))
@@ -277,12 +302,7 @@ class capture_outputs(contextlib.AbstractContextManager):
         return self
 
     def __exit__(self, *exc) -> None:
-        for layer, had_own, original in reversed(self._saved):
-            if had_own:
-                layer.call = original
-            else:
-                del layer.call
-        self._saved.clear()
+        restore_calls(self._saved)
 
     def __getitem__(self, layer: Any) -> Any:
         path = layer if isinstance(layer, str) else None
@@ -415,10 +435,13 @@ class FeatureExtractor:
         batch_size: examples per compiled call. Defaults to 64.
     """
 
-    def __init__(self, model: keras.Model, layers: Any, batch_size: int = 64):
+    def __init__(
+        self, model: keras.Model, layers: Any, batch_size: int = 64, capture: str = "output"
+    ):
         self.model = model
         self.infos = find_layers(model, layers)
         self.batch_size = int(batch_size)
+        self.capture = capture
         self._call = predict_fn(model)
         self._fn = BatchFunction(self._forward)
 
@@ -427,9 +450,16 @@ class FeatureExtractor:
         return [info.path for info in self.infos]
 
     def _forward(self, x):
-        with capture_outputs(self.model, [i.layer for i in self.infos]) as cap:
+        layers = [i.layer for i in self.infos]
+        with capture_outputs(self.model, layers, capture=self.capture) as cap:
             out = self._call(x)
         return cap.ordered(), out
+
+    def eager(self, images: Any) -> tuple[list[np.ndarray], np.ndarray]:
+        """Like calling the extractor, but run eagerly (nothing is traced): for checks on
+        a few images before training, when the compiled function may never be needed."""
+        feats, out = self._forward(tf.convert_to_tensor(np.asarray(images, np.float32)))
+        return [np.asarray(f, np.float32) for f in feats], np.asarray(out, np.float32)
 
     def __call__(self, images: Any) -> tuple[list[np.ndarray], np.ndarray]:
         """Runs the model on `images`.
@@ -513,7 +543,7 @@ def forward_until(model: keras.Model, layers: Any, inputs: Any, capture: str = "
 
         def wrapped(*args, __orig=original, __paths=paths, **kwargs):
             if capture == "input":
-                first = args[0] if args else next(iter(kwargs.values()))
+                first = _first_input(args, kwargs)
                 for p in __paths:
                     record(p, first)
                 return __orig(*args, **kwargs)
@@ -529,11 +559,7 @@ def forward_until(model: keras.Model, layers: Any, inputs: Any, capture: str = "
     except _StopForward:
         pass
     finally:
-        for layer, had_own, original in reversed(saved):
-            if had_own:
-                layer.call = original
-            else:
-                del layer.call
+        restore_calls(saved)
     missing = [info.path for info in infos if info.path not in recorded]
     if missing:
         raise RuntimeError(f"Layers {missing} were not called during the forward pass.")

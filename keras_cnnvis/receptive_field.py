@@ -12,7 +12,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_cnnvis.gradients import LayerInfo, check_image_model, find_layer, iter_layers
+from keras_cnnvis.gradients import (
+    LayerInfo,
+    check_image_model,
+    find_layer,
+    iter_layers,
+    restore_calls,
+)
 
 L = keras.layers
 
@@ -383,11 +389,7 @@ def _trace_calls(model: keras.Model, shape: tuple) -> dict[str, list]:
         tracer.set(x, _Geom((1, 1), (1, 1), (0, 0), axes, axes))
         model(x, training=False)
     finally:
-        for obj, had_own, original in reversed(saved):
-            if had_own:
-                obj.call = original
-            else:
-                del obj.call
+        restore_calls(saved)
     return tracer.calls
 
 

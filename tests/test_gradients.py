@@ -190,14 +190,14 @@ def test_extractors_trace_once_for_every_batch_size():
     features = LayerFeatures(sub)
     assert features.io == "input"
     raw, outs = features(x, outputs=True)
-    assert features._feats.function.experimental_get_tracing_count() == 1
-    assert features._outs.function.experimental_get_tracing_count() == 1
+    assert features._both._fn.function.experimental_get_tracing_count() == 1  # one pass
+    np.testing.assert_allclose(outs, model(x), rtol=1e-5, atol=1e-5)  # ... for both
     np.testing.assert_allclose(raw, c2.mean(axis=(1, 2)), rtol=1e-5, atol=1e-5)
     # The eager check before training gives the same numbers without tracing anything.
     raw2, outs2 = features.probe(x[:2])
     np.testing.assert_allclose(raw2, raw[:2], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(outs2, outs[:2], rtol=1e-5, atol=1e-5)
-    assert features._feats.function.experimental_get_tracing_count() == 1
+    assert features._both._fn.function.experimental_get_tracing_count() == 1
     space = FeatureFunction(model, "c2")
     vectors = space(x)
     assert space._fn.function.experimental_get_tracing_count() == 1
