@@ -310,6 +310,9 @@ def _write_health(rec, layer, weights, tiles, rows, cols, step, t):
         {
             "layer": layer,
             "verdict": verdict,
+            # As FilterHealthCallback writes them: converging with findings -> amber badge.
+            "converged": bool(t >= 0.4),
+            "problems": [f"dead units: {int(dead.sum())}/{n}"] if dead.any() else [],
             "evidence": {
                 "noisy_fraction": float(noisy.mean()),
                 "dead_fraction": float(dead.mean()),

@@ -170,6 +170,12 @@ def test_health_page(dash, logs, shots):
         ".overview .verdict", "els => els.map(e => e.textContent)"
     )
     assert verdicts == ["healthy", "healthy"]
+    # Coloured by the record's own `converged` and `problems`, not by its wording: two dead
+    # filters on a converging layer are a finding (amber), not a failure (red).
+    tones = dash.frame.eval_on_selector_all(
+        ".overview .verdict", "els => els.map(e => e.className)"
+    )
+    assert tones == ["verdict mid", "verdict mid"]
     dash.page.screenshot(path=os.path.join(shots, "health.png"))
     # Sort by noise score, ascending then descending.
     scores = {f["index"]: f["noise_score"] for f in payload["filters"]}

@@ -26,8 +26,19 @@ export function verdictClass(verdict) {
   return "mid";
 }
 
-function badge(verdict) {
-  return h("span", { class: `verdict ${verdictClass(verdict)}` }, verdict ?? "unknown");
+/**
+ * The badge of a health record. The record says itself whether the layer converges
+ * (`converged`) and what it found (`problems`): red only for a non-converged layer, amber
+ * for findings on a converging one (a few dead units, weak evidence). Records without
+ * those fields fall back to reading the verdict text.
+ */
+function badge(payload) {
+  const verdict = payload?.verdict;
+  let tone = verdictClass(verdict);
+  if (typeof payload?.converged === "boolean") {
+    tone = !payload.converged ? "bad" : (payload.problems || []).length ? "mid" : "good";
+  }
+  return h("span", { class: `verdict ${tone}` }, verdict ?? "unknown");
 }
 
 async function recordAt(run, tag, step) {
@@ -145,7 +156,7 @@ export async function mount(el, ctx) {
     if (tags.json[name]) {
       try {
         const rec = await recordAt(run, tags.json[name], step);
-        setChildren(verdictCell, rec ? badge(rec.payload.verdict) : "–");
+        setChildren(verdictCell, rec ? badge(rec.payload) : "–");
       } catch (e) {
         setChildren(verdictCell, "–");
       }
@@ -219,7 +230,7 @@ export async function mount(el, ctx) {
       if (rec) {
         const p = rec.payload;
         parts.push(
-          h("p", null, "Verdict: ", badge(p.verdict), h("span", { class: "muted" }, ` (epoch ${rec.step})`)),
+          h("p", null, "Verdict: ", badge(p), h("span", { class: "muted" }, ` (epoch ${rec.step})`)),
           h(
             "dl",
             { class: "evidence" },
