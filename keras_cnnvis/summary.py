@@ -5,6 +5,7 @@ The record layout is described in `docs/log-format.md`; the cnnvis TensorBoard t
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -66,18 +67,12 @@ def dumps(payload: Any) -> str:
         return json.dumps(jsonable(payload), allow_nan=False, separators=(",", ":"))
 
 
-_IMAGE_METADATA: list = []
-
-
+@functools.lru_cache(maxsize=None)
 def _image_metadata():
     """The summary metadata of TensorBoard's image plugin (what `tf.summary.image` writes)."""
-    if not _IMAGE_METADATA:
-        from tensorboard.plugins.image import metadata
+    from tensorboard.plugins.image import metadata
 
-        _IMAGE_METADATA.append(
-            metadata.create_summary_metadata(display_name=None, description=None)
-        )
-    return _IMAGE_METADATA[0]
+    return metadata.create_summary_metadata(display_name=None, description=None)
 
 
 def _metadata(kind: str) -> bytes:
