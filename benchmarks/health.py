@@ -129,7 +129,7 @@ def cost(n_probe: int) -> dict:
     t = time.perf_counter()
     filter_health(model, probe=probe, initial_weights=initial)
     first = time.perf_counter() - t
-    from keras_cnnvis.gradients import FeatureExtractor
+    from keras_cnnvis.model import FeatureExtractor
     from keras_cnnvis.health import health_layers
 
     extractor = FeatureExtractor(model, [i.layer for i in health_layers(model)])

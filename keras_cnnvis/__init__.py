@@ -7,16 +7,19 @@ are imported lazily, so `import keras_cnnvis` (and the `cnnvis` command) start f
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
 
 __version__ = "0.1.0"
 
 # public name -> module that defines it
 _EXPORTS = {
-    "FeatureExtractor": "keras_cnnvis.gradients",
-    "capture_outputs": "keras_cnnvis.gradients",
-    "conv_layers": "keras_cnnvis.gradients",
-    "find_layer": "keras_cnnvis.gradients",
-    "iter_layers": "keras_cnnvis.gradients",
+    "FeatureExtractor": "keras_cnnvis.model",
+    "capture_outputs": "keras_cnnvis.model",
+    "conv_layers": "keras_cnnvis.model",
+    "find_layer": "keras_cnnvis.model",
+    "iter_layers": "keras_cnnvis.model",
     "filter_grid": "keras_cnnvis.filters",
     "filter_tiles": "keras_cnnvis.filters",
     "MonitorCallback": "keras_cnnvis.callbacks",
@@ -66,7 +69,7 @@ _EXPORTS = {
     "knn_accuracy": "keras_cnnvis.embedding_scores",
     "write_embedding": "keras_cnnvis.projector",
     "EmbeddingCallback": "keras_cnnvis.callbacks",
-    "receptive_field": "keras_cnnvis.receptive_field",
+    "receptive_field": "keras_cnnvis.model.receptive_field",
     "max_activating_patches": "keras_cnnvis.patches",
     "unit_views": "keras_cnnvis.patches",
     "nearest_neighbors": "keras_cnnvis.neighbors",
@@ -79,6 +82,44 @@ _EXPORTS = {
 }
 _SUBMODULES = ("callbacks", "datasets", "filters", "gradients", "image", "summary")
 
+# Modules that moved in the restructuring of 0.2: the old import paths keep working
+# (`import keras_cnnvis.gradients` gives `keras_cnnvis.model`). A key ending in "." maps a
+# whole package prefix.
+_MOVED = {
+    "keras_cnnvis.gradients": "keras_cnnvis.model",
+    "keras_cnnvis.receptive_field": "keras_cnnvis.model.receptive_field",
+}
+
+
+class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports an old module path as the module that now holds its names."""
+
+    @staticmethod
+    def target(name: str) -> str | None:
+        if name in _MOVED:
+            return _MOVED[name]
+        for old, new in _MOVED.items():
+            if old.endswith(".") and name.startswith(old):
+                return new + name[len(old) :]
+        return None
+
+    def find_spec(self, fullname, path=None, target=None):
+        if self.target(fullname) is None:
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec):
+        module = importlib.import_module(self.target(spec.name))
+        self._spec = module.__spec__  # the import system overwrites it; put it back
+        return module
+
+    def exec_module(self, module):
+        module.__spec__ = self._spec
+
+
+if not any(isinstance(f, _MovedModules) for f in sys.meta_path):
+    sys.meta_path.insert(0, _MovedModules())
+
 __all__ = sorted(list(_EXPORTS) + list(_SUBMODULES))
 
 
@@ -86,7 +127,8 @@ def __getattr__(name: str):
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
     elif name in _SUBMODULES:
-        value = importlib.import_module(f"keras_cnnvis.{name}")
+        module = f"keras_cnnvis.{name}"
+        value = importlib.import_module(_MovedModules.target(module) or module)
     else:
         raise AttributeError(f"module 'keras_cnnvis' has no attribute '{name}'")
     globals()[name] = value

@@ -10,8 +10,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_cnnvis import image
-from keras_cnnvis.gradients import FeatureExtractor, find_layers, input_shape
+from keras_cnnvis import image, inputs
+from keras_cnnvis.model import FeatureExtractor, find_layers, input_shape
 
 ORDERS = ("index", "mean")
 MAP_NORMALIZE = ("map", "layer")
@@ -62,47 +62,7 @@ def check_probe(model: keras.Model, probe: Any, name: str = "probe") -> np.ndarr
         ValueError: for a non-numeric dtype, an empty batch, the wrong rank, a shape that
             does not match the model input, or NaN/inf values.
     """
-    if probe is None:
-        raise ValueError(
-            f"No {name} images given; pass a numpy array (N, height, width, channels)."
-        )
-    arr = np.asarray(probe)
-    if arr.dtype == bool or not (
-        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-    ):
-        raise ValueError(
-            f"The {name} images have dtype {arr.dtype}; pass real numbers (float or integer "
-            "pixels, preprocessed the way the model expects)."
-        )
-    shape = input_shape(model)
-    if arr.ndim == 3 and (shape is None or len(shape) == 3):
-        arr = arr[None]
-    expected = (
-        "(N, height, width, channels)"
-        if shape is None
-        else f"(N, {', '.join('any' if s is None else str(s) for s in shape)})"
-    )
-    if arr.ndim != 4:
-        raise ValueError(
-            f"The {name} images have shape {arr.shape}; expected a batch of images {expected}."
-        )
-    if len(arr) == 0:
-        raise ValueError(f"The {name} batch is empty; pass at least one image {expected}.")
-    if shape is not None:
-        if len(shape) != 3:
-            raise ValueError(
-                f"Model '{model.name}' takes inputs of shape {shape} per example; "
-                f"{name} images need an image model (height, width, channels)."
-            )
-        if any(s is not None and int(s) != int(a) for s, a in zip(shape, arr.shape[1:])):
-            raise ValueError(
-                f"The {name} images have shape {arr.shape}; model '{model.name}' expects "
-                f"{expected}. Resize the images (or pick them from the model's own data)."
-            )
-    arr = arr.astype(np.float32)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"The {name} images contain NaN or inf values.")
-    return arr
+    return inputs.check_images(probe, model, f"{name} images", single=True)
 
 
 def _check_order(order: str) -> None:

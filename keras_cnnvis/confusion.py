@@ -9,13 +9,20 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
-from keras_cnnvis.gradients import FeatureExtractor, input_shape
-from keras_cnnvis.neighbors import as_labels
+from keras_cnnvis import inputs
+from keras_cnnvis.model import FeatureExtractor, output_activation
 
 
-def classes_from_outputs(outputs: Any) -> tuple[np.ndarray, int]:
-    """Predicted classes from model outputs: argmax of `(N, C)` scores, or `p > 0.5` for
-    one sigmoid output `(N,)`/`(N, 1)` (two classes).
+def classes_from_outputs(outputs: Any, activation: str | None = None) -> tuple[np.ndarray, int]:
+    """Predicted classes and the number of classes of classifier outputs.
+
+    The classes follow `keras_cnnvis.inputs.predicted_classes` (argmax of `(N, C)` scores;
+    for one binary unit, probability > 0.5 after a sigmoid, logit > 0 otherwise).
+
+    Args:
+        outputs: the model's outputs.
+        activation: the model's final activation (`output_activation(model).name`).
+            Defaults to None (a one-unit output inside [0, 1] is read as a probability).
 
     Returns:
         `(classes, n_classes)`: int64 `(N,)` and the number of classes.
@@ -23,15 +30,7 @@ def classes_from_outputs(outputs: Any) -> tuple[np.ndarray, int]:
     Raises:
         ValueError: for outputs that are not class scores.
     """
-    out = np.asarray(outputs, np.float32)
-    if out.ndim == 2 and out.shape[1] > 1:
-        return np.argmax(out, axis=1).astype(np.int64), int(out.shape[1])
-    if out.ndim == 1 or (out.ndim == 2 and out.shape[1] == 1):
-        return (out.reshape(-1) > 0.5).astype(np.int64), 2
-    raise ValueError(
-        f"The model returns outputs of shape {out.shape}; a confusion matrix needs class "
-        "scores (N, classes) or one sigmoid probability per example."
-    )
+    return inputs.predicted_classes(outputs, activation), inputs.n_classes_of(outputs)
 
 
 def count_confusions(y_true: Any, y_pred: Any, n_classes: int) -> np.ndarray:
@@ -40,8 +39,8 @@ def count_confusions(y_true: Any, y_pred: Any, n_classes: int) -> np.ndarray:
     Raises:
         ValueError: for label arrays of different lengths or classes out of range.
     """
-    t = as_labels(y_true)
-    p = as_labels(y_pred, len(t))
+    t = inputs.class_labels(y_true)
+    p = inputs.class_labels(y_pred, len(t))
     for name, v in (("label", t), ("prediction", p)):
         if len(v) and (v.min() < 0 or v.max() >= n_classes):
             bad = int(v[(v < 0) | (v >= n_classes)][0])
@@ -74,8 +73,8 @@ def confusion_matrix(
     """The confusion matrix of a classifier on labelled images.
 
     Rows are true classes, columns predicted classes: `matrix[t, p]` counts the examples
-    of class `t` the model assigns to `p` (argmax of its outputs, or `p > 0.5` for one
-    sigmoid output), so the diagonal holds the correct predictions.
+    of class `t` the model assigns to `p` (`keras_cnnvis.inputs.predicted_classes`:
+    the argmax, or for one binary unit p > 0.5 after a sigmoid, logit > 0 otherwise), so the diagonal holds the correct predictions.
 
     Example:
 
@@ -98,18 +97,10 @@ def confusion_matrix(
         ValueError: for images that do not fit the model, labels that are not one per
             image, a class out of range, or outputs that are not class scores.
     """
-    x = np.asarray(x, np.float32)
-    shape = input_shape(model)
-    if x.ndim != 4 or (
-        shape is not None and any(e is not None and e != g for e, g in zip(shape, x.shape[1:]))
-    ):
-        raise ValueError(
-            f"Images have shape {x.shape[1:] if x.ndim else x.shape} but model '{model.name}' "
-            f"takes {shape}; pass images of shape (N, height, width, channels) that fit it."
-        )
-    y = as_labels(y, len(x))
+    x = inputs.check_images(x, model)
+    y = inputs.class_labels(y, len(x))
     _, outputs = FeatureExtractor(model, [], batch_size=batch_size)(x)
-    pred, n_out = classes_from_outputs(outputs)
+    pred, n_out = classes_from_outputs(outputs, output_activation(model).name)
     return count_confusions(y, pred, int(n_classes or n_out))
 
 

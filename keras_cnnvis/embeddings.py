@@ -12,7 +12,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_cnnvis.gradients import FeatureExtractor, LayerInfo, find_layer, iter_layers
+from keras_cnnvis import inputs
+from keras_cnnvis.model import FeatureExtractor, LayerInfo, find_layer, iter_layers
 
 METHODS = ("pca", "tsne")
 SPATIAL_MODES = ("avg", "max", "flatten")
@@ -128,21 +129,11 @@ class LayerFeatures:
         return feats, (outs if outputs else None)
 
 
-def _as_images(data: Any) -> np.ndarray:
-    if isinstance(data, tf.data.Dataset):
-        parts = []
-        for element in data:
-            x = element[0] if isinstance(element, (tuple, list)) else element
-            parts.append(np.asarray(x, np.float32))
-        if not parts:
-            raise ValueError("The dataset is empty: pass at least one image.")
-        data = np.concatenate(parts)
-    images = np.asarray(data, dtype=np.float32)
-    if images.ndim < 2 or len(images) == 0:
-        raise ValueError(
-            f"extract_features needs a non-empty batch (N, ...); got shape {images.shape}."
-        )
-    return images
+def _as_images(data: Any, model: keras.Model) -> np.ndarray:
+    batches = list(inputs.image_batches(data))
+    if not batches:
+        raise ValueError("The images batch is empty; pass at least one image.")
+    return inputs.check_images(np.concatenate(batches), model, "images", finite=False)
 
 
 def flatten_features(
@@ -247,7 +238,7 @@ def extract_features(
     """
     if spatial not in SPATIAL_MODES:
         raise ValueError(f"spatial must be one of {SPATIAL_MODES}; got {spatial!r}.")
-    images = _as_images(data)
+    images = _as_images(data, model)
     extractor = LayerFeatures(model, layer, batch_size)
     raw, outputs = extractor(images, return_outputs)
     feats = flatten_features(raw, spatial, f"Layer '{extractor.label}'", warn)

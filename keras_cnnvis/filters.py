@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from keras_cnnvis import image
-from keras_cnnvis.gradients import LayerInfo, find_layer, input_shape, iter_layers
+from keras_cnnvis.model import LayerInfo, find_layer, input_shape, iter_layers
 
 NORMALIZE_MODES = ("filter", "layer")
 

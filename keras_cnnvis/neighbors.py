@@ -11,7 +11,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_cnnvis.gradients import (
+from keras_cnnvis import inputs
+from keras_cnnvis.model import (
     BatchFunction,
     LayerInfo,
     find_layer,
@@ -174,25 +175,6 @@ def nearest(
     return np.concatenate(idx_out).astype(np.int64), np.concatenate(dist_out).astype(np.float32)
 
 
-def as_labels(y: Any, n: int | None = None) -> np.ndarray:
-    """Integer class labels from ints or one-hot rows.
-
-    Raises:
-        ValueError: if the labels are not one per example.
-    """
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] > 1:
-        y = np.argmax(y, axis=1)
-    elif y.ndim == 2:
-        y = y[:, 0]
-    if y.ndim != 1 or (n is not None and len(y) != n):
-        raise ValueError(
-            f"Labels must be one class index (or one-hot row) per example ({n}); got shape "
-            f"{np.shape(y)}."
-        )
-    return y.astype(np.int64)
-
-
 def knn_vote(neighbor_labels: np.ndarray) -> np.ndarray:
     """Majority class of each row of neighbour labels (nearest first); a tie goes to the
     tied class whose member is nearest."""
@@ -217,22 +199,6 @@ def _check_space(space: str, metric: str) -> None:
         raise ValueError(f"space must be one of {SPACES}; got {space!r}.")
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}; got {metric!r}.")
-
-
-def _check_images(model, images, name) -> np.ndarray:
-    images = np.asarray(images, np.float32)
-    if images.ndim != 4:
-        raise ValueError(
-            f"{name} must be images (N, height, width, channels); got shape {images.shape}."
-        )
-    if model is not None:
-        from keras_cnnvis.gradients import input_shape
-        from keras_cnnvis.patches import check_image_batch
-
-        shape = input_shape(model)
-        if shape is not None:
-            check_image_batch(images, shape, model.name)
-    return images
 
 
 def nearest_neighbors(
@@ -282,8 +248,8 @@ def nearest_neighbors(
     _check_space(space, metric)
     if model is None and space == "feature":
         raise ValueError("Feature-space neighbours need a model; pass model or space='pixel'.")
-    queries = _check_images(model, queries, "queries")
-    data = _check_images(model, data, "data")
+    queries = inputs.check_images(queries, model, "queries")
+    data = inputs.check_images(data, model, "data images")
     if not 1 <= k <= len(data):
         raise ValueError(f"k={k} must be between 1 and the {len(data)} images in data.")
     embed = FeatureFunction(model, layer, batch_size) if space == "feature" else None
@@ -335,7 +301,7 @@ def neighbor_accuracy(
     Raises:
         ValueError: as `nearest_neighbors`, or labels that are not one per image.
     """
-    y_ref = as_labels(y_ref, len(x_ref))
-    y_query = as_labels(y_query, len(x_query))
+    y_ref = inputs.class_labels(y_ref, len(x_ref))
+    y_query = inputs.class_labels(y_query, len(x_query))
     nn = nearest_neighbors(model, x_query, x_ref, layer, k, space, metric, batch_size)
     return float(np.mean(knn_vote(y_ref[nn.indices]) == y_query))

@@ -4,7 +4,6 @@ channel, only the running top-k images with the receptive-field patch around the
 
 from __future__ import annotations
 
-import collections.abc
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -12,8 +11,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_cnnvis.gradients import find_layers, forward_until, input_shape, instance_function
-from keras_cnnvis.receptive_field import ReceptiveField, receptive_field
+from keras_cnnvis.inputs import check_image_shape, data_length, image_batches
+from keras_cnnvis.model import find_layers, forward_until, input_shape, instance_function
+from keras_cnnvis.model.receptive_field import ReceptiveField, receptive_field
 
 
 @dataclass
@@ -49,105 +49,6 @@ class MaxPatches:
     receptive_field: ReceptiveField
     n_images: int
     pad_value: float
-
-
-def image_batches(data: Any, batch_size: int = 64) -> Iterator[np.ndarray]:
-    """Yields float32 image batches `(B, H, W, C)` from arrays, datasets or generators.
-
-    Accepts a numpy array of images, a tuple `(x, y[, sample_weight])`, a
-    `tf.data.Dataset` (batched or not; tuple elements use their first component), a
-    `keras.utils.PyDataset`, or any iterable/generator yielding batches, single images or
-    `(x, y)` tuples. Single images are grouped into batches of `batch_size`.
-
-    Example:
-
-    ```python
-    for batch in image_batches(tf.data.Dataset.from_tensor_slices((x, y)), 32):
-        print(batch.shape)
-    ```
-
-    Args:
-        data: the image source.
-        batch_size: batch size for arrays and unbatched sources. Defaults to 64.
-
-    Returns:
-        An iterator of float32 numpy arrays.
-
-    Raises:
-        ValueError: for elements that are not images of rank 3 (single) or 4 (batch).
-    """
-    if isinstance(data, tuple) and data and _rank(data[0]) == 4:
-        data = data[0]
-    if isinstance(data, dict):
-        raise ValueError("Pass the images themselves, not a dict of inputs.")
-    if hasattr(data, "shape") and not isinstance(data, tf.data.Dataset):
-        x = data
-        if _rank(x) != 4:
-            raise ValueError(
-                f"Images must be a (N, height, width, channels) array; got shape "
-                f"{tuple(np.shape(x))}. For one image, pass x[None]."
-            )
-        for start in range(0, len(x), batch_size):
-            yield np.asarray(x[start : start + batch_size], dtype=np.float32)
-        return
-    if isinstance(data, keras.utils.PyDataset):
-        n = data.num_batches
-        items = (data[i] for i in range(n)) if n is not None else iter(data)
-    elif isinstance(data, tf.data.Dataset):
-        items = data.as_numpy_iterator()
-    elif isinstance(data, collections.abc.Iterable):
-        items = iter(data)
-    else:
-        raise ValueError(
-            f"Cannot read images from {type(data).__name__}; pass a numpy array, a "
-            "tf.data.Dataset, a PyDataset or a generator of batches."
-        )
-    pending: list[np.ndarray] = []
-    for item in items:
-        if isinstance(item, (tuple, list)) and item and hasattr(item[0], "shape"):
-            item = item[0]
-        if isinstance(item, dict):
-            raise ValueError("Data elements must be images or (images, labels); got a dict.")
-        arr = np.asarray(item, dtype=np.float32)
-        if arr.ndim == 3:
-            pending.append(arr)
-            if len(pending) == batch_size:
-                yield np.stack(pending)
-                pending = []
-        elif arr.ndim == 4:
-            if pending:
-                yield np.stack(pending)
-                pending = []
-            yield arr
-        else:
-            raise ValueError(
-                "Data elements must be images (height, width, channels) or batches "
-                f"(N, height, width, channels); got shape {arr.shape}."
-            )
-    if pending:
-        yield np.stack(pending)
-
-
-def _rank(x) -> int:
-    return len(np.shape(x)) if hasattr(x, "shape") else -1
-
-
-def data_length(data: Any) -> int | None:
-    """The number of images of an array source (None for streams)."""
-    x = data[0] if isinstance(data, tuple) and data and _rank(data[0]) == 4 else data
-    if hasattr(x, "shape") and not isinstance(x, tf.data.Dataset) and _rank(x) == 4:
-        return len(x)
-    return None
-
-
-def check_image_batch(batch: np.ndarray, expected: tuple, model_name: str) -> None:
-    """Raises ValueError if a batch's per-image shape is not `expected` (None = any)."""
-    got = batch.shape[1:]
-    if len(got) != len(expected) or any(e is not None and e != g for e, g in zip(expected, got)):
-        raise ValueError(
-            f"Data images have shape {tuple(got)} but model '{model_name}' takes "
-            f"{tuple(expected)}; resize or convert the images to that shape."
-        )
 
 
 class _TopK:
@@ -336,7 +237,7 @@ class PatchMiner:
     def update(self, images: np.ndarray) -> None:
         """Adds one batch `(B, H, W, C)` of images to the running top-k."""
         images = np.asarray(images, dtype=np.float32)
-        check_image_batch(images, self.shape, self.model.name)
+        check_image_shape(images, self.model, "data images", self.shape)
         if not len(images):
             return
         for top, (values, flat) in zip(self._tops, self._fn(tf.constant(images))):

@@ -169,11 +169,12 @@ def test_two_fits_in_a_row(tmp_path, data):
         ),
         (
             lambda d, p: GradCAMCallback(d, p[:, :8]),
-            r"GradCAMCallback: bad probe images: Images of shape \(8, 16, 3\) do not fit",
+            r"GradCAMCallback: The probe images have shape \(3, 8, 16, 3\); model '\w+' "
+            r"expects \(N, 16, 16, 3\)",
         ),
         (
-            lambda d, p: SaliencyCallback(d, (p * 255).astype(np.uint8)),
-            r"SaliencyCallback: bad probe images: .*floating point",
+            lambda d, p: SaliencyCallback(d, np.where(p > 0.5, np.nan, p)),
+            r"SaliencyCallback: The probe images contain NaN or inf values",
         ),
         (
             lambda d, p: SaliencyCallback(d, p, labels=[0, 1]),

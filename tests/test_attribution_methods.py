@@ -271,15 +271,15 @@ class _Sub(keras.Model):
         (lambda m, x: A.saliency(m, x, [0, 1]), r"needs one index per image \(3\)"),
         (
             lambda m, x: A.saliency(m, x[:, :10]),
-            r"do not fit model 'cnn', which takes \(12, 12, 3\)",
+            r"The images have shape \(3, 10, 12, 3\); model 'cnn' expects \(N, 12, 12, 3\)",
         ),
         (
             lambda m, x: A.saliency(m, x[0]),
-            r"batch of shape \(N, height, width, channels\).*image\[None\]",
+            r"expected a batch of images \(N, 12, 12, 3\)\. For one image pass image\[None\]",
         ),
         (
-            lambda m, x: A.saliency(m, (x * 255).astype(np.uint8)),
-            r"floating point \(got dtype uint8\)",
+            lambda m, x: A.saliency(m, np.full(x.shape, "a")),
+            r"The images have dtype <U1; pass real numbers",
         ),
         (
             lambda m, x: A.saliency(m, x, ("c2", 8)),

@@ -68,7 +68,7 @@ def test_outputs_to_classes():
     assert n == 3 and classes.tolist() == [1, 0]
     classes, n = classes_from_outputs(np.array([[0.2], [0.9], [0.5]]))
     assert n == 2 and classes.tolist() == [0, 1, 0]
-    with pytest.raises(ValueError, match="needs class scores"):
+    with pytest.raises(ValueError, match=r"predicted classes need class scores \(N, classes\)"):
         classes_from_outputs(np.zeros((2, 4, 4, 3)))
 
 
@@ -84,7 +84,7 @@ def test_matches_scikit_learn_on_the_trained_demo(trained_demo):
 def test_bad_input_raises_clear_errors():
     model = argmax_model()
     with pytest.raises(
-        ValueError, match=r"Images have shape \(2, 2, 3\) but model 'argmax' takes \(1, 1, 3\)"
+        ValueError, match=r"The images have shape \(4, 2, 2, 3\); model 'argmax' expects \(N, 1, 1, 3\)\. Resize"
     ):
         confusion_matrix(model, np.zeros((4, 2, 2, 3)), np.zeros(4))
     with pytest.raises(ValueError, match=r"Labels must be one class index .* per example \(4\)"):
@@ -182,7 +182,7 @@ def test_callback_default_names_and_every_n_epochs(tmp_path, data):
         ({"labels": np.array([0, 1, 5] * 20)}, r"A label is class 5, outside the 3 classes"),
         (
             {"images": np.zeros((60, 5, 5, 3))},
-            r"Data images have shape \(5, 5, 3\) but model 'three' takes \(6, 6, 3\)",
+            r"The validation images have shape \(\d+, 5, 5, 3\); model 'three' expects \(N, 6, 6, 3\)",
         ),
     ],
 )
@@ -209,6 +209,6 @@ def test_callback_constructor_validation(data):
     with pytest.raises(ValueError, match=r"Labels must be one class index"):
         ConfusionMatrixCallback("x", (x, y[:10]))
     with pytest.raises(
-        ValueError, match=r"validation images must be \(N, height, width, channels\)"
+        ValueError, match=r"The validation images have shape \(\d+, \d+, 3\); expected a batch of images \(N, height, width, channels\)\. For one image pass image\[None\]"
     ):
         ConfusionMatrixCallback("x", (x[0], y))

@@ -276,7 +276,7 @@ def test_misconfiguration_raises_before_the_first_epoch(
 def test_images_the_model_cannot_take(tmp_path, data):
     model = small_cnn()
     cb = EmbeddingCallback(str(tmp_path), (np.zeros((8, 12, 12, 3)), np.zeros(8)), on_error="raise")
-    with pytest.raises(ValueError, match=r"images have shape \(12, 12, 3\) but model"):
+    with pytest.raises(ValueError, match=r"The embedding images have shape \(8, 12, 12, 3\); model '\w+' expects"):
         model.fit(*data, epochs=1, verbose=0, callbacks=[cb])
 
 
@@ -290,7 +290,7 @@ def test_constructor_validation(data):
         EmbeddingCallback("x", x)
     with pytest.raises(ValueError, match="at least 4 images"):
         EmbeddingCallback("x", (x[:3], y[:3]))
-    with pytest.raises(ValueError, match="holds 60 images but 59 labels"):
+    with pytest.raises(ValueError, match=r"Labels must be one class index \(or one-hot row\) per example \(60\); got shape \(59,\)"):
         EmbeddingCallback("x", (x, y[:59]))
     bad = x.copy()
     bad[3, 0, 0, 0] = np.nan

@@ -196,7 +196,7 @@ def test_feature_errors():
         extract_features(model, np.zeros((2, *SHAPE)), layer="nope")
     with pytest.raises(ValueError, match="spatial must be one of"):
         extract_features(model, np.zeros((2, *SHAPE)), spatial="mean")
-    with pytest.raises(ValueError, match="non-empty batch"):
+    with pytest.raises(ValueError, match="The images batch is empty"):
         extract_features(model, np.zeros((0, *SHAPE)))
     with pytest.raises(ValueError, match=r"\(N, D\)"):
         flatten_features(np.zeros(3))

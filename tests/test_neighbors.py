@@ -103,7 +103,7 @@ def test_bad_input_raises_clear_errors(trained_demo):
     x = trained_demo["x_val"][:10]
     with pytest.raises(
         ValueError,
-        match=r"Data images have shape \(32, 32, 3\) but model 'demo_cnn' takes \(64, 64, 3\)",
+        match=r"The queries have shape \(2, 32, 32, 3\); model 'demo_cnn' expects \(N, 64, 64, 3\)",
     ):
         nearest_neighbors(model, np.zeros((2, 32, 32, 3)), x)
     with pytest.raises(ValueError, match=r"k=11 must be between 1 and the 10 images in data"):
@@ -112,7 +112,7 @@ def test_bad_input_raises_clear_errors(trained_demo):
         nearest_neighbors(model, x[:2], x, space="latent")
     with pytest.raises(ValueError, match="metric must be one of"):
         nearest_neighbors(model, x[:2], x, metric="manhattan")
-    with pytest.raises(ValueError, match=r"queries must be images \(N, height, width, channels\)"):
+    with pytest.raises(ValueError, match=r"The queries have shape \(64, 64, 3\); expected a batch of images \(N, 64, 64, 3\)"):
         nearest_neighbors(model, x[0], x)
     with pytest.raises(ValueError, match="No layer named 'nope'"):
         nearest_neighbors(model, x[:2], x, layer="nope")
@@ -231,7 +231,7 @@ def test_callback_with_a_chosen_layer_and_euclidean_metric(tmp_path, data):
         ({"k": 61}, r"k=61 is larger than the 60 reference images"),
         (
             {"query": np.zeros((4, 10, 10, 3))},
-            r"Data images have shape \(10, 10, 3\) but model 'tiny' takes \(12, 12, 3\)",
+            r"The (reference|query)_data images have shape \(\d+, 10, 10, 3\); model 'tiny' expects \(N, 12, 12, 3\)",
         ),
     ],
 )

@@ -201,7 +201,7 @@ def test_miner_mines_several_layers_in_one_pass(model, images):
 def test_bad_input_raises_clear_errors(model, images):
     with pytest.raises(
         ValueError,
-        match=r"Data images have shape \(20, 20, 3\) but model 'small' takes \(22, 21, 3\)",
+        match=r"The data images have shape \(\d+, 20, 20, 3\); model 'small' expects \(N, 22, 21, 3\)",
     ):
         max_activating_patches(model, "first", np.zeros((4, 20, 20, 3), np.float32), k=2)
     with pytest.raises(ValueError, match=r"k=50 is larger than the 45 images in the data"):
@@ -396,7 +396,7 @@ def test_callback_with_guided_backprop_puts_a_view_beside_each_patch(tmp_path, s
         ({"k": 46}, r"k=46 is larger than the 45 images in data"),
         (
             {"data": np.zeros((5, 21, 22, 3), np.float32)},
-            r"Data images have shape \(21, 22, 3\) but model 'small' takes \(22, 21, 3\)",
+            r"The data images have shape \(\d+, 21, 22, 3\); model 'small' expects \(N, 22, 21, 3\)",
         ),
         ({"view": "deconvnet"}, r"ReLU"),
     ],

@@ -1,5 +1,5 @@
 """Shared helpers of the attribution methods: input checks, channel reductions, resizing, and
-the call into the one compiled gradient seam (`keras_cnnvis.gradients.gradient_function`).
+the call into the one compiled gradient seam (`keras_cnnvis.model.gradient_function`).
 """
 
 from __future__ import annotations
@@ -10,55 +10,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_cnnvis.attribution.targets import Target, resolve_target
-from keras_cnnvis.gradients import (
+from keras_cnnvis import inputs
+from keras_cnnvis.attribution.targets import ClassScore, Target, resolve_target
+from keras_cnnvis.model import (
     GradientResult,
     LayerInfo,
     find_layer,
     gradient_function,
     input_shape,
+    output_activation,
 )
 
 REDUCTIONS = (None, "sum", "abs_sum", "max_abs", "l2")
 
 
 def check_images(model: keras.Model, images: Any) -> np.ndarray:
-    """Validates an image batch against the model's input; returns it as float32.
-
-    Raises:
-        ValueError: for a non-float dtype, a batch that is not `(N, H, W, C)`, an empty
-            batch, or a shape that differs from the model's input shape.
-    """
-    if isinstance(images, tf.Tensor):
-        images = images.numpy()
-    arr = np.asarray(images)
-    if arr.dtype.kind != "f":
-        raise ValueError(
-            f"Images must be floating point (got dtype {arr.dtype}); convert them, e.g. "
-            "images.astype('float32') / 255 if the model was trained on [0, 1] inputs."
-        )
-    if arr.ndim != 4:
-        raise ValueError(
-            f"Images must be a batch of shape (N, height, width, channels); got shape "
-            f"{arr.shape}. For one image pass image[None]."
-        )
-    if len(arr) == 0:
-        raise ValueError("No images given: pass a batch of at least one image.")
-    expected = input_shape(model)
-    if expected is not None:
-        if len(expected) != 3:
-            raise ValueError(
-                f"Model '{model.name}' takes inputs of shape {expected}; attribution needs "
-                "an image model with inputs (height, width, channels)."
-            )
-        if any(e is not None and e != a for e, a in zip(expected, arr.shape[1:])):
-            raise ValueError(
-                f"Images of shape {arr.shape[1:]} do not fit model '{model.name}', which "
-                f"takes {expected}; resize the images or pass the right ones."
-            )
-    if not np.isfinite(arr).all():
-        raise ValueError("Images contain NaN or infinite values.")
-    return arr.astype(np.float32, copy=False)
+    """`keras_cnnvis.inputs.check_images` for the images an attribution method explains."""
+    return inputs.check_images(images, model, "images")
 
 
 def reduce_channels(values: np.ndarray, reduce: str | None) -> np.ndarray:
@@ -145,9 +113,13 @@ def run(
 ) -> GradientResult:
     """Calls the compiled seam for a resolved target; `hidden` holds `capture` in order."""
     paths = tuple(find_layer(model, c).path for c in capture)
+    score_fn = target.score_fn
+    if isinstance(score_fn, ClassScore):
+        # A one-unit sigmoid head reads probabilities unless logits=True made it linear.
+        score_fn = score_fn.reading(output_activation(model).name == "sigmoid" and not logits)
     fn = gradient_function(
         model,
-        target.score_fn,
+        score_fn,
         wrt=wrt,
         capture=paths + tuple(p for p in target.capture if p not in paths),
         relu=relu,

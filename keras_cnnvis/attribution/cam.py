@@ -17,7 +17,7 @@ from keras_cnnvis.attribution._common import (
     spatial_layer,
     upsample as _upsample,
 )
-from keras_cnnvis.gradients import iter_layers
+from keras_cnnvis.model import iter_layers
 
 _PASS_THROUGH = (keras.layers.Dropout, keras.layers.Flatten, keras.layers.Softmax)
 _OUTPUT_ACTIVATIONS = ("linear", "softmax", "sigmoid")

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from keras_cnnvis.attribution._common import check_images, fixed_target
-from keras_cnnvis.gradients import find_layers, iter_layers
+from keras_cnnvis.model import find_layers, iter_layers
 
 
 @dataclass

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_cnnvis.gradients import check_in_graph, find_layer
+from keras_cnnvis.model import check_in_graph, find_layer
 
 PREDICTED = -1  # class index meaning "the class the model predicts"
 
@@ -29,21 +29,36 @@ def _single_output(outputs: Any, model_name: str) -> Any:
 class ClassScore:
     """Score function: the output for one class per example (index < 0 = predicted class).
 
-    Returns `(scores, classes)`; all instances for one model name are equal, so they share
-    one compiled function.
+    Returns `(scores, classes)`. A one-unit binary output is read as two classes, as in
+    `keras_cnnvis.inputs.class_scores`: class 1 scores the unit and class 0 its opposite
+    (1 - p for a probability, -z for a logit; `probability` says which the traced output
+    is). All instances for one model name and reading are equal, so they share one
+    compiled function.
     """
 
-    def __init__(self, model_name: str):
+    def __init__(self, model_name: str, probability: bool = False):
         self.model_name = model_name
+        self.probability = bool(probability)
+
+    def reading(self, probability: bool) -> "ClassScore":
+        """The same score for outputs that are probabilities (True) or logits (False)."""
+        return ClassScore(self.model_name, probability)
 
     def __eq__(self, other):
-        return isinstance(other, ClassScore) and other.model_name == self.model_name
+        return (
+            isinstance(other, ClassScore)
+            and other.model_name == self.model_name
+            and other.probability == self.probability
+        )
 
     def __hash__(self):
-        return hash(("class", self.model_name))
+        return hash(("class", self.model_name, self.probability))
 
     def __call__(self, outputs, hidden, classes):
         out = tf.cast(_single_output(outputs, self.model_name), tf.float32)
+        if out.shape.rank == 2 and out.shape[-1] == 1:
+            other = 1.0 - out if self.probability else -out
+            out = tf.concat([other, out], axis=-1)  # (class 0, class 1)
         if out.shape.rank != 2:
             raise ValueError(
                 f"Model '{self.model_name}' returns outputs of shape {tuple(out.shape)}, not "
@@ -137,7 +152,7 @@ class Target:
 
     Attributes:
         kind: `"class"`, `"callable"` or `"unit"`.
-        score_fn: the score function for `gradients.gradient_function`.
+        score_fn: the score function for `keras_cnnvis.model.gradient_function`.
         args: per-example numpy arguments of the score function.
         arg_specs: their `(shape, dtype)` without the batch axis.
         capture: layer paths the score needs captured.
@@ -169,7 +184,8 @@ def _n_classes(model: keras.Model) -> int | None:
         return None
     if not outputs or len(outputs) != 1 or len(outputs[0].shape) != 2:
         return None
-    return outputs[0].shape[-1]
+    n = outputs[0].shape[-1]
+    return 2 if n == 1 else n  # one binary unit: classes 0 and 1
 
 
 def _check_single_output(model: keras.Model) -> None:

@@ -17,7 +17,7 @@ from keras_cnnvis.activations import (
     grid_geometry,
 )
 from keras_cnnvis.callbacks.base import MonitorCallback
-from keras_cnnvis.gradients import FeatureExtractor, find_layers
+from keras_cnnvis.model import FeatureExtractor, find_layers
 
 
 class ActivationMapsCallback(MonitorCallback):

@@ -9,10 +9,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from keras_cnnvis import image
+from keras_cnnvis import image, inputs
 from keras_cnnvis.attribution._common import upsample as resize_maps
 from keras_cnnvis.callbacks.base import MonitorCallback
-from keras_cnnvis.gradients import instance_function
+from keras_cnnvis.model import instance_function, output_activation
 
 MAX_MAP_SIDE = 64
 # Methods whose maps are smooth (shown scaled by their maximum); gradient maps are spiky
@@ -97,14 +97,13 @@ class AttributionCallback(MonitorCallback):
 
     # -- validation ---------------------------------------------------------------------
     def setup(self) -> None:
-        from keras_cnnvis.attribution._common import check_images
         from keras_cnnvis.attribution.targets import resolve_target
 
         name = type(self).__name__
         try:
-            probe = check_images(self.model, self.probe)
+            probe = inputs.check_images(self.probe, self.model, "probe images")
         except ValueError as error:
-            raise ValueError(f"{name}: bad probe images: {error}") from None
+            raise ValueError(f"{name}: {error}") from None
         n, height, width = probe.shape[:3]
         if self.labels is not None and self.labels.shape[:1] != (n,):
             raise ValueError(
@@ -123,6 +122,7 @@ class AttributionCallback(MonitorCallback):
         resolve_target(self.model, self._target, n)  # raises for bad classes or units
         self._probe = probe
         self._predict = instance_function(self._call_model)  # compiled once per fit
+        self._activation = output_activation(self.model).name
 
     def _call_model(self, x):
         return self.model(x, training=False)
@@ -169,7 +169,7 @@ class AttributionCallback(MonitorCallback):
         out = np.asarray(out, np.float32)
         if out.ndim != 2:
             return None, None
-        return out.argmax(-1), out
+        return inputs.predicted_classes(out, self._activation), out
 
     def _explained_classes(self, predictions) -> np.ndarray | None:
         target = self._target
@@ -192,6 +192,9 @@ class AttributionCallback(MonitorCallback):
         size = map_size(*norm.shape[1:3])
         small = np.clip(resize_maps(norm, size), 0, 1)
         classes = self._explained_classes(predictions)
+        scores = None
+        if classes is not None and probabilities is not None:
+            scores = inputs.class_scores(probabilities, classes, self._activation)
         probes = []
         for i in range(len(norm)):
             cls = None if classes is None else int(classes[i])
@@ -200,11 +203,7 @@ class AttributionCallback(MonitorCallback):
                     "label": None if self.labels is None else int(self.labels[i]),
                     "prediction": None if predictions is None else int(predictions[i]),
                     "class": cls,
-                    "score": (
-                        None
-                        if cls is None or probabilities is None
-                        else float(probabilities[i, cls])
-                    ),
+                    "score": None if scores is None else float(scores[i]),
                 }
             )
         layer = kwargs.get("layer")
@@ -229,7 +228,7 @@ class AttributionCallback(MonitorCallback):
     def _layer_path(self, layer) -> str | None:
         if layer is None:
             return None
-        from keras_cnnvis.gradients import find_layer
+        from keras_cnnvis.model import find_layer
 
         return find_layer(self.model, layer).path
 

@@ -69,7 +69,7 @@ def weights_finite(model) -> bool:
 
 def check_channels_last(model) -> None:
     """Raises ValueError if any layer of `model` computes in `channels_first` format."""
-    from keras_cnnvis.gradients import iter_layers
+    from keras_cnnvis.model import iter_layers
 
     for info in iter_layers(model):
         if getattr(info.layer, "data_format", None) == "channels_first":

@@ -10,7 +10,7 @@ import numpy as np
 
 from keras_cnnvis import image
 from keras_cnnvis.callbacks.base import MonitorCallback
-from keras_cnnvis.gradients import check_image_model, predict_fn
+from keras_cnnvis.model import check_image_model, predict_fn
 
 
 class ClassVisualizationCallback(MonitorCallback):

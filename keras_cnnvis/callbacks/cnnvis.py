@@ -11,9 +11,10 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
+from keras_cnnvis import inputs
 from keras_cnnvis.callbacks.base import MonitorCallback, is_chief
 from keras_cnnvis.callbacks.budget import TimeBudget, estimate_cost, guess_cost
-from keras_cnnvis.gradients import conv_layers
+from keras_cnnvis.model import conv_layers
 
 CHEAP = ("filters", "health", "activations", "grad_cam", "confusion")
 EXPENSIVE = ("saliency", "occlusion", "patches", "embedding", "neighbors", "classes")
@@ -56,68 +57,7 @@ def pick_probes(labels: np.ndarray | None, n_examples: int, n: int) -> np.ndarra
     """Indices of `n` probe examples: round-robin over classes when labels are known."""
     if labels is None:
         return np.arange(min(n, n_examples))
-    labels = np.asarray(labels).reshape(-1)
-    by_class = [np.flatnonzero(labels == c).tolist() for c in np.unique(labels)]
-    picks: list[int] = []
-    while len(picks) < min(n, n_examples) and any(by_class):
-        for members in by_class:
-            if members and len(picks) < n:
-                picks.append(members.pop(0))
-    return np.asarray(sorted(picks), dtype=np.int64)
-
-
-def _as_images(x: Any, what: str) -> np.ndarray:
-    """Images as float32 numpy; clear errors for several input arrays or non-numbers."""
-    if isinstance(x, (list, tuple, dict)):
-        raise ValueError(
-            f"The {what} are {len(x)} arrays (inputs of a multi-input model?); keras-cnnvis "
-            "visualises models with one image input. Attach the callback to a model with a "
-            "single image input and pass only those images."
-        )
-    arr = np.asarray(x)
-    if arr.dtype == bool or arr.dtype.kind not in "iuf":
-        raise ValueError(
-            f"The {what} have dtype {arr.dtype}; pass real numbers (float or integer pixels, "
-            "preprocessed the way the model expects)."
-        )
-    return arr.astype(np.float32, copy=False)
-
-
-def _as_arrays(data: Any, limit: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """`(x, y)` numpy arrays (at most `limit` examples) from a tuple or a tf.data.Dataset."""
-    if isinstance(data, (tuple, list)):
-        if not 1 <= len(data) <= 3:
-            raise ValueError(
-                "validation_data must be (x, y) arrays or a tf.data.Dataset of (x, y) "
-                f"batches; got a sequence of {len(data)} items."
-            )
-        x = _as_images(data[0], "validation images")[:limit]
-        y = None if len(data) < 2 or data[1] is None else np.asarray(data[1])[:limit]
-        return x, y
-    import tensorflow as tf
-
-    if isinstance(data, tf.data.Dataset):
-        spec = data.element_spec
-        spec = spec[0] if isinstance(spec, tuple) else spec
-        if isinstance(spec, tf.TensorSpec) and spec.shape.rank == 3:
-            data = data.batch(64)  # a dataset of single images
-        xs, ys, count = [], [], 0
-        for batch in data:
-            x, y = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)
-            xs.append(_as_images(x, "validation images"))
-            if y is not None:
-                ys.append(np.asarray(y))
-            count += len(xs[-1])
-            if count >= limit:
-                break
-        if not xs:
-            raise ValueError("validation_data is an empty dataset; pass some examples.")
-        x = np.concatenate(xs)[:limit]
-        return x, (np.concatenate(ys)[:limit] if ys else None)
-    raise ValueError(
-        "validation_data must be (x, y) numpy arrays or a tf.data.Dataset of (x, y) "
-        f"batches; got {type(data).__name__}."
-    )
+    return inputs.balanced_indices(labels, n)
 
 
 def _check_options(options: dict) -> None:
@@ -159,15 +99,6 @@ def _check_masks(masks: Any, probe: Any, x_val: Any, limit: int) -> np.ndarray |
     if len(masks) != n:
         raise ValueError(f"masks must hold one mask per {what} ({n}); got {len(masks)}.")
     return masks
-
-
-def _class_indices(y: np.ndarray | None) -> np.ndarray | None:
-    if y is None:
-        return None
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] > 1:  # one-hot
-        return np.argmax(y, axis=1)
-    return y.reshape(-1).astype(np.int64)
 
 
 class CNNVisCallback(keras.callbacks.Callback):
@@ -272,15 +203,17 @@ class CNNVisCallback(keras.callbacks.Callback):
         _check_options(self.options)
         self.x_val = self.y_val = None
         if validation_data is not None:
-            self.x_val, y = _as_arrays(validation_data, max_examples)
-            self.y_val = _class_indices(y)
+            self.x_val, y = inputs.labelled_arrays(validation_data, max_examples)
+            self.y_val = None if y is None else inputs.class_labels(y, len(self.x_val))
             if len(self.x_val) == 0:
                 raise ValueError("validation_data holds no examples; pass some or leave it None.")
-        probe = None if probe is None else _as_images(probe, "probe images")
+        probe = None if probe is None else inputs.as_image_array(probe, "probe images")
         self.masks_val = _check_masks(masks, probe, self.x_val, max_examples)
         if probe is not None:
             self.probe = probe
-            self.probe_labels = _class_indices(probe_labels)
+            self.probe_labels = (
+                None if probe_labels is None else inputs.class_labels(probe_labels, len(probe))
+            )
             self.probe_masks = self.masks_val  # masks describe the given probes
         elif self.x_val is not None:
             idx = pick_probes(self.y_val, len(self.x_val), n_probes)
@@ -431,7 +364,7 @@ class CNNVisCallback(keras.callbacks.Callback):
 
     def _check_model(self) -> None:
         """Refuses several outputs; warns about 0-255 images for a model without rescaling."""
-        from keras_cnnvis.gradients import iter_layers
+        from keras_cnnvis.model import iter_layers
 
         model = self.model
         try:

@@ -16,8 +16,8 @@ from keras_cnnvis.confusion import (
     count_confusions,
     per_class_accuracy,
 )
-from keras_cnnvis.gradients import FeatureExtractor, input_shape
-from keras_cnnvis.neighbors import as_labels
+from keras_cnnvis import inputs
+from keras_cnnvis.model import FeatureExtractor, output_activation
 
 
 def render_confusion(
@@ -146,32 +146,25 @@ class ConfusionMatrixCallback(MonitorCallback):
                 "validation_data must be a pair (images, labels) of numpy arrays; got "
                 f"{type(validation_data).__name__}."
             )
-        self.x = np.asarray(validation_data[0], np.float32)
-        if self.x.ndim != 4:
-            raise ValueError(
-                f"validation images must be (N, height, width, channels); got shape {self.x.shape}."
-            )
-        self.y = as_labels(validation_data[1], len(self.x))
+        self.x = inputs.check_images(validation_data[0], None, "validation images")
+        self.y = inputs.class_labels(validation_data[1], len(self.x))
         self.class_names = None if class_names is None else list(class_names)
         self.batch_size = int(batch_size)
         self._extractor: FeatureExtractor | None = None
         self._names: list[str] = []
 
     def setup(self) -> None:
-        from keras_cnnvis.patches import check_image_batch
-
-        shape = input_shape(self.model)
-        if shape is not None:
-            check_image_batch(self.x, shape, self.model.name)
+        inputs.check_image_shape(self.x, self.model, "validation images")
+        self._activation = output_activation(self.model).name
         self._extractor = FeatureExtractor(self.model, [], batch_size=self.batch_size)
         _, out = self._extractor(self.x[:1])
-        _, n_classes = classes_from_outputs(out)
+        _, n_classes = classes_from_outputs(out, self._activation)
         self._names = class_names_for(n_classes, self.class_names)
         count_confusions(self.y, np.zeros_like(self.y), n_classes)  # labels in range
 
     def log(self, step: int, logs: dict | None = None) -> None:
         _, outputs = self._extractor(self.x)
-        pred, n_classes = classes_from_outputs(outputs)
+        pred, n_classes = classes_from_outputs(outputs, self._activation)
         matrix = count_confusions(self.y, pred, n_classes)
         acc = per_class_accuracy(matrix)
         overall = float(np.trace(matrix) / max(1, matrix.sum()))

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from keras_cnnvis import embedding_plots, projector
+from keras_cnnvis import embedding_plots, inputs, projector
 from keras_cnnvis.callbacks.base import MonitorCallback
 from keras_cnnvis.embedding_scores import knn_accuracy, trustworthiness
 from keras_cnnvis.embeddings import (
@@ -21,7 +21,7 @@ from keras_cnnvis.embeddings import (
     flatten_features,
     project,
 )
-from keras_cnnvis.gradients import input_shape
+from keras_cnnvis.model import output_activation
 
 _TITLES = {"pca": "PCA", "tsne": "t-SNE"}
 
@@ -32,41 +32,7 @@ def balanced_subset(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     Every class gets `n // n_classes` examples when it has them; the rest goes to classes
     that have more. With `len(labels) <= n` all indices are returned.
     """
-    labels = np.asarray(labels)
-    if len(labels) <= n:
-        return np.arange(len(labels), dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    pools = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
-    picks: list[int] = []
-    depth = 0
-    while len(picks) < n:
-        for pool in pools:
-            if depth < len(pool) and len(picks) < n:
-                picks.append(int(pool[depth]))
-        depth += 1
-    return np.sort(np.asarray(picks, dtype=np.int64))
-
-
-def _labels(y: Any, n: int) -> np.ndarray:
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] > 1:  # one-hot
-        y = np.argmax(y, axis=1)
-    y = y.reshape(-1)
-    if len(y) != n:
-        raise ValueError(f"data holds {n} images but {len(y)} labels; pass data=(x, y).")
-    if y.size and (
-        not np.all(np.isfinite(y.astype(np.float64))) or np.any(y < 0) or np.any(y != np.round(y))
-    ):
-        raise ValueError("Labels must be integer class indices >= 0 (or one-hot rows).")
-    return y.astype(np.int64)
-
-
-def _predictions(outputs: np.ndarray) -> np.ndarray:
-    out = np.asarray(outputs, np.float32).reshape(len(outputs), -1)
-    if out.shape[1] > 1:
-        return np.argmax(out, axis=1).astype(np.int64)
-    threshold = 0.5 if np.nanmin(out) >= 0 and np.nanmax(out) <= 1 else 0.0
-    return (out[:, 0] > threshold).astype(np.int64)
+    return inputs.balanced_indices(labels, n, seed=seed)
 
 
 class EmbeddingCallback(MonitorCallback):
@@ -176,10 +142,8 @@ class EmbeddingCallback(MonitorCallback):
                 "data must be (images, labels), e.g. data=(x_val, y_val); the labels colour "
                 "the embedding and give the k-NN accuracy."
             )
-        x = np.asarray(data[0], np.float32)
-        if x.ndim < 3:
-            raise ValueError(f"images must be a batch (N, H, W[, C]); got shape {x.shape}.")
-        y = _labels(data[1], len(x))
+        x = inputs.check_images(data[0], None, "embedding images", finite=False)
+        y = inputs.class_labels(data[1], len(x))
         if len(x) < MIN_POINTS:
             raise ValueError(
                 f"EmbeddingCallback needs at least {MIN_POINTS} images to embed; got "
@@ -216,20 +180,15 @@ class EmbeddingCallback(MonitorCallback):
 
     # -- set-up ---------------------------------------------------------------------------
     def setup(self) -> None:
-        shape = input_shape(self.model)
-        if shape is not None and len(shape) == len(self.images.shape[1:]):
-            if any(s is not None and s != t for s, t in zip(shape, self.images.shape[1:])):
-                raise ValueError(
-                    f"EmbeddingCallback images have shape {self.images.shape[1:]} but model "
-                    f"'{self.model.name}' takes {shape}."
-                )
+        inputs.check_image_shape(self.images, self.model, "embedding images")
+        self._activation = output_activation(self.model).name
         self._extract = LayerFeatures(self.model, self.layer)
         raw, outputs = self._extract.probe(self.images[:2])
         flatten_features(raw, self.spatial, f"Layer '{self._extract.label}'", warn=True)
         n_classes = (
             len(self.class_names)
             if self.class_names is not None
-            else max(int(self.labels.max()) + 1, _n_outputs(outputs))
+            else max(int(self.labels.max()) + 1, inputs.n_classes_of(outputs))
         )
         if self.class_names is not None and int(self.labels.max()) >= n_classes:
             raise ValueError(
@@ -270,7 +229,7 @@ class EmbeddingCallback(MonitorCallback):
                 stacklevel=2,
             )
             return
-        preds = _predictions(outputs)
+        preds = inputs.predicted_classes(outputs, self._activation)
         knn = knn_accuracy(feats, self.labels, self.knn_k)
         self.writer.scalar("embedding/knn_accuracy", knn, step)
         sprite = self._sprite
@@ -352,10 +311,3 @@ class EmbeddingCallback(MonitorCallback):
                 round(float(v), 5) for v in proj.explained_variance_ratio
             ]
         return payload
-
-
-def _n_outputs(outputs: np.ndarray | None) -> int:
-    if outputs is None:
-        return 0
-    out = np.asarray(outputs)
-    return int(out.shape[-1]) if out.ndim == 2 and out.shape[-1] > 1 else 2

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 from keras_cnnvis import image
 from keras_cnnvis.callbacks.base import MonitorCallback
 from keras_cnnvis.filters import NORMALIZE_MODES, check_tileable, filter_tiles, weight_layers
-from keras_cnnvis.gradients import find_layers, input_shape
+from keras_cnnvis.model import find_layers, input_shape
 
 
 class FilterGridCallback(MonitorCallback):

@@ -13,7 +13,7 @@ import numpy as np
 from keras_cnnvis.activations import check_probe
 from keras_cnnvis.callbacks.base import MonitorCallback
 from keras_cnnvis.filters import layer_kernel
-from keras_cnnvis.gradients import FeatureExtractor, find_layers, input_shape
+from keras_cnnvis.model import FeatureExtractor, find_layers, input_shape
 from keras_cnnvis.health.render import health_grid
 from keras_cnnvis.health.report import (
     HealthReport,

@@ -95,7 +95,7 @@ class GradCAMCallback(AttributionCallback):
         from keras_cnnvis import attribution as A
         from keras_cnnvis.attribution._common import spatial_layer
         from keras_cnnvis.attribution.cam import cam_head
-        from keras_cnnvis.gradients import relu_sites
+        from keras_cnnvis.model import relu_sites
 
         super().setup()
         for name in self.method_names:

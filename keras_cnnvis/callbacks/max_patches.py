@@ -11,17 +11,15 @@ import numpy as np
 
 from keras_cnnvis import image
 from keras_cnnvis.callbacks.base import MonitorCallback
-from keras_cnnvis.gradients import find_layers, input_shape
+from keras_cnnvis.model import find_layers, input_shape
+from keras_cnnvis.inputs import check_image_shape, data_length, image_batches
 from keras_cnnvis.patches import (
     VIEWS,
     MaxPatches,
     PatchMiner,
-    check_image_batch,
-    data_length,
-    image_batches,
     unit_views,
 )
-from keras_cnnvis.receptive_field import receptive_field
+from keras_cnnvis.model.receptive_field import receptive_field
 
 
 def display_range(x: np.ndarray) -> np.ndarray:
@@ -201,7 +199,7 @@ class MaxActivatingPatchesCallback(MonitorCallback):
             raise ValueError("MaxActivatingPatchesCallback: data holds no images.")
         shape = input_shape(self.model)
         if shape is not None and all(v is not None for v in shape):
-            check_image_batch(first, shape, self.model.name)
+            check_image_shape(first, self.model, "data images", shape)
         else:
             shape = first.shape[1:]
         infos = find_layers(self.model, self.layers)

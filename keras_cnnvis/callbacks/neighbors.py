@@ -8,13 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from keras_cnnvis import image
+from keras_cnnvis import image, inputs
 from keras_cnnvis.callbacks.base import MonitorCallback
 from keras_cnnvis.callbacks.max_patches import display_range
 from keras_cnnvis.neighbors import (
     METRICS,
     FeatureFunction,
-    as_labels,
     knn_vote,
     nearest,
     pixel_vectors,
@@ -28,15 +27,7 @@ QUERY = (0.1, 0.3, 1.0)
 def pick_queries(labels: np.ndarray, n: int) -> np.ndarray:
     """Up to `n` example indices, taking classes in turn (first examples of each class
     first), so every class is shown when `n` allows."""
-    labels = np.asarray(labels)
-    classes = list(dict.fromkeys(labels.tolist()))
-    queues = {c: list(np.flatnonzero(labels == c)) for c in classes}
-    picks: list[int] = []
-    while len(picks) < min(n, len(labels)):
-        for c in classes:
-            if queues[c] and len(picks) < n:
-                picks.append(int(queues[c].pop(0)))
-    return np.asarray(picks, np.int64)
+    return inputs.balanced_indices(labels, n, class_order="first_seen", sort=False)
 
 
 def neighbor_grid(
@@ -97,12 +88,8 @@ def _pair(data: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(
             f"{name} must be a pair (images, labels) of numpy arrays; got {type(data).__name__}."
         )
-    x = np.asarray(data[0], np.float32)
-    if x.ndim != 4:
-        raise ValueError(
-            f"{name} images must be (N, height, width, channels); got shape {x.shape}."
-        )
-    return x, as_labels(data[1], len(x))
+    x = inputs.check_images(data[0], None, f"{name} images")
+    return x, inputs.class_labels(data[1], len(x))
 
 
 class NearestNeighborsCallback(MonitorCallback):
@@ -184,13 +171,8 @@ class NearestNeighborsCallback(MonitorCallback):
         self._shown = pick_queries(self.y_query, self.n_show)
 
     def setup(self) -> None:
-        from keras_cnnvis.gradients import input_shape
-        from keras_cnnvis.patches import check_image_batch
-
-        shape = input_shape(self.model)
-        if shape is not None:
-            check_image_batch(self.x_ref, shape, self.model.name)
-            check_image_batch(self.x_query, shape, self.model.name)
+        inputs.check_image_shape(self.x_ref, self.model, "reference_data images")
+        inputs.check_image_shape(self.x_query, self.model, "query_data images")
         if self.k > len(self.x_ref):
             raise ValueError(
                 f"k={self.k} is larger than the {len(self.x_ref)} reference images; pass "

@@ -108,7 +108,7 @@ class SaliencyCallback(AttributionCallback):
 
     def setup(self) -> None:
         from keras_cnnvis import attribution as A
-        from keras_cnnvis.gradients import relu_sites
+        from keras_cnnvis.model import relu_sites
 
         super().setup()
         guided = [m for m in self.method_names if m in ("guided_backprop", "deconvnet")]

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     import keras
 
     from keras_cnnvis import image
-    from keras_cnnvis.gradients import input_shape
+    from keras_cnnvis.model import input_shape
     from keras_cnnvis.health import filter_health
     from keras_cnnvis.health.render import report_image
 

@@ -32,7 +32,7 @@ def _load(args, include_top: bool = False):
 
 def _side(args, model) -> int | tuple:
     """The working image size: --size, else the model's fixed size, else 128."""
-    from keras_cnnvis.gradients import check_image_model
+    from keras_cnnvis.model import check_image_model
 
     if args.size:
         return int(args.size)
@@ -44,7 +44,7 @@ def _side(args, model) -> int | tuple:
 
 
 def _image(source: str, size, model):
-    from keras_cnnvis.gradients import check_image_model
+    from keras_cnnvis.model import check_image_model
     from keras_cnnvis.synthesis.samples import load_image
 
     channels = check_image_model(model)[2] or 3

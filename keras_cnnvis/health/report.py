@@ -14,7 +14,7 @@ import numpy as np
 
 from keras_cnnvis.activations import check_probe
 from keras_cnnvis.filters import LayerKernel, has_kernel, kernel_array, layer_kernel
-from keras_cnnvis.gradients import FeatureExtractor, LayerInfo, find_layers, iter_layers
+from keras_cnnvis.model import FeatureExtractor, LayerInfo, find_layers, iter_layers
 from keras_cnnvis.health import activity, drift, spectral, structure, verdict
 
 SCALARS = (

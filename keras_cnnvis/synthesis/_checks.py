@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
-from keras_cnnvis.gradients import capture_outputs, find_layer, predict_fn
+from keras_cnnvis.model import capture_outputs, find_layer, predict_fn
 from keras_cnnvis.synthesis.render import _model_for
 
 

@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 import keras
 import numpy as np
 
-from keras_cnnvis.gradients import predict_fn
+from keras_cnnvis.model import predict_fn
 from keras_cnnvis.synthesis import objectives as obj
 from keras_cnnvis.synthesis import param as param_lib
 from keras_cnnvis.synthesis._checks import check_classes

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
-from keras_cnnvis.gradients import find_layer
+from keras_cnnvis.model import find_layer
 from keras_cnnvis.synthesis import objectives as obj
 from keras_cnnvis.synthesis import param as param_lib
 from keras_cnnvis.synthesis import transforms as tr

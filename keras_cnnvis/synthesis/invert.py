@@ -9,7 +9,7 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
-from keras_cnnvis.gradients import FeatureExtractor, find_layers
+from keras_cnnvis.model import FeatureExtractor, find_layers
 from keras_cnnvis.synthesis import objectives as obj
 from keras_cnnvis.synthesis.models import fit_image
 from keras_cnnvis.synthesis.render import _model_for, render

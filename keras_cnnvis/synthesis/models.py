@@ -10,7 +10,7 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
-from keras_cnnvis.gradients import check_image_model
+from keras_cnnvis.model import check_image_model
 from keras_cnnvis.synthesis.samples import _to_rgb, resize_image
 
 # name -> (keras.applications constructor, preprocessing module)

@@ -14,13 +14,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_cnnvis.gradients import (
+from keras_cnnvis.model import (
     capture_outputs,
     check_image_model,
     find_layers,
     instance_function,
+    output_activation,
     patched,
     predict_fn,
+    value_and_gradients,
 )
 from keras_cnnvis.synthesis import param as param_lib
 from keras_cnnvis.synthesis import transforms as transforms_lib
@@ -73,22 +75,6 @@ def flexible_model(model: keras.Model) -> keras.Model | None:
     return flex
 
 
-def _output_activation(model: keras.Model):
-    """(layer, attribute, replacement, activation) to turn the final softmax/sigmoid off."""
-    layer = model
-    while isinstance(layer, keras.Model):
-        children = [c for c in layer.layers if not isinstance(c, keras.layers.InputLayer)]
-        if not children:
-            return None
-        layer = children[-1]
-    if isinstance(layer, keras.layers.Softmax):
-        return layer, "call", (lambda inputs, *a, **k: inputs), tf.nn.softmax
-    act = getattr(layer, "activation", None)
-    if getattr(act, "__name__", "") in ("softmax", "sigmoid"):
-        return layer, "activation", keras.activations.linear, act
-    return None
-
-
 def forward(
     model: keras.Model,
     objective: Objective,
@@ -99,19 +85,21 @@ def forward(
     """Calls the model on `model_input` and evaluates the objective (traceable)."""
     layers = objective.model_layers
     call = predict_fn(model)
-    out_act = _output_activation(model) if objective.needs_logits else None
+    out_act = output_activation(model) if objective.needs_logits else None
+    if out_act is not None and not out_act.squashes:
+        out_act = None
     x = preprocess(model_input) if preprocess is not None else model_input
     with contextlib.ExitStack() as stack:
         cap = stack.enter_context(capture_outputs(model, layers)) if layers else None
         if out_act is not None:
-            stack.enter_context(patched(out_act[0], out_act[1], out_act[2]))
+            stack.enter_context(patched(out_act.layer, out_act.attribute, out_act.linear()))
         out = call(x)
     acts = {}
     if cap is not None:
         for ref, value in zip(layers, cap.ordered()):
             acts[_key(ref)] = value
     logits = tf.cast(out, tf.float32)
-    output = out_act[3](logits) if out_act is not None else logits
+    output = out_act.fn(logits) if out_act is not None else logits
     return objective(Context(image, model_input, acts, logits, output))
 
 
@@ -329,11 +317,11 @@ class Renderer:
         return var + lr * g
 
     def _step(self) -> tf.Tensor:
-        with tf.GradientTape() as tape:
+        def value_fn():
             img = self.image_fn()
-            x = self.model_input(img)
-            value = forward(self.model, self.objective, img, x, self.preprocess)
-        grads = tape.gradient(value, self.variables)
+            return forward(self.model, self.objective, img, self.model_input(img), self.preprocess)
+
+        value, grads = value_and_gradients(value_fn, self.variables)
         for i, (var, g) in enumerate(zip(self.variables, grads)):
             if g is None:
                 raise ValueError(

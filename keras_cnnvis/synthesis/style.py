@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 import keras
 import numpy as np
 
-from keras_cnnvis.gradients import conv_layers, find_layer, iter_layers
+from keras_cnnvis.model import conv_layers, find_layer, iter_layers
 from keras_cnnvis.synthesis import objectives as obj
 from keras_cnnvis.synthesis.invert import layer_features
 from keras_cnnvis.synthesis.models import VGG_CONTENT_LAYER, VGG_STYLE_LAYERS, fit_image

@@ -12,13 +12,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_cnnvis.gradients import (
-    LayerInfo,
-    check_image_model,
-    find_layer,
-    iter_layers,
-    restore_calls,
-)
+from keras_cnnvis.model.calls import wrap_calls
+from keras_cnnvis.model.layers import LayerInfo, check_image_model, find_layer, iter_layers
 
 L = keras.layers
 
@@ -313,9 +308,7 @@ class _Tracer:
                 return geom
         return None
 
-    def wrap(self, info: LayerInfo, container: bool):
-        original = info.layer.call
-
+    def wrap(self, info: LayerInfo, original, container: bool):
         def wrapped(*args, **kwargs):
             ins = _first_tensors(args, kwargs)
             out = original(*args, **kwargs)
@@ -377,19 +370,17 @@ def _layer_calls(model: keras.Model, shape: tuple) -> dict[str, list]:
 
 def _trace_calls(model: keras.Model, shape: tuple) -> dict[str, list]:
     tracer = _Tracer()
-    saved = []
-    infos = list(iter_layers(model))
-    try:
-        for other in infos:
-            had_own = "call" in vars(other.layer)
-            saved.append((other.layer, had_own, other.layer.call))
-            other.layer.call = tracer.wrap(other, isinstance(other.layer, keras.Model))
+    infos = {id(info.layer): info for info in iter_layers(model)}
+
+    def make(layer, original):
+        info = infos[id(layer)]
+        return tracer.wrap(info, original, isinstance(layer, keras.Model))
+
+    with wrap_calls([info.layer for info in infos.values()], make):
         x = tf.constant(np.random.default_rng(0).normal(size=(1,) + tuple(shape)), tf.float32)
         axes = tuple(np.arange(int(n), dtype=np.int64) for n in shape[:2])
         tracer.set(x, _Geom((1, 1), (1, 1), (0, 0), axes, axes))
         model(x, training=False)
-    finally:
-        restore_calls(saved)
     return tracer.calls
 
 

@@ -1,0 +1,220 @@
+"""Layer lookup: every layer of a model with its path (nested models joined by `/`), lookup by
+path, name, index or object, and the checks that a model takes one channels-last image.
+
+Works on Functional, Sequential, nested (a model used as a layer) and subclassed models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import keras
+import numpy as np
+
+CONV_TYPES = (
+    keras.layers.Conv2D,
+    keras.layers.Conv2DTranspose,
+    keras.layers.DepthwiseConv2D,
+    keras.layers.SeparableConv2D,
+)
+
+LayerRef = "str | keras.layers.Layer"
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """A layer found inside a model, with its path (nested model names joined by `/`)."""
+
+    path: str
+    layer: keras.layers.Layer
+
+    @property
+    def name(self) -> str:
+        return self.layer.name
+
+
+def _children(layer: keras.layers.Layer) -> list:
+    if isinstance(layer, keras.Model):
+        # `model.layers` of a Functional model skips its InputLayer objects.
+        return [c for c in layer.layers if not isinstance(c, keras.layers.InputLayer)]
+    return []
+
+
+def iter_layers(model: keras.Model) -> Iterator[LayerInfo]:
+    """Yields every layer of `model` in forward order, descending into nested models.
+
+    Nested models are yielded themselves and then their layers, with paths like
+    `"base/block1_conv1"`.
+
+    Example:
+
+    ```python
+    for info in iter_layers(model):
+        print(info.path, type(info.layer).__name__)
+    ```
+
+    Args:
+        model: a Keras model of any kind.
+
+    Returns:
+        An iterator of `LayerInfo(path, layer)`.
+    """
+
+    def walk(layer, prefix):
+        for child in _children(layer):
+            path = f"{prefix}{child.name}"
+            yield LayerInfo(path, child)
+            yield from walk(child, path + "/")
+
+    yield from walk(model, "")
+
+
+def is_conv(layer: keras.layers.Layer) -> bool:
+    """Whether `layer` is a 2-D convolution (Conv2D, transposed, depthwise or separable)."""
+    return isinstance(layer, CONV_TYPES)
+
+
+def conv_layers(model: keras.Model) -> list[LayerInfo]:
+    """All 2-D convolution layers of `model`, in forward order, nested models included."""
+    return [info for info in iter_layers(model) if is_conv(info.layer)]
+
+
+def _describe(infos: Sequence[LayerInfo]) -> str:
+    return ", ".join(f"'{i.path}' ({type(i.layer).__name__})" for i in infos) or "none"
+
+
+def find_layer(model: keras.Model, layer: Any) -> LayerInfo:
+    """Finds a layer by path, bare name, index or object.
+
+    A bare name (e.g. `"conv1"`) matches a layer at any depth if it is unique; a path
+    (`"base/conv1"`) matches exactly. `"last_conv"` selects the last convolution layer.
+
+    Example:
+
+    ```python
+    info = find_layer(model, "last_conv")
+    print(info.path)
+    ```
+
+    Args:
+        model: a Keras model of any kind.
+        layer: a path or name, `"last_conv"`, an integer index into `model.layers`, or a
+            `keras.layers.Layer` that belongs to the model.
+
+    Returns:
+        The `LayerInfo` of the layer.
+
+    Raises:
+        ValueError: if no layer matches (the message lists the convolution layers and all
+            layers), or a bare name is ambiguous.
+    """
+    infos = list(iter_layers(model))
+    if isinstance(layer, LayerInfo):
+        layer = layer.layer
+    if isinstance(layer, keras.layers.Layer):
+        for info in infos:
+            if info.layer is layer:
+                return info
+        raise ValueError(
+            f"Layer '{layer.name}' is not part of model '{model.name}'. "
+            f"Available conv layers: {_describe(conv_layers(model))}."
+        )
+    if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool):
+        top = _children(model)
+        if not -len(top) <= layer < len(top):
+            raise ValueError(
+                f"Layer index {layer} is out of range: model '{model.name}' has "
+                f"{len(top)} top-level layers."
+            )
+        return find_layer(model, top[layer])
+    if not isinstance(layer, str):
+        raise TypeError(f"A layer is given by name, index or object; got {type(layer).__name__}.")
+    if layer == "last_conv":
+        convs = conv_layers(model)
+        if not convs:
+            raise ValueError(
+                f"Model '{model.name}' has no 2-D convolution layer; layers are: "
+                f"{_describe(infos)}."
+            )
+        return convs[-1]
+    exact = [i for i in infos if i.path == layer]
+    if exact:
+        return exact[0]
+    by_name = [i for i in infos if i.name == layer]
+    if len(by_name) == 1:
+        return by_name[0]
+    if len(by_name) > 1:
+        raise ValueError(
+            f"Layer name '{layer}' is ambiguous in model '{model.name}'; use one of the "
+            f"paths {[i.path for i in by_name]}."
+        )
+    raise ValueError(
+        f"No layer named '{layer}' in model '{model.name}'. Available conv layers: "
+        f"{_describe(conv_layers(model))}. All layers: "
+        f"{', '.join(repr(i.path) for i in infos) or 'none'}."
+    )
+
+
+def find_layers(model: keras.Model, layers: Any) -> list[LayerInfo]:
+    """Resolves a list of layer references (or one, or `"all_conv"`) with `find_layer`."""
+    if layers is None or (isinstance(layers, str) and layers == "all_conv"):
+        convs = conv_layers(model)
+        if not convs:
+            raise ValueError(
+                f"Model '{model.name}' has no 2-D convolution layer; layers are: "
+                f"{_describe(list(iter_layers(model)))}."
+            )
+        return convs
+    if isinstance(layers, (str, int, keras.layers.Layer, LayerInfo)):
+        layers = [layers]
+    return [find_layer(model, layer) for layer in layers]
+
+
+def input_shape(model: keras.Model) -> tuple | None:
+    """The shape of the model's single input without the batch axis, or None if unknown.
+
+    Raises:
+        ValueError: if the model has several inputs.
+    """
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        return None
+    if not inputs:
+        return None
+    if len(inputs) > 1:
+        raise ValueError(
+            f"Model '{model.name}' has {len(inputs)} inputs; keras-cnnvis explains "
+            "single-input image models. Wrap it in a model with one image input."
+        )
+    return tuple(inputs[0].shape[1:])
+
+
+def check_image_model(model: keras.Model, shape: tuple | None = None) -> tuple:
+    """Checks that the model takes one channels-last image batch and returns its shape.
+
+    Args:
+        model: the model.
+        shape: the per-example input shape when the model cannot tell (subclassed).
+            Defaults to None (use `model.inputs`).
+
+    Returns:
+        The input shape `(H, W, C)` (entries may be None for variable sizes).
+
+    Raises:
+        ValueError: if the input is not a rank-3 image `(H, W, C)` per example.
+    """
+    model_shape = input_shape(model)
+    shape = tuple(shape) if shape is not None else model_shape
+    if shape is None:
+        raise ValueError(
+            f"Cannot tell the input shape of model '{model.name}' (a subclassed model "
+            "that was never called). Pass probe images or call the model once first."
+        )
+    if len(shape) != 3:
+        raise ValueError(
+            f"Model '{model.name}' takes inputs of shape {shape} per example; keras-cnnvis "
+            "needs images of shape (height, width, channels)."
+        )
+    return shape
