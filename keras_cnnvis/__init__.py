@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.util
+import os
 import sys
 
 __version__ = "0.1.0"
@@ -84,11 +85,23 @@ _SUBMODULES = ("callbacks", "datasets", "filters", "gradients", "image", "summar
 
 # Modules that moved in the restructuring of 0.2: the old import paths keep working
 # (`import keras_cnnvis.gradients` gives `keras_cnnvis.model`). A key ending in "." maps a
-# whole package prefix.
+# whole package prefix; exact keys win over prefixes. An old path is aliased only once no
+# module file is left there.
 _MOVED = {
     "keras_cnnvis.gradients": "keras_cnnvis.model",
     "keras_cnnvis.receptive_field": "keras_cnnvis.model.receptive_field",
+    "keras_cnnvis.image": "keras_cnnvis.render.image",
+    "keras_cnnvis.embedding_plots": "keras_cnnvis.render.embedding",
+    "keras_cnnvis.embeddings": "keras_cnnvis.features.embeddings",
+    "keras_cnnvis.embedding_scores": "keras_cnnvis.features.scores",
+    "keras_cnnvis.projector": "keras_cnnvis.features.projector",
+    "keras_cnnvis.neighbors": "keras_cnnvis.features.neighbors",
+    "keras_cnnvis.filters": "keras_cnnvis.weights.filters",
+    "keras_cnnvis.health.render": "keras_cnnvis.render.health",
+    "keras_cnnvis.health": "keras_cnnvis.weights.health",
+    "keras_cnnvis.health.": "keras_cnnvis.weights.health.",
 }
+_HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -96,6 +109,11 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     @staticmethod
     def target(name: str) -> str | None:
+        """Where the module `name` lives now, or None if it has not moved."""
+        parts = name.split(".")[1:]
+        base = os.path.join(_HERE, *parts)
+        if os.path.exists(base + ".py") or os.path.exists(os.path.join(base, "__init__.py")):
+            return None  # still here
         if name in _MOVED:
             return _MOVED[name]
         for old, new in _MOVED.items():
@@ -104,7 +122,7 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return None
 
     def find_spec(self, fullname, path=None, target=None):
-        if self.target(fullname) is None:
+        if not fullname.startswith("keras_cnnvis.") or self.target(fullname) is None:
             return None
         return importlib.util.spec_from_loader(fullname, self)
 
