@@ -14,34 +14,15 @@ import numpy as np
 from keras_cnnvis import inputs
 from keras_cnnvis.callbacks.base import MonitorCallback, is_chief
 from keras_cnnvis.callbacks.budget import TimeBudget, estimate_cost, guess_cost
+from keras_cnnvis.callbacks.monitors import REGISTRY, MonitorData, monitor_names
 from keras_cnnvis.model import conv_layers
 
-CHEAP = ("filters", "health", "activations", "grad_cam", "confusion")
-EXPENSIVE = ("saliency", "occlusion", "patches", "embedding", "neighbors", "classes")
+# Names kept for compatibility; the registry (callbacks/monitors.py) is the one definition.
+CHEAP = monitor_names(cheap=True)
+EXPENSIVE = monitor_names(cheap=False)
 MONITORS = CHEAP + EXPENSIVE
-CLASSES = {
-    "filters": "FilterGridCallback",
-    "health": "FilterHealthCallback",
-    "activations": "ActivationMapsCallback",
-    "grad_cam": "GradCAMCallback",
-    "confusion": "ConfusionMatrixCallback",
-    "saliency": "SaliencyCallback",
-    "occlusion": "OcclusionCallback",
-    "patches": "MaxActivatingPatchesCallback",
-    "embedding": "EmbeddingCallback",
-    "neighbors": "NearestNeighborsCallback",
-    "classes": "ClassVisualizationCallback",
-}
-NEEDS_DATA = (
-    "activations",
-    "grad_cam",
-    "saliency",
-    "occlusion",
-    "patches",
-    "embedding",
-    "neighbors",
-    "confusion",
-)
+CLASSES = {name: str(monitor.callback) for name, monitor in REGISTRY.items()}
+NEEDS_DATA = tuple(name for name, monitor in REGISTRY.items() if monitor.needs)
 
 
 def auto_layers(model: keras.Model, n: int = 4) -> list[str]:
@@ -64,10 +45,8 @@ def _check_options(options: dict) -> None:
     """Raises for per-monitor options that are not arguments of that monitor's callback."""
     import inspect
 
-    from keras_cnnvis import callbacks as cb
-
     for name, kwargs in options.items():
-        cls = getattr(cb, CLASSES[name])
+        cls = REGISTRY[name].callback_class
         if not isinstance(kwargs, dict):
             raise ValueError(
                 f"options['{name}'] must be a dict of {cls.__name__} arguments; got "
@@ -187,10 +166,11 @@ class CNNVisCallback(keras.callbacks.Callback):
     ):
         super().__init__()
         self.budget = TimeBudget(budget)
-        names = set(include if include is not None else MONITORS) - set(exclude)
-        unknown = sorted((set(include or ()) | set(exclude) | set(options or {})) - set(MONITORS))
+        known = list(REGISTRY)
+        names = set(include if include is not None else known) - set(exclude)
+        unknown = sorted((set(include or ()) | set(exclude) | set(options or {})) - set(known))
         if unknown:
-            raise ValueError(f"Unknown monitors {unknown}; choose from {list(MONITORS)}.")
+            raise ValueError(f"Unknown monitors {unknown}; choose from {known}.")
         if not isinstance(expensive_every, int) or expensive_every < 1:
             raise ValueError(f"expensive_every must be an integer >= 1; got {expensive_every!r}.")
         self.log_dir = log_dir
@@ -224,84 +204,45 @@ class CNNVisCallback(keras.callbacks.Callback):
             self.probe = self.probe_labels = self.probe_masks = None
         if self.probe is not None and len(self.probe) == 0:
             raise ValueError("The probe set is empty; pass at least one probe image.")
-        has_data = self.probe is not None
-        self.names = [n for n in MONITORS if n in names and (has_data or n not in NEEDS_DATA)]
-        if self.x_val is None:
-            self.names = [
-                n for n in self.names if n not in ("patches", "embedding", "neighbors", "confusion")
-            ]
-        if self.y_val is None:
-            self.names = [n for n in self.names if n not in ("embedding", "neighbors", "confusion")]
+        data = self._data(layers=[])
+        self.names = [n for n, m in REGISTRY.items() if n in names and m.available(data)]
         self.monitors: list[MonitorCallback] = []
         self.skipped: dict[str, int] = {}  # records the budget skipped in the last fit
         self._mark: float | None = None  # when the callback's own work last finished
         self._writer = None
 
     # -- building the monitors ----------------------------------------------------------
-    def _specs(self) -> dict:
-        """Monitor name -> (callback class, keyword arguments) before user options."""
-        from keras_cnnvis import callbacks as cb
-
-        layers = list(self.layers) if self.layers is not None else auto_layers(self.model)
-        probe = {
-            "probe": self.probe,
-            "labels": self.probe_labels,
-            "masks": self.probe_masks,
-            "class_names": self.class_names,
-        }
-        val = None if self.x_val is None else (self.x_val, self.y_val)
-        return {
-            "filters": (cb.FilterGridCallback, {"layers": layers}),
-            "health": (cb.FilterHealthCallback, {"layers": layers, "probe": self.probe}),
-            "activations": (
-                cb.ActivationMapsCallback,
-                {"probe": None if self.probe is None else self.probe[:4], "layers": layers},
-            ),
-            "grad_cam": (cb.GradCAMCallback, {**probe, "methods": ("grad_cam", "layer_cam")}),
-            "confusion": (
-                cb.ConfusionMatrixCallback,
-                {"validation_data": val, "class_names": self.class_names},
-            ),
-            "saliency": (
-                cb.SaliencyCallback,
-                {**probe, "methods": ("saliency", "guided_backprop", "integrated_gradients")},
-            ),
-            "occlusion": (cb.OcclusionCallback, probe),
-            "patches": (cb.MaxActivatingPatchesCallback, {"data": self.x_val, "layers": layers}),
-            "embedding": (cb.EmbeddingCallback, {"data": val, "class_names": self.class_names}),
-            "neighbors": (cb.NearestNeighborsCallback, self._neighbor_split()),
-            "classes": (cb.ClassVisualizationCallback, {"class_names": self.class_names}),
-        }
-
-    def _neighbor_split(self) -> dict:
-        """Validation data split in two: the second half is searched for the first's neighbours."""
-        if self.x_val is None or self.y_val is None:
-            return {"reference_data": None, "query_data": None}
-        half = len(self.x_val) // 2
-        return {
-            "reference_data": (self.x_val[half:], self.y_val[half:]),
-            "query_data": (self.x_val[:half], self.y_val[:half]),
-        }
+    def _data(self, layers: list) -> MonitorData:
+        return MonitorData(
+            layers=layers,
+            probe=self.probe,
+            probe_labels=self.probe_labels,
+            probe_masks=self.probe_masks,
+            class_names=self.class_names,
+            x_val=self.x_val,
+            y_val=self.y_val,
+        )
 
     def _build(self) -> list[MonitorCallback]:
-        specs = self._specs()
+        layers = list(self.layers) if self.layers is not None else auto_layers(self.model)
+        data = self._data(layers)
         monitors = []
         for name in self.names:
-            cls, kwargs = specs[name]
+            monitor = REGISTRY[name]
             kwargs = {
-                **kwargs,
+                **monitor.arguments(data),
                 "log_dir": self.log_dir,
-                "every_n_epochs": 1 if name in CHEAP else self.expensive_every,
+                "every_n_epochs": 1 if monitor.cheap else self.expensive_every,
                 "run_name": self.run_name,
                 "on_error": self.on_error,
                 **self.options.get(name, {}),
             }
-            monitor = cls(**kwargs)
+            callback = monitor.callback_class(**kwargs)
             # Expensive monitors always end with a record of the trained model; cheap
             # ones too when the budget skipped their last epoch.
-            monitor.log_at_end = name in EXPENSIVE or self.budget.share is not None
-            monitor.gate = self._gate
-            monitors.append(monitor)
+            callback.log_at_end = not monitor.cheap or self.budget.share is not None
+            callback.gate = self._gate
+            monitors.append(callback)
         return monitors
 
     # -- the time budget ----------------------------------------------------------------
@@ -313,7 +254,7 @@ class CNNVisCallback(keras.callbacks.Callback):
         if phase == "initial":
             # Nothing has trained yet to pay for it: only the cheap monitors record the
             # initial state (the baseline every later record is compared with).
-            return name in CHEAP
+            return REGISTRY[name].cheap
         cost = estimate_cost(monitor.log_seconds)
         if cost is None:
             # Never ran, cost unknown. During training it runs as soon as the budget has
