@@ -9,93 +9,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from keras_cnnvis import image
 from keras_cnnvis.callbacks.base import MonitorCallback
-from keras_cnnvis.model import find_layers, input_shape
 from keras_cnnvis.inputs import check_image_shape, data_length, image_batches
-from keras_cnnvis.patches import (
-    VIEWS,
-    MaxPatches,
-    PatchMiner,
-    unit_views,
-)
-from keras_cnnvis.model.receptive_field import receptive_field
+from keras_cnnvis.model import find_layers, input_shape
+from keras_cnnvis.patches import VIEWS, PatchMiner, check_k, unit_views
+from keras_cnnvis.render.patches import display_range, patch_grid  # noqa: F401 (display_range:
 
-
-def display_range(x: np.ndarray) -> np.ndarray:
-    """Images in [0, 1] for display with one scale for the whole array, so tiles stay
-    comparable (see `image.display_images`)."""
-    return image.display_images(x, per_image=False)
-
-
-def patch_grid(
-    result: MaxPatches,
-    views: np.ndarray | None = None,
-    pad: int = 1,
-    target_tile: int = 48,
-    unseen: float | None = None,
-) -> tuple[np.ndarray, dict]:
-    """Renders max-activating patches as one grid: a row per channel, a column per rank.
-
-    With `views` (e.g. guided backprop of the unit on each patch, same shape as the
-    patches), each patch is followed by its view, so a row holds `2k` tiles.
-
-    Example:
-
-    ```python
-    grid, geometry = patch_grid(max_activating_patches(model, "conv2", x_val, k=8))
-    image.save_png("conv2_patches.png", grid)
-    ```
-
-    Args:
-        result: the output of `max_activating_patches`.
-        views: optional float `(n_channels, k, h, w, C)` maps in [0, 1] shown beside the
-            patches. Defaults to None.
-        pad: pixels between tiles. Defaults to 1.
-        target_tile: small patches are enlarged by an integer factor to about this many
-            pixels. Defaults to 48.
-        unseen: display value (0..1) of the pixels the unit does not see, whatever the
-            data's range. Defaults to None (the patches' own fill, scaled with the data).
-
-    Returns:
-        `(grid, geometry)`: a float32 `(H, W, C)` image in [0, 1] and the grid geometry
-        `{"rows", "cols", "tile": [h, w], "pad", "scale"}` of the log format.
-    """
-    patches = display_range(result.patches)
-    n_ch, k = patches.shape[:2]
-    if unseen is not None:
-        patches = np.where(_seen(result)[..., None], patches, np.float32(unseen))
-    if views is not None:
-        views = np.asarray(views, np.float32)
-        if views.shape[-1] != patches.shape[-1]:
-            views = np.broadcast_to(views[..., :1], patches.shape)
-        patches = np.stack([patches, views], axis=2).reshape((n_ch, 2 * k) + patches.shape[2:])
-    cols = patches.shape[1]
-    th, tw = patches.shape[2:4]
-    scale = image.auto_scale(max(th, tw), target=target_tile)
-    tiles = patches.reshape((-1,) + patches.shape[2:])
-    grid = image.tile_grid(tiles, cols=cols, pad=pad, scale=scale)
-    geometry = {
-        "rows": n_ch,
-        "cols": cols,
-        "tile": [th * scale, tw * scale],
-        "pad": pad,
-        "scale": 1,
-    }
-    return grid, geometry
-
-
-def _seen(result: MaxPatches) -> np.ndarray:
-    """bool `(n_channels, k, size_h, size_w)`: the window pixels each peak unit sees."""
-    rf = result.receptive_field
-    seen = np.zeros(result.patches.shape[:4], bool)
-    for c, j in np.ndindex(*result.positions.shape[:2]):
-        top = rf.start[0] + result.positions[c, j, 0] * rf.jump[0]
-        left = rf.start[1] + result.positions[c, j, 1] * rf.jump[1]
-        t, l, b, r = (int(v) for v in result.boxes[c, j])
-        if b > t and r > l:
-            seen[c, j, t - top : b - top, l - left : r - left] = True
-    return seen
+# callbacks/neighbors imports it from here until it reads keras_cnnvis.render.patches)
 
 
 class MaxActivatingPatchesCallback(MonitorCallback):
@@ -175,8 +95,7 @@ class MaxActivatingPatchesCallback(MonitorCallback):
                 "data is a one-shot iterator (e.g. a generator) and cannot be read again at "
                 "every record; pass a numpy array, a tf.data.Dataset or a PyDataset."
             )
-        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"k must be a positive integer; got {k!r}.")
+        k = check_k(k)
         if isinstance(channels, (int, np.integer)) and not isinstance(channels, bool):
             if channels < 1:
                 raise ValueError(f"channels must be >= 1 (or a list of indices); got {channels}.")
@@ -185,7 +104,7 @@ class MaxActivatingPatchesCallback(MonitorCallback):
         self.data = data
         self.layers = layers
         self.channels = channels
-        self.k = int(k)
+        self.k = k
         self.batch_size = int(batch_size)
         if view is not None and view not in VIEWS:
             raise ValueError(f"view must be None or one of {VIEWS}; got {view!r}.")
@@ -203,27 +122,11 @@ class MaxActivatingPatchesCallback(MonitorCallback):
         else:
             shape = first.shape[1:]
         infos = find_layers(self.model, self.layers)
-        if isinstance(self.channels, int):
-            per_layer = [
-                list(
-                    range(
-                        min(
-                            self.channels,
-                            receptive_field(self.model, i.layer, shape).output_shape[-1],
-                        )
-                    )
-                )
-                for i in infos
-            ]
-        else:
-            per_layer = [self.channels] * len(infos)
-        n = data_length(self.data)
-        if n is not None and self.k > n:
-            raise ValueError(
-                f"k={self.k} is larger than the {n} images in data; pass k <= {n} or more images."
-            )
+        check_k(self.k, data_length(self.data), "data")
+        # An int n: the first n channels of every layer; a list (or None): for every layer.
+        channels = self.channels if isinstance(self.channels, int) else [self.channels] * len(infos)
         self._miner = PatchMiner(
-            self.model, [i.layer for i in infos], per_layer, self.k, self.pad_value, shape
+            self.model, [i.layer for i in infos], channels, self.k, self.pad_value, shape
         )
         if self.view is not None:
             # One small mining pass now: a model whose ReLUs cannot be overridden fails here.

@@ -1,11 +1,11 @@
-"""Max-activating patches: stream a dataset through a truncated compiled model and keep, per
-channel, only the running top-k images with the receptive-field patch around the peak unit.
+"""Mining max-activating patches: stream a dataset through a truncated compiled model and keep,
+per channel, only the running top-k images with the receptive-field patch around the peak unit.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import keras
 import numpy as np
@@ -51,6 +51,48 @@ class MaxPatches:
     pad_value: float
 
 
+def seen_slices(
+    rf: ReceptiveField, row: int, col: int, box: Sequence[int] | None = None
+) -> tuple[tuple[slice, slice], tuple[slice, slice]] | None:
+    """Where the pixels unit `(row, col)` sees lie, in the image and in its patch.
+
+    A patch is the unit's theoretical window `rf.window(row, col)`; the unit sees only the
+    part `rf.box(row, col)` of it (the window clipped to the image and to what reaches the
+    unit through padding).
+
+    Args:
+        rf: the layer's `ReceptiveField`.
+        row, col: the unit's position in the layer's feature map.
+        box: the unit's `(top, left, bottom, right)` if already known. Defaults to None
+            (`rf.box(row, col)`).
+
+    Returns:
+        `((rows, cols) in the image, (rows, cols) in the patch)` as slices, or None for a
+        unit that sees no pixel.
+    """
+    top, left, _, _ = rf.window(row, col)
+    t, l, b, r = rf.box(row, col) if box is None else (int(v) for v in box)
+    if b <= t or r <= l:
+        return None
+    return (slice(t, b), slice(l, r)), (slice(t - top, b - top), slice(l - left, r - left))
+
+
+def check_k(k: Any, n: int | None = None, what: str = "the data") -> int:
+    """`k` as an int, checked to be positive and (when the image count `n` is known) at most
+    `n`.
+
+    Raises:
+        ValueError: for a `k` that is not a positive integer or larger than `n`.
+    """
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"k must be a positive integer; got {k!r}.")
+    if n is not None and k > n:
+        raise ValueError(
+            f"k={k} is larger than the {n} images in {what}; pass k <= {n} or more images."
+        )
+    return int(k)
+
+
 class _TopK:
     """Running top-k (per channel) of one layer, with the patches of the current top-k."""
 
@@ -65,18 +107,13 @@ class _TopK:
         self.flat = np.zeros((0, n), np.int64)
         self.slots = np.zeros((0, n), np.int64)
         self.store: np.ndarray | None = None
-        h, w = rf.output_shape[:2]
-        self.width = w
-        self.tops = rf.start[0] + np.arange(h) * rf.jump[0]
-        self.lefts = rf.start[1] + np.arange(w) * rf.jump[1]
+        self.width = rf.output_shape[1]
 
     def crop(self, image: np.ndarray, flat: int, out: np.ndarray) -> None:
-        row, col = divmod(int(flat), self.width)
-        top, left = self.tops[row], self.lefts[col]
-        t, l, b, r = self.rf.box(row, col)
         out[...] = self.pad_value
-        if b > t and r > l:
-            out[t - top : b - top, l - left : r - left] = image[t:b, l:r]
+        seen = seen_slices(self.rf, *divmod(int(flat), self.width))
+        if seen is not None:
+            out[seen[1]] = image[seen[0]]
 
     def update(self, values: np.ndarray, flat: np.ndarray, images: np.ndarray, offset: int) -> None:
         n_batch, n_ch = values.shape
@@ -150,7 +187,8 @@ class PatchMiner:
         model: a single-input channels-last image model of any kind.
         layers: layers with spatial output (see `find_layer`).
         channels: channel indices, used for every layer, or a list with one entry (a
-            list or None) per layer; None means all channels. Defaults to None.
+            list or None) per layer; None means all channels; an int n means the first n
+            channels of each layer (all of a layer with fewer). Defaults to None.
         k: images kept per channel. Defaults to 9.
         pad_value: fill value for the part of a patch the unit does not see. Defaults to
             0.0 (what `"same"` zero padding feeds the network).
@@ -171,20 +209,19 @@ class PatchMiner:
         pad_value: float = 0.0,
         image_shape: Sequence[int] | None = None,
     ):
-        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"k must be a positive integer; got {k!r}.")
         self.model = model
-        self.k = int(k)
+        self.k = check_k(k)
         self.pad_value = float(pad_value)
         self.infos = find_layers(model, layers)
         shape = tuple(image_shape) if image_shape is not None else input_shape(model)
         self.fields = [receptive_field(model, info.layer, shape) for info in self.infos]
         self.shape = tuple(shape)
+        lists = (list, tuple, range, np.ndarray)
         per_layer = (
             list(channels)
-            if channels is not None
+            if isinstance(channels, lists)
             and len(channels) == len(self.infos)
-            and all(c is None or isinstance(c, (list, tuple, range, np.ndarray)) for c in channels)
+            and all(c is None or isinstance(c, lists) for c in channels)
             else [channels] * len(self.infos)
         )
         self.channels = [
@@ -201,6 +238,8 @@ class PatchMiner:
     def _channels(path: str, n: int, chosen) -> list[int]:
         if chosen is None:
             return list(range(n))
+        if isinstance(chosen, (int, np.integer)) and not isinstance(chosen, bool):
+            return list(range(min(n, int(chosen))))
         chosen = [int(c) for c in np.asarray(chosen, dtype=np.int64).reshape(-1)]
         if not chosen:
             raise ValueError(f"No channels chosen for layer '{path}'.")
@@ -250,11 +289,7 @@ class PatchMiner:
         Raises:
             ValueError: if fewer than `k` images were seen.
         """
-        if self.n_images < self.k:
-            raise ValueError(
-                f"k={self.k} is larger than the {self.n_images} images in the data; pass "
-                f"k <= {self.n_images} or more images."
-            )
+        check_k(self.k, self.n_images)
         return [top.result(info.path, self.n_images) for top, info in zip(self._tops, self.infos)]
 
 
@@ -304,11 +339,7 @@ def max_activating_patches(
         ValueError: for images of the wrong shape, `k` larger than the number of images,
             a channel index out of range, or a layer without spatial output.
     """
-    n = data_length(data)
-    if n is not None and isinstance(k, (int, np.integer)) and k > n:
-        raise ValueError(
-            f"k={k} is larger than the {n} images in the data; pass k <= {n} or more images."
-        )
+    check_k(k, data_length(data))
     batches = image_batches(data, batch_size)
     shape = input_shape(model)
     first = None
@@ -323,68 +354,3 @@ def max_activating_patches(
     for batch in batches:
         miner.update(batch)
     return miner.results()[0]
-
-
-VIEWS = ("guided_backprop", "deconvnet")
-
-
-def unit_views(
-    model: keras.Model, result: MaxPatches, method: str = "guided_backprop", batch_size: int = 64
-) -> np.ndarray:
-    """The guided-backprop (or deconvnet) view of each peak unit on its own patch.
-
-    Each patch's seen pixels are pasted at their place in an empty image (the unit sees
-    nothing else, so its value and its backward pass are those of the original image) and
-    the method explains that one unit, `(layer, channel, row, col)`. This is the
-    Springenberg et al. / Zeiler & Fergus figure: which pixels inside the patch the unit
-    responds to.
-
-    Example:
-
-    ```python
-    top = max_activating_patches(model, "conv3", x_val, channels=[0, 1], k=6)
-    views = unit_views(model, top)  # (2, 6, 20, 20, 3), 0.5 = no influence
-    ```
-
-    Args:
-        model: the model the patches were mined from (with ReLUs the method can override).
-        result: the output of `max_activating_patches`.
-        method: `"guided_backprop"` or `"deconvnet"`. Defaults to `"guided_backprop"`.
-        batch_size: images per compiled call. Defaults to 64.
-
-    Returns:
-        float32 `(n_channels, k, h, w, C)` in [0, 1] aligned with `result.patches`:
-        each view scaled symmetrically on its own (0.5 = zero gradient).
-
-    Raises:
-        ValueError: for an unknown method, or a model whose ReLUs cannot be overridden.
-    """
-    from keras_cnnvis import attribution, image
-
-    if method not in VIEWS:
-        raise ValueError(f"method must be one of {VIEWS}; got {method!r}.")
-    rf = result.receptive_field
-    n_ch, k = result.values.shape
-    h, w = rf.input_size
-    size = rf.size
-    canvases = np.zeros((n_ch * k, h, w, result.patches.shape[-1]), np.float32)
-    units = np.zeros((n_ch * k, 3), np.int32)
-    windows = []
-    for i, (ch, slot) in enumerate(np.ndindex(n_ch, k)):
-        row, col = (int(v) for v in result.positions[ch, slot])
-        top, left, _, _ = rf.window(row, col)
-        t, l, b, r = (int(v) for v in result.boxes[ch, slot])
-        canvases[i, t:b, l:r] = result.patches[ch, slot, t - top : b - top, l - left : r - left]
-        units[i] = (result.channels[ch], row, col)
-        windows.append((top, left, (t, l, b, r)))
-    base = attribution.resolve_target(model, (result.layer, 0, 0, 0), len(units))
-    target = attribution.Target(
-        base.kind, base.score_fn, (units,), base.arg_specs, base.capture, base.layer
-    )
-    fn = getattr(attribution, method)
-    grads = fn(model, canvases, target=target, reduce=None, batch_size=batch_size)
-    out = np.zeros((n_ch * k,) + tuple(size) + (canvases.shape[-1],), np.float32)
-    for i, (top, left, (t, l, b, r)) in enumerate(windows):
-        out[i, t - top : b - top, l - left : r - left] = grads[i, t:b, l:r]
-    out = image.normalize(out, mode="symmetric", axis=(1, 2, 3))
-    return out.reshape((n_ch, k) + out.shape[1:])

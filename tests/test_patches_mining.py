@@ -1,6 +1,6 @@
-"""max_activating_patches: streamed top-k equals a brute-force top-k over the whole dataset,
-patches are exactly what the unit sees, every data source gives the same answer; plus the
-truncated forward pass (gradients.forward_until) it is built on.
+"""patches.mining: streamed top-k equals a brute-force top-k over the whole dataset, patches
+are exactly what the unit sees, every data source gives the same answer; plus the truncated
+forward pass (model.forward_until) it is built on.
 """
 
 import keras
@@ -8,39 +8,23 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from callback_helpers import EpochsSeen
-from keras_cnnvis.gradients import FeatureExtractor, capture_outputs, forward_until
-from keras_cnnvis.patches import PatchMiner, image_batches, max_activating_patches
-from keras_cnnvis.receptive_field import receptive_field
+from keras_cnnvis.inputs import image_batches
+from keras_cnnvis.model import FeatureExtractor, capture_outputs, forward_until
+from keras_cnnvis.model.receptive_field import receptive_field
+from keras_cnnvis.patches import PatchMiner, max_activating_patches
+from patch_helpers import random_images, seeded_small
 
 L = keras.layers
 
 
-def small_model():
-    """No ReLU, so activations have no exact ties; a nested block whose dilated units near
-    the border see less than their clipped window (taps that land in padding)."""
-    inner = keras.Sequential(
-        [keras.Input((10, 10, 6)), L.Conv2D(5, 3, padding="same", dilation_rate=2, name="deep")],
-        name="block",
-    )
-    i = keras.Input((22, 21, 3))
-    x = L.Conv2D(6, 3, padding="valid", name="first")(i)
-    x = L.Conv2D(6, 3, strides=2, padding="same", name="second")(x)
-    x = inner(x)
-    x = L.GlobalAveragePooling2D(name="gap")(x)
-    x = L.Dropout(0.5, name="drop")(x)
-    return keras.Model(i, L.Dense(3, name="head")(x), name="small")
-
-
 @pytest.fixture(scope="module")
 def model():
-    keras.utils.set_random_seed(3)
-    return small_model()
+    return seeded_small()
 
 
 @pytest.fixture(scope="module")
 def images():
-    return np.random.default_rng(5).random((45, 22, 21, 3), dtype=np.float32)
+    return random_images()
 
 
 def brute_force(model, layer, images, k, batch_size=8):
@@ -228,7 +212,7 @@ def test_variable_size_model_takes_the_size_of_the_data():
     assert top.receptive_field.input_size == (9, 12) and top.patches.shape == (2, 2, 3, 3, 1)
 
 
-# -- gradients.forward_until ----------------------------------------------------------------
+# -- model.forward_until ---------------------------------------------------------------------
 
 
 def test_forward_until_matches_the_full_forward_pass(model, images):
@@ -267,168 +251,3 @@ def test_forward_until_leaves_the_model_untouched(model, images):
     assert not np.allclose(model(x, training=True).numpy(), inference)
     with pytest.raises(ValueError, match="capture must be 'output' or 'input'"):
         forward_until(model, ["first"], x, capture="both")
-
-
-# -- unit views (guided backprop beside each patch) -----------------------------------------
-
-
-def test_unit_view_on_the_patch_equals_guided_backprop_on_the_whole_image(shapes_small):
-    from keras_cnnvis import image
-    from keras_cnnvis.attribution import guided_backprop
-    from keras_cnnvis.demo import build_demo_model
-    from keras_cnnvis.patches import unit_views
-
-    model = build_demo_model((64, 64, 3), 5, seed=1)
-    x = shapes_small[0][:40]
-    top = max_activating_patches(model, "conv3", x, channels=[2, 7], k=3)
-    views = unit_views(model, top)
-    assert views.shape == top.patches.shape
-    rf = top.receptive_field
-    for row, ch in enumerate(top.channels):
-        for slot in range(3):
-            r, c = (int(v) for v in top.positions[row, slot])
-            full = guided_backprop(
-                model, x[top.indices[row, slot]][None], target=("conv3", ch, r, c), reduce=None
-            )[0]
-            wt, wl, _, _ = rf.window(r, c)
-            t, l, b, rr = top.boxes[row, slot]
-            # The whole image's gradient lies inside the box ...
-            outside = full.copy()
-            outside[t:b, l:rr] = 0
-            assert not outside.any()
-            expected = np.zeros(rf.size + (3,), np.float32)
-            expected[t - wt : b - wt, l - wl : rr - wl] = full[t:b, l:rr]
-            assert np.abs(expected).max() > 0
-            # ... and the view of the patch alone is the same map.
-            np.testing.assert_allclose(
-                views[row, slot],
-                image.normalize(expected[None], mode="symmetric", axis=(1, 2, 3))[0],
-                atol=1e-4,
-            )
-
-
-# -- MaxActivatingPatchesCallback ---------------------------------------------------------
-
-
-def compiled_small():
-    keras.utils.set_random_seed(3)
-    model = small_model()
-    model.compile("adam", "sparse_categorical_crossentropy")
-    return model
-
-
-def test_callback_logs_grids_and_records_in_a_real_fit(tmp_path, images):
-    import os
-
-    from eventfiles import read_run
-    from keras_cnnvis import image
-    from keras_cnnvis.callbacks import MaxActivatingPatchesCallback
-    from keras_cnnvis.callbacks.max_patches import patch_grid
-
-    model = compiled_small()
-    labels = np.arange(45) % 3
-    cb = MaxActivatingPatchesCallback(
-        str(tmp_path), images, layers=["first", "block/deep"], channels=3, k=4, on_error="raise"
-    )
-    model.fit(images, labels, epochs=2, batch_size=16, verbose=0, callbacks=[cb])
-    assert os.listdir(tmp_path) == ["cnnvis"]
-    run = read_run(str(tmp_path / "cnnvis"))
-    layers = ["first", "block/deep"]
-    assert set(run) == {f"patches/{l}" for l in layers} | {f"json/patches/{l}" for l in layers}
-    for tag, records in run.items():
-        assert [r.step for r in records] == [0, 1, 2], tag
-    for layer in layers:
-        meta = run[f"json/patches/{layer}"][-1].value
-        now = max_activating_patches(model, layer, images, channels=[0, 1, 2], k=4, pad_value=0.5)
-        assert meta["layer"] == layer and meta["k"] == 4 and meta["channels"] == [0, 1, 2]
-        assert meta["indices"] == now.indices.tolist() and meta["n_images"] == 45
-        assert meta["positions"] == now.positions.tolist() and meta["boxes"] == now.boxes.tolist()
-        np.testing.assert_allclose(meta["values"], now.values, rtol=1e-5)
-        assert meta["receptive_field"] == now.receptive_field.as_dict()
-        assert meta["view"] is None
-        grid, geometry = patch_grid(now)
-        assert meta["grid"] == geometry and geometry["rows"] == 3 and geometry["cols"] == 4
-        logged = run[f"patches/{layer}"][-1].value[0]
-        np.testing.assert_array_equal(logged[..., ::-1], image.to_uint8(grid))
-        # Training changed which images excite the units, or how much.
-        first = run[f"json/patches/{layer}"][0].value
-        assert first["values"] != meta["values"]
-    # Tile geometry: 'first' 3x3 patches scaled x16 -> 48 px; rows of 4 tiles + 1 px pads.
-    assert run["patches/first"][-1].value[0].shape[:2] == (3 * 49 + 1, 4 * 49 + 1)
-
-
-def test_callback_with_guided_backprop_puts_a_view_beside_each_patch(tmp_path, shapes_small):
-    from eventfiles import read_run
-    from keras_cnnvis.callbacks import MaxActivatingPatchesCallback
-    from keras_cnnvis.demo import build_demo_model
-
-    model = build_demo_model((64, 64, 3), 5, seed=2)
-    x, y = shapes_small[0][:64], shapes_small[1][:64]
-    cb = MaxActivatingPatchesCallback(
-        str(tmp_path),
-        (x, y),
-        layers="conv2",
-        channels=[1, 4],
-        k=3,
-        view="guided_backprop",
-        log_initial=False,
-        on_error="raise",
-    )
-    model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[cb])
-    run = read_run(str(tmp_path / "cnnvis"))
-    meta = run["json/patches/conv2"][0].value
-    assert meta["view"] == "guided_backprop" and meta["channels"] == [1, 4]
-    assert meta["grid"]["cols"] == 6 and meta["grid"]["tile"] == [50, 50]
-    grid = run["patches/conv2"][0].value[0].astype(np.float32)
-    assert grid.shape[:2] == (2 * 51 + 1, 6 * 51 + 1)
-    # View tiles (odd columns) are grey where the unit sees nothing and vary inside.
-    view = grid[1:51, 1 + 51 : 51 + 51]
-    assert np.abs(view - 128).max() > 40
-    assert np.abs(view[0, 0] - 128).max() <= 1  # top-left corner: padding, zero gradient
-
-
-@pytest.mark.parametrize(
-    "kwargs, message",
-    [
-        ({"channels": [0, 9]}, r"Channel index 9 is out of range: layer 'first' has 6 channels"),
-        ({"layers": ["gap"]}, r"'gap' \(GlobalAveragePooling2D\) has no spatial output"),
-        ({"layers": ["nope"]}, r"No layer named 'nope'"),
-        ({"k": 46}, r"k=46 is larger than the 45 images in data"),
-        (
-            {"data": np.zeros((5, 21, 22, 3), np.float32)},
-            r"The data images have shape \(\d+, 21, 22, 3\); model 'small' expects \(N, 22, 21, 3\)",
-        ),
-        ({"view": "deconvnet"}, r"ReLU"),
-    ],
-)
-def test_callback_misconfiguration_raises_before_the_first_epoch(tmp_path, images, kwargs, message):
-    from keras_cnnvis.callbacks import MaxActivatingPatchesCallback
-
-    model = compiled_small()
-    args = {"data": images, "layers": ["first"], **kwargs}
-    epochs = EpochsSeen()
-    with pytest.raises(ValueError, match=message):
-        model.fit(
-            images,
-            np.zeros(45),
-            epochs=2,
-            verbose=0,
-            callbacks=[epochs, MaxActivatingPatchesCallback(str(tmp_path), **args)],
-        )
-    assert epochs.begun == []
-    assert not (tmp_path / "cnnvis").exists()
-
-
-def test_callback_constructor_validation(images):
-    from keras_cnnvis.callbacks import MaxActivatingPatchesCallback
-
-    with pytest.raises(ValueError, match="one-shot iterator"):
-        MaxActivatingPatchesCallback("x", (img for img in images))
-    with pytest.raises(ValueError, match="k must be a positive integer"):
-        MaxActivatingPatchesCallback("x", images, k=0)
-    with pytest.raises(ValueError, match="channels must be >= 1"):
-        MaxActivatingPatchesCallback("x", images, channels=0)
-    with pytest.raises(ValueError, match="view must be None or one of"):
-        MaxActivatingPatchesCallback("x", images, view="saliency")
-    with pytest.raises(ValueError, match="needs data"):
-        MaxActivatingPatchesCallback("x", None)

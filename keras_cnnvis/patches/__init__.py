@@ -1,0 +1,32 @@
+"""Max-activating patches: the dataset images that excite a channel most, cropped to the peak
+unit's receptive field (`mining`), and what that unit responds to inside its patch (`views`).
+
+Receptive fields themselves are model plumbing (`keras_cnnvis.model.receptive_field`); the
+grids are drawn by `keras_cnnvis.render.patches`.
+"""
+
+from keras_cnnvis.patches.mining import (
+    MaxPatches,
+    PatchMiner,
+    _TopK,
+    check_k,
+    max_activating_patches,
+    seen_slices,
+)
+from keras_cnnvis.patches.views import VIEWS, unit_views
+
+# Names `keras_cnnvis.patches` exposed before it became a package (it imported them).
+from keras_cnnvis.inputs import check_image_shape, data_length, image_batches  # noqa: F401
+from keras_cnnvis.model import find_layers, forward_until, input_shape  # noqa: F401
+from keras_cnnvis.model import instance_function  # noqa: F401
+from keras_cnnvis.model.receptive_field import ReceptiveField, receptive_field  # noqa: F401
+
+__all__ = [
+    "VIEWS",
+    "MaxPatches",
+    "PatchMiner",
+    "check_k",
+    "max_activating_patches",
+    "seen_slices",
+    "unit_views",
+]
