@@ -255,9 +255,60 @@ def test_embeddings_page(dash, logs, shots):
     dash.page.screenshot(path=os.path.join(shots, "embeddings.png"))
     dash.frame.click(".segmented button[data-color=prediction]")
     assert "color=prediction" in dash.frame.evaluate("location.hash")
+    pressed = dash.frame.eval_on_selector_all(
+        ".segmented button", "els => els.map(e => [e.dataset.color, e.ariaPressed, e.className])"
+    )
+    assert pressed == [["class", "false", ""], ["prediction", "true", "current"]]
     dash.frame.fill(".stepper input[type=range]", "0")
     dash.wait("() => location.hash.includes('step=1')")
     dash.wait("() => document.querySelector('canvas.scatter').dataset.points === '90'")
+
+
+def test_shared_page_pieces(dash, logs):
+    """The pieces every page uses (page.js, util.js), called in the browser on the served logs."""
+    run = logs[1][DEMO]
+    got = dash.frame.evaluate(
+        """async (run) => {
+        const { nearestStep } = await import('./util.js');
+        const page = await import('./page.js');
+        const near = [[[0, 2, 5], 4], [[0, 2, 5], 5], [[0, 2, 5], 99], [[3, 7], 1],
+                      [[0, 2, 5], null], [[0, 2, 5], 'x'], [[0, 2, 5], '2'], [[], 1]];
+        const probes = await page.probeImages(run, ['probes']);
+        const ctx = { run, alive: () => true };
+        // A late answer must not replace a newer image: the second URL is already loaded, the
+        // first one is not, so without that rule the first would land last.
+        const panel = page.imagePanel(ctx, { maxWidth: 100 });
+        const url = (step) => `image?run=${encodeURIComponent(run)}&tag=filters%2Fconv1&step=${step}&index=0`;
+        await panel.show(url(0), 'epoch 0');
+        const img = await new Promise((resolve) => {
+          const i = new Image(); i.onload = () => resolve(i); i.src = url(4);
+        });
+        await Promise.all([panel.show(url(3), 'epoch 3'), panel.show(url(4), 'epoch 4')]);
+        return {
+          near: near.map(([steps, wanted]) => nearestStep(steps, wanted)),
+          late: await page.recordAt(run, 'json/health/conv1', 99),
+          early: await page.recordAt(run, 'json/embedding/tsne', 0),
+          between: await page.stepAt(run, 'json/health/conv1', 3),
+          probeSteps: probes.steps,
+          probe3: page.probeUrl(run, probes, 3, 5),
+          probe4: page.probeUrl(run, probes, 4, 5),
+          panel: [panel.el.querySelector('img').src.includes('step=4'),
+                  panel.el.querySelector('figcaption').textContent],
+          loaded: img.naturalWidth > 0,
+        };
+    }""",
+        DEMO,
+    )
+    # The step asked for, else the last logged before it, else (nothing before) the first.
+    assert got["near"] == [2, 5, 5, 3, 5, 5, 2, None]
+    assert got["late"] == {"step": 5, "payload": run.json["json/health/conv1"][5]}
+    assert run.steps("json/embedding/tsne")[0] == 1
+    assert got["early"] == {"step": 1, "payload": run.json["json/embedding/tsne"][1]}
+    assert got["between"] == 3
+    # Probe images are logged once, at the first step; later steps show those.
+    assert got["probeSteps"] == [0] and "step=0" in got["probe3"] and "index=3" in got["probe3"]
+    assert got["probe4"] is None  # only 4 probes
+    assert got["loaded"] and got["panel"] == [True, "epoch 4"]
 
 
 def test_pages_without_data_say_so(dash):

@@ -2,87 +2,57 @@
 // as a filmstrip over all epochs (image tags activations/<layer>, probes/images).
 
 import {
-  api,
+  describeRecord,
+  imagePanel,
+  openPage,
+  preloadNext,
+  probeImages,
+  probeThumb,
+  probeUrl,
+} from "./page.js";
+import {
+  control,
   crispImage,
   filmstrip,
   getState,
   h,
   imageUrl,
-  loadImage,
-  naturalSort,
-  nearestStep,
   notice,
   pick,
-  select,
   setChildren,
   setState,
-  stepper,
 } from "./util.js";
 
-/** Finds the probe images logged with the run: {tag, steps, counts} or null. */
-export async function probeImages(run, kinds) {
-  if (!kinds.includes("probes")) return null;
-  const tags = await api("tags", { run, kind: "probes" });
-  const tag = tags.images.images;
-  if (!tag) return null;
-  const info = await api("steps", { run, tag });
-  return { tag, steps: info.steps, counts: info.counts };
-}
-
-/** URL of probe `index` as logged at or before `step` (or the first logged), or null. */
-export function probeUrl(run, probes, index, step) {
-  if (!probes || !probes.steps.length) return null;
-  const s = nearestStep(probes.steps, step);
-  const at = probes.steps.indexOf(s);
-  const i = at >= 0 && index < probes.counts[at] ? at : probes.counts.findIndex((c) => index < c);
-  return i < 0 ? null : imageUrl(run, probes.tag, probes.steps[i], index);
+function describe(p) {
+  const order = p.order === "mean" ? "strongest first" : "by index";
+  return `${p.n_channels} channels; showing ${p.channels.length} (${order}): ${p.channels.join(", ")}`;
 }
 
 export async function mount(el, ctx) {
   const { run } = ctx;
-  const tags = await api("tags", { run, kind: "activations" });
-  const layers = naturalSort(Object.keys(tags.images));
+  const page = await openPage(el, ctx, {
+    kind: "activations",
+    empty: "has activation metadata but no activation images.",
+  });
+  if (!page) return null;
+  const probes = await probeImages(run, ctx.kinds);
   if (!ctx.alive()) return null;
-  if (!layers.length) {
-    el.dataset.state = "empty";
-    el.append(notice(`The run “${run}” has activation metadata but no activation images.`));
-    return null;
-  }
-  const layer = pick(layers, getState("layer"));
-  const tag = tags.images[layer];
-  const [info, probes] = await Promise.all([api("steps", { run, tag }), probeImages(run, ctx.kinds)]);
-  if (!ctx.alive()) return null;
-  const { steps, counts } = info;
-  let step = nearestStep(steps, getState("step"));
+  const { name: layer, tag, steps, counts } = page;
+  let step = page.step;
   const nProbes = Math.max(...counts);
   const probe = Number(pick([...Array(nProbes).keys()], getState("probe"), 0));
   setState({ layer, step, probe });
 
   const probeBox = h("figure", { class: "panel probe" });
-  const gridBox = h("figure", { class: "panel" });
+  const grid = imagePanel(ctx, { maxWidth: 560, alt: `${layer} activations` });
   const meta = h("p", { class: "meta" });
-  let gridImg = null;
 
   function available(s) {
     return counts[steps.indexOf(s)] > probe;
   }
 
-  async function showMeta(s) {
-    if (!tags.json[layer]) return;
-    try {
-      const jsteps = (await api("steps", { run, tag: tags.json[layer] })).steps;
-      const p = await api("data", { run, tag: tags.json[layer], step: nearestStep(jsteps, s) });
-      const order = p.order === "mean" ? "strongest first" : "by index";
-      if (ctx.alive())
-        meta.textContent = `${p.n_channels} channels; showing ${p.channels.length} (${order}): ${p.channels.join(", ")}`;
-    } catch (e) {
-      meta.textContent = "";
-    }
-  }
-
   function show(s) {
     step = s;
-    setState({ step: s });
     strip.setCurrent(s);
     const pu = probeUrl(run, probes, probe, s);
     if (pu && pu !== probeBox.dataset.url) {
@@ -91,28 +61,12 @@ export async function mount(el, ctx) {
       setChildren(probeBox, h("figcaption", null, `Probe ${probe}`), img);
     }
     if (!available(s)) {
-      setChildren(gridBox, notice(`No activation grid for probe ${probe} at epoch ${s}.`));
-      gridImg = null;
+      grid.clear(notice(`No activation grid for probe ${probe} at epoch ${s}.`));
       return;
     }
-    const url = imageUrl(run, tag, s, probe);
-    const caption = `${layer}, epoch ${s}`;
-    if (gridImg) {
-      loadImage(url)
-        .then(() => {
-          if (!ctx.alive()) return;
-          gridImg.src = url;
-          gridBox.querySelector("figcaption").textContent = caption;
-        })
-        .catch(() => {});
-    } else {
-      gridImg = crispImage(url, { maxWidth: 560, alt: `${layer} activations` });
-      gridImg.classList.add("cnnvis-image");
-      setChildren(gridBox, h("figcaption", null, caption), gridImg);
-    }
-    const next = steps[steps.indexOf(s) + 1];
-    if (next !== undefined && available(next)) loadImage(imageUrl(run, tag, next, probe)).catch(() => {});
-    showMeta(s);
+    grid.show(imageUrl(run, tag, s, probe), `${layer}, epoch ${s}`);
+    preloadNext(steps, s, (next) => (available(next) ? imageUrl(run, tag, next, probe) : null));
+    describeRecord(meta, ctx, page.tags.json[layer], s, describe);
   }
 
   const strip = filmstrip(
@@ -121,43 +75,31 @@ export async function mount(el, ctx) {
     step,
     (s) => play.set(s),
   );
-  const play = stepper(steps, step, show);
+  const play = page.stepper(show);
 
   const probePicker = h(
     "div",
     { class: "probe-picker", role: "group", "aria-label": "Probe image" },
-    [...Array(nProbes).keys()].map((i) => {
-      const url = probeUrl(run, probes, i, step);
-      return h(
+    [...Array(nProbes).keys()].map((i) =>
+      h(
         "button",
         {
           type: "button",
           class: i === probe ? "probe-button current" : "probe-button",
           title: `probe ${i}`,
           dataset: { probe: i },
-          onclick: () => {
-            setState({ probe: i });
-            ctx.refresh();
-          },
+          onclick: () => ctx.go({ probe: i }),
         },
-        url ? h("img", { src: url, alt: `probe ${i}`, class: "thumb" }) : `#${i}`,
-      );
-    }),
+        probeThumb(run, probes, i, step) || `#${i}`,
+      ),
+    ),
   );
   el.append(
     h("p", { class: "lead" }, "What the layer responds to in each probe image: one tile per channel."),
-    h(
-      "div",
-      { class: "controls" },
-      select("Layer", layers, layer, (v) => {
-        setState({ layer: v });
-        ctx.refresh();
-      }, { id: "cnnvis-layer" }),
-      h("div", { class: "control" }, h("span", null, "Probe"), probePicker),
-    ),
+    h("div", { class: "controls" }, page.picker(), control("Probe", probePicker, "div")),
     h("div", { class: "controls" }, play.el),
     meta,
-    h("div", { class: "row" }, probeBox, gridBox),
+    h("div", { class: "row" }, probeBox, grid.el),
     h("h3", null, "Over epochs"),
     strip.el,
   );

@@ -1,18 +1,19 @@
 // Attribution page: a probe-image x epoch matrix for one method; each cell draws the probe image
 // and overlays the raw map (json/attribution/<method>) through a colormap with adjustable opacity.
 
-import { probeImages, probeUrl } from "./activations.js";
 import { COLORMAPS, colormapLut, mapCanvas } from "./charts.js";
+import { openPage, probeImages, probeThumb, probeUrl } from "./page.js";
 import {
   api,
+  control,
   getState,
   h,
   imageUrl,
   lazy,
   loadImage,
-  naturalSort,
   notice,
   pick,
+  segmented,
   select,
   setState,
 } from "./util.js";
@@ -69,27 +70,24 @@ function probeTitle(info) {
 
 export async function mount(el, ctx) {
   const { run } = ctx;
-  const tags = await api("tags", { run, kind: "attribution" });
+  const page = await openPage(el, ctx, {
+    kind: "attribution",
+    from: "any",
+    key: "method",
+    empty: "has no attribution maps.",
+  });
+  if (!page) return null;
+  const probes = await probeImages(run, ctx.kinds);
   if (!ctx.alive()) return null;
-  const methods = naturalSort(new Set([...Object.keys(tags.json), ...Object.keys(tags.images)]));
-  if (!methods.length) {
-    el.dataset.state = "empty";
-    el.append(notice(`The run “${run}” has no attribution maps.`));
-    return null;
-  }
-  const method = pick(methods, getState("method"));
+  const { names: methods, name: method, steps: allSteps } = page;
   let alpha = Math.min(Math.max(Number(getState("alpha", "0.5")), 0), 1);
   if (Number.isNaN(alpha)) alpha = 0.5;
   let cmap = pick(COLORMAPS, getState("cmap"), "inferno");
-  const jsonTag = tags.json[method];
-  const imageTag = tags.images[method];
-  const probes = await probeImages(run, ctx.kinds);
-  const info = await api("steps", { run, tag: jsonTag || imageTag });
-  if (!ctx.alive()) return null;
-  const allSteps = info.steps;
+  const jsonTag = page.tags.json[method];
+  const imageTag = page.tags.images[method];
   const cols = allSteps.length > SPACED ? pick(["spaced", "all"], getState("cols"), "spaced") : "all";
   const steps = cols === "spaced" ? spacedSteps(allSteps, SPACED) : allSteps;
-  let nProbes = Math.max(...info.counts);
+  let nProbes = Math.max(...page.counts);
   let lastPayload = null;
   if (jsonTag) {
     lastPayload = await api("data", { run, tag: jsonTag, step: steps[steps.length - 1] });
@@ -146,7 +144,6 @@ export async function mount(el, ctx) {
     steps.map((s) => h("th", { scope: "col" }, String(s))),
   );
   const body = [...Array(nProbes).keys()].map((i) => {
-    const url = probeUrl(run, probes, i, steps[steps.length - 1]);
     const p = lastPayload?.probes?.[i];
     return h(
       "tr",
@@ -154,7 +151,7 @@ export async function mount(el, ctx) {
       h(
         "th",
         { scope: "row", class: "probe-head" },
-        url ? h("img", { src: url, alt: `probe ${i}`, class: "thumb" }) : null,
+        probeThumb(run, probes, i, steps[steps.length - 1]),
         h("span", null, p && p.label !== undefined ? String(p.label) : `#${i}`),
       ),
       steps.map((s) => {
@@ -169,26 +166,6 @@ export async function mount(el, ctx) {
   function setChildrenLegend() {
     legendBox.replaceChildren(jsonTag ? colorbar(cmap) : "");
   }
-  const methodButtons = h(
-    "div",
-    { class: "segmented", role: "group", "aria-label": "Method" },
-    methods.map((m) =>
-      h(
-        "button",
-        {
-          type: "button",
-          class: m === method ? "current" : null,
-          "aria-pressed": m === method ? "true" : "false",
-          dataset: { method: m },
-          onclick: () => {
-            setState({ method: m });
-            ctx.refresh();
-          },
-        },
-        m.replaceAll("_", "-"),
-      ),
-    ),
-  );
   const opacity = h("input", {
     type: "range",
     min: 0,
@@ -206,8 +183,11 @@ export async function mount(el, ctx) {
   const controls = h(
     "div",
     { class: "controls" },
-    h("div", { class: "control" }, h("span", null, "Method"), methodButtons),
-    h("label", { class: "control" }, h("span", null, "Overlay opacity"), opacity),
+    segmented("Method", methods, method, (m) => ctx.go({ method: m }), {
+      key: "method",
+      text: (m) => m.replaceAll("_", "-"),
+    }),
+    control("Overlay opacity", opacity),
     select("Colormap", COLORMAPS, cmap, (v) => {
       cmap = v;
       setState({ cmap });
@@ -222,10 +202,7 @@ export async function mount(el, ctx) {
             ["all", `all ${allSteps.length}`],
           ],
           cols,
-          (v) => {
-            setState({ cols: v });
-            ctx.refresh();
-          },
+          (v) => ctx.go({ cols: v }),
           { id: "cnnvis-cols" },
         )
       : "",

@@ -2,6 +2,7 @@
 // animated canvas scatter, coloured by class or prediction, with sprite thumbnails on hover.
 
 import { classColor } from "./charts.js";
+import { openPage, stepAt } from "./page.js";
 import {
   api,
   fmt,
@@ -9,14 +10,10 @@ import {
   h,
   imageUrl,
   loadImage,
-  naturalSort,
-  nearestStep,
-  notice,
   pick,
-  select,
+  segmented,
   setChildren,
   setState,
-  stepper,
 } from "./util.js";
 
 const WIDTH = 640;
@@ -42,20 +39,16 @@ function layout(points) {
 
 export async function mount(el, ctx) {
   const { run } = ctx;
-  const tags = await api("tags", { run, kind: "embedding" });
-  if (!ctx.alive()) return null;
-  const methods = naturalSort(Object.keys(tags.json));
-  if (!methods.length) {
-    el.dataset.state = "empty";
-    el.append(notice(`The run “${run}” has embedding images but no json/embedding records.`));
-    return null;
-  }
-  const method = pick(methods, getState("emb"));
+  const page = await openPage(el, ctx, {
+    kind: "embedding",
+    from: "json",
+    key: "emb",
+    empty: "has embedding images but no json/embedding records.",
+  });
+  if (!page) return null;
+  const { tags, name: method, tag, steps } = page;
+  let step = page.step;
   let colorBy = pick(["class", "prediction"], getState("color"), "class");
-  const tag = tags.json[method];
-  const { steps } = await api("steps", { run, tag });
-  if (!ctx.alive()) return null;
-  let step = nearestStep(steps, getState("step"));
   setState({ emb: method, color: colorBy, step });
 
   const dpr = window.devicePixelRatio || 1;
@@ -161,8 +154,7 @@ export async function mount(el, ctx) {
     const info = payload.sprite;
     sprite = null;
     if (!info || !Object.values(tags.images).includes(info.tag)) return;
-    const { steps: spriteSteps } = await api("steps", { run, tag: info.tag });
-    const at = nearestStep(spriteSteps, s);
+    const at = await stepAt(run, info.tag, s);
     if (at === null) return;
     const img = await loadImage(imageUrl(run, info.tag, at, 0));
     if (step === s) sprite = { img, info };
@@ -170,7 +162,6 @@ export async function mount(el, ctx) {
 
   async function show(s) {
     step = s;
-    setState({ step: s });
     const p = await api("data", { run, tag, step: s });
     if (!ctx.alive() || step !== s) return;
     payload = p;
@@ -248,44 +239,26 @@ export async function mount(el, ctx) {
     if (payload) draw(shown);
   });
 
-  const play = stepper(steps, step, (s) => show(s).catch(() => {}), { interval: 900 });
-  const colorButtons = h(
-    "div",
-    { class: "segmented", role: "group", "aria-label": "Colour by" },
-    ["class", "prediction"].map((c) =>
-      h(
-        "button",
-        {
-          type: "button",
-          class: c === colorBy ? "current" : null,
-          "aria-pressed": c === colorBy ? "true" : "false",
-          dataset: { color: c },
-          onclick: (e) => {
-            colorBy = c;
-            setState({ color: c });
-            for (const b of colorButtons.children) {
-              const on = b.dataset.color === c;
-              b.classList.toggle("current", on);
-              b.setAttribute("aria-pressed", on ? "true" : "false");
-            }
-            draw(shown);
-            renderLegend();
-          },
-        },
-        c,
-      ),
-    ),
+  const play = page.stepper((s) => show(s).catch(() => {}), { interval: 900 });
+  const colorButtons = segmented(
+    "Colour by",
+    ["class", "prediction"],
+    colorBy,
+    (c) => {
+      colorBy = c;
+      setState({ color: c });
+      draw(shown);
+      renderLegend();
+    },
+    { key: "color" },
   );
   el.append(
     h("p", { class: "lead" }, "How the layer's feature space organises the data: classes should separate as training goes on. Hover a point for its image."),
     h(
       "div",
       { class: "controls" },
-      select("Method", methods, method, (v) => {
-        setState({ emb: v });
-        ctx.refresh();
-      }, { id: "cnnvis-emb-method" }),
-      h("div", { class: "control" }, h("span", null, "Colour by"), colorButtons),
+      page.picker("Method", "cnnvis-emb-method"),
+      colorButtons,
       play.el,
     ),
     scores,

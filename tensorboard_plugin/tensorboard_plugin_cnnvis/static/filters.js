@@ -1,22 +1,8 @@
 // Filters page: the filter grid of one layer over training, with a step slider, playback and a
 // side-by-side comparison of two steps (image tags filters/<layer>, JSON json/filters/<layer>).
 
-import {
-  api,
-  crispImage,
-  getState,
-  h,
-  imageUrl,
-  loadImage,
-  naturalSort,
-  nearestStep,
-  notice,
-  pick,
-  select,
-  setChildren,
-  setState,
-  stepper,
-} from "./util.js";
+import { describeRecord, imagePanel, openPage, preloadNext } from "./page.js";
+import { getState, h, imageUrl, pick, select, setState } from "./util.js";
 
 function describe(meta) {
   if (!meta) return "";
@@ -31,78 +17,39 @@ function describe(meta) {
 
 export async function mount(el, ctx) {
   const { run } = ctx;
-  const tags = await api("tags", { run, kind: "filters" });
-  const layers = naturalSort(Object.keys(tags.images));
-  if (!ctx.alive()) return null;
-  if (!layers.length) {
-    el.dataset.state = "empty";
-    el.append(notice(`The run “${run}” has filter metadata but no filter grid images.`));
-    return null;
-  }
-  const layer = pick(layers, getState("layer"));
-  const tag = tags.images[layer];
-  const { steps } = await api("steps", { run, tag });
-  if (!ctx.alive()) return null;
-  const first = nearestStep(steps, getState("step"));
+  const page = await openPage(el, ctx, {
+    kind: "filters",
+    empty: "has filter metadata but no filter grid images.",
+  });
+  if (!page) return null;
+  const { name: layer, tag, steps, step: first } = page;
   const cmpWanted = getState("cmp");
   const compareOff = cmpWanted === "off";
   let compare = compareOff ? null : pick(steps, cmpWanted, steps[0]);
   setState({ layer, step: first, cmp: compareOff ? "off" : compare });
 
   const meta = h("p", { class: "meta" });
-  const panelA = h("figure", { class: "panel" });
-  const panelB = h("figure", { class: "panel" });
-  const panels = h("div", { class: "compare" }, panelA, panelB);
+  const panelA = imagePanel(ctx, { maxWidth: 440 });
+  const panelB = imagePanel(ctx, { maxWidth: 440 });
+  const panels = h("div", { class: "compare" }, panelA.el, panelB.el);
 
   function showPanel(panel, step, label) {
-    const url = imageUrl(run, tag, step, 0);
-    const alt = `${layer} filters at epoch ${step}`;
-    const caption = `${label}: epoch ${step}`;
-    const img = panel.querySelector("img");
-    if (!img) {
-      const fresh = crispImage(url, { maxWidth: 440, alt });
-      fresh.classList.add("cnnvis-image");
-      setChildren(panel, h("figcaption", null, caption), fresh);
-      return;
-    }
-    // Swap only once the new image is decoded, so playback does not flicker.
-    loadImage(url)
-      .then(() => {
-        if (!ctx.alive()) return;
-        img.src = url;
-        img.alt = alt;
-        panel.querySelector("figcaption").textContent = caption;
-      })
-      .catch(() => {});
-  }
-
-  async function showMeta(step) {
-    if (!tags.json[layer]) return;
-    try {
-      const info = await api("steps", { run, tag: tags.json[layer] });
-      const s = nearestStep(info.steps, step);
-      const payload = await api("data", { run, tag: tags.json[layer], step: s });
-      if (ctx.alive()) meta.textContent = describe(payload);
-    } catch (e) {
-      meta.textContent = "";
-    }
+    panel.show(imageUrl(run, tag, step, 0), `${label}: epoch ${step}`, `${layer} filters at epoch ${step}`);
   }
 
   function showStep(step) {
-    setState({ step });
     showPanel(panelA, step, "Selected");
-    const next = steps[steps.indexOf(step) + 1];
-    if (next !== undefined) loadImage(imageUrl(run, tag, next, 0)).catch(() => {});
-    showMeta(step);
+    preloadNext(steps, step, (next) => imageUrl(run, tag, next, 0));
+    describeRecord(meta, ctx, page.tags.json[layer], step, describe);
   }
 
   function showCompare() {
-    panelB.hidden = compare === null;
+    panelB.el.hidden = compare === null;
     if (compare !== null) showPanel(panelB, compare, "Compare");
     el.dataset.images = String(compare === null ? 1 : 2);
   }
 
-  const play = stepper(steps, first, showStep);
+  const play = page.stepper(showStep);
   const cmpSelect = select(
     "Compare with",
     [["off", "off"], ...steps.map((s) => [s, `epoch ${s}`])],
@@ -114,19 +61,9 @@ export async function mount(el, ctx) {
     },
     { id: "cnnvis-compare" },
   );
-  const layerSelect = select(
-    "Layer",
-    layers,
-    layer,
-    (value) => {
-      setState({ layer: value });
-      ctx.refresh();
-    },
-    { id: "cnnvis-layer" },
-  );
   el.append(
     h("p", { class: "lead" }, "How the layer's filters change during training. First-layer filters should turn from noise into edges and colour blobs."),
-    h("div", { class: "controls" }, layerSelect, play.el, cmpSelect),
+    h("div", { class: "controls" }, page.picker(), play.el, cmpSelect),
     meta,
     panels,
   );

@@ -2,6 +2,7 @@
 // grid and a sortable per-filter table (json/health/<layer>, health/<layer>, scalars).
 
 import { sparkline } from "./charts.js";
+import { openPage, recordAt, stepAt } from "./page.js";
 import {
   api,
   crispImage,
@@ -9,13 +10,11 @@ import {
   getState,
   h,
   imageUrl,
-  naturalSort,
   nearestStep,
   notice,
   pick,
   setChildren,
   setState,
-  stepper,
 } from "./util.js";
 
 /** "good", "mid" or "bad" for a verdict string, to colour its badge. */
@@ -39,12 +38,6 @@ function badge(payload) {
     tone = !payload.converged ? "bad" : (payload.problems || []).length ? "mid" : "good";
   }
   return h("span", { class: `verdict ${tone}` }, verdict ?? "unknown");
-}
-
-async function recordAt(run, tag, step) {
-  const { steps } = await api("steps", { run, tag });
-  const s = nearestStep(steps, step);
-  return s === null ? null : { step: s, payload: await api("data", { run, tag, step: s }) };
 }
 
 function scoreName(tag, layer) {
@@ -131,19 +124,14 @@ function filterTable(payload, onSort) {
 
 export async function mount(el, ctx) {
   const { run } = ctx;
-  const tags = await api("tags", { run, kind: "health" });
-  if (!ctx.alive()) return null;
-  const layers = naturalSort(tags.names.filter((n) => tags.json[n] || tags.images[n]));
-  if (!layers.length) {
-    el.dataset.state = "empty";
-    el.append(notice(`The run “${run}” has health scalars but no health records per layer.`));
-    return null;
-  }
-  const layer = pick(layers, getState("layer"));
-  const stepTag = tags.json[layer] || tags.images[layer];
-  const { steps } = await api("steps", { run, tag: stepTag });
-  if (!ctx.alive()) return null;
-  let step = nearestStep(steps, getState("step"));
+  const page = await openPage(el, ctx, {
+    kind: "health",
+    from: "any",
+    empty: "has health scalars but no health records per layer.",
+  });
+  if (!page) return null;
+  const { tags, names: layers, name: layer, steps } = page;
+  let step = page.step;
   setState({ layer, step });
 
   const overview = h("tbody");
@@ -196,10 +184,7 @@ export async function mount(el, ctx) {
           {
             class: name === layer ? "selected" : null,
             dataset: { layer: name },
-            onclick: () => {
-              setState({ layer: name });
-              ctx.refresh();
-            },
+            onclick: () => ctx.go({ layer: name }),
           },
           h("th", { scope: "row" }, h("button", { type: "button", class: "link" }, name)),
           h("td", { class: "verdict-cell" }, "…"),
@@ -215,8 +200,7 @@ export async function mount(el, ctx) {
     const parts = [h("h3", null, `Layer ${layer}`)];
     const gridBox = h("figure", { class: "panel" });
     if (tags.images[layer]) {
-      const info = await api("steps", { run, tag: tags.images[layer] });
-      const s = nearestStep(info.steps, step);
+      const s = await stepAt(run, tags.images[layer], step);
       const img = crispImage(imageUrl(run, tags.images[layer], s, 0), {
         maxWidth: 360,
         alt: `${layer} filters, flagged ones outlined`,
@@ -259,9 +243,8 @@ export async function mount(el, ctx) {
     el.dataset.flagged = table.dataset.flagged || "0";
   }
 
-  const play = stepper(steps, step, (s) => {
+  const play = page.stepper((s) => {
     step = s;
-    setState({ step: s });
     renderOverview();
     renderDetail().catch((e) => setChildren(detail, notice(e.message, "error")));
   });

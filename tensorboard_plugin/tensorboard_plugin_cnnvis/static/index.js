@@ -1,6 +1,7 @@
 // Entry point of the cnnvis dashboard, loaded by TensorBoard's plugin_entry.html, which calls
 // render(): builds the shared run picker and page tabs, and mounts one page at a time.
 
+import { showEmpty } from "./page.js";
 import { api, clearCache, getState, h, notice, pick, setChildren, setState } from "./util.js";
 import * as activations from "./activations.js";
 import * as attribution from "./attribution.js";
@@ -117,8 +118,8 @@ class App {
     const el = h("section", { class: "page", dataset: { page: page.id, state: "loading" } });
     setChildren(this.main, el);
     if (!this.runs.length) {
-      el.dataset.state = "empty";
-      el.append(
+      showEmpty(
+        el,
         notice(
           "No keras-cnnvis records in this log directory yet. Add a keras-cnnvis callback " +
             "to model.fit (it writes into <log_dir>/cnnvis), then press Reload.",
@@ -139,8 +140,8 @@ class App {
     }
     el.dataset.run = run;
     if (!info.kinds.includes(page.kind)) {
-      el.dataset.state = "empty";
-      el.append(
+      showEmpty(
+        el,
         h("h2", null, page.title),
         notice(
           `The run “${run}” has no ${KIND_TEXT[page.kind]}. Either the callbacks did not ` +
@@ -155,7 +156,7 @@ class App {
       run,
       kinds: info.kinds,
       alive: () => generation === this.generation,
-      refresh: () => this.mount(),
+      go: (values) => this.go(values),
     };
     el.append(h("h2", null, page.title));
     page.module

@@ -1,24 +1,8 @@
 // Patches page: the dataset patches that activate each channel of a layer most, one row per
 // channel, at a chosen epoch and over epochs (image tags patches/<layer>, json/patches/<layer>).
 
-import {
-  api,
-  crispImage,
-  filmstrip,
-  fmt,
-  getState,
-  h,
-  imageUrl,
-  loadImage,
-  naturalSort,
-  nearestStep,
-  notice,
-  pick,
-  select,
-  setChildren,
-  setState,
-  stepper,
-} from "./util.js";
+import { imagePanel, openPage, preloadNext, recordAt } from "./page.js";
+import { filmstrip, fmt, h, imageUrl, setChildren, setState } from "./util.js";
 
 /** Positions one label per grid row next to the image, using the payload's grid geometry. */
 function placeRowLabels(labels, img, payload) {
@@ -60,58 +44,39 @@ function valuesTable(payload) {
 
 export async function mount(el, ctx) {
   const { run } = ctx;
-  const tags = await api("tags", { run, kind: "patches" });
-  const layers = naturalSort(Object.keys(tags.images));
-  if (!ctx.alive()) return null;
-  if (!layers.length) {
-    el.dataset.state = "empty";
-    el.append(notice(`The run “${run}” has patch metadata but no patch images.`));
-    return null;
-  }
-  const layer = pick(layers, getState("layer"));
-  const tag = tags.images[layer];
-  const { steps } = await api("steps", { run, tag });
-  if (!ctx.alive()) return null;
-  let step = nearestStep(steps, getState("step"));
+  const page = await openPage(el, ctx, {
+    kind: "patches",
+    empty: "has patch metadata but no patch images.",
+  });
+  if (!page) return null;
+  const { name: layer, tag, steps } = page;
+  let step = page.step;
   setState({ layer, step });
 
   const labels = h("div", { class: "row-labels" });
-  const figure = h("figure", { class: "panel" });
+  const figure = imagePanel(ctx, {
+    maxWidth: 420,
+    alt: `${layer} top patches`,
+    onload: (im) => payload && placeRowLabels(labels, im, payload),
+    wrap: (img) => h("div", { class: "labelled-grid" }, labels, img),
+  });
   const side = h("div", { class: "table-wrap" });
   const meta = h("p", { class: "meta" });
-  let img = null;
   let payload = null;
 
   async function show(s) {
     step = s;
-    setState({ step: s });
     strip.setCurrent(s);
-    const url = imageUrl(run, tag, s, 0);
-    if (img) {
-      await loadImage(url).catch(() => {});
-      if (!ctx.alive() || step !== s) return;
-      img.src = url;
-      figure.querySelector("figcaption").textContent = `${layer}, epoch ${s}`;
-    } else {
-      img = crispImage(url, {
-        maxWidth: 420,
-        alt: `${layer} top patches`,
-        onload: (im) => payload && placeRowLabels(labels, im, payload),
-      });
-      img.classList.add("cnnvis-image");
-      setChildren(
-        figure,
-        h("figcaption", null, `${layer}, epoch ${s}`),
-        h("div", { class: "labelled-grid" }, labels, img),
-      );
-    }
-    const next = steps[steps.indexOf(s) + 1];
-    if (next !== undefined) loadImage(imageUrl(run, tag, next, 0)).catch(() => {});
-    if (!tags.json[layer]) return;
-    const jsteps = (await api("steps", { run, tag: tags.json[layer] })).steps;
-    payload = await api("data", { run, tag: tags.json[layer], step: nearestStep(jsteps, s) });
+    await figure.show(imageUrl(run, tag, s, 0), `${layer}, epoch ${s}`);
     if (!ctx.alive() || step !== s) return;
+    preloadNext(steps, s, (next) => imageUrl(run, tag, next, 0));
+    const jsonTag = page.tags.json[layer];
+    if (!jsonTag) return;
+    const record = await recordAt(run, jsonTag, s);
+    if (!ctx.alive() || step !== s || !record) return;
+    payload = record.payload;
     setChildren(labels, (payload.channels || []).map((c) => h("span", { class: "row-label" }, `ch ${c}`)));
+    const img = figure.el.querySelector("img");
     if (img.complete) placeRowLabels(labels, img, payload);
     const rf = payload.receptive_field || {};
     meta.textContent =
@@ -122,20 +87,12 @@ export async function mount(el, ctx) {
   }
 
   const strip = filmstrip(steps, (s) => imageUrl(run, tag, s, 0), step, (s) => play.set(s));
-  const play = stepper(steps, step, (s) => show(s).catch(() => {}));
+  const play = page.stepper((s) => show(s).catch(() => {}));
   el.append(
     h("p", { class: "lead" }, "Dataset patches that excite each channel most (Zeiler & Fergus): what each unit has learned to detect."),
-    h(
-      "div",
-      { class: "controls" },
-      select("Layer", layers, layer, (v) => {
-        setState({ layer: v });
-        ctx.refresh();
-      }, { id: "cnnvis-layer" }),
-      play.el,
-    ),
+    h("div", { class: "controls" }, page.picker(), play.el),
     meta,
-    h("div", { class: "row" }, figure, side),
+    h("div", { class: "row" }, figure.el, side),
     h("h3", null, "Over epochs"),
     strip.el,
   );

@@ -132,6 +132,11 @@ export function notice(text, kind = "empty") {
   return h("div", { class: `notice ${kind}`, role: "status" }, text);
 }
 
+/** A control with its label: `<tag class="control"><span>label</span>child</tag>`. */
+export function control(label, child, tag = "label") {
+  return h(tag, { class: "control" }, h("span", null, label), child);
+}
+
 /** A labelled <select>; `options` are [value, label] pairs or plain values. */
 export function select(label, options, value, onChange, extra = {}) {
   const el = h(
@@ -142,7 +147,39 @@ export function select(label, options, value, onChange, extra = {}) {
       return h("option", { value: v, selected: String(v) === String(value) }, text);
     }),
   );
-  return h("label", { class: "control" }, h("span", null, label), el);
+  return control(label, el);
+}
+
+/**
+ * A labelled row of toggle buttons, one per value, `current` pressed. A click presses its
+ * button and calls `onPick(value)`. Each button keeps its value in the data attribute `key`.
+ */
+export function segmented(label, values, current, onPick, { key, text = String } = {}) {
+  const press = (button, on) => {
+    button.classList.toggle("current", on);
+    button.setAttribute("aria-pressed", on ? "true" : "false");
+  };
+  const group = h(
+    "div",
+    { class: "segmented", role: "group", "aria-label": label },
+    values.map((value) => {
+      const button = h(
+        "button",
+        {
+          type: "button",
+          dataset: { [key]: value },
+          onclick: () => {
+            for (const b of group.children) press(b, b === button);
+            onPick(value);
+          },
+        },
+        text(value),
+      );
+      press(button, value === current);
+      return button;
+    }),
+  );
+  return control(label, group, "div");
 }
 
 /** Sorts names so that "conv2" comes before "conv10" (the closest we get to model order). */
