@@ -1,5 +1,5 @@
 """Confusion matrix and per-class accuracy of a classifier on labelled images: which classes
-the network confuses with which (counts only; drawing happens in the callback).
+the network confuses with which (counts only; drawing is in `keras_cnnvis.render.confusion`).
 """
 
 from __future__ import annotations
@@ -69,12 +69,14 @@ def confusion_matrix(
     y: Any,
     n_classes: int | None = None,
     batch_size: int = 64,
+    extractor: FeatureExtractor | None = None,
 ) -> np.ndarray:
     """The confusion matrix of a classifier on labelled images.
 
     Rows are true classes, columns predicted classes: `matrix[t, p]` counts the examples
-    of class `t` the model assigns to `p` (`keras_cnnvis.inputs.predicted_classes`:
-    the argmax, or for one binary unit p > 0.5 after a sigmoid, logit > 0 otherwise), so the diagonal holds the correct predictions.
+    of class `t` the model assigns to `p` (`keras_cnnvis.inputs.predicted_classes`: the
+    argmax, or for one binary unit p > 0.5 after a sigmoid, logit > 0 otherwise), so the
+    diagonal holds the correct predictions.
 
     Example:
 
@@ -89,6 +91,8 @@ def confusion_matrix(
         y: labels: class indices `(N,)` or one-hot `(N, classes)`.
         n_classes: number of classes. Defaults to None (the model's output size).
         batch_size: images per compiled call. Defaults to 64.
+        extractor: a `FeatureExtractor` of the model to reuse (callbacks keep one).
+            Defaults to None (a new one).
 
     Returns:
         int64 `(n_classes, n_classes)` counts.
@@ -99,7 +103,9 @@ def confusion_matrix(
     """
     x = inputs.check_images(x, model)
     y = inputs.class_labels(y, len(x))
-    _, outputs = FeatureExtractor(model, [], batch_size=batch_size)(x)
+    if extractor is None:
+        extractor = FeatureExtractor(model, [], batch_size=batch_size)
+    _, outputs = extractor(x)
     pred, n_out = classes_from_outputs(outputs, output_activation(model).name)
     return count_confusions(y, pred, int(n_classes or n_out))
 

@@ -1,12 +1,12 @@
-"""Activation maps: exact feature maps of a hand-set model, channel order, display scaling,
-grids and probe validation."""
+"""Activation maps core (keras_cnnvis.activations): exact feature maps of a hand-set model,
+channel order and probe validation."""
 
 import keras
 import numpy as np
 import pytest
 
-from keras_cnnvis import activation_grid, activation_maps
-from keras_cnnvis.activations import check_probe, grid_geometry, scale_maps
+from keras_cnnvis import activation_maps
+from keras_cnnvis.activations import check_probe
 
 
 def fixed_model():
@@ -48,34 +48,6 @@ def test_mean_order_is_over_all_images_and_max_channels_keeps_the_strongest():
     np.testing.assert_allclose(
         conv.maps[1, ..., 0], np.maximum(2 * (15 - ARANGE[0, ..., 0]) - 5, 0)
     )
-
-
-def test_scale_maps_keeps_zero_black_and_stretches_signed_maps():
-    maps = np.zeros((1, 1, 3, 3), np.float32)
-    maps[0, 0, :, 0] = [0.0, 2.0, 4.0]  # non-negative: divided by the max
-    maps[0, 0, :, 1] = [-1.0, 0.0, 3.0]  # signed: min..max
-    # channel 2 all zero: black
-    np.testing.assert_allclose(scale_maps(maps)[0, 0], [[0, 0, 0], [0.5, 0.25, 0], [1, 1, 0]])
-    layer = scale_maps(maps, "layer")[0, 0]  # one range -1..4 over all shown maps
-    np.testing.assert_allclose(layer[:, 0], [0.2, 0.6, 1.0])
-    with pytest.raises(ValueError, match="normalize must be one of"):
-        scale_maps(maps, "global")
-
-
-def test_activation_grid_layout_and_pixels():
-    conv = activation_maps(fixed_model(), ARANGE, "conv")["conv"]
-    grids = activation_grid(conv)  # 3 maps of 4x4, x8 = 32 px tiles, 2x2 grid
-    assert grids.shape == (1, 2 * 33 + 1, 2 * 33 + 1, 1)
-    assert grid_geometry(conv) == {"rows": 2, "cols": 2, "tile": [32, 32], "pad": 1, "scale": 1}
-    g = grids[0, ..., 0]
-    # Tile 0 is x / 15; pixel (r, c) of the map fills an 8x8 block starting at 1 + 8r, 1 + 8c.
-    assert g[1 + 8 * 2, 1 + 8 * 3] == pytest.approx(11 / 15)
-    # Tile 2 (row 1, col 0) is relu(2x - 5) / 25; x = 15 at map pixel (3, 3).
-    assert g[34 + 8 * 3, 1 + 8 * 3] == pytest.approx(1.0)
-    assert g[34, 1] == 0.0
-    assert np.all(grids[0, 33, :, 0] == 1.0)  # padding row between tile rows is white
-    coloured = activation_grid(conv, cmap="viridis")
-    assert coloured.shape == (1, 67, 67, 3)
 
 
 def test_nested_model_layers_by_path():

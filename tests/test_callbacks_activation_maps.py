@@ -8,8 +8,10 @@ import pytest
 
 from callback_helpers import EpochsSeen, random_data, small_cnn
 from eventfiles import read_run
-from keras_cnnvis import activation_grid, activation_maps, image
+from keras_cnnvis.activations import activation_maps
 from keras_cnnvis.callbacks import ActivationMapsCallback
+from keras_cnnvis.render import image
+from keras_cnnvis.render.activations import activation_grid
 
 
 @pytest.fixture

@@ -1,10 +1,11 @@
-"""Rendering helpers: exact values of normalisation, grid geometry, overlays and PNGs."""
+"""Rendering helpers (keras_cnnvis.render.image): exact values of normalisation, grid geometry,
+overlays and PNGs; the old path keras_cnnvis.image still gives this module."""
 
 import cv2
 import numpy as np
 import pytest
 
-from keras_cnnvis import image
+from keras_cnnvis.render import image
 
 
 def test_normalize_minmax_and_symmetric():
@@ -70,3 +71,11 @@ def test_draw_text_marks_pixels_in_the_given_colour():
     assert 5 < changed.sum() < 20 * 60 // 2
     assert np.all(out[..., 0] == 1.0)  # red text on white: the red channel stays full
     assert not changed[:, 30:].any()  # two letters stay at the left
+
+
+def test_old_module_path_gives_the_moved_module():
+    import keras_cnnvis
+    import keras_cnnvis.image as old
+    from keras_cnnvis.image import encode_png
+
+    assert old is image and keras_cnnvis.image is image and encode_png is image.encode_png

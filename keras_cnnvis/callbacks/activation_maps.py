@@ -1,5 +1,6 @@
 """ActivationMapsCallback: logs the feature maps of chosen layers for a few fixed probe images,
-so you can watch the maps sharpen over training.
+so you can watch the maps sharpen over training. The maps come from `keras_cnnvis.activations`,
+the grids from `keras_cnnvis.render.activations`.
 """
 
 from __future__ import annotations
@@ -8,16 +9,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from keras_cnnvis.activations import (
-    MAP_NORMALIZE,
-    ORDERS,
-    activation_grid,
-    activation_maps,
-    check_probe,
-    grid_geometry,
-)
+from keras_cnnvis.activations import activation_maps, check_order, check_probe
 from keras_cnnvis.callbacks.base import MonitorCallback
 from keras_cnnvis.model import FeatureExtractor, find_layers
+from keras_cnnvis.render.activations import activation_grid, check_normalize, grid_geometry
 
 
 class ActivationMapsCallback(MonitorCallback):
@@ -81,10 +76,8 @@ class ActivationMapsCallback(MonitorCallback):
                 "ActivationMapsCallback needs probe images: pass probe=<numpy array of shape "
                 "(N, height, width, channels)>, e.g. a few validation images."
             )
-        if order not in ORDERS:
-            raise ValueError(f"order must be one of {ORDERS}; got {order!r}.")
-        if normalize not in MAP_NORMALIZE:
-            raise ValueError(f"normalize must be one of {MAP_NORMALIZE}; got {normalize!r}.")
+        check_order(order)
+        check_normalize(normalize)
         if max_channels is not None and int(max_channels) < 1:
             raise ValueError(f"max_channels must be >= 1 or None; got {max_channels!r}.")
         self.probe = probe

@@ -1,5 +1,6 @@
 """ConfusionMatrixCallback: logs the validation confusion matrix (an image with counts and
-class names) and per-class accuracy every few epochs.
+class names) and per-class accuracy every few epochs. Counting is in `keras_cnnvis.confusion`,
+drawing in `keras_cnnvis.render.confusion`.
 """
 
 from __future__ import annotations
@@ -13,82 +14,13 @@ from keras_cnnvis.callbacks.base import MonitorCallback
 from keras_cnnvis.confusion import (
     class_names_for,
     classes_from_outputs,
+    confusion_matrix,
     count_confusions,
     per_class_accuracy,
 )
 from keras_cnnvis import inputs
 from keras_cnnvis.model import FeatureExtractor, output_activation
-
-
-def render_confusion(
-    matrix: np.ndarray, class_names: Sequence[str], title: str | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Draws a confusion matrix with matplotlib's Agg canvas (no display, no pyplot state).
-
-    Cells are coloured by the row-normalised fraction (so rare classes read as clearly as
-    common ones) and show the counts; true classes run down, predicted classes across.
-
-    Example:
-
-    ```python
-    img, _ = render_confusion(confusion_matrix(model, x_val, y_val), ["cat", "dog"])
-    image.save_png("confusion.png", img)
-    ```
-
-    Args:
-        matrix: int `(n, n)` counts, rows = true classes.
-        class_names: n names for the axes.
-        title: text above the plot. Defaults to None.
-
-    Returns:
-        `(image, centers)`: a float32 RGB image in [0, 1] and the float `(n, n, 2)` pixel
-        `(row, col)` of each cell's centre in it.
-    """
-    from matplotlib.figure import Figure
-
-    from keras_cnnvis.image import figure_to_array
-
-    matrix = np.asarray(matrix)
-    n = len(matrix)
-    support = matrix.sum(axis=1, keepdims=True)
-    frac = np.where(support > 0, matrix / np.maximum(support, 1), 0.0)
-    longest = max((len(s) for s in class_names), default=1)
-    side = min(14.0, 1.6 + 0.55 * n + 0.06 * longest)
-    fig = Figure(figsize=(side + 0.8, side), dpi=100)
-    ax = fig.add_subplot()
-    shown = ax.imshow(frac, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
-    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
-    if n <= 30:
-        size = max(6, min(12, 120 // max(n, 1)))
-        for t in range(n):
-            for p in range(n):
-                ax.text(
-                    p,
-                    t,
-                    str(int(matrix[t, p])),
-                    ha="center",
-                    va="center",
-                    fontsize=size,
-                    color="white" if frac[t, p] > 0.5 else "black",
-                )
-    ax.set_xticks(
-        range(n),
-        class_names,
-        rotation=45 if longest > 3 else 0,
-        ha="right" if longest > 3 else "center",
-    )
-    ax.set_yticks(range(n), class_names)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    rgb = figure_to_array(fig)
-    xy = ax.transData.transform(
-        np.array([(p, t) for t in range(n) for p in range(n)], np.float64)
-    ).reshape(n, n, 2)
-    centers = np.stack([rgb.shape[0] - xy[..., 1], xy[..., 0]], axis=-1)
-    return rgb, centers
+from keras_cnnvis.render.confusion import render_confusion
 
 
 def tag_name(name: str) -> str:
@@ -155,17 +87,14 @@ class ConfusionMatrixCallback(MonitorCallback):
 
     def setup(self) -> None:
         inputs.check_image_shape(self.x, self.model, "validation images")
-        self._activation = output_activation(self.model).name
         self._extractor = FeatureExtractor(self.model, [], batch_size=self.batch_size)
         _, out = self._extractor(self.x[:1])
-        _, n_classes = classes_from_outputs(out, self._activation)
+        _, n_classes = classes_from_outputs(out, output_activation(self.model).name)
         self._names = class_names_for(n_classes, self.class_names)
         count_confusions(self.y, np.zeros_like(self.y), n_classes)  # labels in range
 
     def log(self, step: int, logs: dict | None = None) -> None:
-        _, outputs = self._extractor(self.x)
-        pred, n_classes = classes_from_outputs(outputs, self._activation)
-        matrix = count_confusions(self.y, pred, n_classes)
+        matrix = confusion_matrix(self.model, self.x, self.y, extractor=self._extractor)
         acc = per_class_accuracy(matrix)
         overall = float(np.trace(matrix) / max(1, matrix.sum()))
         img, _ = render_confusion(
