@@ -311,6 +311,30 @@ def test_shared_page_pieces(dash, logs):
     assert got["loaded"] and got["panel"] == [True, "epoch 4"]
 
 
+def test_pickers_reopen_the_page_on_their_choice(dash):
+    """Layer and method pickers, probe buttons and overview rows keep the step they were at."""
+    ready = "section.page[data-page='{}'][data-state='ready'][data-{}='{}']"
+    dash.open({"page": "patches", "run": DEMO, "layer": "block2/conv2", "step": 3})
+    dash.frame.select_option("select#cnnvis-layer", "conv1")
+    dash.frame.wait_for_selector(ready.format("patches", "layer", "conv1"))
+    assert dash.frame.inner_text(".step-label").startswith("epoch 3 ")
+    assert "layer=conv1" in dash.frame.evaluate("location.hash")
+    dash.open({"page": "activations", "run": DEMO, "layer": "block2/conv2", "step": 4})
+    dash.frame.click(".probe-button[data-probe='1']")
+    dash.frame.wait_for_selector(".probe-button.current[data-probe='1']")
+    src = dash.frame.get_attribute("img.cnnvis-image", "src")
+    assert "tag=activations%2Fblock2%2Fconv2" in src and "step=4" in src and "index=1" in src
+    dash.open({"page": "health", "run": DEMO, "layer": "conv1", "step": 2})
+    dash.frame.click("table.overview tr[data-layer='block2/conv2']")
+    dash.frame.wait_for_selector(ready.format("health", "layer", "block2/conv2"))
+    assert dash.frame.inner_text(".health-detail h3") == "Layer block2/conv2"
+    assert "(epoch 2)" in dash.frame.inner_text(".health-detail")
+    dash.open({"page": "embeddings", "run": DEMO, "emb": "tsne", "step": 3})
+    dash.frame.select_option("select#cnnvis-emb-method", "pca")
+    dash.frame.wait_for_selector(ready.format("embeddings", "method", "pca"))
+    dash.wait("() => document.querySelector('.meta').textContent.includes('epoch 3')")
+
+
 def test_pages_without_data_say_so(dash):
     section = dash.open({"page": "embeddings", "run": "many/cnnvis"}, expect="empty")
     assert "“many/cnnvis” has no embeddings" in section.inner_text()
