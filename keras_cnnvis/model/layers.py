@@ -34,18 +34,28 @@ class LayerInfo:
         return self.layer.name
 
 
-def _children(layer: keras.layers.Layer) -> list:
+def _children(layer: keras.layers.Layer, ops: bool = False) -> list:
     if isinstance(layer, keras.Model):
+        members = getattr(layer, "operations", None) if ops else None
+        if members is None:
+            members = layer.layers
         # `model.layers` of a Functional model skips its InputLayer objects.
-        return [c for c in layer.layers if not isinstance(c, keras.layers.InputLayer)]
+        return [c for c in members if not isinstance(c, keras.layers.InputLayer)]
     return []
 
 
-def iter_layers(model: keras.Model) -> Iterator[LayerInfo]:
+def is_layer(op: Any) -> bool:
+    """Whether `op` is a Keras layer (not a bare operation such as the `+` of two tensors)."""
+    return isinstance(op, keras.layers.Layer)
+
+
+def iter_layers(model: keras.Model, ops: bool = False) -> Iterator[LayerInfo]:
     """Yields every layer of `model` in forward order, descending into nested models.
 
     Nested models are yielded themselves and then their layers, with paths like
-    `"base/block1_conv1"`.
+    `"base/block1_conv1"`. With `ops=True` the operations of Functional models that are
+    not layers (e.g. `x + y`, recorded as `add_17` in `model.operations`) are yielded too,
+    in graph order; their `LayerInfo.layer` is the operation.
 
     Example:
 
@@ -56,13 +66,14 @@ def iter_layers(model: keras.Model) -> Iterator[LayerInfo]:
 
     Args:
         model: a Keras model of any kind.
+        ops: also yield operations that are not layers. Defaults to False.
 
     Returns:
         An iterator of `LayerInfo(path, layer)`.
     """
 
     def walk(layer, prefix):
-        for child in _children(layer):
+        for child in _children(layer, ops):
             path = f"{prefix}{child.name}"
             yield LayerInfo(path, child)
             yield from walk(child, path + "/")
@@ -78,6 +89,15 @@ def is_conv(layer: keras.layers.Layer) -> bool:
 def conv_layers(model: keras.Model) -> list[LayerInfo]:
     """All 2-D convolution layers of `model`, in forward order, nested models included."""
     return [info for info in iter_layers(model) if is_conv(info.layer)]
+
+
+def output_shape(layer: keras.layers.Layer) -> tuple | None:
+    """The symbolic output shape of `layer` (batch axis included), or None if unknown
+    (a layer of a subclassed model that has no symbolic output)."""
+    try:
+        return tuple(layer.output.shape)
+    except (AttributeError, ValueError, RuntimeError):
+        return None
 
 
 def _describe(infos: Sequence[LayerInfo]) -> str:
@@ -109,10 +129,10 @@ def find_layer(model: keras.Model, layer: Any) -> LayerInfo:
         ValueError: if no layer matches (the message lists the convolution layers and all
             layers), or a bare name is ambiguous.
     """
-    infos = list(iter_layers(model))
+    infos = list(iter_layers(model, ops=True))
     if isinstance(layer, LayerInfo):
         layer = layer.layer
-    if isinstance(layer, keras.layers.Layer):
+    if isinstance(layer, keras.layers.Layer) or hasattr(layer, "symbolic_call"):
         for info in infos:
             if info.layer is layer:
                 return info
@@ -149,10 +169,10 @@ def find_layer(model: keras.Model, layer: Any) -> LayerInfo:
             f"Layer name '{layer}' is ambiguous in model '{model.name}'; use one of the "
             f"paths {[i.path for i in by_name]}."
         )
+    names = ", ".join(repr(i.path) for i in infos if is_layer(i.layer)) or "none"
     raise ValueError(
         f"No layer named '{layer}' in model '{model.name}'. Available conv layers: "
-        f"{_describe(conv_layers(model))}. All layers: "
-        f"{', '.join(repr(i.path) for i in infos) or 'none'}."
+        f"{_describe(conv_layers(model))}. All layers: {names}."
     )
 
 

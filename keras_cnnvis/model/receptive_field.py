@@ -13,55 +13,14 @@ import numpy as np
 import tensorflow as tf
 
 from keras_cnnvis.model.calls import wrap_calls
-from keras_cnnvis.model.layers import LayerInfo, check_image_model, find_layer, iter_layers
-
-L = keras.layers
-
-# Layers that act on each spatial position independently (geometry unchanged).
-_POINTWISE = tuple(
-    getattr(L, name)
-    for name in (
-        "Activation",
-        "ReLU",
-        "LeakyReLU",
-        "PReLU",
-        "ELU",
-        "BatchNormalization",
-        "Dropout",
-        "SpatialDropout2D",
-        "GaussianNoise",
-        "GaussianDropout",
-        "AlphaDropout",
-        "ActivityRegularization",
-        "Rescaling",
-        "Identity",
-        "Dense",
-        "EinsumDense",
-    )
-    if hasattr(L, name)
+from keras_cnnvis.model.geometry import SUPPORTED, Geom, Unknown, _describe, rule
+from keras_cnnvis.model.layers import (
+    LayerInfo,
+    check_image_model,
+    find_layer,
+    is_layer,
+    iter_layers,
 )
-# Pointwise only when they normalise over the channel axis alone.
-_CHANNEL_AXIS = tuple(
-    getattr(L, name)
-    for name in ("Softmax", "LayerNormalization", "UnitNormalization", "Normalization")
-    if hasattr(L, name)
-)
-_MERGE = (L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum, L.Concatenate)
-_CONV = (L.Conv2D, L.DepthwiseConv2D, L.SeparableConv2D)  # Conv2D covers groups
-_POOL = (L.MaxPooling2D, L.AveragePooling2D)
-_FLAT = (
-    L.Flatten,
-    L.GlobalAveragePooling2D,
-    L.GlobalMaxPooling2D,
-)
-
-SUPPORTED = (
-    "Conv2D, DepthwiseConv2D, SeparableConv2D (any kernel, stride, dilation, 'same' or "
-    "'valid'), MaxPooling2D, AveragePooling2D, ZeroPadding2D, Cropping2D, merge layers "
-    "(Add, Concatenate on channels, ...) and per-position layers (activations, "
-    "BatchNormalization, Dropout, Rescaling, Dense on feature maps, ...)"
-)
-
 
 @dataclass(frozen=True)
 class ReceptiveField:
@@ -74,6 +33,10 @@ class ReceptiveField:
     shrunk further where a convolution's taps fall into the padding of an intermediate
     layer (e.g. a `"same"` convolution after a `"valid"` one).
 
+    After upsampling (`UpSampling2D`, `Conv2DTranspose`, `Resizing` to a larger size)
+    neighbouring units are less than a pixel apart: `jump` is then a float, and `size`
+    and `start` are the whole-pixel window that holds every unit's field.
+
     Attributes:
         layer: the layer's path in the model.
         size: theoretical field size in input pixels `(height, width)`.
@@ -81,6 +44,8 @@ class ReceptiveField:
         start: input coordinate of the top-left pixel of unit `(0, 0)`'s theoretical field.
         input_size: the input image size `(height, width)` the field was computed for.
         output_shape: the layer's output `(height, width, channels)` at that input size.
+        measured: paths of the layers on the way whose geometry was measured from input
+            gradients (no analytic rule), if any.
     """
 
     layer: str
@@ -92,6 +57,9 @@ class ReceptiveField:
     extent: tuple = field(default=(), compare=False, repr=False)
     """Per axis `(first, last)` integer arrays over the layer's output positions: the first
     and last input pixel each position depends on (`first > last` when it sees only padding)."""
+    tops: tuple = field(default=(), compare=False, repr=False)
+    """Per axis, the first pixel of each unit's window (an integer array)."""
+    measured: tuple = field(default=(), compare=False)
 
     @property
     def center(self) -> tuple[float, float]:
@@ -101,8 +69,11 @@ class ReceptiveField:
     def window(self, row: int, col: int) -> tuple[int, int, int, int]:
         """The theoretical field of unit `(row, col)`: `(top, left, bottom, right)` with
         exclusive ends, possibly reaching outside the image."""
-        top = self.start[0] + int(row) * self.jump[0]
-        left = self.start[1] + int(col) * self.jump[1]
+        if self.tops:
+            top, left = int(self.tops[0][row]), int(self.tops[1][col])
+        else:
+            top = self.start[0] + int(row) * self.jump[0]
+            left = self.start[1] + int(col) * self.jump[1]
         return top, left, top + self.size[0], left + self.size[1]
 
     def box(self, row: int, col: int) -> tuple[int, int, int, int]:
@@ -121,168 +92,52 @@ class ReceptiveField:
         return {"size": list(self.size), "jump": list(self.jump), "start": list(self.start)}
 
 
-_NONE = np.iinfo(np.int64).max // 4  # "first pixel" of a position that sees only padding
-
-
-@dataclass(frozen=True, eq=False)
-class _Geom:
-    size: tuple[int, int]
-    jump: tuple[int, int]
-    start: tuple[int, int]
-    first: tuple  # per axis: first input pixel each position depends on
-    last: tuple  # per axis: last input pixel (-1 for padding-only positions)
-
-    def same(self, other) -> bool:
-        return (
-            isinstance(other, _Geom)
-            and (self.size, self.jump, self.start) == (other.size, other.jump, other.start)
-            and all(
-                np.array_equal(a, b)
-                for a, b in zip(self.first + self.last, other.first + other.last)
-            )
-        )
-
-
-@dataclass(frozen=True)
-class _Unknown:
-    reason: str
-
-
-def _pair(v) -> tuple[int, int]:
-    if isinstance(v, (int, np.integer)):
-        return int(v), int(v)
-    return int(v[0]), int(v[1])
-
-
-def _taps(first, last, n_out, stride, offset, taps):
-    """Extent of each output position that reads input positions `o*stride - offset + t`
-    for `t` in `taps`, skipping positions outside the input (padding)."""
-    n_in = len(first)
-    o = np.arange(n_out)
-    lo = np.full(n_out, _NONE, np.int64)
-    hi = np.full(n_out, -1, np.int64)
-    for t in taps:
-        idx = o * stride - offset + t
-        ok = (idx >= 0) & (idx < n_in)
-        safe = np.clip(idx, 0, n_in - 1)
-        lo = np.where(ok, np.minimum(lo, first[safe]), lo)
-        hi = np.where(ok, np.maximum(hi, last[safe]), hi)
-    return lo, hi
-
-
-def _sliding(g: _Geom, kernel, stride, dilation, padding, n_in, n_out) -> _Geom:
-    size, jump, start, first, last = [], [], [], [], []
-    for a in range(2):
-        k_eff = dilation[a] * (kernel[a] - 1) + 1
-        if padding == "same":
-            # TensorFlow puts the smaller half of the padding before (top/left).
-            total = max((n_out[a] - 1) * stride[a] + k_eff - n_in[a], 0)
-            before = total // 2
-        else:
-            before = 0
-        size.append(g.size[a] + (k_eff - 1) * g.jump[a])
-        start.append(g.start[a] - before * g.jump[a])
-        jump.append(g.jump[a] * stride[a])
-        taps = range(0, k_eff, dilation[a])
-        lo, hi = _taps(g.first[a], g.last[a], n_out[a], stride[a], before, taps)
-        first.append(lo)
-        last.append(hi)
-    return _Geom(tuple(size), tuple(jump), tuple(start), tuple(first), tuple(last))
-
-
-def _shift(g: _Geom, offsets, n_out) -> _Geom:
-    """Output position `o` is input position `o + offset` (cropping > 0, padding < 0)."""
-    first, last = [], []
-    for a in range(2):
-        lo, hi = _taps(g.first[a], g.last[a], n_out[a], 1, -offsets[a], [0])
-        first.append(lo)
-        last.append(hi)
-    start = tuple(g.start[a] + offsets[a] * g.jump[a] for a in range(2))
-    return _Geom(g.size, g.jump, start, tuple(first), tuple(last))
-
-
-def _describe(info_path: str, layer) -> str:
-    return f"'{info_path}' ({type(layer).__name__})"
-
-
-def _rule(path: str, layer, geoms: list, in_shapes: list, out_shape) -> Any:
-    """The output geometry of one leaf layer call, or `_Unknown(reason)`."""
-    if isinstance(layer, _MERGE) and len(out_shape) == 4:
-        # Squeeze-and-excitation style gates: a 1x1 input broadcast over a larger map scales
-        # channels; it is left out of the geometry (see `receptive_field`).
-        keep = [
-            i
-            for i, s in enumerate(in_shapes)
-            if not (tuple(s[1:3]) == (1, 1) and tuple(out_shape[1:3]) != (1, 1))
-        ]
-        if keep and len(keep) < len(geoms):
-            geoms = [geoms[i] for i in keep]
-            in_shapes = [in_shapes[i] for i in keep]
-    for g in geoms:
-        if not isinstance(g, _Geom):
-            return g
-    if len(out_shape) != 4:
-        return _Unknown(
-            f"layer {_describe(path, layer)} has no spatial output (output shape "
-            f"{tuple(out_shape)}); choose a layer before it"
-        )
-    if getattr(layer, "data_format", "channels_last") == "channels_first":
-        return _Unknown(
-            f"layer {_describe(path, layer)} is channels_first; only channels_last is supported"
-        )
-    name = _describe(path, layer)
-    if isinstance(layer, _MERGE):
-        if isinstance(layer, L.Concatenate) and layer.axis not in (-1, 3):
-            return _Unknown(f"layer {name} concatenates along axis {layer.axis}, not channels")
-        jumps = {g.jump for g in geoms}
-        sizes = {tuple(s[1:3]) for s in in_shapes}
-        if len(jumps) != 1 or len(sizes) != 1:
-            return _Unknown(f"layer {name} merges feature maps of different geometry")
-        lo = tuple(min(g.start[a] for g in geoms) for a in range(2))
-        hi = tuple(max(g.start[a] + g.size[a] for g in geoms) for a in range(2))
-        first = tuple(np.minimum.reduce([g.first[a] for g in geoms]) for a in range(2))
-        last = tuple(np.maximum.reduce([g.last[a] for g in geoms]) for a in range(2))
-        return _Geom(tuple(h - l for h, l in zip(hi, lo)), geoms[0].jump, lo, first, last)
-    if len(geoms) != 1:
-        return _Unknown(f"layer {name} takes {len(geoms)} inputs and has no known rule")
-    g = geoms[0]
-    n_in = tuple(int(v) for v in in_shapes[0][1:3])
-    n_out = tuple(int(v) for v in out_shape[1:3])
-    if isinstance(layer, _CONV):
-        return _sliding(
-            g,
-            _pair(layer.kernel_size),
-            _pair(layer.strides),
-            _pair(layer.dilation_rate),
-            layer.padding,
-            n_in,
-            n_out,
-        )
-    if isinstance(layer, _POOL):
-        return _sliding(
-            g, _pair(layer.pool_size), _pair(layer.strides), (1, 1), layer.padding, n_in, n_out
-        )
-    if isinstance(layer, L.ZeroPadding2D):
-        (top, _), (left, _) = layer.padding
-        return _shift(g, (-top, -left), n_out)
-    if isinstance(layer, L.Cropping2D):
-        (top, _), (left, _) = layer.cropping
-        return _shift(g, (top, left), n_out)
-    if isinstance(layer, _CHANNEL_AXIS):
-        axis = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
-        if [a % 4 for a in axis] == [3] and n_in == n_out:
-            return g
-        return _Unknown(f"layer {name} normalises over axis {layer.axis}, not only channels")
-    if isinstance(layer, _POINTWISE) and n_in == n_out:
-        return g
-    if isinstance(layer, _FLAT):
-        return _Unknown(f"layer {name} has no spatial output; choose a layer before it")
-    return _Unknown(f"layer {name} has no known receptive-field rule (supported: {SUPPORTED})")
-
-
-def _first_tensors(args, kwargs) -> list:
-    value = args[0] if args else next(iter(kwargs.values()), None)
+def _input_tensors(layer, args, kwargs) -> list:
+    """The tensors a call reads: a layer's first argument (a tensor or a list of them), or
+    every tensor argument of an operation (`x + y`)."""
+    if is_layer(layer):
+        value = args[0] if args else next(iter(kwargs.values()), None)
+    else:
+        value = (args, kwargs)
     return [t for t in tf.nest.flatten(value) if tf.is_tensor(t)]
+
+
+_CHUNK = 16  # output rows (or columns) measured per batched gradient
+
+
+def _dependency(call, args, kwargs, x, out_shape, axis: int) -> tuple:
+    """Per output position along `axis`, the first and last input position it depends on:
+    the support of input gradients of the call (an output row or column at a time, batched,
+    two positive random inputs)."""
+    n_in, n_out = int(x.shape[1 + axis]), int(out_shape[1 + axis])
+    lo = np.full(n_out, np.iinfo(np.int64).max // 4, np.int64)
+    hi = np.full(n_out, -1, np.int64)
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        base = rng.uniform(0.5, 1.5, size=(1,) + tuple(int(v) for v in x.shape[1:]))
+        for begin in range(0, n_out, _CHUNK):
+            rows = np.arange(begin, min(n_out, begin + _CHUNK))
+            batch = tf.constant(np.repeat(base, len(rows), 0), x.dtype)
+            pick = np.zeros((len(rows), n_out), np.float32)
+            pick[np.arange(len(rows)), rows] = 1.0
+            shape = [len(rows), 1, 1, 1]
+            shape[1 + axis] = n_out
+            mask = tf.constant(pick.reshape(shape))
+            with tf.GradientTape() as tape:
+                tape.watch(batch)
+                out = call(batch, *args[1:], **kwargs)
+                score = tf.reduce_sum(tf.cast(out, tf.float32) * mask)
+            grad = tape.gradient(score, batch)
+            if grad is None:
+                raise ValueError("the output does not depend on the input")
+            other = tuple(a for a in (1, 2, 3) if a != 1 + axis)
+            seen = np.asarray(tf.reduce_any(tf.abs(grad) > 0, axis=other))  # (rows, n_in)
+            has = seen.any(axis=1)
+            first = np.where(has, seen.argmax(axis=1), lo[rows])
+            last = np.where(has, n_in - 1 - seen[:, ::-1].argmax(axis=1), hi[rows])
+            lo[rows] = np.where(has, np.minimum(lo[rows], first), lo[rows])
+            hi[rows] = np.where(has, np.maximum(hi[rows], last), hi[rows])
+    return lo, hi
 
 
 class _Tracer:
@@ -310,38 +165,29 @@ class _Tracer:
 
     def wrap(self, info: LayerInfo, original, container: bool):
         def wrapped(*args, **kwargs):
-            ins = _first_tensors(args, kwargs)
+            ins = _input_tensors(info.layer, args, kwargs)
             out = original(*args, **kwargs)
             outs = [t for t in tf.nest.flatten(out) if tf.is_tensor(t)]
             if container:
                 geom = self.get(outs[0]) if len(outs) == 1 else None
                 if geom is None:
-                    geom = _Unknown(
+                    geom = Unknown(
                         f"the output of model {_describe(info.path, info.layer)} could not be followed"
                     )
             else:
-                geoms = []
-                for t in ins:
-                    g = self.get(t)
-                    geoms.append(
-                        g
-                        if g is not None
-                        else _Unknown(
-                            f"the input of layer {_describe(info.path, info.layer)} does not "
-                            "come from a Keras layer with known geometry (an operation that "
-                            "is not a layer, e.g. a tf/ops call in a subclassed model)"
-                        )
-                    )
+                geoms = [self.get(t) for t in ins]
                 if len(outs) != 1 or not ins:
-                    geom = _Unknown(f"layer {_describe(info.path, info.layer)} has several outputs")
+                    geom = Unknown(f"layer {_describe(info.path, info.layer)} has several outputs")
                 else:
-                    geom = _rule(
-                        info.path,
-                        info.layer,
-                        geoms,
-                        [tuple(t.shape) for t in ins],
-                        tuple(outs[0].shape),
-                    )
+                    out_shape = tuple(outs[0].shape)
+
+                    def measure(axis):
+                        if len(ins) != 1 or not args or args[0] is not ins[0]:
+                            raise ValueError("it does not take exactly one image tensor")
+                        return _dependency(original, args, kwargs, ins[0], out_shape, axis)
+
+                    shapes = [tuple(t.shape) for t in ins]
+                    geom = rule(info.path, info.layer, geoms, shapes, out_shape, measure)
             for t in outs:
                 self.set(t, geom)
             self.calls.setdefault(info.path, []).append(
@@ -362,7 +208,7 @@ def _layer_calls(model: keras.Model, shape: tuple) -> dict[str, list]:
     model and input shape (a monitor asking about four layers pays for one pass).
     """
     per_model = _CALLS.setdefault(model, {})
-    key = (shape, len(list(iter_layers(model))))
+    key = (shape, len(list(iter_layers(model, ops=True))))
     if key not in per_model:
         per_model[key] = _trace_calls(model, shape)
     return per_model[key]
@@ -370,7 +216,7 @@ def _layer_calls(model: keras.Model, shape: tuple) -> dict[str, list]:
 
 def _trace_calls(model: keras.Model, shape: tuple) -> dict[str, list]:
     tracer = _Tracer()
-    infos = {id(info.layer): info for info in iter_layers(model)}
+    infos = {id(info.layer): info for info in iter_layers(model, ops=True)}
 
     def make(layer, original):
         info = infos[id(layer)]
@@ -379,7 +225,7 @@ def _trace_calls(model: keras.Model, shape: tuple) -> dict[str, list]:
     with wrap_calls([info.layer for info in infos.values()], make):
         x = tf.constant(np.random.default_rng(0).normal(size=(1,) + tuple(shape)), tf.float32)
         axes = tuple(np.arange(int(n), dtype=np.int64) for n in shape[:2])
-        tracer.set(x, _Geom((1, 1), (1, 1), (0, 0), axes, axes))
+        tracer.set(x, Geom((1, 1), (1, 1), (0, 0), axes, axes))
         model(x, training=False)
     return tracer.calls
 
@@ -433,21 +279,45 @@ def receptive_field(
     if not calls:
         raise ValueError(f"Layer '{info.path}' was not called in a forward pass of '{model.name}'.")
     geom, out_shape = calls[0]
-    if isinstance(geom, _Unknown):
+    if isinstance(geom, Unknown):
         raise ValueError(
             f"Cannot compute the receptive field of layer '{info.path}': {geom.reason}."
         )
-    if any(not (isinstance(g, _Geom) and g.same(geom)) for g, _ in calls[1:]):
+    if any(not (isinstance(g, Geom) and g.same(geom)) for g, _ in calls[1:]):
         raise ValueError(
             f"Layer '{info.path}' is called {len(calls)} times with different receptive "
             "fields; choose a layer that is used once."
         )
+    size, start, tops = _windows(geom)
     return ReceptiveField(
         layer=info.path,
-        size=geom.size,
+        size=size,
         jump=geom.jump,
-        start=geom.start,
+        start=start,
         input_size=(int(shape[0]), int(shape[1])),
         output_shape=tuple(int(v) for v in out_shape[1:]),
         extent=tuple(zip(geom.first, geom.last)),
+        tops=tops,
+        measured=geom.measured,
     )
+
+
+def _windows(geom: Geom) -> tuple:
+    """Whole-pixel windows of equal size per axis holding every unit's theoretical field
+    and the pixels it depends on: `(size, start, tops)`, `tops` empty when the geometry is
+    integral (then window `i` starts at `start + i * jump`)."""
+    whole = all(isinstance(v, int) for v in geom.size + geom.jump + geom.start)
+    if whole and not geom.measured:
+        return geom.size, geom.start, ()
+    size, start, tops = [], [], []
+    for a in range(2):
+        n = len(geom.first[a])
+        lo = geom.start[a] + np.arange(n) * geom.jump[a]
+        hi = lo + geom.size[a]
+        seen = geom.first[a] <= geom.last[a]
+        top = np.floor(np.where(seen, np.minimum(lo, geom.first[a]), lo)).astype(np.int64)
+        end = np.ceil(np.where(seen, np.maximum(hi, geom.last[a] + 1), hi)).astype(np.int64)
+        size.append(int((end - top).max()) if n else int(np.ceil(geom.size[a])))
+        start.append(int(top[0]) if n else int(np.floor(geom.start[a])))
+        tops.append(top)
+    return tuple(size), tuple(start), tuple(tops)

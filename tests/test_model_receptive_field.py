@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 from keras_cnnvis.demo import build_demo_model
-from keras_cnnvis.gradients import capture_outputs
-from keras_cnnvis.receptive_field import ReceptiveField, receptive_field
+from keras_cnnvis.model import capture_outputs
+from keras_cnnvis.model.receptive_field import ReceptiveField, receptive_field
 
 L = keras.layers
 POS = keras.initializers.RandomUniform(0.1, 1.0)  # positive weights: no cancellation
@@ -123,8 +123,77 @@ class Subclassed(keras.Model):
         return self.c2(self.pool(self.c1(x)))
 
 
+def augmented():
+    """keras.io style: an augmentation block (identity at inference) and preprocessing
+    inside the model, nested, then convolutions."""
+    augment = keras.Sequential(
+        [
+            L.RandomFlip("horizontal"),
+            L.RandomRotation(0.1),
+            L.RandomZoom(0.1),
+            L.RandomTranslation(0.1, 0.1),
+            L.RandomContrast(0.2),
+            L.RandomBrightness(0.1),
+        ],
+        name="augment",
+    )
+    i = keras.Input((26, 23, 3))
+    x = augment(i)
+    x = L.Rescaling(1 / 255.0, name="scale")(x)
+    x = L.Normalization(mean=[0.5, 0.4, 0.3], variance=[1.0, 1.0, 1.0], name="norm")(x)
+    x = L.Conv2D(4, 3, strides=2, padding="same", kernel_initializer=POS, name="a")(x)
+    x = L.LayerNormalization(name="ln")(x)
+    x = L.SpatialDropout2D(0.3, name="sdrop")(x)
+    x = L.Conv2D(2, 3, kernel_initializer=POS, name="b")(x)
+    return keras.Model(i, x), ["augment", "scale", "norm", "a", "ln", "b"]
+
+
+class Blur(L.Layer):
+    """A custom layer without a rule: a fixed 3x3 box blur (measured from gradients)."""
+
+    def call(self, x):
+        k = tf.ones((3, 3, x.shape[-1], 1)) / 9.0
+        return tf.nn.depthwise_conv2d(x, k, [1, 1, 1, 1], "VALID")
+
+
+def resampling():
+    """Layers that change the size without an analytic rule here: measured from gradients."""
+    i = keras.Input((30, 27, 2))
+    x = L.Conv2D(3, 3, strides=2, padding="same", kernel_initializer=POS, name="a")(i)
+    x = L.UpSampling2D(2, name="up")(x)
+    x = L.Conv2D(3, 3, padding="same", kernel_initializer=POS, name="b")(x)
+    x = L.Conv2DTranspose(3, 3, strides=2, padding="same", kernel_initializer=POS, name="tr")(x)
+    x = L.Resizing(20, 24, name="resize")(x)
+    x = L.CenterCrop(16, 18, name="center")(x)
+    x = Blur(name="blur")(x)
+    x = L.UpSampling2D((2, 1), interpolation="bilinear", name="up2")(x)
+    x = L.Conv2D(2, 3, strides=2, kernel_initializer=POS, name="c")(x)
+    return keras.Model(i, x), ["up", "b", "tr", "resize", "center", "blur", "up2", "c"]
+
+
+def operations():
+    """Residual sums written as `x + y` (Keras operations, not layers, as in ConvNeXt)."""
+    i = keras.Input((20, 20, 16))
+    a = L.Conv2D(16, 3, padding="same", kernel_initializer=POS, name="a")(i)
+    b = L.Conv2D(16, 3, padding="same", kernel_initializer=POS, name="b")(a)
+    x = a + b
+    x = keras.ops.multiply(x, 0.5)
+    c = L.Conv2D(2, 3, strides=2, kernel_initializer=POS, name="c")(x)
+    return keras.Model(i, c), ["a", "b", "c"]
+
+
 @pytest.mark.parametrize(
-    "build", [strided_same, valid_dilated_pools, depthwise_separable, nested, residual]
+    "build",
+    [
+        strided_same,
+        valid_dilated_pools,
+        depthwise_separable,
+        nested,
+        residual,
+        augmented,
+        resampling,
+        operations,
+    ],
 )
 def test_analytic_field_equals_the_input_gradient_support(build):
     keras.utils.set_random_seed(0)
@@ -132,7 +201,31 @@ def test_analytic_field_equals_the_input_gradient_support(build):
     for layer in layers:
         rf = receptive_field(model, layer)
         for row, col in units_to_check(rf):
-            assert empirical_box(model, layer, row, col) == rf.box(row, col), (layer, row, col, rf)
+            box = rf.box(row, col)
+            assert empirical_box(model, layer, row, col) == box, (layer, row, col, rf)
+            top, left, bottom, right = rf.window(row, col)
+            assert bottom - top == rf.size[0] and right - left == rf.size[1]
+            if box[2] > box[0]:  # the window holds what the unit sees
+                assert top <= box[0] and left <= box[1], (layer, row, col)
+                assert box[2] <= bottom and box[3] <= right, (layer, row, col)
+
+
+def test_geometry_of_upsampling_and_measured_layers():
+    model, _ = resampling()
+    up = receptive_field(model, "up")
+    # A 3x3 stride-2 conv, then nearest x2: units 2k and 2k+1 see the same 3 pixels; one
+    # 4-pixel window per unit, one pixel apart, holds every field.
+    assert up.jump == (1, 1) and up.size == (4, 4) and up.measured == ("up",)
+    assert up.box(4, 4) == up.box(5, 5) and up.box(4, 4)[2] - up.box(4, 4)[0] == 3
+    b = receptive_field(model, "b")
+    assert b.jump == (1, 1) and b.measured == ("up",)
+    tr = receptive_field(model, "tr")
+    assert tr.jump == (0.5, 0.5)  # finer than a pixel: a float
+    assert receptive_field(model, "a").measured == ()
+    model, layers = augmented()
+    for layer in layers:
+        assert receptive_field(model, layer).measured == ()  # every one has a rule
+    assert receptive_field(model, "b").size == (7, 7)
 
 
 def test_subclassed_model_needs_and_uses_input_shape():
@@ -230,15 +323,23 @@ def test_layers_without_spatial_output_raise():
     assert receptive_field(model, "conv").size == (3, 3)
 
 
+class Frozen(L.Layer):
+    """A layer the gradient cannot see through."""
+
+    def call(self, x):
+        return tf.stop_gradient(tf.roll(x, 1, axis=1))
+
+
 def test_unknown_geometry_names_the_layer():
     i = keras.Input((16, 16, 3))
     x = L.Conv2D(4, 3, padding="same", name="conv")(i)
-    x = L.UpSampling2D(name="up")(x)
+    x = Frozen(name="frozen")(x)
     x = L.Conv2D(4, 3, name="after")(x)
     model = keras.Model(i, x)
     with pytest.raises(
         ValueError,
-        match=r"layer 'after'.*'up' \(UpSampling2D\) has no known receptive-field rule \(supported: Conv2D",
+        match=r"layer 'after'.*'frozen' \(Frozen\) has no known receptive-field rule and its "
+        r"geometry could not be measured from input gradients",
     ):
         receptive_field(model, "after")
     with pytest.raises(ValueError, match="No layer named 'nope'"):
