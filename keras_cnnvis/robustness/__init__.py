@@ -10,12 +10,26 @@ from keras_cnnvis.robustness.corruptions import (
     SEVERITIES,
     corrupt,
 )
+from keras_cnnvis.robustness.measures import (
+    CorruptionAccuracy,
+    CorruptionError,
+    adversarial_accuracy,
+    corruption_accuracy,
+    corruption_error,
+)
+from keras_cnnvis.robustness.published import load_corrupted
 
 __all__ = [
     "BENCHMARK",
     "CORRUPTIONS",
+    "CorruptionAccuracy",
+    "CorruptionError",
     "FAMILIES",
     "HELD_OUT",
     "SEVERITIES",
+    "adversarial_accuracy",
     "corrupt",
+    "corruption_accuracy",
+    "corruption_error",
+    "load_corrupted",
 ]

@@ -1,0 +1,409 @@
+"""Robustness measures: accuracy under each corruption and severity, the corruption error
+(CE, mCE and relative mCE of Hendrycks & Dietterich 2019) against a baseline, and accuracy
+under PGD attacks of growing strength.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from keras_cnnvis.robustness.corruptions import (
+    BENCHMARK,
+    CORRUPTIONS,
+    FAMILIES,
+    SEVERITIES,
+    apply,
+    check_name,
+    check_severity,
+    check_value_range,
+    to_unit,
+)
+
+
+@dataclass
+class CorruptionAccuracy:
+    """A model's accuracy on clean and corrupted images.
+
+    Attributes:
+        corruptions: the corruption names, one per row of `accuracy`.
+        severities: the severities, one per column.
+        accuracy: float64 `(len(corruptions), len(severities))`, in [0, 1].
+        clean: accuracy on the clean images.
+        count: the number of images.
+    """
+
+    corruptions: tuple[str, ...]
+    severities: tuple[int, ...]
+    accuracy: np.ndarray
+    clean: float
+    count: int
+
+    @property
+    def errors(self) -> np.ndarray:
+        """Error rates `1 - accuracy`, shaped like `accuracy`."""
+        return 1.0 - self.accuracy
+
+    @property
+    def clean_error(self) -> float:
+        return 1.0 - self.clean
+
+    @property
+    def mean(self) -> float:
+        """Mean corrupted accuracy over every corruption and severity."""
+        return float(self.accuracy.mean())
+
+    def by_severity(self) -> np.ndarray:
+        """Mean accuracy over the corruptions at each severity."""
+        return self.accuracy.mean(axis=0)
+
+    def by_family(self) -> dict[str, np.ndarray]:
+        """Mean accuracy per severity for each family (noise, blur, weather, digital) with
+        at least one corruption here."""
+        out = {}
+        for family, names in FAMILIES.items():
+            rows = [i for i, name in enumerate(self.corruptions) if name in names]
+            if rows:
+                out[family] = self.accuracy[rows].mean(axis=0)
+        return out
+
+    def as_dict(self) -> dict:
+        """Plain types, e.g. for JSON: clean accuracy, severities, accuracy per corruption."""
+        return {
+            "clean": self.clean,
+            "count": self.count,
+            "severities": list(self.severities),
+            "accuracy": {
+                n: [float(a) for a in row] for n, row in zip(self.corruptions, self.accuracy)
+            },
+        }
+
+
+@dataclass
+class CorruptionError:
+    """Corruption errors against a baseline (Hendrycks & Dietterich 2019, section 3).
+
+    As ratios (1.0: as many errors as the baseline), not percentages.
+
+    Attributes:
+        corruptions: names, one per entry of `ce` (None when given unnamed arrays).
+        ce: `CE_c = sum_s E_s,c / sum_s E^base_s,c` per corruption.
+        mce: the mean of `ce`.
+        relative_ce: `sum_s (E_s,c - E_clean) / sum_s (E^base_s,c - E^base_clean)` per
+            corruption (None without clean errors).
+        relative_mce: the mean of `relative_ce` (None without clean errors).
+    """
+
+    corruptions: tuple[str, ...] | None
+    ce: np.ndarray
+    mce: float
+    relative_ce: np.ndarray | None = None
+    relative_mce: float | None = None
+    severities: tuple[int, ...] | None = field(default=None, repr=False)
+
+    def as_dict(self) -> dict:
+        names = self.corruptions or tuple(str(i) for i in range(len(self.ce)))
+        out: dict[str, Any] = {"mce": self.mce, "ce": dict(zip(names, map(float, self.ce)))}
+        if self.relative_ce is not None:
+            out["relative_mce"] = self.relative_mce
+            out["relative_ce"] = dict(zip(names, map(float, self.relative_ce)))
+        return out
+
+
+def _input_fn(value_range: Sequence[float], preprocess: Callable | None) -> Callable:
+    """Maps [0, 1] images (numpy or tensors) to the model's input."""
+    low, high = check_value_range(value_range)
+
+    def fn(x):
+        if (low, high) != (0.0, 1.0):
+            x = x * (high - low) + low
+        return x if preprocess is None else preprocess(x)
+
+    return fn
+
+
+class _Classes:
+    """Predicted classes of [0, 1] image batches through one compiled batched forward pass
+    (traced once for every batch size) and the one predicted-class rule."""
+
+    def __init__(self, model, batch_size: int, to_input: Callable):
+        from keras_cnnvis.model import BatchFunction, output_activation, predict_fn
+
+        self.batch_size = int(batch_size)
+        self.to_input = to_input
+        self.activation = output_activation(model).name
+        self.forward = BatchFunction(predict_fn(model))
+
+    def __call__(self, x01: np.ndarray) -> np.ndarray:
+        from keras_cnnvis.inputs import predicted_classes
+
+        out = []
+        for start in range(0, len(x01), self.batch_size):
+            batch = np.asarray(self.to_input(x01[start : start + self.batch_size]), np.float32)
+            out.append(predicted_classes(np.asarray(self.forward(batch)), self.activation))
+        return np.concatenate(out)
+
+
+def _check_batch_size(batch_size: int) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer; got {batch_size}.")
+    return int(batch_size)
+
+
+def _prepare(model, x, y, value_range, what="images"):
+    from keras_cnnvis.inputs import check_image_shape, class_labels
+
+    x01 = to_unit(x, value_range, what)
+    check_image_shape(x01, model, what)
+    return x01, class_labels(y, len(x01))
+
+
+def corruption_accuracy(
+    model,
+    x: Any,
+    y: Any,
+    corruptions: Sequence[str] | None = None,
+    severities: Sequence[int] | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+    value_range: Sequence[float] = (0, 1),
+    preprocess: Callable | None = None,
+) -> CorruptionAccuracy:
+    """A classifier's accuracy on clean images and under each corruption and severity.
+
+    The images are corrupted a batch at a time (never all corruptions in memory) and run
+    through one compiled forward pass; classes follow `keras_cnnvis.inputs.
+    predicted_classes` (softmax or logits, one sigmoid or logit unit). The corruption of
+    the batch starting at image `i` draws from the seed `(seed, corruption, severity, i)`:
+    the same arguments give the same figures.
+
+    Example:
+
+    ```python
+    table = corruption_accuracy(model, x_val, y_val, corruptions=FAMILIES["noise"])
+    table.accuracy          # (3, 5): accuracy per noise and severity
+    table.by_severity()     # falls with severity
+    ```
+
+    Args:
+        model: a Keras image classifier with one input and one output.
+        x: images `(N, H, W, C)`, C 1 or 3, within `value_range`.
+        y: labels, class indices `(N,)` or one-hot `(N, classes)`.
+        corruptions: names from `CORRUPTIONS`. Defaults to None (the 15 of `BENCHMARK`).
+        severities: from 1 to 5. Defaults to None (all five).
+        batch_size: images per corruption call and forward pass. Defaults to 64.
+        seed: seed of the random corruptions. Defaults to 0.
+        value_range: the range of the pixels of `x`. Defaults to `(0, 1)`.
+        preprocess: maps images in `value_range` to the model's input (e.g.
+            `keras.applications.resnet50.preprocess_input`). Defaults to None.
+
+    Returns:
+        A `CorruptionAccuracy`.
+
+    Raises:
+        ValueError: for unknown corruptions, severities outside 1-5, images the model does
+            not take or outside `value_range`, labels that are not one per image.
+    """
+    names = tuple(BENCHMARK if corruptions is None else (check_name(n) for n in corruptions))
+    levels = tuple(SEVERITIES if severities is None else (check_severity(s) for s in severities))
+    if not names or not levels:
+        raise ValueError("Pass at least one corruption and one severity (None: all).")
+    batch_size = _check_batch_size(batch_size)
+    x01, labels = _prepare(model, x, y, value_range)
+    classes = _Classes(model, batch_size, _input_fn(value_range, preprocess))
+    clean = float(np.mean(classes(x01) == labels))
+    accuracy = np.zeros((len(names), len(levels)))
+    for i, name in enumerate(names):
+        for j, severity in enumerate(levels):
+            correct = 0
+            for start in range(0, len(x01), batch_size):
+                rng = np.random.default_rng([seed, CORRUPTIONS.index(name), severity, start])
+                chunk = apply(x01[start : start + batch_size], name, severity, rng)
+                correct += int(np.sum(classes(chunk) == labels[start : start + batch_size]))
+            accuracy[i, j] = correct / len(x01)
+    return CorruptionAccuracy(names, levels, accuracy, clean, len(x01))
+
+
+def _error_table(errors, what: str):
+    """(table, names, severities, clean error) from a CorruptionAccuracy, a mapping of
+    name -> errors per severity, or an array (corruptions, severities)."""
+    if isinstance(errors, CorruptionAccuracy):
+        return errors.errors, errors.corruptions, errors.severities, errors.clean_error
+    if isinstance(errors, Mapping):
+        names = tuple(errors)
+        rows = [np.atleast_1d(np.asarray(errors[n], np.float64)) for n in names]
+        if not rows or len({len(r) for r in rows}) != 1:
+            raise ValueError(f"{what}: give every corruption the same number of severities.")
+        return np.stack(rows), names, None, None
+    table = np.asarray(errors, np.float64)
+    if table.ndim == 1:
+        table = table[:, None]
+    if table.ndim != 2 or table.size == 0:
+        raise ValueError(
+            f"{what} must be a CorruptionAccuracy, a dict of errors per severity, or an "
+            f"array (corruptions, severities); got shape {table.shape}."
+        )
+    return table, None, None, None
+
+
+def corruption_error(
+    errors: Any,
+    baseline_errors: Any,
+    clean_error: float | None = None,
+    baseline_clean_error: float | None = None,
+) -> CorruptionError:
+    """Corruption errors of a model against a baseline: CE, mCE and relative mCE.
+
+    For each corruption `c`, `CE_c = sum_s E_s,c / sum_s E^base_s,c` over the severities
+    `s`; the relative CE subtracts each model's clean error first,
+    `sum_s (E_s,c - E_clean) / sum_s (E^base_s,c - E^base_clean)`; mCE and relative mCE
+    average them over the corruptions (the paper's figures average the 15 `BENCHMARK`
+    ones and use AlexNet as the baseline; here any model, or an earlier epoch). A
+    corruption whose baseline denominator is 0 gets NaN (and so does the mean).
+
+    Example:
+
+    ```python
+    base = corruption_accuracy(baseline_model, x, y)
+    ours = corruption_accuracy(model, x, y)
+    corruption_error(ours, base).mce   # < 1: fewer errors than the baseline
+    ```
+
+    Args:
+        errors: the model's errors: a `CorruptionAccuracy`, a dict `{name: [error per
+            severity]}` or an array `(corruptions, severities)` of error rates.
+        baseline_errors: the baseline's, in the same form.
+        clean_error: the model's clean error (taken from a `CorruptionAccuracy`).
+            Defaults to None.
+        baseline_clean_error: the baseline's clean error. Defaults to None.
+
+    Returns:
+        A `CorruptionError` (`relative_ce` and `relative_mce` None without clean errors).
+
+    Raises:
+        ValueError: if the two tables do not cover the same corruptions and severities.
+    """
+    table, names, levels, clean = _error_table(errors, "errors")
+    base, base_names, base_levels, base_clean = _error_table(baseline_errors, "baseline_errors")
+    clean = clean if clean_error is None else float(clean_error)
+    base_clean = base_clean if baseline_clean_error is None else float(baseline_clean_error)
+    if names is not None and base_names is not None:
+        missing = [n for n in names if n not in base_names]
+        if missing:
+            raise ValueError(f"The baseline has no errors for {', '.join(missing)}.")
+        base = base[[base_names.index(n) for n in names]]
+    if levels is not None and base_levels is not None and tuple(levels) != tuple(base_levels):
+        raise ValueError(
+            f"The tables cover different severities ({list(levels)} and {list(base_levels)})."
+        )
+    if table.shape != base.shape:
+        raise ValueError(
+            f"errors {table.shape} and baseline_errors {base.shape} must both be "
+            "(corruptions, severities)."
+        )
+    ce = _ratio(table.sum(axis=1), base.sum(axis=1))
+    relative = relative_mce = None
+    if clean is not None and base_clean is not None:
+        relative = _ratio((table - clean).sum(axis=1), (base - base_clean).sum(axis=1))
+        relative_mce = float(relative.mean())
+    return CorruptionError(
+        names or base_names, ce, float(ce.mean()), relative, relative_mce, levels or base_levels
+    )
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    out = np.full(num.shape, np.nan)
+    np.divide(num, den, out=out, where=den != 0)
+    return out
+
+
+def adversarial_accuracy(
+    model,
+    x: Any,
+    y: Any,
+    epsilons: Sequence[float] = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255),
+    method: str = "pgd",
+    steps: int = 10,
+    step_size: float | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+    value_range: Sequence[float] = (0, 1),
+    preprocess: Callable | None = None,
+) -> np.ndarray:
+    """Accuracy under untargeted L-infinity attacks of each strength `epsilon`.
+
+    Runs `keras_cnnvis.synthesis.adversarial_example` (PGD by default: `steps` sign steps
+    of `step_size` from a random start in the epsilon-ball, each projected back into it)
+    against the true labels, then counts the images still classified correctly. An
+    epsilon of 0 is the clean accuracy (no attack).
+
+    Example:
+
+    ```python
+    adversarial_accuracy(model, x_val[:256], y_val[:256], epsilons=[0, 2 / 255, 8 / 255])
+    ```
+
+    Args:
+        model: a Keras image classifier with one input and one output.
+        x: images `(N, H, W, C)` within `value_range`.
+        y: labels, class indices or one-hot.
+        epsilons: attack strengths, the largest change per pixel as a fraction of the
+            value range. Defaults to `(0, 1/255, 2/255, 4/255, 8/255)`.
+        method: `"pgd"` or `"fgsm"`. Defaults to `"pgd"`.
+        steps: PGD steps. Defaults to 10.
+        step_size: PGD step. Defaults to None (`2.5 * epsilon / steps`).
+        batch_size: images attacked together. Defaults to 64.
+        seed: seed of PGD's random start. Defaults to 0.
+        value_range: the range of the pixels of `x`. Defaults to `(0, 1)`.
+        preprocess: maps images in `value_range` to the model's input. Defaults to None.
+
+    Returns:
+        float64 accuracy per epsilon.
+
+    Raises:
+        ValueError: for epsilons outside [0, 1], an unknown method, images the model does
+            not take or labels that are not one per image.
+    """
+    from keras_cnnvis.synthesis.adversarial import adversarial_example
+
+    eps = np.atleast_1d(np.asarray(epsilons, np.float64))
+    if eps.ndim != 1 or eps.size == 0 or not np.all((eps >= 0) & (eps <= 1)):
+        raise ValueError(
+            f"epsilons must be pixel changes in [0, 1] (fractions of the value range, e.g. "
+            f"8 / 255); got {epsilons!r}."
+        )
+    batch_size = _check_batch_size(batch_size)
+    x01, labels = _prepare(model, x, y, value_range)
+    to_input = _input_fn(value_range, preprocess)
+    classes = _Classes(model, batch_size, to_input)
+    out = np.zeros(len(eps))
+    for i, epsilon in enumerate(eps):
+        attacked = x01
+        if epsilon > 0:
+            attacked = adversarial_example(
+                model,
+                x01,
+                method=method,
+                epsilon=float(epsilon),
+                steps=steps,
+                step_size=step_size,
+                labels=labels,
+                preprocess=to_input,
+                seed=seed,
+                batch_size=batch_size,
+            )
+        out[i] = float(np.mean(classes(attacked) == labels))
+    return out
+
+
+__all__ = [
+    "CorruptionAccuracy",
+    "CorruptionError",
+    "adversarial_accuracy",
+    "corruption_accuracy",
+    "corruption_error",
+]
