@@ -31,6 +31,7 @@ def _curve(
     steps: int,
     base: np.ndarray,
 ) -> CurveResult:
+    """One curve per image: `steps` copies each, pixels swapped in the map's order."""
     x = scored.images
     n, height, width, channels = x.shape
     pixels = height * width
@@ -77,7 +78,10 @@ def deletion_curve(
     baseline in all channels, `steps` times a `1 / steps` fraction of the pixels (rounded
     to whole pixels). Removing what the model uses should make the score fall fast, so a
     lower area is a more faithful map. Point 0 is the clean image, the last one the
-    baseline; compare with `random_reference("deletion", ...)`.
+    baseline; compare with `random_reference("deletion", ...)`. The baseline matters:
+    RISE's zeros are the default, but an object deleted to black keeps its silhouette
+    (the trained demo CNN still gives all 8 shapes it was checked on a probability
+    >= 0.95 with the object set to 0), so `"blur"` or `"mean"` remove more.
 
     The score is the target's model output, by default the probability of the explained
     class for a softmax model, as in RISE: the curve then falls towards chance instead of
