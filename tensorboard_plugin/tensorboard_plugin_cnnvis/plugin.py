@@ -16,7 +16,7 @@ from tensorboard.backend import http_util
 from tensorboard.plugins import base_plugin
 
 from tensorboard_plugin_cnnvis import reader as reader_lib
-from tensorboard_plugin_cnnvis.reader import RequestError
+from tensorboard_plugin_cnnvis.reader import RequestError, parse_uint, require
 
 PLUGIN_NAME = "cnnvis"
 MAX_SCALAR_TAGS = 64
@@ -49,22 +49,21 @@ class CNNVisPlugin(base_plugin.TBPlugin):
     plugin_name = PLUGIN_NAME
 
     def __init__(self, context: base_plugin.TBContext):
-        self._data_provider = context.data_provider
         self._reader = reader_lib.LogReader(context.data_provider, context.sampling_hints)
         self._assets = _static_assets()
 
     def get_plugin_apps(self) -> dict[str, Callable]:
         """Returns the plugin's routes (served under `/data/plugin/cnnvis`)."""
         apps = {
-            "/runs": self._serve_runs,
-            "/tags": self._serve_tags,
-            "/steps": self._serve_steps,
-            "/image": self._serve_image,
-            "/data": self._serve_data,
-            "/scalars": self._serve_scalars,
+            "/runs": _json_app(self._runs),
+            "/tags": _json_app(self._tags),
+            "/steps": _json_app(self._steps),
+            "/image": _app(self._image),
+            "/data": _json_app(self._data),
+            "/scalars": _json_app(self._scalars),
         }
         for route, (path, content_type) in self._assets.items():
-            apps[route] = self._asset_app(path, content_type)
+            apps[route] = _file_app(path, content_type)
         return apps
 
     def is_active(self) -> bool:
@@ -79,109 +78,78 @@ class CNNVisPlugin(base_plugin.TBPlugin):
         """Declares the dashboard as an ES module loaded in TensorBoard's plugin iframe."""
         return base_plugin.FrontendMetadata(es_module_path="/index.js", tab_name="cnnvis")
 
-    # Helpers -------------------------------------------------------------------------
+    # Routes: each takes (ctx, experiment id, query parameters) and returns what to answer. -----
 
-    def _call(self, request: wrappers.Request, fn: Callable[..., Any]) -> wrappers.Response:
-        """Runs `fn(ctx, eid, args)` and answers JSON, or a JSON error for refused requests."""
+    def _runs(self, ctx, eid, args) -> dict[str, Any]:
+        """`/runs` -> `{"runs": [{"run", "kinds": [..]}]}`."""
+        return {"runs": self._reader.runs(ctx, eid)}
+
+    def _tags(self, ctx, eid, args) -> dict[str, Any]:
+        """`/tags?run=&kind=` -> `{"run", "kind", "names", "images", "json", "scalars"}`."""
+        return self._reader.tags(ctx, eid, require(args, "run"), require(args, "kind"))
+
+    def _steps(self, ctx, eid, args) -> dict[str, Any]:
+        """`/steps?run=&tag=` -> `{"run", "tag", "plugin", "steps", "counts", "wall_times"}`."""
+        return self._reader.steps(ctx, eid, require(args, "run"), require(args, "tag"))
+
+    def _image(self, ctx, eid, args) -> tuple[bytes, str]:
+        """`/image?run=&tag=&step=&index=` -> the encoded image and its type (`image/png`)."""
+        run, tag = require(args, "run"), require(args, "tag")
+        step, index = parse_uint(args, "step"), parse_uint(args, "index")
+        return self._reader.image(ctx, eid, run, tag, step, index)
+
+    def _data(self, ctx, eid, args) -> Any:
+        """`/data?run=&tag=&step=` -> the record's JSON payload."""
+        run, tag, step = require(args, "run"), require(args, "tag"), parse_uint(args, "step")
+        return self._reader.json_record(ctx, eid, run, tag, step)
+
+    def _scalars(self, ctx, eid, args) -> dict[str, Any]:
+        """`/scalars?run=&tag=[&tag=..]` -> `{"run", "series": [{"tag", "steps", "values"}]}`."""
+        run = require(args, "run")
+        tags = [t for t in args.getlist("tag") if t]
+        if not tags:
+            raise RequestError(400, "Missing parameter 'tag'.")
+        if len(tags) > MAX_SCALAR_TAGS:
+            raise RequestError(400, f"At most {MAX_SCALAR_TAGS} tags per request.")
+        return {"run": run, "series": self._reader.scalars(ctx, eid, run, tags)}
+
+
+def _app(route: Callable[..., tuple[Any, str]]) -> Callable:
+    """A WSGI app answering `route(ctx, eid, args)` -> (body, content type).
+
+    Refused requests (`RequestError`, or a data provider's `PublicError` such as NotFoundError
+    when data was reloaded away) are answered as `{"error": message}` with a 4xx status.
+    """
+
+    @wrappers.Request.application
+    def app(request):
         try:
             ctx = plugin_util.context(request.environ)
             eid = plugin_util.experiment_id(request.environ)
-            return fn(ctx, eid, request.args)
+            body, content_type = route(ctx, eid, request.args)
         except RequestError as e:
             return _error(request, e.code, e.message)
         except errors.PublicError as e:
-            # Raised by the data provider (e.g. NotFoundError when data was reloaded away).
-            code = e.http_code if 400 <= e.http_code < 500 else 404
-            return _error(request, code, str(e))
+            return _error(request, e.http_code if 400 <= e.http_code < 500 else 404, str(e))
+        return http_util.Respond(request, body, content_type)
 
-    def _json(self, request, fn):
-        return self._call(
-            request,
-            lambda ctx, eid, args: http_util.Respond(
-                request, fn(ctx, eid, args), "application/json"
-            ),
-        )
+    return app
 
-    # Routes --------------------------------------------------------------------------
 
-    @wrappers.Request.application
-    def _serve_runs(self, request):
-        """`/runs` -> `{"runs": [{"run", "kinds": [..]}]}`."""
-        return self._json(request, lambda ctx, eid, args: {"runs": self._reader.runs(ctx, eid)})
+def _json_app(route: Callable[..., Any]) -> Callable:
+    """A WSGI app answering `route(ctx, eid, args)` as JSON (see `_app`)."""
+    return _app(lambda ctx, eid, args: (route(ctx, eid, args), "application/json"))
+
+
+def _file_app(path: str, content_type: str) -> Callable:
+    """A WSGI app serving one fixed file of `static/` (never a path from a request)."""
 
     @wrappers.Request.application
-    def _serve_tags(self, request):
-        """`/tags?run=&kind=` -> `{"run", "kind", "names", "images", "json", "scalars"}`."""
+    def app(request):
+        with open(path, "rb") as f:
+            return http_util.Respond(request, f.read(), content_type)
 
-        def tags(ctx, eid, args):
-            run = reader_lib.require("run", args.get("run"))
-            kind = reader_lib.require("kind", args.get("kind"))
-            return self._reader.tags(ctx, eid, run, kind)
-
-        return self._json(request, tags)
-
-    @wrappers.Request.application
-    def _serve_steps(self, request):
-        """`/steps?run=&tag=` -> `{"run", "tag", "plugin", "steps", "counts", "wall_times"}`."""
-
-        def steps(ctx, eid, args):
-            run = reader_lib.require("run", args.get("run"))
-            tag = reader_lib.require("tag", args.get("tag"))
-            return self._reader.steps(ctx, eid, run, tag)
-
-        return self._json(request, steps)
-
-    @wrappers.Request.application
-    def _serve_image(self, request):
-        """`/image?run=&tag=&step=&index=` -> the encoded image (`image/png`)."""
-
-        def image(ctx, eid, args):
-            run = reader_lib.require("run", args.get("run"))
-            tag = reader_lib.require("tag", args.get("tag"))
-            step = reader_lib.parse_uint("step", args.get("step"))
-            index = reader_lib.parse_uint("index", args.get("index"))
-            data, mime = self._reader.image(ctx, eid, run, tag, step, index)
-            return http_util.Respond(request, data, mime)
-
-        return self._call(request, image)
-
-    @wrappers.Request.application
-    def _serve_data(self, request):
-        """`/data?run=&tag=&step=` -> the record's JSON payload."""
-
-        def data(ctx, eid, args):
-            run = reader_lib.require("run", args.get("run"))
-            tag = reader_lib.require("tag", args.get("tag"))
-            step = reader_lib.parse_uint("step", args.get("step"))
-            return self._reader.json_record(ctx, eid, run, tag, step)
-
-        return self._json(request, data)
-
-    @wrappers.Request.application
-    def _serve_scalars(self, request):
-        """`/scalars?run=&tag=[&tag=..]` -> `{"run", "series": [{"tag", "steps", "values"}]}`."""
-
-        def scalars(ctx, eid, args):
-            run = reader_lib.require("run", args.get("run"))
-            tags = [t for t in args.getlist("tag") if t]
-            if not tags:
-                raise RequestError(400, "Missing parameter 'tag'.")
-            if len(tags) > MAX_SCALAR_TAGS:
-                raise RequestError(400, f"At most {MAX_SCALAR_TAGS} tags per request.")
-            return {"run": run, "series": self._reader.scalars(ctx, eid, run, tags)}
-
-        return self._json(request, scalars)
-
-    def _asset_app(self, path: str, content_type: str) -> Callable:
-        """Returns a WSGI app serving one fixed file of `static/` (never a path from a request)."""
-
-        @wrappers.Request.application
-        def serve(request):
-            with open(path, "rb") as f:
-                content = f.read()
-            return http_util.Respond(request, content, content_type)
-
-        return serve
+    return app
 
 
 def _error(request: wrappers.Request, code: int, message: str) -> wrappers.Response:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from tensorboard import errors
 from tensorboard.data import provider
@@ -15,6 +15,13 @@ from tensorboard.data import provider
 IMAGES_PLUGIN = "images"
 JSON_PLUGIN = "cnnvis"
 SCALARS_PLUGIN = "scalars"
+
+# The data provider's (list, read) methods for each data plugin's records.
+_PROVIDER_METHODS = {
+    IMAGES_PLUGIN: ("list_blob_sequences", "read_blob_sequences"),
+    JSON_PLUGIN: ("list_tensors", "read_tensors"),
+    SCALARS_PLUGIN: ("list_scalars", "read_scalars"),
+}
 
 # `downsample` sent to the data provider when every stored sample is wanted. The provider
 # returns min(downsample, stored); 0 would mean "none", so "all" is a large number instead.
@@ -78,31 +85,35 @@ def downsample_for(sampling_hints: Mapping[str, int] | None, plugin_name: str) -
     return int(hint)
 
 
-def parse_uint(name: str, raw: str | None) -> int:
-    """Parses a required non-negative integer query parameter.
+def require(args: Mapping[str, str], name: str) -> str:
+    """Returns the required query parameter `name` of `args`.
 
     Args:
-        name: the parameter's name, for the error message.
-        raw: the raw value, `None` when absent.
+        args: the request's query parameters.
+        name: the parameter's name.
 
     Returns:
-        The integer.
+        Its value, a non-empty string.
 
     Raises:
-        RequestError: 400 if the value is missing or not a plain non-negative integer.
+        RequestError: 400 if the parameter is missing or empty.
     """
-    if raw is None or raw == "":
-        raise RequestError(400, f"Missing parameter '{name}'.")
-    if not _UINT_RE.match(raw):
-        raise RequestError(400, f"Parameter '{name}' must be a non-negative integer.")
-    return int(raw)
-
-
-def require(name: str, raw: str | None) -> str:
-    """Returns a required string query parameter, or raises a 400 `RequestError`."""
+    raw = args.get(name)
     if raw is None or raw == "":
         raise RequestError(400, f"Missing parameter '{name}'.")
     return raw
+
+
+def parse_uint(args: Mapping[str, str], name: str) -> int:
+    """Returns the required non-negative integer query parameter `name` of `args`.
+
+    Raises:
+        RequestError: 400 if the parameter is missing or not a plain non-negative integer.
+    """
+    raw = require(args, name)
+    if not _UINT_RE.match(raw):
+        raise RequestError(400, f"Parameter '{name}' must be a non-negative integer.")
+    return int(raw)
 
 
 def tag_kind(tag: str, plugin_name: str) -> str | None:
@@ -149,6 +160,11 @@ def _decode_json(datum: provider.TensorDatum) -> Any:
         raise RequestError(404, "The record does not hold valid JSON.") from e
 
 
+def _blobs(datum: provider.BlobSequenceDatum) -> tuple:
+    """The image blobs of an image record (its first two values are the width and height)."""
+    return datum.values[2:]
+
+
 def image_mime_type(data: bytes) -> str | None:
     """Returns the MIME type of encoded image bytes from their signature, or `None`."""
     for signature, mime in _IMAGE_SIGNATURES:
@@ -184,12 +200,7 @@ class LogReader:
 
     def _list(self, ctx, eid, plugin_name, runs=None):
         filt = provider.RunTagFilter(runs=runs) if runs is not None else None
-        if plugin_name == IMAGES_PLUGIN:
-            fn = self._provider.list_blob_sequences
-        elif plugin_name == JSON_PLUGIN:
-            fn = self._provider.list_tensors
-        else:
-            fn = self._provider.list_scalars
+        fn = getattr(self._provider, _PROVIDER_METHODS[plugin_name][0])
         return fn(ctx, experiment_id=eid, plugin_name=plugin_name, run_tag_filter=filt)
 
     def runs(self, ctx, eid: str) -> list[dict[str, Any]]:
@@ -234,16 +245,8 @@ class LogReader:
         if kind not in KINDS:
             raise RequestError(400, "Unknown kind; expected one of " + ", ".join(KINDS) + ".")
         self.check_run(ctx, eid, run)
-        images = {
-            _tag_name(tag, IMAGES_PLUGIN): tag
-            for tag in self._run_tags(ctx, eid, run, IMAGES_PLUGIN)
-            if tag_kind(tag, IMAGES_PLUGIN) == kind
-        }
-        records = {
-            _tag_name(tag, JSON_PLUGIN): tag
-            for tag in self._run_tags(ctx, eid, run, JSON_PLUGIN)
-            if tag_kind(tag, JSON_PLUGIN) == kind
-        }
+        images = self._named_tags(ctx, eid, run, IMAGES_PLUGIN, kind)
+        records = self._named_tags(ctx, eid, run, JSON_PLUGIN, kind)
         known = set(images) | set(records)
         scalars: dict[str, list[str]] = {}
         for tag in self._run_tags(ctx, eid, run, SCALARS_PLUGIN):
@@ -262,6 +265,14 @@ class LogReader:
             "scalars": {name: sorted(tags) for name, tags in sorted(scalars.items())},
         }
 
+    def _named_tags(self, ctx, eid, run: str, plugin_name: str, kind: str) -> dict[str, str]:
+        """`{name: tag}` for the `plugin_name` records of `kind` in `run`."""
+        return {
+            _tag_name(tag, plugin_name): tag
+            for tag in self._run_tags(ctx, eid, run, plugin_name)
+            if tag_kind(tag, plugin_name) == kind
+        }
+
     def _check_tag(self, ctx, eid, run: str, tag: str) -> str:
         """Returns the data plugin holding `run`/`tag` (JSON first), or raises 404."""
         found_run = False
@@ -276,25 +287,26 @@ class LogReader:
 
     # Reading -------------------------------------------------------------------------
 
-    def _read_blobs(self, ctx, eid, run: str, tag: str):
-        result = self._provider.read_blob_sequences(
+    def _read(self, ctx, eid, plugin_name: str, run: str, tags: Sequence[str]):
+        """Reads `tags` of `run` from `plugin_name`: `{tag: [datum, ...]}`."""
+        fn = getattr(self._provider, _PROVIDER_METHODS[plugin_name][1])
+        result = fn(
             ctx,
             experiment_id=eid,
-            plugin_name=IMAGES_PLUGIN,
-            downsample=self._downsample[IMAGES_PLUGIN],
-            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
+            plugin_name=plugin_name,
+            downsample=self._downsample[plugin_name],
+            run_tag_filter=provider.RunTagFilter(runs=[run], tags=list(tags)),
         )
-        return result.get(run, {}).get(tag, [])
+        return result.get(run, {})
 
-    def _read_json(self, ctx, eid, run: str, tag: str):
-        result = self._provider.read_tensors(
-            ctx,
-            experiment_id=eid,
-            plugin_name=JSON_PLUGIN,
-            downsample=self._downsample[JSON_PLUGIN],
-            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
-        )
-        return result.get(run, {}).get(tag, [])
+    def _record(self, ctx, eid, run: str, tag: str, step: int, plugin_name: str, what: str):
+        """The datum of `run`/`tag` at `step`, which must be a record of `plugin_name`."""
+        if self._check_tag(ctx, eid, run, tag) != plugin_name:
+            raise RequestError(404, f"This tag holds no {what}.")
+        for datum in self._read(ctx, eid, plugin_name, run, [tag]).get(tag, []):
+            if datum.step == step:
+                return datum
+        raise RequestError(404, "No record at this step.")
 
     def steps(self, ctx, eid, run: str, tag: str) -> dict[str, Any]:
         """Lists the steps of one image or JSON tag.
@@ -305,11 +317,10 @@ class LogReader:
             JSON records).
         """
         plugin_name = self._check_tag(ctx, eid, run, tag)
+        data = self._read(ctx, eid, plugin_name, run, [tag]).get(tag, [])
         if plugin_name == IMAGES_PLUGIN:
-            data = self._read_blobs(ctx, eid, run, tag)
-            counts = [max(len(d.values) - 2, 0) for d in data]
+            counts = [len(_blobs(d)) for d in data]
         else:
-            data = self._read_json(ctx, eid, run, tag)
             counts = [1 for _ in data]
         return {
             "run": run,
@@ -330,32 +341,21 @@ class LogReader:
             RequestError: 404 for an unknown run/tag/step, an index out of range, or a blob
                 that is not an encoded image.
         """
-        if self._check_tag(ctx, eid, run, tag) != IMAGES_PLUGIN:
-            raise RequestError(404, "This tag holds no images.")
-        for datum in self._read_blobs(ctx, eid, run, tag):
-            if datum.step != step:
-                continue
-            count = len(datum.values) - 2
-            if index >= count:
-                raise RequestError(404, f"Index out of range: this step has {count} images.")
-            try:
-                data = self._provider.read_blob(ctx, blob_key=datum.values[index + 2].blob_key)
-            except errors.NotFoundError as e:
-                raise RequestError(404, "The image is no longer available.") from e
-            mime = image_mime_type(data)
-            if mime is None:
-                raise RequestError(404, "The record is not an encoded image.")
-            return data, mime
-        raise RequestError(404, "No record at this step.")
+        blobs = _blobs(self._record(ctx, eid, run, tag, step, IMAGES_PLUGIN, "images"))
+        if index >= len(blobs):
+            raise RequestError(404, f"Index out of range: this step has {len(blobs)} images.")
+        try:
+            data = self._provider.read_blob(ctx, blob_key=blobs[index].blob_key)
+        except errors.NotFoundError as e:
+            raise RequestError(404, "The image is no longer available.") from e
+        mime = image_mime_type(data)
+        if mime is None:
+            raise RequestError(404, "The record is not an encoded image.")
+        return data, mime
 
     def json_record(self, ctx, eid, run: str, tag: str, step: int) -> Any:
         """Reads and parses the JSON payload of a `cnnvis` record at `step`."""
-        if self._check_tag(ctx, eid, run, tag) != JSON_PLUGIN:
-            raise RequestError(404, "This tag holds no JSON records.")
-        for datum in self._read_json(ctx, eid, run, tag):
-            if datum.step == step:
-                return _decode_json(datum)
-        raise RequestError(404, "No record at this step.")
+        return _decode_json(self._record(ctx, eid, run, tag, step, JSON_PLUGIN, "JSON records"))
 
     def scalars(self, ctx, eid, run: str, tags: list[str]) -> list[dict[str, Any]]:
         """Reads scalar series.
@@ -375,13 +375,7 @@ class LogReader:
         missing = [t for t in tags if t not in known]
         if missing:
             raise RequestError(404, "Unknown scalar tag for this run.")
-        result = self._provider.read_scalars(
-            ctx,
-            experiment_id=eid,
-            plugin_name=SCALARS_PLUGIN,
-            downsample=self._downsample[SCALARS_PLUGIN],
-            run_tag_filter=provider.RunTagFilter(runs=[run], tags=list(tags)),
-        ).get(run, {})
+        result = self._read(ctx, eid, SCALARS_PLUGIN, run, tags)
         series = []
         for tag in tags:
             points = result.get(tag, [])
