@@ -213,7 +213,10 @@ def test_one_sigmoid_and_one_logit_unit_get_the_same_classes_everywhere(tmp_path
     y = expected.copy()
     y[:6] = 1 - y[:6]  # some mistakes, so the matrix is not diagonal
     found = {}
-    for model, loss in ((logit, keras.losses.BinaryCrossentropy(from_logits=True)), (sigmoid, "bce")):
+    for model, loss in (
+        (logit, keras.losses.BinaryCrossentropy(from_logits=True)),
+        (sigmoid, "bce"),
+    ):
         model.compile(keras.optimizers.SGD(learning_rate=0.0), loss)
         log_dir = str(tmp_path / model.name)
         callbacks = [

@@ -12,6 +12,7 @@ import keras
 
 from keras_cnnvis.model.layers import find_layers
 
+
 def restore_calls(saved: list) -> None:
     """Undoes `layer.call` wrappers: `saved` holds `(layer, had_own_call, original)` in
     wrapping order; instance attributes are restored, class methods uncovered."""

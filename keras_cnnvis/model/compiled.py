@@ -15,6 +15,7 @@ import tensorflow as tf
 from keras_cnnvis.model.calls import capture_outputs
 from keras_cnnvis.model.layers import find_layers
 
+
 def instance_function(method: Callable, **kwargs) -> Callable:
     """`tf.function` of a bound method, tracked per instance.
 
@@ -155,4 +156,3 @@ class FeatureExtractor:
                 store.append(np.asarray(value, dtype=np.float32))
             outs.append(np.asarray(o, dtype=np.float32))
         return [np.concatenate(f) for f in feats], np.concatenate(outs)
-

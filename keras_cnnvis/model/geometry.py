@@ -105,7 +105,6 @@ SUPPORTED = (
 )
 
 
-
 NONE = np.iinfo(np.int64).max // 4  # "first pixel" of a position that sees only padding
 
 
@@ -173,9 +172,7 @@ def _sliding(g: Geom, kernel, stride, dilation, padding, n_in, n_out) -> Geom:
         lo, hi = _taps(g.first[a], g.last[a], n_out[a], stride[a], before, taps)
         first.append(lo)
         last.append(hi)
-    return Geom(
-        tuple(size), tuple(jump), tuple(start), tuple(first), tuple(last), g.measured
-    )
+    return Geom(tuple(size), tuple(jump), tuple(start), tuple(first), tuple(last), g.measured)
 
 
 def _shift(g: Geom, offsets, n_out) -> Geom:
@@ -191,7 +188,6 @@ def _shift(g: Geom, offsets, n_out) -> Geom:
 
 def _describe(info_path: str, layer) -> str:
     return f"'{info_path}' ({type(layer).__name__})"
-
 
 
 def rule(path: str, layer, geoms: list, in_shapes: list, out_shape, measure=None) -> Any:
@@ -213,8 +209,7 @@ def rule(path: str, layer, geoms: list, in_shapes: list, out_shape, measure=None
         keep = [
             i
             for i, s in enumerate(in_shapes)
-            if len(s) == 4
-            and not (tuple(s[1:3]) == (1, 1) and tuple(out_shape[1:3]) != (1, 1))
+            if len(s) == 4 and not (tuple(s[1:3]) == (1, 1) and tuple(out_shape[1:3]) != (1, 1))
         ]
         if keep and len(keep) < len(geoms):
             geoms = [geoms[i] for i in keep]

@@ -19,6 +19,7 @@ from keras_cnnvis.model.overrides import model_overrides
 
 _CHECK_MARK = "keras-cnnvis: "
 
+
 def check_in_graph(condition: Any, message: str) -> Any:
     """An in-graph assertion whose failure `GradientFunction` turns into a ValueError."""
     return tf.debugging.Assert(condition, [tf.constant(_CHECK_MARK + message)])

@@ -22,6 +22,7 @@ from keras_cnnvis.model.layers import (
     iter_layers,
 )
 
+
 @dataclass(frozen=True)
 class ReceptiveField:
     """The receptive field of every unit of one layer, per axis `(rows, cols)`.
