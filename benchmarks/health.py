@@ -31,7 +31,7 @@ def untrained(n_seeds: int) -> dict:
     import numpy as np
 
     from keras_cnnvis.demo import build_demo_model
-    from keras_cnnvis.health import filter_health
+    from keras_cnnvis.weights.health import filter_health
 
     shares = {c: [] for c in CONVS}
     spikes = {c: [] for c in CONVS}
@@ -121,7 +121,7 @@ def cost(n_probe: int) -> dict:
 
     from keras_cnnvis import datasets
     from keras_cnnvis.demo import build_demo_model
-    from keras_cnnvis.health import filter_health, snapshot_kernels
+    from keras_cnnvis.weights.health import filter_health, snapshot_kernels
 
     model = build_demo_model((64, 64, 3), 5, seed=0)
     probe, _, _ = datasets.shapes(n_probe, size=64, seed=1)
@@ -130,7 +130,7 @@ def cost(n_probe: int) -> dict:
     filter_health(model, probe=probe, initial_weights=initial)
     first = time.perf_counter() - t
     from keras_cnnvis.model import FeatureExtractor
-    from keras_cnnvis.health import health_layers
+    from keras_cnnvis.weights.health import health_layers
 
     extractor = FeatureExtractor(model, [i.layer for i in health_layers(model)])
     filter_health(model, probe=probe, initial_weights=initial, extractor=extractor)
@@ -154,7 +154,7 @@ def save(path: str, picture) -> None:
     """PNG with maximum zlib compression (README pictures should stay under ~150 KB)."""
     import cv2
 
-    from keras_cnnvis import image
+    from keras_cnnvis.render import image
 
     rgb = image.to_uint8(picture)
     cv2.imwrite(
@@ -168,9 +168,10 @@ def write_figures(folder: str, model, initial, x_val, y_val, grids) -> None:
     """README pictures: conv1 over training, health untrained vs trained, activation maps."""
     import numpy as np
 
-    from keras_cnnvis import activation_grid, activation_maps, image
-    from keras_cnnvis.health import filter_health
-    from keras_cnnvis.health.render import text_block, health_grid
+    from keras_cnnvis import activation_grid, activation_maps
+    from keras_cnnvis.render import image
+    from keras_cnnvis.weights.health import filter_health
+    from keras_cnnvis.render.health import health_grid, text_block
 
     os.makedirs(folder, exist_ok=True)
 
@@ -227,8 +228,9 @@ def depthwise_and_dense_figures(folder: str) -> dict:
     """Filters of a trained DepthwiseConv2D first layer and a Dense layer on digits."""
     import keras
 
-    from keras_cnnvis import datasets, filter_grid, image
-    from keras_cnnvis.filters import filter_tiles
+    from keras_cnnvis import datasets, filter_grid
+    from keras_cnnvis.render import image
+    from keras_cnnvis.weights.filters import filter_tiles
 
     keras.utils.set_random_seed(0)
     x, y, _ = datasets.shapes(1300, size=64, seed=0)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from keras_cnnvis import image
 from keras_cnnvis.callbacks.base import MonitorCallback
-from keras_cnnvis.filters import NORMALIZE_MODES, check_tileable, filter_tiles, weight_layers
-from keras_cnnvis.model import find_layers, input_shape
+from keras_cnnvis.model import input_shape
+from keras_cnnvis.render.filters import filter_tiles_grid
+from keras_cnnvis.weights.filters import check_normalize, filter_tiles
+from keras_cnnvis.weights.kernels import tileable_layers
 
 
 class FilterGridCallback(MonitorCallback):
@@ -67,12 +68,10 @@ class FilterGridCallback(MonitorCallback):
         on_error: str = "warn",
     ):
         super().__init__(log_dir, every_n_epochs, log_initial, run_name, on_error)
-        if normalize not in NORMALIZE_MODES:
-            raise ValueError(f"normalize must be one of {NORMALIZE_MODES}; got {normalize!r}.")
         self.layers = layers
         self.channels = channels
         self.max_filters = max_filters
-        self.normalize = normalize
+        self.normalize = check_normalize(normalize)
         self._infos = []
 
     def setup(self) -> None:
@@ -82,17 +81,8 @@ class FilterGridCallback(MonitorCallback):
                 f"FilterGridCallback needs an image model (inputs of shape (height, "
                 f"width, channels)); model '{self.model.name}' takes {shape}."
             )
-        if self.layers is None:
-            self._infos = weight_layers(self.model)
-            if not self._infos:
-                raise ValueError(
-                    f"Model '{self.model.name}' has no layer with filters to show (no 2-D "
-                    "convolution layer and no Dense layer on the flattened image)."
-                )
-        else:
-            self._infos = find_layers(self.model, self.layers)
+        self._infos = tileable_layers(self.model, self.layers)
         for info in self._infos:
-            check_tileable(self.model, info.layer)  # raises for layers without image filters
             # Validate the channel choice now rather than at the first epoch.
             filter_tiles(self.model, info.layer, self.channels, 1, self.normalize)
 
@@ -101,8 +91,7 @@ class FilterGridCallback(MonitorCallback):
             tiles = filter_tiles(
                 self.model, info.layer, self.channels, self.max_filters, self.normalize
             )
-            scale = image.auto_scale(max(tiles.kernel_size))
-            grid = image.tile_grid(tiles.tiles, cols=tiles.cols, pad=self.PAD, scale=scale)
+            grid, geometry = filter_tiles_grid(tiles, self.PAD)
             self.writer.images(f"filters/{info.path}", grid, step)
             self.writer.json(
                 f"json/filters/{info.path}",
@@ -118,13 +107,7 @@ class FilterGridCallback(MonitorCallback):
                     "mode": tiles.mode,
                     "depth_multiplier": tiles.depth_multiplier,
                     "normalize": self.normalize,
-                    "grid": {
-                        "rows": tiles.rows,
-                        "cols": tiles.cols,
-                        "tile": [tiles.kernel_size[0] * scale, tiles.kernel_size[1] * scale],
-                        "pad": self.PAD,
-                        "scale": 1,
-                    },
+                    "grid": geometry,
                 },
                 step,
                 kind="filters",

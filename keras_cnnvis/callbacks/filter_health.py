@@ -10,18 +10,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from keras_cnnvis.activations import check_probe
 from keras_cnnvis.callbacks.base import MonitorCallback
-from keras_cnnvis.filters import layer_kernel
-from keras_cnnvis.model import FeatureExtractor, find_layers, input_shape
-from keras_cnnvis.health.render import health_grid
-from keras_cnnvis.health.report import (
+from keras_cnnvis.inputs import check_images
+from keras_cnnvis.model import FeatureExtractor, input_shape
+from keras_cnnvis.render.health import health_grid
+from keras_cnnvis.weights.health import (
+    ALPHA,
     HealthReport,
     filter_health,
-    health_layers,
+    scored_layers,
     snapshot_kernels,
 )
-from keras_cnnvis.health.structure import ALPHA
 
 
 class FilterHealthCallback(MonitorCallback):
@@ -112,21 +111,11 @@ class FilterHealthCallback(MonitorCallback):
                 f"FilterHealthCallback needs an image model (inputs of shape (height, "
                 f"width, channels)); model '{self.model.name}' takes {shape}."
             )
-        if self.layers is None:
-            self._infos = health_layers(self.model)
-            if not self._infos:
-                raise ValueError(
-                    f"Model '{self.model.name}' has no layer with a kernel (Conv2D, "
-                    "Conv2DTranspose, DepthwiseConv2D, SeparableConv2D or Dense)."
-                )
-        else:
-            self._infos = find_layers(self.model, self.layers)
-        for info in self._infos:
-            layer_kernel(self.model, info.layer)  # raises for layers without a kernel
+        self._infos = scored_layers(self.model, self.layers)
         self._images = None
         self._extractor = None
         if self.probe is not None:
-            self._images = check_probe(self.model, self.probe)
+            self._images = check_images(self.probe, self.model, "probe images", single=True)
             self._extractor = FeatureExtractor(self.model, [i.layer for i in self._infos])
         layers = [i.layer for i in self._infos]
         # Drift is measured from the first time this callback saw this model, so a second

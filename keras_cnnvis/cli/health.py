@@ -20,7 +20,8 @@ def probe_images(data: str, shape: tuple, n: int, seed: int = 0) -> np.ndarray:
         ValueError: for an input that is not an image, a non-square input with `shapes`, an
             unknown dataset or an unsupported channel count.
     """
-    from keras_cnnvis import datasets, image
+    from keras_cnnvis import datasets
+    from keras_cnnvis.render import image
 
     if len(shape) != 3 or None in shape[:2]:
         raise ValueError(
@@ -63,10 +64,10 @@ def probe_images(data: str, shape: tuple, n: int, seed: int = 0) -> np.ndarray:
 def run(args: argparse.Namespace) -> int:
     import keras
 
-    from keras_cnnvis import image
     from keras_cnnvis.model import input_shape
-    from keras_cnnvis.health import filter_health
-    from keras_cnnvis.health.render import report_image
+    from keras_cnnvis.render import image
+    from keras_cnnvis.render.health import report_image
+    from keras_cnnvis.weights.health import filter_health
 
     if not os.path.isfile(args.model):
         raise FileNotFoundError(f"Model file '{args.model}' does not exist.")

@@ -4,14 +4,16 @@ and the one-page PNG report of `cnnvis health`. Floats in [0, 1]; nothing is wri
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Sequence
 
 import keras
 import numpy as np
 
-from keras_cnnvis import image
-from keras_cnnvis.filters import filter_tiles
-from keras_cnnvis.health.report import HealthReport, LayerHealth
+from keras_cnnvis.render import image
+from keras_cnnvis.render.filters import filter_tiles_grid
+from keras_cnnvis.weights.filters import filter_tiles
+from keras_cnnvis.weights.health import HealthReport, LayerHealth
 
 FLAG_COLORS = {
     "non_finite": (1.0, 0.0, 1.0),  # magenta
@@ -60,17 +62,16 @@ def health_grid(
     if health.kind == "dense":
         return None, None
     tiles = filter_tiles(model, health.layer, channels, max_filters, "filter")
-    tile_images, cols, rows, mode = tiles.tiles, tiles.cols, tiles.rows, tiles.mode
-    if mode == "channels":  # one tile per filter (its first shown channel), near-square
-        tile_images = tiles.tiles[:: tiles.cols]
-        rows, cols = image.grid_shape(len(tile_images))
-        mode = "compact"
-    if scale is None:
-        scale = image.auto_scale(max(tiles.kernel_size))
-    grid = image.tile_grid(tile_images, cols=cols, pad=PAD, scale=scale)
+    shown = tiles
+    if tiles.mode == "channels":  # one tile per filter (its first shown channel), near-square
+        rows, cols = image.grid_shape(tiles.rows)
+        shown = dataclasses.replace(
+            tiles, tiles=tiles.tiles[:: tiles.cols], rows=rows, cols=cols, mode="compact"
+        )
+    grid, geometry = filter_tiles_grid(shown, PAD, scale)
     if grid.shape[-1] == 1:
         grid = np.repeat(grid, 3, axis=-1)
-    tile = (tiles.kernel_size[0] * scale, tiles.kernel_size[1] * scale)
+    tile, cols, mode = tuple(geometry["tile"]), shown.cols, shown.mode
     width = 1 if min(tile) < 12 else 2
     done: set[int] = set()
     for flag, color in FLAG_COLORS.items():
@@ -82,16 +83,11 @@ def health_grid(
             positions = [p for i in indices for p in tiles.tiles_of(i)]
         if positions:
             grid = image.outline_tiles(grid, positions, tile, cols, PAD, color, width)
-    geometry = {
-        "rows": rows,
-        "cols": cols,
-        "tile": list(tile),
-        "pad": PAD,
-        "scale": 1,
-        "mode": mode,
-        "channel": tiles.channels[0] if mode == "compact" else None,
-        "filters": tiles.filters,
-    }
+    geometry.update(
+        mode=mode,
+        channel=tiles.channels[0] if mode == "compact" else None,
+        filters=tiles.filters,
+    )
     return grid.astype(np.float32), geometry
 
 

@@ -10,10 +10,10 @@ import pytest
 
 from callback_helpers import EpochsSeen, random_data, small_cnn
 from eventfiles import read_run
-from keras_cnnvis import image
 from keras_cnnvis.callbacks import FilterHealthCallback
-from keras_cnnvis.health import filter_health, snapshot_kernels
-from keras_cnnvis.health.render import health_grid
+from keras_cnnvis.render import image
+from keras_cnnvis.render.health import health_grid
+from keras_cnnvis.weights.health import filter_health, snapshot_kernels
 
 
 @pytest.fixture

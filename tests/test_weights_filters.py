@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from keras_cnnvis import filter_grid, filter_tiles
-from keras_cnnvis.filters import conv_kernel, layer_kernel, weight_layers
-from keras_cnnvis.gradients import find_layer
+from keras_cnnvis.model import find_layer
+from keras_cnnvis.weights.kernels import conv_kernel, layer_kernel, weight_layers
 
 
 def _conv_model(cin, filters=2, k=3, transpose=False):

@@ -9,7 +9,7 @@ Problems are checked in this order and joined with "; " when several apply:
 3. `noise-like: not converged` - at least `NOISE_LAYER_FRACTION` of the tested filters are
    noise-like and the kernels are at least `MIN_STRUCTURE_KERNEL` wide. For smaller kernels
    the same finding reads `no smooth structure (3x3: weak evidence)` and does not count as
-   non-converged (see `keras_cnnvis.health.structure`).
+   non-converged (see `keras_cnnvis.weights.health.structure`).
 4. `dead units: k/N` - units never active on the probe data.
 5. `saturated units: k/N`.
 6. `unstable: weights grew Gx` - median growth of filter norms since initialisation above
