@@ -31,12 +31,14 @@ def main() -> None:
     parser.add_argument("--train-epochs", type=int, default=3, help="epochs before timing")
     args = parser.parse_args()
 
-    from keras_cnnvis import datasets, projector
+    from keras_cnnvis import datasets
     from keras_cnnvis.callbacks.embedding import EmbeddingCallback
     from keras_cnnvis.demo import build_demo_model, train_demo_model
-    from keras_cnnvis.embedding_plots import grid_image, scatter_image
-    from keras_cnnvis.embedding_scores import knn_accuracy, trustworthiness
-    from keras_cnnvis.embeddings import LayerFeatures, project
+    from keras_cnnvis.features import projector
+    from keras_cnnvis.features.embeddings import LayerFeatures
+    from keras_cnnvis.features.projection import project
+    from keras_cnnvis.features.scores import knn_accuracy, trustworthiness
+    from keras_cnnvis.render.embedding import grid_image, scatter_image
 
     images, labels, _ = datasets.shapes(2100, size=64, seed=0)
     x_val, y_val = images[:1000], labels[:1000]

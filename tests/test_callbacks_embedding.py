@@ -10,10 +10,11 @@ import pytest
 
 from callback_helpers import EpochsSeen
 from eventfiles import read_run
-from test_projector import decode_png, get, projector_client, served_tensor
+from feature_helpers import decode_png, get, projector_client, served_tensor
 from keras_cnnvis.callbacks.embedding import EmbeddingCallback, balanced_subset
-from keras_cnnvis.embedding_scores import knn_accuracy, trustworthiness
-from keras_cnnvis.embeddings import extract_features, project
+from keras_cnnvis.features.embeddings import extract_features
+from keras_cnnvis.features.projection import project
+from keras_cnnvis.features.scores import knn_accuracy, trustworthiness
 
 NAMES = ["red", "green", "blue"]
 TAGS = {
@@ -276,7 +277,9 @@ def test_misconfiguration_raises_before_the_first_epoch(
 def test_images_the_model_cannot_take(tmp_path, data):
     model = small_cnn()
     cb = EmbeddingCallback(str(tmp_path), (np.zeros((8, 12, 12, 3)), np.zeros(8)), on_error="raise")
-    with pytest.raises(ValueError, match=r"The embedding images have shape \(8, 12, 12, 3\); model '\w+' expects"):
+    with pytest.raises(
+        ValueError, match=r"The embedding images have shape \(8, 12, 12, 3\); model '\w+' expects"
+    ):
         model.fit(*data, epochs=1, verbose=0, callbacks=[cb])
 
 
@@ -290,7 +293,10 @@ def test_constructor_validation(data):
         EmbeddingCallback("x", x)
     with pytest.raises(ValueError, match="at least 4 images"):
         EmbeddingCallback("x", (x[:3], y[:3]))
-    with pytest.raises(ValueError, match=r"Labels must be one class index \(or one-hot row\) per example \(60\); got shape \(59,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Labels must be one class index \(or one-hot row\) per example \(60\); got shape \(59,\)",
+    ):
         EmbeddingCallback("x", (x, y[:59]))
     bad = x.copy()
     bad[3, 0, 0, 0] = np.nan

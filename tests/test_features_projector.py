@@ -4,54 +4,19 @@ routes over a real log directory), plus sprite geometry and the .tsv formats."""
 import json
 import os
 
-import cv2
 import numpy as np
 import pytest
-from tensorboard.backend import application
-from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
-from tensorboard.plugins import base_plugin
-from tensorboard.plugins.projector.projector_plugin import ProjectorPlugin
-from werkzeug import test as werkzeug_test
 
+from feature_helpers import decode_png, get, projector_client, served_tensor
 from keras_cnnvis import summary
-from keras_cnnvis.projector import (
+from keras_cnnvis.features.projector import (
+    class_metadata,
     make_sprite,
     metadata_tsv,
     read_config,
     tensor_tsv,
     write_embedding,
 )
-
-PREFIX = "/data/plugin/projector"
-
-
-def projector_client(logdir):
-    """A werkzeug client over TensorBoardWSGI serving only the stock Projector plugin."""
-    multiplexer = plugin_event_multiplexer.EventMultiplexer()
-    multiplexer.AddRunsFromDirectory(str(logdir))
-    multiplexer.Reload()
-    provider = data_provider.MultiplexerDataProvider(multiplexer, str(logdir))
-    context = base_plugin.TBContext(
-        logdir=str(logdir), data_provider=provider, multiplexer=multiplexer
-    )
-    app = application.TensorBoardWSGI([ProjectorPlugin(context)], data_provider=provider)
-    return werkzeug_test.Client(app)
-
-
-def get(client, route, **params):
-    response = client.get(f"{PREFIX}/{route}", query_string=params)
-    assert response.status_code == 200, (route, params, response.get_data(as_text=True))
-    return response
-
-
-def served_tensor(client, run, name, shape):
-    data = get(client, "tensor", run=run, name=name).get_data()
-    return np.frombuffer(data, np.float32).reshape(shape)
-
-
-def decode_png(data):
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    return img[..., ::-1] if img.ndim == 3 else img
 
 
 def _event_file(run_dir):
@@ -94,6 +59,20 @@ def test_tsv_formats():
         == b"label\tok\na\tyes\nb c\tno\n"
     )
     assert metadata_tsv({"label": ["a", "b"]}) == b"a\nb\n"  # one column: no header
+
+
+def test_class_metadata_names_labels_and_predictions():
+    columns = class_metadata(np.array([7, 2, 5]), [0, 1, 1], [0, 0, 3], ["cat", "dog"])
+    assert columns == {
+        "index": [7, 2, 5],
+        "label": ["cat", "dog", "dog"],
+        "prediction": ["cat", "cat", "class 3"],  # a class beyond the names keeps a name
+        "correct": ["yes", "no", "no"],
+    }
+    assert metadata_tsv(columns).split(b"\n")[:2] == [
+        b"index\tlabel\tprediction\tcorrect",
+        b"7\tcat\tcat\tyes",
+    ]
 
 
 def test_projector_plugin_lists_and_serves_our_embeddings(tmp_path, images):

@@ -10,20 +10,19 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from keras_cnnvis import embedding_plots, inputs, projector
+from keras_cnnvis import inputs
 from keras_cnnvis.callbacks.base import MonitorCallback
-from keras_cnnvis.embedding_scores import knn_accuracy, trustworthiness
-from keras_cnnvis.embeddings import (
-    METHODS,
-    MIN_POINTS,
-    SPATIAL_MODES,
-    LayerFeatures,
-    flatten_features,
-    project,
+from keras_cnnvis.features import projector
+from keras_cnnvis.features.embeddings import LayerFeatures, check_spatial, flatten_features
+from keras_cnnvis.features.projection import MIN_POINTS
+from keras_cnnvis.features.snapshot import (
+    check_methods,
+    embedding_classes,
+    embedding_payload,
+    embedding_snapshot,
 )
 from keras_cnnvis.model import output_activation
-
-_TITLES = {"pca": "PCA", "tsne": "t-SNE"}
+from keras_cnnvis.render import embedding as render
 
 
 def balanced_subset(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
@@ -126,12 +125,8 @@ class EmbeddingCallback(MonitorCallback):
         on_error: str = "warn",
     ):
         super().__init__(log_dir, every_n_epochs, log_initial, run_name, on_error)
-        methods = (methods,) if isinstance(methods, str) else tuple(methods)
-        unknown = [m for m in methods if m not in METHODS]
-        if not methods or unknown:
-            raise ValueError(f"methods must be a non-empty subset of {METHODS}; got {methods!r}.")
-        if spatial not in SPATIAL_MODES:
-            raise ValueError(f"spatial must be one of {SPATIAL_MODES}; got {spatial!r}.")
+        methods = check_methods(methods)
+        check_spatial(spatial)
         if int(max_points) < MIN_POINTS or int(n_images) < MIN_POINTS:
             raise ValueError(
                 f"n_images and max_points must be at least {MIN_POINTS}; got {n_images} "
@@ -185,18 +180,8 @@ class EmbeddingCallback(MonitorCallback):
         self._extract = LayerFeatures(self.model, self.layer)
         raw, outputs = self._extract.probe(self.images[:2])
         flatten_features(raw, self.spatial, f"Layer '{self._extract.label}'", warn=True)
-        n_classes = (
-            len(self.class_names)
-            if self.class_names is not None
-            else max(int(self.labels.max()) + 1, inputs.n_classes_of(outputs))
-        )
-        if self.class_names is not None and int(self.labels.max()) >= n_classes:
-            raise ValueError(
-                f"Label {int(self.labels.max())} has no name: class_names has {n_classes} "
-                "entries. Pass one name per class."
-            )
-        self._names = self.class_names or [f"class {i}" for i in range(n_classes)]
-        missing = [self._names[c] for c in range(n_classes) if not np.any(self.labels == c)]
+        self._names, missing = embedding_classes(self.labels, outputs, self.class_names)
+        n_classes = len(self._names)
         if len(self.labels) < n_classes or missing:
             fewer = (
                 f"only {len(self.labels)} images for {n_classes} classes; "
@@ -217,97 +202,67 @@ class EmbeddingCallback(MonitorCallback):
 
     # -- one record set ---------------------------------------------------------------------
     def log(self, step: int, logs: dict | None = None) -> None:
-        raw, outputs = self._extract(self.images, True)
-        feats = flatten_features(raw, self.spatial, warn=False)
-        bad = ~np.isfinite(feats).all(axis=1)
-        if bad.any():
+        snap = embedding_snapshot(
+            self._extract,
+            self.images,
+            self.labels,
+            self.methods,
+            previous=self._layouts,
+            spatial=self.spatial,
+            max_points=self.max_points,
+            perplexity=self.perplexity,
+            tsne_iter=self.tsne_iter,
+            knn_k=self.knn_k,
+            seed=self.seed,
+            activation=self._activation,
+        )
+        if snap.nonfinite:
             warnings.warn(
-                f"EmbeddingCallback: the features of {int(bad.sum())} of {len(feats)} images "
-                f"are NaN or infinite at step {step} (the model may have diverged); nothing "
-                "is logged for this step and training continues.",
+                f"EmbeddingCallback: the features of {snap.nonfinite} of {len(snap.features)} "
+                f"images are NaN or infinite at step {step} (the model may have diverged); "
+                "nothing is logged for this step and training continues.",
                 RuntimeWarning,
                 stacklevel=2,
             )
             return
-        preds = inputs.predicted_classes(outputs, self._activation)
-        knn = knn_accuracy(feats, self.labels, self.knn_k)
-        self.writer.scalar("embedding/knn_accuracy", knn, step)
+        self._layouts.update(snap.layouts)
+        self.writer.scalar("embedding/knn_accuracy", snap.knn_accuracy, step)
         sprite = self._sprite
-        for method in self.methods:
-            init = self._layouts.get(method)
-            if init is not None and init.shape != (len(feats), 2):
-                init = None
-            proj = project(
-                feats,
-                method,
-                init=init,
-                max_points=self.max_points,
-                seed=self.seed,
-                perplexity=self.perplexity,
-                max_iter=self.tsne_iter,
+        geometry = {
+            "tag": "embedding/sprite",
+            "single_image_dim": list(sprite.single_image_dim),
+            "per_row": sprite.per_row,
+        }
+        entry = {"tensor_name": self._tensor_name(step)} if self.projector else None
+        for method, proj in snap.projections.items():
+            scores = snap.scores[method]
+            self.writer.scalar(
+                f"embedding/{method}/trustworthiness", scores["trustworthiness"], step
             )
-            self._layouts[method] = proj.points
-            trust = trustworthiness(feats[proj.indices], proj.points)
-            scores = {"trustworthiness": trust, "knn_accuracy": knn}
-            self.writer.scalar(f"embedding/{method}/trustworthiness", trust, step)
-            title = f"{_TITLES[method]} of '{self._extract.label}', epoch {step}"
+            title = f"{render.METHOD_TITLES[method]} of '{snap.layer}', epoch {step}"
             self.writer.images(
                 f"embedding/{method}",
-                embedding_plots.scatter_image(proj, self.labels, preds, self._names, title, scores),
+                render.scatter_image(
+                    proj, snap.labels, snap.predictions, self._names, title, scores
+                ),
                 step,
             )
-            self.writer.json(
-                f"json/embedding/{method}",
-                self._payload(method, proj, preds, scores, feats.shape[1], step),
-                step,
-                kind="embedding",
-            )
+            payload = embedding_payload(snap, method, self._names, self.indices, geometry, entry)
+            self.writer.json(f"json/embedding/{method}", payload, step, kind="embedding")
             if method == "tsne" and self.tsne_grid:
-                grid, _ = embedding_plots.grid_image(
-                    self.images[proj.indices], proj.points, labels=self.labels[proj.indices]
+                rows = proj.indices
+                grid, _ = render.grid_image(
+                    self.images[rows], proj.points, labels=snap.labels[rows]
                 )
                 self.writer.images("embedding/tsne_grid", grid, step)
         self.writer.images("embedding/sprite", sprite.image, step)
         if self.projector:
-            names = self._names
+            metadata = projector.class_metadata(
+                self.indices, snap.labels, snap.predictions, self._names
+            )
             projector.write_embedding(
-                self.run_dir,
-                self._tensor_name(step),
-                feats,
-                {
-                    "index": self.indices,
-                    "label": [names[c] for c in self.labels],
-                    "prediction": [names[c] if c < len(names) else f"class {c}" for c in preds],
-                    "correct": ["yes" if a == b else "no" for a, b in zip(self.labels, preds)],
-                },
-                sprite,
+                self.run_dir, self._tensor_name(step), snap.features, metadata, sprite
             )
 
     def _tensor_name(self, step: int) -> str:
         return f"{self._tensor_prefix}_epoch_{step:03d}"
-
-    def _payload(self, method, proj, preds, scores, n_features, step) -> dict:
-        sprite = self._sprite
-        payload = {
-            "method": method,
-            "layer": self._extract.label,
-            "points": [[float(f"{a:.5g}"), float(f"{b:.5g}")] for a, b in proj.points],
-            "labels": self.labels[proj.indices],
-            "predictions": preds[proj.indices],
-            "class_names": self._names,
-            "sprite": {
-                "tag": "embedding/sprite",
-                "single_image_dim": list(sprite.single_image_dim),
-                "per_row": sprite.per_row,
-            },
-            "scores": scores,
-            "indices": self.indices[proj.indices],
-            "n_features": int(n_features),
-            "aligned": proj.aligned,
-            "projector": {"tensor_name": self._tensor_name(step)} if self.projector else None,
-        }
-        if method == "pca":
-            payload["explained_variance_ratio"] = [
-                round(float(v), 5) for v in proj.explained_variance_ratio
-            ]
-        return payload

@@ -8,79 +8,17 @@ from typing import Any
 
 import numpy as np
 
-from keras_cnnvis import image, inputs
+from keras_cnnvis import inputs
 from keras_cnnvis.callbacks.base import MonitorCallback
-from keras_cnnvis.callbacks.max_patches import display_range
-from keras_cnnvis.neighbors import (
-    METRICS,
-    FeatureFunction,
-    knn_vote,
-    nearest,
-    pixel_vectors,
-)
-
-SAME = (0.0, 0.75, 0.0)
-OTHER = (0.9, 0.0, 0.0)
-QUERY = (0.1, 0.3, 1.0)
+from keras_cnnvis.features.knn import check_metric, nearest, vote_accuracy
+from keras_cnnvis.features.neighbors import FeatureFunction, pixel_vectors
+from keras_cnnvis.render.neighbors import OTHER, QUERY, SAME, neighbor_grid  # noqa: F401
 
 
 def pick_queries(labels: np.ndarray, n: int) -> np.ndarray:
     """Up to `n` example indices, taking classes in turn (first examples of each class
-    first), so every class is shown when `n` allows."""
+    first), so every class is shown when `n` allows (`inputs.balanced_indices`)."""
     return inputs.balanced_indices(labels, n, class_order="first_seen", sort=False)
-
-
-def neighbor_grid(
-    queries: np.ndarray,
-    query_labels: np.ndarray,
-    reference: np.ndarray,
-    reference_labels: np.ndarray,
-    indices: np.ndarray,
-    pad: int = 1,
-    target_tile: int = 48,
-) -> tuple[np.ndarray, dict]:
-    """Renders one row per query: the query (blue frame), then its neighbours, nearest
-    first, framed green when they share the query's class and red when not.
-
-    Example:
-
-    ```python
-    nn = nearest_neighbors(model, x_val[:6], x_train, k=5)
-    grid, geometry = neighbor_grid(x_val[:6], y_val[:6], x_train, y_train, nn.indices)
-    ```
-
-    Args:
-        queries: query images `(Q, H, W, C)`.
-        query_labels: their classes `(Q,)`.
-        reference: reference images `(N, H, W, C)`.
-        reference_labels: their classes `(N,)`.
-        indices: `(Q, k)` neighbour indices into `reference`.
-        pad: pixels between tiles. Defaults to 1.
-        target_tile: small images are enlarged by an integer factor to about this many
-            pixels. Defaults to 48.
-
-    Returns:
-        `(grid, geometry)`: a float32 RGB image in [0, 1] and
-        `{"rows", "cols", "tile": [h, w], "pad", "scale"}`.
-    """
-    indices = np.asarray(indices)
-    n_q, k = indices.shape
-    tiles = np.concatenate([np.asarray(queries)[:, None], np.asarray(reference)[indices]], axis=1)
-    tiles = display_range(tiles.reshape((-1,) + tiles.shape[2:]))
-    if tiles.shape[-1] == 1:
-        tiles = np.repeat(tiles, 3, axis=-1)
-    th, tw = tiles.shape[1:3]
-    scale = image.auto_scale(max(th, tw), target=target_tile)
-    grid = image.tile_grid(tiles, cols=k + 1, pad=pad, scale=scale)
-    tile = (th * scale, tw * scale)
-    width = max(1, min(tile) // 24)
-    same = np.asarray(reference_labels)[indices] == np.asarray(query_labels)[:, None]
-    cols = k + 1
-    grid = image.outline_tiles(grid, [r * cols for r in range(n_q)], tile, cols, pad, QUERY, width)
-    for flag, color in ((True, SAME), (False, OTHER)):
-        chosen = [r * cols + 1 + j for r in range(n_q) for j in range(k) if same[r, j] == flag]
-        grid = image.outline_tiles(grid, chosen, tile, cols, pad, color, width)
-    return grid, {"rows": n_q, "cols": cols, "tile": list(tile), "pad": pad, "scale": 1}
 
 
 def _pair(data: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -157,8 +95,7 @@ class NearestNeighborsCallback(MonitorCallback):
         super().__init__(log_dir, every_n_epochs, log_initial, run_name, on_error)
         self.x_ref, self.y_ref = _pair(reference_data, "reference_data")
         self.x_query, self.y_query = _pair(query_data, "query_data")
-        if metric not in METRICS:
-            raise ValueError(f"metric must be one of {METRICS}; got {metric!r}.")
+        check_metric(metric)
         if int(k) < 1 or int(n_show) < 1:
             raise ValueError(f"k and n_show must be >= 1; got k={k}, n_show={n_show}.")
         self.layer = layer
@@ -184,14 +121,12 @@ class NearestNeighborsCallback(MonitorCallback):
             idx, _ = nearest(
                 pixel_vectors(self.x_query), pixel_vectors(self.x_ref), self.k, self.metric
             )
-            self._pixel = (idx, self._accuracy(idx))
-
-    def _accuracy(self, idx: np.ndarray) -> float:
-        return float(np.mean(knn_vote(self.y_ref[idx]) == self.y_query))
+            self._pixel = (idx, vote_accuracy(idx, self.y_ref, self.y_query))
 
     def log(self, step: int, logs: dict | None = None) -> None:
         idx, _ = nearest(self._embed(self.x_query), self._embed(self.x_ref), self.k, self.metric)
-        results = {"feature": (idx, self._accuracy(idx)), "pixel": self._pixel}
+        results = {"feature": (idx, vote_accuracy(idx, self.y_ref, self.y_query))}
+        results["pixel"] = self._pixel
         for space, (indices, accuracy) in results.items():
             shown = self._shown
             grid, _ = neighbor_grid(

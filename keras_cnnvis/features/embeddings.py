@@ -1,11 +1,13 @@
-"""Learned-feature embeddings: extract a layer's feature vectors and project them to 2-D with
-PCA or t-SNE (capped, seeded, optionally started from and aligned to the previous layout).
+"""Learned features of a live model: which tensor is "the features" (by default the penultimate
+representation), one compiled extractor for it, and one vector per image.
+
+The 2-D projections live in `keras_cnnvis.features.projection`; their names are re-exported
+here, where they were before the split.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import keras
@@ -13,12 +15,25 @@ import numpy as np
 import tensorflow as tf
 
 from keras_cnnvis import inputs
-from keras_cnnvis.model import FeatureExtractor, LayerInfo, find_layer, iter_layers
+from keras_cnnvis.features.projection import (  # noqa: F401  (the old home of these names)
+    METHODS,
+    MIN_POINTS,
+    Projection,
+    align,
+    cap_indices,
+    grid_assignment,
+    project,
+)
+from keras_cnnvis.model import (
+    BatchFunction,
+    FeatureExtractor,
+    LayerInfo,
+    find_layer,
+    forward_until,
+    iter_layers,
+)
 
-METHODS = ("pca", "tsne")
 SPATIAL_MODES = ("avg", "max", "flatten")
-MIN_POINTS = 4
-"""The fewest points `project` embeds (t-SNE's perplexity must stay below the count)."""
 
 
 # -- which tensor is "the features" -------------------------------------------------------
@@ -42,13 +57,30 @@ def _producer(last: LayerInfo, infos: list[LayerInfo]) -> LayerInfo | None:
     return None
 
 
+def penultimate_layer(model: keras.Model) -> LayerInfo:
+    """The model's last Dense layer, whose input is the penultimate representation.
+
+    Raises:
+        ValueError: if the model has no Dense layer (pass a layer explicitly then).
+    """
+    dense = [i for i in iter_layers(model) if isinstance(i.layer, keras.layers.Dense)]
+    if not dense:
+        raise ValueError(
+            f"Model '{model.name}' has no Dense layer, so there is no penultimate layer to "
+            "default to: pass layer=<the feature layer> (e.g. layer='last_conv'; spatial maps "
+            "become one vector per image). Pass layer=None only for models with a Dense head."
+        )
+    return dense[-1]
+
+
 def feature_layer(model: keras.Model, layer: Any = None) -> tuple[LayerInfo, str]:
-    """Which tensor `extract_features` reads: a layer and whether its output or input.
+    """Which tensor is "the features": a layer and whether its output or input is read.
 
     With `layer=None` the features are the input of the model's last `Dense` layer (the
-    penultimate representation). In Functional and Sequential models that is the output
-    of the layer feeding it (e.g. `"features"` in the demo model), which is returned with
-    `"output"`; otherwise (subclassed models) the last Dense layer with `"input"`.
+    penultimate representation, see `penultimate_layer`). In Functional and Sequential
+    models that is the output of the layer feeding it (e.g. `"features"` in the demo
+    model), which is returned with `"output"`; otherwise (subclassed models) the last
+    Dense layer with `"input"`.
 
     Example:
 
@@ -69,45 +101,45 @@ def feature_layer(model: keras.Model, layer: Any = None) -> tuple[LayerInfo, str
     """
     if layer is not None:
         return find_layer(model, layer), "output"
-    infos = list(iter_layers(model))
-    denses = [i for i in infos if isinstance(i.layer, keras.layers.Dense)]
-    if not denses:
-        raise ValueError(
-            f"Model '{model.name}' has no Dense layer, so there is no penultimate layer "
-            "to default to. Pass layer=... (e.g. layer='last_conv'; spatial maps are "
-            "average-pooled to one vector per image)."
-        )
-    last = denses[-1]
-    producer = _producer(last, infos)
+    last = penultimate_layer(model)
+    producer = _producer(last, list(iter_layers(model)))
     return (producer, "output") if producer is not None else (last, "input")
 
 
 class LayerFeatures:
-    """Compiled, batched access to one feature tensor (and the outputs) of a live model.
+    """Compiled, batched access to one feature tensor of a live model: the one extractor.
 
     Keep one per model and layer to avoid retracing (callbacks build it once in `setup`).
-    The layer is resolved with `feature_layer`; its output (or its input) and the model's
-    outputs come from one `FeatureExtractor` pass that shares every weight with the live
-    model.
+    The layer is resolved with `feature_layer`. Calling it gives the raw features and the
+    model's outputs from one `FeatureExtractor` pass; `vectors` gives flat feature vectors
+    from a truncated pass (`forward_until`: the layers after the features never run).
+    Both share every weight with the live model.
 
     Example:
 
     ```python
     source = LayerFeatures(model)           # input of the last Dense layer
     raw, probs = source(x_val, outputs=True)
+    flat = source.vectors(x_val)            # (N, D), the head never runs
     ```
 
     Args:
         model: the model.
         layer: a layer reference or None (see `feature_layer`). Defaults to None.
         batch_size: images per compiled call. Defaults to 64.
+
+    Raises:
+        ValueError: for an unknown layer, or no Dense layer when `layer` is None.
     """
 
     def __init__(self, model: keras.Model, layer: Any = None, batch_size: int = 64):
+        self.model = model
         self.info, self.io = feature_layer(model, layer)
         self.batch_size = max(1, int(batch_size))
         # One pass gives the features (the layer's output, or its input) and the outputs.
         self._both = FeatureExtractor(model, [self.info.layer], self.batch_size, capture=self.io)
+        # The truncated pass, traced only when `vectors` is used.
+        self._fn = BatchFunction(self._until)
 
     @property
     def label(self) -> str:
@@ -128,12 +160,32 @@ class LayerFeatures:
         (feats,), outs = self._both(np.asarray(images, np.float32))
         return feats, (outs if outputs else None)
 
+    def _until(self, x):
+        (out,) = forward_until(self.model, [self.info.layer], x, capture=self.io)
+        out = tf.cast(out, tf.float32)
+        return tf.reshape(out, [tf.shape(out)[0], -1])
+
+    def vectors(self, images: Any) -> np.ndarray:
+        """Flattened float32 features `(N, D)` (positions kept) from a truncated pass."""
+        images = np.asarray(images, np.float32)
+        parts = [
+            np.asarray(self._fn(tf.constant(images[s : s + self.batch_size])))
+            for s in range(0, len(images), self.batch_size)
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+
 
 def _as_images(data: Any, model: keras.Model) -> np.ndarray:
     batches = list(inputs.image_batches(data))
     if not batches:
         raise ValueError("The images batch is empty; pass at least one image.")
     return inputs.check_images(np.concatenate(batches), model, "images", finite=False)
+
+
+def check_spatial(spatial: str) -> None:
+    """Raises ValueError unless `spatial` is one of `SPATIAL_MODES`."""
+    if spatial not in SPATIAL_MODES:
+        raise ValueError(f"spatial must be one of {SPATIAL_MODES}; got {spatial!r}.")
 
 
 def flatten_features(
@@ -164,12 +216,11 @@ def flatten_features(
     Raises:
         ValueError: for an unknown `spatial` mode or rank-1 outputs.
     """
-    if spatial not in SPATIAL_MODES:
-        raise ValueError(f"spatial must be one of {SPATIAL_MODES}; got {spatial!r}.")
+    check_spatial(spatial)
     features = np.asarray(features, np.float32)
     if features.ndim < 2:
         raise ValueError(
-            f"Features need a batch axis and a feature axis (N, D); got shape " f"{features.shape}."
+            f"Features need a batch axis and a feature axis (N, D); got shape {features.shape}."
         )
     if features.ndim == 2:
         return features
@@ -207,8 +258,8 @@ def extract_features(
     The default is the penultimate representation: the input of the last `Dense` layer
     (see `feature_layer`). Works on Functional, Sequential, nested and subclassed models;
     the forward pass is compiled and batched (each call compiles anew: keep a
-    `LayerFeatures` to reuse the compiled function over many calls). A layer with spatial output
-    is pooled (or flattened) with a warning (see `flatten_features`).
+    `LayerFeatures` to reuse the compiled function over many calls). A layer with spatial
+    output is pooled (or flattened) with a warning (see `flatten_features`).
 
     Example:
 
@@ -236,302 +287,9 @@ def extract_features(
         ValueError: for an unknown layer, a model without a Dense layer and no `layer`,
             an empty batch or an unknown `spatial` mode.
     """
-    if spatial not in SPATIAL_MODES:
-        raise ValueError(f"spatial must be one of {SPATIAL_MODES}; got {spatial!r}.")
+    check_spatial(spatial)
     images = _as_images(data, model)
     extractor = LayerFeatures(model, layer, batch_size)
     raw, outputs = extractor(images, return_outputs)
     feats = flatten_features(raw, spatial, f"Layer '{extractor.label}'", warn)
     return (feats, outputs) if return_outputs else feats
-
-
-# -- projection ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Projection:
-    """A 2-D layout of feature vectors.
-
-    Attributes:
-        method: `"pca"` or `"tsne"`.
-        points: float32 `(n, 2)` coordinates.
-        indices: int64 `(n,)` rows of the input features that were projected (all rows,
-            or a seeded random subset of `max_points` rows, sorted).
-        explained_variance: PCA: float32 `(2,)` variance along PC1, PC2; else None.
-        explained_variance_ratio: PCA: float32 `(2,)` fractions of the total variance;
-            else None.
-        aligned: whether the layout was aligned onto `init` (the previous layout).
-    """
-
-    method: str
-    points: np.ndarray
-    indices: np.ndarray
-    explained_variance: np.ndarray | None = None
-    explained_variance_ratio: np.ndarray | None = None
-    aligned: bool = False
-
-
-def cap_indices(n: int, max_points: int, seed: int = 0) -> np.ndarray:
-    """All of `range(n)`, or a seeded random subset of `max_points` of them, sorted."""
-    if n <= max_points:
-        return np.arange(n, dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(n, size=max_points, replace=False)).astype(np.int64)
-
-
-def align(points: np.ndarray, reference: np.ndarray, reflection: bool = True) -> np.ndarray:
-    """Rotates (and reflects) and translates `points` onto `reference` (Procrustes).
-
-    Finds the orthogonal matrix `Q` minimising `||(P - mean P) Q - (R - mean R)||` (an
-    SVD of `(P - mean P)^T (R - mean R)`, the orthogonal Procrustes problem) and returns
-    `(P - mean P) Q + mean R`. Distances between points are unchanged, so a t-SNE layout
-    keeps its meaning; only its arbitrary orientation now matches the reference.
-
-    Example:
-
-    ```python
-    aligned = align(new_layout, previous_layout)
-    ```
-
-    Args:
-        points: `(n, d)` the layout to move.
-        reference: `(n, d)` the layout to match, same rows.
-        reflection: allow a mirror image (det Q = -1). Defaults to True.
-
-    Returns:
-        A float32 `(n, d)` array.
-
-    Raises:
-        ValueError: if the shapes differ.
-    """
-    p = np.asarray(points, np.float64)
-    r = np.asarray(reference, np.float64)
-    if p.shape != r.shape or p.ndim != 2:
-        raise ValueError(
-            f"align needs two layouts of the same shape (n, d); got {p.shape} and {r.shape}."
-        )
-    pc, rc = p - p.mean(0), r - r.mean(0)
-    u, _, vt = np.linalg.svd(pc.T @ rc)
-    if not reflection and np.linalg.det(u @ vt) < 0:
-        u[:, -1] = -u[:, -1]
-    return (pc @ (u @ vt) + r.mean(0)).astype(np.float32)
-
-
-def _check_features(features: Any) -> np.ndarray:
-    x = np.asarray(features, np.float32)
-    if x.ndim != 2:
-        raise ValueError(
-            f"Features must be a 2-D array (n_points, n_features); got shape {x.shape}. "
-            "Use extract_features or flatten_features first."
-        )
-    bad_rows = ~np.isfinite(x).all(axis=1)
-    if bad_rows.any():
-        raise ValueError(
-            f"Features contain NaN or infinite values in {int(bad_rows.sum())} of "
-            f"{len(x)} rows (the model may have diverged, or the inputs hold NaN); "
-            "drop those rows or fix the model before projecting."
-        )
-    return x
-
-
-def project(
-    features: np.ndarray,
-    method: str = "pca",
-    init: np.ndarray | None = None,
-    max_points: int = 1000,
-    seed: int = 0,
-    pca_dims: int = 50,
-    perplexity: float = 30.0,
-    max_iter: int = 1000,
-    warm_iter: int = 500,
-    n_threads: int = 1,
-) -> Projection:
-    """Projects feature vectors to 2-D with PCA or t-SNE.
-
-    At most `max_points` rows are projected (a seeded random subset when there are more;
-    `Projection.indices` says which). PCA is exact (full SVD of the centred features).
-    t-SNE (scikit-learn, Barnes-Hut) first reduces the features to `pca_dims` dimensions
-    with PCA, uses `perplexity` (lowered to `(n - 1) / 3` for few points) and a fixed
-    seed, so equal inputs give equal layouts.
-
-    `init` is the previous layout of the same points (e.g. the last epoch's). For t-SNE it
-    is a warm start: optimisation starts from that layout (centred, at its own scale)
-    without the early-exaggeration phase, for `warm_iter` iterations, and the result is
-    rotated/reflected onto it (`align`). The embedding then evolves across epochs instead
-    of rearranging its clusters or jumping to an arbitrary orientation (with a fresh
-    PCA-initialised t-SNE, clusters at similar distances swap places from one epoch to
-    the next). For PCA, which has no free start, each axis's sign is flipped to agree
-    with `init` (the principal axes stay the plot axes).
-
-    Example:
-
-    ```python
-    pca = project(feats, "pca")
-    tsne = project(feats, "tsne", init=previous.points)
-    ```
-
-    Args:
-        features: `(n, D)` feature vectors.
-        method: `"pca"` or `"tsne"`. Defaults to `"pca"`.
-        init: `(n_projected, 2)` previous layout of the same points, or None.
-            Defaults to None.
-        max_points: the most rows projected. Defaults to 1000.
-        seed: seed of the row subset and of t-SNE. Defaults to 0.
-        pca_dims: t-SNE's PCA pre-reduction dimension. Defaults to 50.
-        perplexity: t-SNE perplexity. Defaults to 30.0.
-        max_iter: t-SNE iterations without `init` (at least 250). Defaults to 1000.
-        warm_iter: t-SNE iterations from `init` (at least 250). Defaults to 500.
-        n_threads: OpenMP threads for t-SNE's gradient. One thread is the default because
-            in a training process TensorFlow's threads compete for the cores, and OpenMP
-            spin-waiting under contention made t-SNE many times slower (see
-            benchmarks/embeddings.py). Defaults to 1.
-
-    Returns:
-        A `Projection`.
-
-    Raises:
-        ValueError: for an unknown method, fewer than 4 points, NaN/inf features, an
-            `init` of the wrong shape, or invalid sizes.
-    """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
-    if int(max_points) < MIN_POINTS:
-        raise ValueError(f"max_points must be at least {MIN_POINTS}; got {max_points}.")
-    x = _check_features(features)
-    if len(x) < MIN_POINTS:
-        raise ValueError(
-            f"project needs at least {MIN_POINTS} points to embed; got {len(x)}. Pass "
-            "more images."
-        )
-    idx = cap_indices(len(x), int(max_points), seed)
-    x = x[idx].astype(np.float64)
-    if init is not None:
-        init = np.asarray(init, np.float64)
-        if init.shape != (len(idx), 2) or not np.isfinite(init).all():
-            raise ValueError(
-                f"init must be the previous finite layout of the same {len(idx)} points, "
-                f"shape ({len(idx)}, 2); got shape {init.shape}."
-            )
-    if method == "pca":
-        return _pca(x, idx, init)
-    return _tsne(x, idx, init, seed, pca_dims, perplexity, max_iter, warm_iter, n_threads)
-
-
-def _pca(x: np.ndarray, idx: np.ndarray, init: np.ndarray | None) -> Projection:
-    centred = x - x.mean(0)
-    _, s, vt = np.linalg.svd(centred, full_matrices=False)
-    var = s**2 / max(len(x) - 1, 1)
-    total = var.sum()
-    k = min(2, len(s))
-    points = np.zeros((len(x), 2))
-    points[:, :k] = centred @ vt[:k].T
-    explained = np.zeros(2)
-    explained[:k] = var[:k]
-    # Deterministic signs: the largest-|loading| entry of each axis is positive.
-    for j in range(k):
-        if vt[j][np.argmax(np.abs(vt[j]))] < 0:
-            points[:, j] = -points[:, j]
-    aligned = False
-    if init is not None:
-        ref = init - init.mean(0)
-        for j in range(2):
-            if points[:, j] @ ref[:, j] < 0:
-                points[:, j] = -points[:, j]
-        aligned = True
-    ratio = explained / total if total > 0 else np.zeros(2)
-    return Projection(
-        "pca",
-        points.astype(np.float32),
-        idx,
-        explained.astype(np.float32),
-        ratio.astype(np.float32),
-        aligned,
-    )
-
-
-def _tsne(x, idx, init, seed, pca_dims, perplexity, max_iter, warm_iter, n_threads) -> Projection:
-    from sklearn.manifold import TSNE
-    from threadpoolctl import threadpool_limits
-
-    if min(int(max_iter), int(warm_iter)) < 250:
-        raise ValueError(
-            f"max_iter and warm_iter must be at least 250 (sklearn's minimum); got "
-            f"{max_iter} and {warm_iter}."
-        )
-    if float(perplexity) <= 0:
-        raise ValueError(f"perplexity must be positive; got {perplexity}.")
-    n = len(x)
-    if x.shape[1] > pca_dims:
-        centred = x - x.mean(0)
-        _, _, vt = np.linalg.svd(centred, full_matrices=False)
-        x = centred @ vt[: min(pca_dims, len(vt))].T
-    if init is not None:
-        # Warm start: the previous layout at its own scale, no early exaggeration (its
-        # clusters are already formed) and `warm_iter` iterations.
-        start_arg: Any = init - init.mean(0)
-        exaggeration, iterations = 1.0, int(warm_iter)
-    else:
-        start_arg, exaggeration, iterations = "pca", 12.0, int(max_iter)
-    tsne = TSNE(
-        n_components=2,
-        perplexity=min(float(perplexity), (n - 1) / 3.0),
-        init=start_arg,
-        early_exaggeration=exaggeration,
-        learning_rate=max(n / 48.0, 50.0),  # sklearn's "auto" rate for the default 12
-        max_iter=iterations,
-        random_state=int(seed),
-    )
-    with threadpool_limits(limits=int(n_threads), user_api="openmp"):
-        points = tsne.fit_transform(x)
-    aligned = init is not None
-    if aligned:
-        points = align(points, init)
-    return Projection("tsne", np.asarray(points, np.float32), idx, aligned=aligned)
-
-
-def grid_assignment(
-    points: np.ndarray, rows: int | None = None, cols: int | None = None
-) -> np.ndarray:
-    """Snaps 2-D points to the cells of a regular grid, one point per cell.
-
-    The layout is scaled to the unit square per axis and each point is assigned to a cell
-    centre by linear assignment (`scipy.optimize.linear_sum_assignment`, minimising the
-    total squared distance), so neighbours in the layout stay neighbours in the grid (the
-    "t-SNE grid" of images). Row 0 is the top of the grid (largest y).
-
-    Example:
-
-    ```python
-    cells = grid_assignment(tsne.points)       # cell of point i = cells[i], row-major
-    ```
-
-    Args:
-        points: `(n, 2)` layout.
-        rows: grid rows. Defaults to None (`ceil(n / cols)`).
-        cols: grid columns. Defaults to None (`ceil(sqrt(n))`).
-
-    Returns:
-        An int64 `(n,)` array of row-major cell indices (distinct).
-
-    Raises:
-        ValueError: if the grid has fewer cells than points or the points are not finite.
-    """
-    p = np.asarray(points, np.float64)
-    if p.ndim != 2 or p.shape[1] != 2 or not np.isfinite(p).all():
-        raise ValueError(f"grid_assignment needs finite (n, 2) points; got shape {p.shape}.")
-    n = len(p)
-    cols = int(cols) if cols else max(1, int(np.ceil(np.sqrt(n))))
-    rows = int(rows) if rows else max(1, int(np.ceil(n / cols)))
-    if rows * cols < n:
-        raise ValueError(f"A {rows}x{cols} grid has fewer cells than the {n} points.")
-    from scipy.optimize import linear_sum_assignment
-
-    lo, hi = p.min(0), p.max(0)
-    unit = (p - lo) / np.where(hi > lo, hi - lo, 1.0)
-    r, c = np.divmod(np.arange(rows * cols), cols)
-    centres = np.stack([(c + 0.5) / cols, 1.0 - (r + 0.5) / rows], axis=1)
-    cost = ((unit[:, None, :] - centres[None, :, :]) ** 2).sum(-1)
-    row_ind, col_ind = linear_sum_assignment(cost)
-    cells = np.empty(n, np.int64)
-    cells[row_ind] = col_ind
-    return cells

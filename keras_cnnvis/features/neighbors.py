@@ -9,18 +9,16 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_cnnvis import inputs
-from keras_cnnvis.model import (
-    BatchFunction,
-    LayerInfo,
-    find_layer,
-    forward_until,
-    iter_layers,
-)
+from keras_cnnvis.features.embeddings import LayerFeatures, penultimate_layer
+from keras_cnnvis.features.knn import METRICS, check_metric, nearest, vote_accuracy
 
-METRICS = ("cosine", "euclidean")
+# Names this module exposed before the extractor, the search and the vote were shared.
+from keras_cnnvis.features.knn import knn_vote  # noqa: F401
+from keras_cnnvis.model import BatchFunction, LayerInfo, find_layer, forward_until  # noqa: F401
+from keras_cnnvis.model import iter_layers  # noqa: F401
+
 SPACES = ("feature", "pixel")
 
 
@@ -44,26 +42,12 @@ class Neighbors:
     metric: str
 
 
-def penultimate_layer(model: keras.Model) -> LayerInfo:
-    """The model's last Dense layer, whose input is the penultimate representation.
-
-    Raises:
-        ValueError: if the model has no Dense layer (pass a layer explicitly then).
-    """
-    dense = [i for i in iter_layers(model) if isinstance(i.layer, keras.layers.Dense)]
-    if not dense:
-        raise ValueError(
-            f"Model '{model.name}' has no Dense layer, so there is no default penultimate "
-            "representation; pass layer=<name of the layer whose output to use>."
-        )
-    return dense[-1]
-
-
-class FeatureFunction:
+class FeatureFunction(LayerFeatures):
     """A compiled function from images to flat feature vectors `(N, D)` (float32).
 
-    The model is run only up to the feature layer. With `layer=None` the features are the
-    input of the last Dense layer (for the demo CNN, the output of `features`).
+    `LayerFeatures` called for its `vectors`: the model is run only up to the feature
+    layer. With `layer=None` the features are the input of the last Dense layer (for the
+    demo CNN, the output of `features`).
 
     Example:
 
@@ -83,30 +67,15 @@ class FeatureFunction:
     """
 
     def __init__(self, model: keras.Model, layer: Any = None, batch_size: int = 64):
-        self.model = model
-        self.batch_size = int(batch_size)
+        super().__init__(model, layer, batch_size)
+        self.capture = self.io
         if layer is None:
-            self.info = penultimate_layer(model)
-            self.capture = "input"
-            self.description = f"{self.info.path}:input"
+            self.description = f"{penultimate_layer(model).path}:input"
         else:
-            self.info = find_layer(model, layer)
-            self.capture = "output"
             self.description = self.info.path
-        self._fn = BatchFunction(self._forward)
 
-    def _forward(self, x):
-        (out,) = forward_until(self.model, [self.info.layer], x, capture=self.capture)
-        out = tf.cast(out, tf.float32)
-        return tf.reshape(out, [tf.shape(out)[0], -1])
-
-    def __call__(self, images: Any) -> np.ndarray:
-        images = np.asarray(images, np.float32)
-        parts = [
-            np.asarray(self._fn(tf.constant(images[s : s + self.batch_size])))
-            for s in range(0, len(images), self.batch_size)
-        ]
-        return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+    def __call__(self, images: Any) -> np.ndarray:  # type: ignore[override]
+        return self.vectors(images)
 
 
 def pixel_vectors(images: Any) -> np.ndarray:
@@ -115,90 +84,10 @@ def pixel_vectors(images: Any) -> np.ndarray:
     return images.reshape(len(images), -1)
 
 
-def nearest(
-    queries: np.ndarray, data: np.ndarray, k: int = 5, metric: str = "cosine", chunk: int = 256
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact k nearest rows of `data` for each row of `queries` (brute force, chunked).
-
-    `"cosine"` distance is `1 - cos(angle)` (scale-free: a vector and its multiples are at
-    distance 0; an all-zero vector is at distance 1 from everything); `"euclidean"` is
-    the L2 distance. Ties go to the earlier data row.
-
-    Example:
-
-    ```python
-    idx, dist = nearest(feats_val, feats_train, k=5, metric="euclidean")
-    ```
-
-    Args:
-        queries: float `(Q, D)`.
-        data: float `(N, D)`.
-        k: neighbours per query. Defaults to 5.
-        metric: `"cosine"` or `"euclidean"`. Defaults to `"cosine"`.
-        chunk: queries per distance block (bounds memory at `chunk * N`). Defaults to 256.
-
-    Returns:
-        `(indices, distances)`: int64 and float32 `(Q, k)`, nearest first.
-
-    Raises:
-        ValueError: for an unknown metric, mismatched dimensions or `k` out of range.
-    """
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS}; got {metric!r}.")
-    q = np.asarray(queries, np.float64)
-    d = np.asarray(data, np.float64)
-    if q.ndim != 2 or d.ndim != 2 or q.shape[1] != d.shape[1]:
-        raise ValueError(
-            f"Queries and data must be (n, D) arrays of one dimension D; got {q.shape} and {d.shape}."
-        )
-    if not 1 <= k <= len(d):
-        raise ValueError(
-            f"k={k} must be between 1 and the {len(d)} reference examples; pass a smaller k."
-        )
-    if metric == "cosine":
-        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-        d = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
-    d_sq = np.sum(d * d, axis=1)
-    idx_out, dist_out = [], []
-    for s in range(0, len(q), chunk):
-        block = q[s : s + chunk]
-        if metric == "cosine":
-            dist = 1.0 - block @ d.T
-        else:
-            sq = np.sum(block * block, axis=1)[:, None] + d_sq[None, :] - 2.0 * block @ d.T
-            dist = np.sqrt(np.maximum(sq, 0.0))
-        order = np.argsort(dist, axis=1, kind="stable")[:, :k]
-        idx_out.append(order)
-        dist_out.append(np.take_along_axis(dist, order, axis=1))
-    if not idx_out:
-        return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
-    return np.concatenate(idx_out).astype(np.int64), np.concatenate(dist_out).astype(np.float32)
-
-
-def knn_vote(neighbor_labels: np.ndarray) -> np.ndarray:
-    """Majority class of each row of neighbour labels (nearest first); a tie goes to the
-    tied class whose member is nearest."""
-    neighbor_labels = np.asarray(neighbor_labels, np.int64)
-    out = np.empty(len(neighbor_labels), np.int64)
-    for i, row in enumerate(neighbor_labels):
-        classes, counts = np.unique(row, return_counts=True)
-        tied = set(classes[counts == counts.max()].tolist())
-        out[i] = next(c for c in row if c in tied)
-    return out
-
-
-def _vectors(model, images, space, layer, batch_size, embed) -> tuple[np.ndarray, str | None]:
-    if space == "pixel":
-        return pixel_vectors(images), None
-    embed = embed or FeatureFunction(model, layer, batch_size)
-    return embed(images), embed.description
-
-
 def _check_space(space: str, metric: str) -> None:
     if space not in SPACES:
         raise ValueError(f"space must be one of {SPACES}; got {space!r}.")
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS}; got {metric!r}.")
+    check_metric(metric)
 
 
 def nearest_neighbors(
@@ -252,9 +141,11 @@ def nearest_neighbors(
     data = inputs.check_images(data, model, "data images")
     if not 1 <= k <= len(data):
         raise ValueError(f"k={k} must be between 1 and the {len(data)} images in data.")
-    embed = FeatureFunction(model, layer, batch_size) if space == "feature" else None
-    ref, desc = _vectors(model, data, space, layer, batch_size, embed)
-    qry, _ = _vectors(model, queries, space, layer, batch_size, embed)
+    if space == "feature":
+        embed = FeatureFunction(model, layer, batch_size)
+        ref, qry, desc = embed(data), embed(queries), embed.description
+    else:
+        ref, qry, desc = pixel_vectors(data), pixel_vectors(queries), None
     idx, dist = nearest(qry, ref, k, metric)
     return Neighbors(idx, dist, space, desc, metric)
 
@@ -304,4 +195,4 @@ def neighbor_accuracy(
     y_ref = inputs.class_labels(y_ref, len(x_ref))
     y_query = inputs.class_labels(y_query, len(x_query))
     nn = nearest_neighbors(model, x_query, x_ref, layer, k, space, metric, batch_size)
-    return float(np.mean(knn_vote(y_ref[nn.indices]) == y_query))
+    return vote_accuracy(nn.indices, y_ref, y_query)

@@ -30,7 +30,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from keras_cnnvis import image
+from keras_cnnvis.render import image
 
 CONFIG_FILENAME = "projector_config.pbtxt"
 SUBDIR = "projector"
@@ -80,7 +80,7 @@ def make_sprite(images: np.ndarray, max_size: int = 32) -> Sprite:
     Raises:
         ValueError: for an empty batch or images that are not `(n, H, W[, C])`.
     """
-    from keras_cnnvis.embedding_plots import thumbnails
+    from keras_cnnvis.render.embedding import thumbnails
 
     images = np.asarray(images)
     if images.ndim not in (3, 4) or len(images) == 0:
@@ -127,6 +127,44 @@ def metadata_tsv(columns: Mapping[str, Sequence]) -> bytes:
     lines = ["\t".join(_clean(n) for n in names)] if len(names) > 1 else []
     lines += ["\t".join(_clean(v[i]) for v in values) for i in range(len(values[0]))]
     return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def class_metadata(
+    indices: Sequence[int],
+    labels: Sequence[int],
+    predictions: Sequence[int],
+    class_names: Sequence[str],
+) -> dict[str, list]:
+    """Metadata columns of classified points: `index`, `label`, `prediction`, `correct`.
+
+    Example:
+
+    ```python
+    class_metadata([4, 9], [0, 1], [0, 0], ["cat", "dog"])
+    # {"index": [4, 9], "label": ["cat", "dog"], "prediction": ["cat", "cat"],
+    #  "correct": ["yes", "no"]}
+    ```
+
+    Args:
+        indices: the points' indices in the user's data.
+        labels: their classes.
+        predictions: the predicted classes.
+        class_names: one name per class (a prediction beyond them is `"class i"`).
+
+    Returns:
+        `{column: values}` for `write_embedding`.
+    """
+    names = list(class_names)
+
+    def name(c: int) -> str:
+        return names[c] if c < len(names) else f"class {c}"
+
+    return {
+        "index": list(indices),
+        "label": [name(int(c)) for c in labels],
+        "prediction": [name(int(c)) for c in predictions],
+        "correct": ["yes" if a == b else "no" for a, b in zip(labels, predictions)],
+    }
 
 
 def read_config(run_dir: str):

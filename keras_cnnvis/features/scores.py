@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-_BLOCK = 1024
+from keras_cnnvis.features.knn import nearest, vote_accuracy
 
 
 def _finite_2d(x, name: str) -> np.ndarray:
@@ -56,9 +56,10 @@ def trustworthiness(features: np.ndarray, points: np.ndarray, n_neighbors: int =
 def knn_accuracy(features: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
     """Leave-one-out k-nearest-neighbour accuracy of the labels in feature space.
 
-    Each point is classified by a majority vote of its `k` nearest other points (Euclidean
-    distance on the raw features, the point itself left out); a tie between classes goes
-    to the tied class whose nearest member is closest. The score is the fraction of points
+    Each point is classified by a majority vote (`knn_vote`) of its `k` nearest other
+    points (Euclidean distance on the raw features, the point itself left out, equal
+    distances in index order); a tie between classes goes to the tied class whose nearest
+    member is closest. The score is the fraction of points
     whose vote equals their label: high when classes form separate clusters in feature
     space, whatever the 2-D projection shows. `k` is lowered to `n - 1` for few points.
 
@@ -88,22 +89,5 @@ def knn_accuracy(features: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
     if int(k) < 1:
         raise ValueError(f"k must be at least 1; got {k}.")
     k = min(int(k), len(x) - 1)
-    sq = (x * x).sum(1)
-    nearest = np.empty((len(x), k), np.int64)
-    for start in range(0, len(x), _BLOCK):  # blocks bound memory for many points
-        rows = slice(start, start + _BLOCK)
-        dist = np.maximum(sq[rows, None] + sq[None, :] - 2.0 * (x[rows] @ x.T), 0.0)
-        dist[np.arange(dist.shape[0]), np.arange(start, start + dist.shape[0])] = np.inf
-        # Stable sort: equal distances keep index order, so results are reproducible.
-        nearest[rows] = np.argsort(dist, axis=1, kind="stable")[:, :k]
-    neighbour_labels = y[nearest]
-    correct = 0
-    for i in range(len(x)):
-        classes, counts = np.unique(neighbour_labels[i], return_counts=True)
-        tied = classes[counts == counts.max()]
-        if len(tied) == 1:
-            vote = tied[0]
-        else:  # the tied class that appears first in distance order
-            vote = next(c for c in neighbour_labels[i] if c in tied)
-        correct += int(vote == y[i])
-    return correct / len(x)
+    indices, _ = nearest(x, x, k, "euclidean", leave_one_out=True)
+    return vote_accuracy(indices, y, y)

@@ -8,10 +8,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from keras_cnnvis import image
-from keras_cnnvis.embeddings import Projection, grid_assignment
+from keras_cnnvis.features.projection import Projection, grid_assignment
+from keras_cnnvis.render import image
 
-_METHOD_TITLES = {"pca": "PCA", "tsne": "t-SNE"}
+METHOD_TITLES = {"pca": "PCA", "tsne": "t-SNE"}
+"""How each projection method is named in titles."""
 
 
 def class_colors(n_classes: int) -> np.ndarray:
@@ -103,7 +104,7 @@ def scatter_figure(
             linewidths=0.8,
             label=f"misclassified ({int(wrong.sum())})",
         )
-    method = _METHOD_TITLES.get(projection.method, projection.method)
+    method = METHOD_TITLES.get(projection.method, projection.method)
     subtitle = []
     if projection.method == "pca" and projection.explained_variance is not None:
         _draw_axes(ax, pts, projection)
@@ -158,9 +159,7 @@ def scatter_image(
         A float32 `(height, width, 3)` image in [0, 1].
     """
     figure = scatter_figure(projection, labels, predictions, class_names, title, scores, size)
-    from keras_cnnvis.image import figure_to_array
-
-    return figure_to_array(figure)
+    return image.figure_to_array(figure)
 
 
 def _draw_axes(ax, pts: np.ndarray, projection: Projection) -> None:
