@@ -88,13 +88,21 @@ def geometry(height: int, width: int) -> Geometry:
     return Geometry(int(height), int(width), reference)
 
 
-def per_plane(x: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+def per_plane(
+    x: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], stack: bool | None = None
+) -> np.ndarray:
     """Applies an OpenCV function of one `(H, W, K)` image to every channel of every image.
 
-    The batch's planes are stacked as channels (at most 128 per call), so one call filters
-    many images. `fn` must treat channels independently and may change H and W.
+    Without `stack`, one call per image (`K = C`). With `stack`, the batch's planes are
+    stacked as channels (at most 128 per call), so few calls filter the whole batch:
+    faster for single planes or when `fn` makes many OpenCV calls per image, slower
+    otherwise (two transposes). By default (None) planes are stacked for C = 1. `fn` must
+    treat channels independently and may change H and W.
     """
     n, h, w, c = x.shape
+    if not (c == 1 if stack is None else stack):
+        outs = [fn(np.ascontiguousarray(image)) for image in x]
+        return np.stack([o.reshape(o.shape[0], o.shape[1], c) for o in outs])
     planes = x.transpose(1, 2, 0, 3).reshape(h, w, n * c)
     outs = []
     for start in range(0, n * c, _CV_CHANNELS):
@@ -164,11 +172,31 @@ def to_rgb(x: np.ndarray) -> np.ndarray:
     return np.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x
 
 
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma `(N, H, W, 1)` of RGB `(N, H, W, 3)` (OpenCV's RGB2GRAY weights)."""
+    r, g, b = (rgb[..., i : i + 1] for i in range(3))
+    return r * LUMA[0] + g * LUMA[1] + b * LUMA[2]
+
+
+def channel_max(x: np.ndarray) -> np.ndarray:
+    """The max over the channels, keeping the axis (faster than a reduction over 3)."""
+    out = x[..., :1].copy()
+    for i in range(1, x.shape[-1]):
+        np.maximum(out, x[..., i : i + 1], out=out)
+    return out
+
+
+def channel_min(x: np.ndarray) -> np.ndarray:
+    """The min over the channels, keeping the axis."""
+    out = x[..., :1].copy()
+    for i in range(1, x.shape[-1]):
+        np.minimum(out, x[..., i : i + 1], out=out)
+    return out
+
+
 def like(rgb: np.ndarray, channels: int) -> np.ndarray:
     """Back to the input's channels: RGB to luma (BT.601) for a grayscale input."""
-    if channels == 1:
-        return np.tensordot(rgb, LUMA, axes=([-1], [0]))[..., None].astype(np.float32)
-    return rgb
+    return luma(rgb).astype(np.float32) if channels == 1 else rgb
 
 
 def _zoom_axis(length: int, factor: float) -> tuple[float, float]:
@@ -240,7 +268,10 @@ def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
     xx, yy = np.meshgrid(grid, grid)
     disk = (xx**2 + yy**2 <= radius**2).astype(np.float32)
     disk /= disk.sum()
-    return cv2.GaussianBlur(disk, ksize, max(float(alias_blur), 1e-6))
+    kernel = cv2.GaussianBlur(disk, ksize, max(float(alias_blur), 1e-6))
+    # Only the disk and the blur's reach are non-zero: crop the rest (same filter, faster).
+    c, reach = len(grid) // 2, int(math.floor(radius)) + ksize[0] // 2
+    return np.ascontiguousarray(kernel[c - reach : c + reach + 1, c - reach : c + reach + 1])
 
 
 def plasma_fractal(

@@ -74,26 +74,30 @@ def glass_permutation(
     together, in the same order as the reference's visits: the same shuffle, in about
     `3 H` vectorised steps instead of `H * W` Python steps.
     """
-    perm = np.tile(np.arange(height * width, dtype=np.int64), (n, 1))
+    size = height * width
+    index = np.int32 if n * size < 2**31 else np.int64
+    perm = np.arange(n * size, dtype=index)  # flat over the batch
     rows_, cols_ = np.arange(height - delta, delta, -1), np.arange(width - delta, delta, -1)
     if len(rows_) == 0 or len(cols_) == 0:
-        return perm
+        return perm.reshape(n, size)
     hh, ww = np.meshgrid(rows_, cols_, indexing="ij")
     pos = (hh * width + ww).ravel()
     wave = (2 * delta * (rows_[0] - hh) + (cols_[0] - ww)).ravel()
     order = np.argsort(wave, kind="stable")
-    groups = np.split(order, np.flatnonzero(np.diff(wave[order])) + 1)
-    images = np.arange(n)[:, None]
+    bounds = np.flatnonzero(np.diff(wave[order])) + 1
+    spans = list(zip(np.r_[0, bounds], np.r_[bounds, len(order)]))
+    base = (np.arange(n, dtype=index) * size)[None, :]
+    here = np.ascontiguousarray(pos[order].astype(index)[:, None] + base)  # (visits, n)
     for _ in range(int(passes)):
         # One (dx, dy) per visit and image, in visiting order (row by row, right to left).
         off = rng.integers(-delta, delta, size=(n, len(pos), 2))
-        target = pos[None, :] + off[..., 1] * width + off[..., 0]
-        for g in groups:
-            p, q = pos[g], target[:, g]
-            here = perm[:, p]
-            perm[:, p] = perm[images, q]
-            perm[images, q] = here
-    return perm
+        there = here + (off[..., 1] * width + off[..., 0]).T[order].astype(index)
+        # Each wave's pairs as one index array (a, b per row) and its mirror (b, a): one
+        # gather and one scatter swap them all.
+        pairs, mirror = np.stack([here, there], 1), np.stack([there, here], 1)
+        for start, stop in spans:
+            perm[pairs[start:stop].ravel()] = perm[mirror[start:stop].ravel()]
+    return perm.reshape(n, size).astype(np.int64) - base.T
 
 
 def glass_blur(x: np.ndarray, severity: int, rng: np.random.Generator, geo: Geometry):
@@ -104,7 +108,8 @@ def glass_blur(x: np.ndarray, severity: int, rng: np.random.Generator, geo: Geom
     n, h, w, c = x.shape
     blurred = gaussian(x, sigma)
     perm = glass_permutation(h, w, delta, passes, n, rng)
-    shuffled = blurred.reshape(n, h * w, c)[np.arange(n)[:, None], perm].reshape(x.shape)
+    flat = perm + (np.arange(n) * (h * w))[:, None]
+    shuffled = np.take(blurred.reshape(n * h * w, c), flat.ravel(), axis=0).reshape(x.shape)
     return np.clip(gaussian(shuffled, sigma), 0, 1)
 
 
@@ -130,7 +135,7 @@ def zoom_blur(x: np.ndarray, severity: int, rng: np.random.Generator, geo: Geome
             acc += clipped_zoom(planes, float(f))
         return acc / np.float32(len(factors) + 1)
 
-    return np.clip(per_plane(x, average), 0, 1)
+    return np.clip(per_plane(x, average, stack=True), 0, 1)
 
 
 def gaussian_blur(x: np.ndarray, severity: int, rng: np.random.Generator, geo: Geometry):

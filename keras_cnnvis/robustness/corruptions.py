@@ -120,7 +120,11 @@ def to_unit(images, value_range: Sequence[float] = (0, 1), what: str = "images")
             f"The {what} range over [{lo:g}, {hi:g}], outside value_range ({low:g}, {high:g}); "
             "pass the range the pixels are in, e.g. value_range=(0, 255)."
         )
-    return np.clip((x - np.float32(low)) / np.float32(high - low), 0, 1).astype(np.float32)
+    if (low, high) != (0.0, 1.0):
+        x = (x - np.float32(low)) / np.float32(high - low)
+    elif lo >= 0 and hi <= 1:
+        return x  # already in [0, 1] (the corruptions never write into their input)
+    return np.clip(x, 0, 1).astype(np.float32)
 
 
 def from_unit(x: np.ndarray, value_range: Sequence[float] = (0, 1)) -> np.ndarray:

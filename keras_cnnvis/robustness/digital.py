@@ -10,7 +10,15 @@ import functools
 import cv2
 import numpy as np
 
-from keras_cnnvis.robustness._common import Geometry, gaussian, like, separable, to_rgb
+from keras_cnnvis.robustness._common import (
+    Geometry,
+    channel_max,
+    channel_min,
+    gaussian,
+    like,
+    separable,
+    to_rgb,
+)
 
 CONTRAST = {
     32: [0.75, 0.5, 0.4, 0.3, 0.15],
@@ -71,7 +79,7 @@ def brightness(x: np.ndarray, severity: int, rng: np.random.Generator, geo: Geom
     scales the pixel by `v' / v` (a black pixel becomes grey `v'`).
     """
     c = np.float32(geo.pick(BRIGHTNESS, severity))
-    v = x.max(axis=-1, keepdims=True)
+    v = channel_max(x)
     v_new = np.minimum(v + c, 1)
     ratio = np.divide(v_new, v, out=np.zeros_like(v), where=v > 0)
     return np.where(v > 0, x * ratio, v_new).astype(np.float32)
@@ -86,8 +94,8 @@ def saturate(x: np.ndarray, severity: int, rng: np.random.Generator, geo: Geomet
     """
     a, b = geo.pick(SATURATE, severity)
     rgb = to_rgb(x)
-    v = rgb.max(axis=-1, keepdims=True)
-    spread = v - rgb.min(axis=-1, keepdims=True)
+    v = channel_max(rgb)
+    spread = v - channel_min(rgb)
     s = np.divide(spread, v, out=np.zeros_like(v), where=v > 0)
     s_new = np.clip(s * np.float32(a) + np.float32(b), 0, 1)
     scale = np.divide(s_new * v, spread, out=np.zeros_like(v), where=spread > 0)

@@ -28,7 +28,7 @@ FROST = {
 }
 # How much the reference shrank its photographs for each reference size.
 _PHOTO_SCALE = {32: 0.2, 64: 0.3, 224: 1.0}
-_TEXTURES = 4  # textures per call (the reference picks one of five photographs)
+_TEXTURES = 3  # textures per call (the reference picks one of five photographs)
 _TINT = np.array([-0.07, 0.015, 0.06], np.float32)  # per-channel offsets from the grey level
 
 
@@ -67,6 +67,10 @@ def _crystals(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     return canvas.astype(np.float32) / 255.0
 
 
+def _standardised(a: np.ndarray) -> np.ndarray:
+    return (a - a.mean()) / max(float(a.std()), 1e-6)
+
+
 def frost_textures(
     rng: np.random.Generator, count: int, height: int, width: int, scale: float
 ) -> np.ndarray:
@@ -81,16 +85,17 @@ def frost_textures(
             long, thin lines).
     """
     ph, pw = max(8, int(round(height / scale))), max(8, int(round(width / scale)))
-    side = 1 << max(3, int(math.ceil(math.log2(max(ph, pw)))))
-    haze = plasma_fractal(rng, count, side, 2.0)[:, :ph, :pw]
+    # The haze is smooth: drawn at a quarter of the resolution and enlarged.
+    side = 1 << max(3, int(math.ceil(math.log2(max(ph, pw) / 4))))
+    haze = plasma_fractal(rng, count, side, 2.0)[:, : -(-ph // 4), : -(-pw // 4)]
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     out = np.empty((count, height, width, 3), np.float32)
     for i in range(count):
         detail = cv2.GaussianBlur(_crystals(rng, ph, pw), (0, 0), 0.5)
         grey = (
             rng.uniform(0.47, 0.82)
-            + 0.07 * (haze[i] - haze[i].mean()) / max(float(haze[i].std()), 1e-6)
-            + 0.08 * (detail - detail.mean()) / max(float(detail.std()), 1e-6)
+            + 0.07 * _standardised(cv2.resize(haze[i], (pw, ph), interpolation=cv2.INTER_LINEAR))
+            + 0.08 * _standardised(detail)
         )
         grey = cv2.resize(grey.astype(np.float32), (width, height), interpolation=interp)
         out[i] = np.clip(grey[..., None] + _TINT, 0, 1)
@@ -102,7 +107,7 @@ def frost(x: np.ndarray, severity: int, rng: np.random.Generator, geo: Geometry)
     a, b = geo.pick(FROST, severity)
     n, h, w, c = x.shape
     scale = _PHOTO_SCALE[geo.reference] * geo.scale
-    th, tw = int(math.ceil(1.5 * h)), int(math.ceil(1.5 * w))
+    th, tw = int(math.ceil(1.25 * h)), int(math.ceil(1.25 * w))
     bank = frost_textures(rng, _TEXTURES, th, tw, scale)
     which = rng.integers(0, _TEXTURES, n)
     tops = rng.integers(0, th - h + 1, n)

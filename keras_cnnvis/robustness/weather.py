@@ -13,11 +13,11 @@ import cv2
 import numpy as np
 
 from keras_cnnvis.robustness._common import (
-    LUMA,
     Geometry,
     clipped_zoom,
     gaussian,
     like,
+    luma,
     motion_blur_planes,
     per_plane,
     plasma_fractal,
@@ -101,11 +101,11 @@ def snow(x: np.ndarray, severity: int, rng: np.random.Generator, geo: Geometry):
     (the second the first turned by 180 degrees)."""
     weight = geo.pick(SNOW, severity)[-1]
     rgb = to_rgb(x)
-    grey = np.tensordot(rgb, LUMA, axes=([-1], [0]))[..., None]
-    pale = weight * rgb + (1 - weight) * np.maximum(rgb, grey * 1.5 + 0.5)
+    bright = np.maximum(rgb, luma(rgb) * np.float32(1.5) + np.float32(0.5))
+    out = np.float32(weight) * rgb + np.float32(1 - weight) * bright
     layer = snow_layer(rng, len(x), severity, geo)[..., None]
-    out = pale + layer + np.rot90(layer, k=2, axes=(1, 2))
-    return like(np.clip(out, 0, 1).astype(np.float32), x.shape[-1])
+    out += layer + np.rot90(layer, k=2, axes=(1, 2))
+    return like(np.clip(out, 0, 1, out=out), x.shape[-1])
 
 
 def fog(x: np.ndarray, severity: int, rng: np.random.Generator, geo: Geometry):
