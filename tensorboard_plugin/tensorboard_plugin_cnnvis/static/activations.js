@@ -107,7 +107,6 @@ export async function mount(el, ctx) {
   el.dataset.probes = String(nProbes);
   el.dataset.steps = String(steps.length);
   show(step);
-  el.dataset.state = "ready";
   return () => {
     play.stop();
     strip.disconnect();

@@ -225,6 +225,5 @@ export async function mount(el, ctx) {
   el.dataset.probes = String(nProbes);
   el.dataset.steps = String(steps.length);
   el.dataset.drawn = "0";
-  el.dataset.state = "ready";
   return () => watcher.disconnect();
 }

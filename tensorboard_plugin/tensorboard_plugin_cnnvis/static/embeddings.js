@@ -268,7 +268,6 @@ export async function mount(el, ctx) {
   el.dataset.method = method;
   el.dataset.steps = String(steps.length);
   await show(step);
-  el.dataset.state = "ready";
   return () => {
     play.stop();
     if (frame) cancelAnimationFrame(frame);

@@ -71,6 +71,5 @@ export async function mount(el, ctx) {
   el.dataset.steps = String(steps.length);
   showStep(first);
   showCompare();
-  el.dataset.state = "ready";
   return () => play.stop();
 }

@@ -2,10 +2,9 @@
 // grid and a sortable per-filter table (json/health/<layer>, health/<layer>, scalars).
 
 import { sparkline } from "./charts.js";
-import { openPage, recordAt, stepAt } from "./page.js";
+import { imagePanel, openPage, recordAt, stepAt } from "./page.js";
 import {
   api,
-  crispImage,
   fmt,
   getState,
   h,
@@ -198,15 +197,10 @@ export async function mount(el, ctx) {
 
   async function renderDetail() {
     const parts = [h("h3", null, `Layer ${layer}`)];
-    const gridBox = h("figure", { class: "panel" });
+    const grid = imagePanel(ctx, { maxWidth: 360, alt: `${layer} filters, flagged ones outlined` });
     if (tags.images[layer]) {
       const s = await stepAt(run, tags.images[layer], step);
-      const img = crispImage(imageUrl(run, tags.images[layer], s, 0), {
-        maxWidth: 360,
-        alt: `${layer} filters, flagged ones outlined`,
-      });
-      img.classList.add("cnnvis-image");
-      setChildren(gridBox, h("figcaption", null, `Flagged filters outlined (epoch ${s})`), img);
+      grid.show(imageUrl(run, tags.images[layer], s, 0), `Flagged filters outlined (epoch ${s})`);
     }
     let table = notice("No per-filter scores for this layer.");
     if (tags.json[layer]) {
@@ -237,7 +231,7 @@ export async function mount(el, ctx) {
     setChildren(
       detail,
       parts,
-      h("div", { class: "row" }, gridBox, h("div", { class: "table-wrap" }, table)),
+      h("div", { class: "row" }, grid.el, h("div", { class: "table-wrap" }, table)),
     );
     el.dataset.rows = table.dataset.rows || "0";
     el.dataset.flagged = table.dataset.flagged || "0";
@@ -268,6 +262,5 @@ export async function mount(el, ctx) {
   el.dataset.layers = String(layers.length);
   renderOverview();
   await renderDetail();
-  el.dataset.state = "ready";
   return () => play.stop();
 }

@@ -152,6 +152,9 @@ class App {
       );
       return;
     }
+    // Each page module exports mount(el, ctx), which fills `el` and resolves to a cleanup
+    // function or null. ctx: the run and its record kinds, alive() (false once another page
+    // was mounted) and go(values), which sets hash state and mounts again.
     const ctx = {
       run,
       kinds: info.kinds,
@@ -162,8 +165,13 @@ class App {
     page.module
       .mount(el, ctx)
       .then((cleanup) => {
-        if (generation === this.generation) this.cleanup = cleanup || null;
-        else if (cleanup) cleanup();
+        if (generation !== this.generation) {
+          if (cleanup) cleanup();
+          return;
+        }
+        this.cleanup = cleanup || null;
+        // A page's mount() resolves once it shows its data (or said it has none).
+        if (el.dataset.state === "loading") el.dataset.state = "ready";
       })
       .catch((e) => {
         if (generation !== this.generation) return;

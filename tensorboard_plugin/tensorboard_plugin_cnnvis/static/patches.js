@@ -99,7 +99,6 @@ export async function mount(el, ctx) {
   el.dataset.layer = layer;
   el.dataset.steps = String(steps.length);
   await show(step);
-  el.dataset.state = "ready";
   return () => {
     play.stop();
     strip.disconnect();
