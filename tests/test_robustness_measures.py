@@ -15,7 +15,6 @@ from keras_cnnvis.robustness import (
     CorruptionAccuracy,
     FAMILIES,
     adversarial_accuracy,
-    corrupt,
     corruption_accuracy,
     corruption_error,
     load_corrupted,

@@ -12,11 +12,10 @@ from keras_cnnvis.robustness.corruptions import (
 )
 from keras_cnnvis.robustness.measures import (
     CorruptionAccuracy,
-    CorruptionError,
     adversarial_accuracy,
     corruption_accuracy,
-    corruption_error,
 )
+from keras_cnnvis.robustness.mce import CorruptionError, corruption_error
 from keras_cnnvis.robustness.published import load_corrupted
 
 __all__ = [
