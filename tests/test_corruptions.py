@@ -6,6 +6,7 @@ ones by their statistics, and shape / dtype / range / seeding / grayscale / size
 
 import io
 
+import cv2
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
@@ -173,6 +174,34 @@ def test_defocus_blur_is_a_disk_convolution():
     assert len(offsets) == 29
     expected = np.mean([np.roll(x, (-dy, -dx), axis=(1, 2)) for dy, dx in offsets], axis=0)
     np.testing.assert_allclose(got[:, 3:-3, 3:-3], expected[:, 3:-3, 3:-3], atol=1e-5)
+
+
+def _reference_disk(radius, alias_blur):
+    """The reference generators' defocus kernel, on their full grid."""
+    if radius <= 8:
+        grid, ksize = np.arange(-8, 8 + 1), (3, 3)
+    else:
+        grid, ksize = np.arange(-radius, radius + 1), (5, 5)
+    xx, yy = np.meshgrid(grid, grid)
+    disk = ((xx**2 + yy**2) <= radius**2).astype(np.float32)
+    disk /= disk.sum()
+    return cv2.GaussianBlur(disk, ksize=ksize, sigmaX=alias_blur)
+
+
+@pytest.mark.parametrize(
+    "size, constants",
+    [
+        (32, [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)]),
+        (224, [(3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)]),
+    ],
+)
+def test_defocus_blur_is_the_references_disk_filter(size, constants):
+    x = photos(1, size)
+    for severity, (radius, alias) in enumerate(constants, 1):
+        kernel = _reference_disk(radius, alias)
+        expected = np.stack([cv2.filter2D(x[0, :, :, c], -1, kernel) for c in range(3)], -1)
+        got = corrupt(x, "defocus_blur", severity)[0]
+        np.testing.assert_allclose(got, np.clip(expected, 0, 1), atol=1e-5)
 
 
 def _imagemagick_motion_blur(plane, radius, sigma, angle):
@@ -380,6 +409,20 @@ def test_every_corruption_keeps_shape_dtype_range_and_is_seeded(name):
     np.testing.assert_allclose(scaled / 255, corrupt(x, name, 3, seed=3), atol=2e-5)
 
 
+# Corruptions that move or mix pixels without adding light or dark: the mean stays.
+MEAN_KEEPING = {
+    "defocus_blur",
+    "glass_blur",
+    "motion_blur",
+    "zoom_blur",
+    "gaussian_blur",
+    "pixelate",
+    "jpeg_compression",
+    "elastic_transform",
+    "contrast",
+}
+
+
 @pytest.mark.parametrize("name", CORRUPTIONS)
 @pytest.mark.parametrize("size", [64, 100, 224])
 def test_every_corruption_works_on_grayscale_and_any_size(name, size):
@@ -387,10 +430,16 @@ def test_every_corruption_works_on_grayscale_and_any_size(name, size):
     x = photos(n, size)
     gray = x[..., :1]
     for images in (x, gray):
-        out = corrupt(images, name, 4)
-        assert out.shape == images.shape and out.dtype == np.float32
-        assert 0 <= out.min() and out.max() <= 1
-        assert np.abs(out - images).mean() > 1e-4
+        kept = images.copy()
+        for severity in (1, 5):
+            out = corrupt(images, name, severity)
+            assert out.shape == images.shape and out.dtype == np.float32
+            assert 0 <= out.min() and out.max() <= 1
+            if not (name == "saturate" and images is gray and severity < 4):
+                assert np.abs(out - images).mean() > 1e-4  # (grey has no saturation to scale)
+            if name in MEAN_KEEPING:
+                assert abs(out.mean() - images.mean()) < 0.03, (severity, out.mean())
+        np.testing.assert_array_equal(images, kept)  # the input is never written to
 
 
 def test_grayscale_follows_the_rgb_definitions():

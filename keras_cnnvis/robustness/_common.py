@@ -270,7 +270,8 @@ def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
     disk /= disk.sum()
     kernel = cv2.GaussianBlur(disk, ksize, max(float(alias_blur), 1e-6))
     # Only the disk and the blur's reach are non-zero: crop the rest (same filter, faster).
-    c, reach = len(grid) // 2, int(math.floor(radius)) + ksize[0] // 2
+    c = len(grid) // 2
+    reach = min(c, int(math.floor(radius)) + ksize[0] // 2)
     return np.ascontiguousarray(kernel[c - reach : c + reach + 1, c - reach : c + reach + 1])
 
 
