@@ -227,8 +227,9 @@ def test_dense_relu_is_overridden_too():
     # dS/dh = [2, -1], forward mask [0, 1]:
     # plain [0, -1] -> dx = [-1, -1]; guided relu([2, -1]) * mask = 0 -> dx = 0;
     # deconvnet relu([2, -1]) = [2, 0] -> dx = [2, -2].
+    # A one-unit head reads as two classes (keras_cnnvis.inputs): class 1 is the unit s.
     np.testing.assert_allclose(
-        gradient_x_input(model, x, 0, reduce=None).ravel() / x.ravel(), [-1, -1]
+        gradient_x_input(model, x, 1, reduce=None).ravel() / x.ravel(), [-1, -1]
     )
-    np.testing.assert_allclose(guided_backprop(model, x, 0, reduce=None).ravel(), [0, 0])
-    np.testing.assert_allclose(deconvnet(model, x, 0, reduce=None).ravel(), [2, -2])
+    np.testing.assert_allclose(guided_backprop(model, x, 1, reduce=None).ravel(), [0, 0])
+    np.testing.assert_allclose(deconvnet(model, x, 1, reduce=None).ravel(), [2, -2])

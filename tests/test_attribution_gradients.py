@@ -11,7 +11,8 @@ import pytest
 import tensorflow as tf
 
 from keras_cnnvis import attribution as A
-from keras_cnnvis import gradients as G
+from keras_cnnvis import model as G
+from keras_cnnvis.model import gradients as GF
 from keras_cnnvis.attribution.targets import ClassScore
 
 
@@ -85,7 +86,7 @@ def test_relu_override_errors():
 
 
 def _cached(model):
-    return list(G._GRADIENT_CACHES[model].values())
+    return list(GF._GRADIENT_CACHES[model].values())
 
 
 def test_repeated_calls_never_retrace():
@@ -115,7 +116,7 @@ def test_repeated_calls_never_retrace():
     # (saliency, IG, SmoothGrad), guided, deconvnet of a unit, conv gradients (Grad-CAM,
     # Grad-CAM++), forward passes on logits (fixing IG's and SmoothGrad's classes) and on
     # outputs (occlusion, Score-CAM), and Score-CAM's capture of c2.
-    keys = list(G._GRADIENT_CACHES[model])
+    keys = list(GF._GRADIENT_CACHES[model])
     assert len(keys) == len(set(keys)) == 7
 
 
@@ -130,18 +131,18 @@ def test_cache_does_not_keep_models_alive():
 
 
 def test_cache_is_bounded_for_inline_lambdas(monkeypatch):
-    monkeypatch.setattr(G, "_GRADIENT_CACHE_SIZE", 3)
+    monkeypatch.setattr(GF, "_GRADIENT_CACHE_SIZE", 3)
     model = small_cnn()
     for k in range(6):
         A.saliency(model, images(1), target=lambda out: out[:, 0])
-    assert len(G._GRADIENT_CACHES[model]) == 3
+    assert len(GF._GRADIENT_CACHES[model]) == 3
     # The same callable object reuses its compiled function.
     target = lambda out: out[:, 1]  # noqa: E731
     A.saliency(model, images(1), target=target)
     A.saliency(model, images(2), target=target)
-    assert len(G._GRADIENT_CACHES[model]) == 3
+    assert len(GF._GRADIENT_CACHES[model]) == 3
     assert (
-        list(G._GRADIENT_CACHES[model].values())[-1].function.experimental_get_tracing_count() == 1
+        list(GF._GRADIENT_CACHES[model].values())[-1].function.experimental_get_tracing_count() == 1
     )
 
 

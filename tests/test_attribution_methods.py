@@ -13,7 +13,7 @@ from keras_cnnvis.attribution.occlusion import patch_positions
 
 
 def linear_model(shape=(6, 6, 2), seed=0):
-    """f(x) = sum(w * x) + 0.5 with fixed random w."""
+    """f(x) = sum(w * x) + 0.5 with fixed random w (one output unit: class 1 is f)."""
     i = keras.Input(shape)
     out = keras.layers.Dense(1, name="lin")(keras.layers.Flatten()(i))
     model = keras.Model(i, out, name="linear")
@@ -41,7 +41,8 @@ def test_occlusion_on_a_linear_model_is_the_hand_computed_drop_per_patch():
     model, w = linear_model()
     x = batch(2, (6, 6, 2))
     assert patch_positions(6, 3, 2) == [0, 2, 3]  # the last patch touches the border
-    maps = A.occlusion(model, x, target=0, patch=3, stride=2, fill=0.3, batch_size=4)
+    # A one-unit head reads as two classes (keras_cnnvis.inputs): class 1 is f itself.
+    maps = A.occlusion(model, x, target=1, patch=3, stride=2, fill=0.3, batch_size=4)
     for n in range(2):
         total = np.zeros((6, 6))
         count = np.zeros((6, 6))
@@ -53,13 +54,13 @@ def test_occlusion_on_a_linear_model_is_the_hand_computed_drop_per_patch():
                 count[box] += 1
         np.testing.assert_allclose(maps[n], total / count, rtol=1e-4, atol=1e-5)
     # One patch covering the image: every pixel holds f(x) - f(fill image).
-    whole = A.occlusion(model, x, 0, patch=6, stride=1, fill=np.array([0.1, 0.9]))
+    whole = A.occlusion(model, x, 1, patch=6, stride=1, fill=np.array([0.1, 0.9]))
     expected = np.sum(w * (x - np.array([0.1, 0.9])), axis=(1, 2, 3))
     np.testing.assert_allclose(
         whole, np.broadcast_to(expected[:, None, None], (2, 6, 6)), rtol=1e-4
     )
     # The default fill is the images' mean colour.
-    mean_fill = A.occlusion(model, x, 0, patch=6, stride=1)
+    mean_fill = A.occlusion(model, x, 1, patch=6, stride=1)
     expected = np.sum(w * (x - x.mean(axis=(0, 1, 2))), axis=(1, 2, 3))
     np.testing.assert_allclose(mean_fill[:, 0, 0], expected, rtol=1e-4)
 
@@ -98,7 +99,7 @@ def test_integrated_gradients_completeness_and_linear_exactness():
     lin, w = linear_model()
     xl = batch(2, (6, 6, 2))
     for rule in ("gausslegendre", "trapezoid"):
-        ig = A.integrated_gradients(lin, xl, 0, baseline=0.2, steps=2, rule=rule, reduce=None)
+        ig = A.integrated_gradients(lin, xl, 1, baseline=0.2, steps=2, rule=rule, reduce=None)
         np.testing.assert_allclose(ig, w * (xl - 0.2), rtol=1e-5, atol=1e-6)
     alphas, weights = path_points(3, "trapezoid")
     np.testing.assert_allclose(alphas, [0, 0.5, 1])

@@ -17,9 +17,9 @@ from keras_cnnvis.model import (
     LayerInfo,
     find_layer,
     gradient_function,
-    input_shape,
     output_activation,
 )
+from keras_cnnvis.model.layers import output_shape
 
 REDUCTIONS = (None, "sum", "abs_sum", "max_abs", "l2")
 
@@ -67,13 +67,6 @@ def upsample(maps: np.ndarray, size: tuple) -> np.ndarray:
     return out.numpy()[..., 0]
 
 
-def _output_shape(layer: keras.layers.Layer) -> tuple | None:
-    try:
-        return tuple(layer.output.shape)
-    except (AttributeError, ValueError, RuntimeError):
-        return None
-
-
 def spatial_layer(model: keras.Model, layer: Any, method: str) -> LayerInfo:
     """Finds the layer a CAM method reads and checks it has a spatial output.
 
@@ -81,7 +74,7 @@ def spatial_layer(model: keras.Model, layer: Any, method: str) -> LayerInfo:
         ValueError: for an unknown layer or one whose output is not `(N, h, w, channels)`.
     """
     info = find_layer(model, layer)
-    shape = _output_shape(info.layer)
+    shape = output_shape(info.layer)
     if shape is not None and len(shape) != 4:
         raise ValueError(
             f"{method} needs a layer with a spatial output (batch, height, width, "

@@ -17,6 +17,7 @@ from keras_cnnvis.attribution._common import (
     spatial_layer,
     upsample as _upsample,
 )
+from keras_cnnvis.attribution.registry import register
 from keras_cnnvis.model import iter_layers
 
 _PASS_THROUGH = (keras.layers.Dropout, keras.layers.Flatten, keras.layers.Softmax)
@@ -64,6 +65,11 @@ def cam_head(model: keras.Model, layer: Any = "last_conv") -> keras.layers.Dense
     return dense
 
 
+def _check_head(model: keras.Model, probe: Any, layer: Any = "last_conv", **kwargs: Any) -> None:
+    cam_head(model, layer)
+
+
+@register("cam", family="cam", needs_layer=True, display="smooth", validate=_check_head)
 def cam(
     model: keras.Model,
     images: Any,

@@ -19,6 +19,7 @@ from keras_cnnvis.attribution._common import (
     spatial_layer,
     upsample as _upsample,
 )
+from keras_cnnvis.attribution.registry import register
 
 
 def _activations_and_grads(model, x, target, layer, logits, batch_size, method):
@@ -42,6 +43,7 @@ def _finish(cams: np.ndarray, x: np.ndarray, up: bool) -> np.ndarray:
     return _upsample(cams, x.shape[1:3]) if up else cams
 
 
+@register("grad_cam", family="cam", needs_layer=True, display="smooth")
 def grad_cam(
     model: keras.Model,
     images: Any,
@@ -85,6 +87,7 @@ def grad_cam(
     return _finish((alpha * acts).sum(-1), x, upsample)
 
 
+@register("grad_cam_plus_plus", family="cam", needs_layer=True, display="smooth")
 def grad_cam_plus_plus(
     model: keras.Model,
     images: Any,
@@ -135,6 +138,7 @@ def grad_cam_plus_plus(
     return _finish((weights * acts).sum(-1), x, upsample)
 
 
+@register("layer_cam", family="cam", needs_layer=True, display="smooth")
 def layer_cam(
     model: keras.Model,
     images: Any,
@@ -178,6 +182,7 @@ def layer_cam(
     return _finish((np.maximum(grads, 0) * acts).sum(-1), x, upsample)
 
 
+@register("guided_grad_cam", family="cam", needs_layer=True, needs_relu=True)
 def guided_grad_cam(
     model: keras.Model,
     images: Any,

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from keras_cnnvis.attribution._common import check_images, reduce_channels, resolve, run
+from keras_cnnvis.attribution.registry import register
 
 
 def _modified(model, images, target, relu, reduce, logits, batch_size) -> np.ndarray:
@@ -20,6 +21,7 @@ def _modified(model, images, target, relu, reduce, logits, batch_size) -> np.nda
     return reduce_channels(result.grads, reduce)
 
 
+@register("guided_backprop", family="gradient", needs_relu=True)
 def guided_backprop(
     model: keras.Model,
     images: Any,
@@ -61,6 +63,7 @@ def guided_backprop(
     return _modified(model, images, target, "guided", reduce, logits, batch_size)
 
 
+@register("deconvnet", family="gradient", needs_relu=True)
 def deconvnet(
     model: keras.Model,
     images: Any,

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from keras_cnnvis.attribution._common import check_images, fixed_target, reduce_channels, run
+from keras_cnnvis.attribution.registry import register
 
 BASELINES = ("zeros", "mean", "blur", "noise")
 RULES = ("gausslegendre", "trapezoid")
@@ -71,6 +72,7 @@ def path_points(steps: int, rule: str) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(f"rule must be one of {RULES}; got {rule!r}.")
 
 
+@register("integrated_gradients", family="gradient", options=("steps", "baseline"))
 def integrated_gradients(
     model: keras.Model,
     images: Any,

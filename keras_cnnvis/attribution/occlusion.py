@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from keras_cnnvis.attribution._common import check_images, fixed_target, run
+from keras_cnnvis.attribution.registry import register
 
 
 def patch_positions(size: int, patch: int, stride: int) -> list[int]:
@@ -20,14 +21,17 @@ def patch_positions(size: int, patch: int, stride: int) -> list[int]:
     return positions
 
 
-def _pair(value: Any, name: str) -> tuple[int, int]:
+def size_pair(value: Any, name: str) -> tuple[int, int]:
+    """A patch size or stride as `(height, width)`; ValueError naming `name` if it is not
+    a positive int or a pair of them."""
     pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
     if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v >= 1 for v in pair):
         raise ValueError(f"{name} must be a positive int or (height, width); got {value!r}.")
     return int(pair[0]), int(pair[1])
 
 
-def _fill(images: np.ndarray, fill: Any) -> np.ndarray:
+def fill_color(images: np.ndarray, fill: Any) -> np.ndarray:
+    """The `(1, 1, 1, C)` colour of the occluding patch (see `occlusion`'s `fill`)."""
     if isinstance(fill, str):
         if fill != "mean":
             raise ValueError(f"fill must be 'mean', a number or a colour; got {fill!r}.")
@@ -40,6 +44,34 @@ def _fill(images: np.ndarray, fill: Any) -> np.ndarray:
     )
 
 
+def _check_patch(size: tuple, patch: tuple, what: str) -> None:
+    if patch[0] > size[0] or patch[1] > size[1]:
+        raise ValueError(
+            f"patch {patch} is larger than the {what} ({size[0]}x{size[1]}); choose a "
+            "smaller patch."
+        )
+
+
+def _check_probe(
+    model: keras.Model,
+    probe: np.ndarray,
+    patch: int | tuple = 8,
+    stride: int | tuple = 4,
+    fill: Any = "mean",
+    **kwargs: Any,
+) -> None:
+    _check_patch(probe.shape[1:3], size_pair(patch, "patch"), "probe images")
+    size_pair(stride, "stride")
+    fill_color(probe, fill)
+
+
+@register(
+    "occlusion",
+    family="occlusion",
+    display="smooth",
+    validate=_check_probe,
+    options=("patch", "stride", "fill", "batch_size"),
+)
 def occlusion(
     model: keras.Model,
     images: Any,
@@ -87,11 +119,10 @@ def occlusion(
     """
     x = check_images(model, images)
     n, height, width, _ = x.shape
-    ph, pw = _pair(patch, "patch")
-    sy, sx = _pair(stride, "stride")
-    if ph > height or pw > width:
-        raise ValueError(f"patch {(ph, pw)} is larger than the images ({height}x{width}).")
-    color = _fill(x, fill)
+    ph, pw = size_pair(patch, "patch")
+    sy, sx = size_pair(stride, "stride")
+    _check_patch((height, width), (ph, pw), "images")
+    color = fill_color(x, fill)
     resolved = fixed_target(model, x, target, logits, batch_size)
     clean = run(model, x, resolved, wrt=None, logits=logits, batch_size=batch_size).scores
     boxes = [

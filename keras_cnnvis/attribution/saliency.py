@@ -10,8 +10,10 @@ import keras
 import numpy as np
 
 from keras_cnnvis.attribution._common import check_images, reduce_channels, resolve, run
+from keras_cnnvis.attribution.registry import register
 
 
+@register("saliency", family="gradient")
 def saliency(
     model: keras.Model,
     images: Any,

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from keras_cnnvis.attribution._common import check_images, fixed_target
+from keras_cnnvis.attribution.registry import get_method
 from keras_cnnvis.model import find_layers, iter_layers
 
 
@@ -163,10 +164,8 @@ def sanity_check(
     Raises:
         ValueError: for a bad method name, images or layers.
     """
-    from keras_cnnvis.attribution import get_method
-
     name = method if isinstance(method, str) else getattr(method, "__name__", "method")
-    fn = get_method(method) if isinstance(method, str) else method
+    fn = get_method(method)
     x = check_images(model, images)
     order = list(reversed(weight_layers(model))) if layers is None else find_layers(model, layers)
     if not order:

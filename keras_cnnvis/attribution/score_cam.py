@@ -17,8 +17,10 @@ from keras_cnnvis.attribution._common import (
     spatial_layer,
     upsample as _upsample,
 )
+from keras_cnnvis.attribution.registry import register
 
 
+@register("score_cam", family="cam", needs_layer=True, display="smooth")
 def score_cam(
     model: keras.Model,
     images: Any,

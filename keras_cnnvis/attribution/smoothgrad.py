@@ -10,6 +10,8 @@ import keras
 import numpy as np
 
 from keras_cnnvis.attribution._common import check_images, fixed_target
+from keras_cnnvis.attribution.registry import get_method, register
+from keras_cnnvis.attribution.saliency import saliency
 
 
 def smoothgrad(
@@ -58,10 +60,7 @@ def smoothgrad(
     Raises:
         ValueError: for a bad method name, `n_samples < 1` or a negative `noise_level`.
     """
-    if isinstance(method, str):
-        from keras_cnnvis.attribution import get_method
-
-        method = get_method(method)
+    method = get_method(method)
     if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
         raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
     if not noise_level >= 0:
@@ -86,3 +85,14 @@ def smoothgrad(
         else:
             total += maps
     return (total / n_samples).astype(np.float32)
+
+
+@register("smoothgrad", family="gradient", options=("n_samples", "noise_level"))
+def _smooth_saliency(
+    model: keras.Model, images: Any, target: Any = None, **kwargs: Any
+) -> np.ndarray:
+    """SmoothGrad on saliency: `smoothgrad(saliency, model, images, target, **kwargs)`."""
+    return smoothgrad(saliency, model, images, target=target, **kwargs)
+
+
+_smooth_saliency.__name__ = "smoothgrad"

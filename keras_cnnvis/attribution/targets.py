@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_cnnvis.model import check_in_graph, find_layer
+from keras_cnnvis.model.layers import output_shape
 
 PREDICTED = -1  # class index meaning "the class the model predicts"
 
@@ -197,13 +198,6 @@ def _check_single_output(model: keras.Model) -> None:
         _single_output(list(outputs), model.name)
 
 
-def _layer_output_shape(layer: keras.layers.Layer) -> tuple | None:
-    try:
-        return tuple(layer.output.shape)
-    except (AttributeError, ValueError, RuntimeError):
-        return None
-
-
 def resolve_target(model: keras.Model, target: Any, n: int) -> Target:
     """Turns a user's target into a score function and per-example arguments.
 
@@ -295,7 +289,7 @@ def _unit_target(model: keras.Model, target: tuple, n: int) -> Target:
         raise ValueError(f"Channel must be >= 0; got {unit[0]}.")
     if len(unit) == 3 and (unit[1] < 0 or unit[2] < 0):
         raise ValueError(f"Unit position (y, x) must be >= 0; got {tuple(unit[1:])}.")
-    shape = _layer_output_shape(info.layer)
+    shape = output_shape(info.layer)
     if shape is not None:
         if shape[-1] is not None and unit[0] >= shape[-1]:
             raise ValueError(

@@ -1,5 +1,5 @@
-"""The shared base of the attribution callbacks: probe validation, rendering of overlays, and
-the records of docs/log-format.md (probe images, overlays, raw maps, localisation scalars).
+"""The shared base of the attribution callbacks: schedule -> the registered methods on the
+probe images -> `keras_cnnvis.render.attribution` -> the records of docs/log-format.md.
 """
 
 from __future__ import annotations
@@ -9,50 +9,44 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from keras_cnnvis import image, inputs
-from keras_cnnvis.attribution._common import upsample as resize_maps
+from keras_cnnvis import inputs
+from keras_cnnvis.attribution.localization import energy_in_mask, pointing_game
+from keras_cnnvis.attribution.registry import Method, choose, lookup, names
+from keras_cnnvis.attribution.targets import resolve_target
 from keras_cnnvis.callbacks.base import MonitorCallback
-from keras_cnnvis.model import instance_function, output_activation
+from keras_cnnvis.model import find_layer, instance_function, output_activation
+from keras_cnnvis.render import attribution as render
+from keras_cnnvis.render import image
+from keras_cnnvis.render.attribution import MAX_MAP_SIDE, display_maps, map_size
 
-MAX_MAP_SIDE = 64
-# Methods whose maps are smooth (shown scaled by their maximum); gradient maps are spiky
-# and are scaled by their 99th percentile instead, as is usual for saliency displays.
-SMOOTH_METHODS = ("grad_cam", "grad_cam_plus_plus", "layer_cam", "score_cam", "cam", "occlusion")
+__all__ = [
+    "AttributionCallback",
+    "MAX_MAP_SIDE",
+    "SMOOTH_METHODS",
+    "display_maps",
+    "map_size",
+]
 
 _PROBES_WRITTEN: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def display_maps(maps: np.ndarray, method: str) -> np.ndarray:
-    """Scales `(N, H, W)` maps to [0, 1] by magnitude for display, one scale per map."""
-    mags = np.abs(np.asarray(maps, np.float32))
-    q = 100.0 if method in SMOOTH_METHODS else 99.0
-    top = np.percentile(mags.reshape(len(mags), -1), q, axis=1).reshape(-1, 1, 1)
-    return np.clip(np.where(top > 0, mags / np.where(top > 0, top, 1), 0), 0, 1).astype(np.float32)
-
-
-def map_size(height: int, width: int, limit: int = MAX_MAP_SIDE) -> tuple[int, int]:
-    """The stored size of a map: the probe size, shrunk to fit `limit` x `limit`."""
-    scale = min(1.0, limit / max(height, width))
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
-def method_names(methods: str | Sequence[str], allowed: Sequence[str], owner: str) -> list[str]:
-    """`methods` as a list of names, each one of `allowed`; ValueError otherwise."""
-    names = [methods] if isinstance(methods, str) else list(methods)
-    if not names or any(m not in allowed for m in names):
-        raise ValueError(f"{owner} methods must be some of {tuple(allowed)}; got {methods!r}.")
-    return names
+def __getattr__(name: str):
+    if name == "SMOOTH_METHODS":  # derived from the registry, so it includes new methods
+        return names(display="smooth")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class AttributionCallback(MonitorCallback):
     """Logs attribution maps of fixed probe images every few epochs (base class).
 
-    Subclasses set `self.methods` to `[(name, function, kwargs), ...]` and may extend
-    `setup()`. For each method and logged step this writes the overlays
-    `attribution/<method>` (one image per probe), the raw maps `json/attribution/<method>`
-    (at most 64x64, scaled to [0, 1]) and, when masks are given, the scalars
-    `localization/<method>/energy_in_mask` and `localization/<method>/pointing_game`;
-    the probes themselves go to `probes/images` once per step.
+    A subclass names its registry `family` and calls `offer(methods, **settings)` in its
+    constructor; `setup()` looks the methods up in `keras_cnnvis.attribution.registry` and
+    checks them against the model. For each method and logged step this writes the
+    overlays `attribution/<method>` (one image per probe), the raw maps
+    `json/attribution/<method>` (at most 64x64, scaled to [0, 1]) and, when masks are
+    given, the scalars `localization/<method>/energy_in_mask` and
+    `localization/<method>/pointing_game`; the probes themselves go to `probes/images`
+    once per step.
 
     Args:
         log_dir: the TensorBoard log directory.
@@ -69,6 +63,9 @@ class AttributionCallback(MonitorCallback):
         run_name: run subdirectory. Defaults to `"cnnvis"`.
         on_error: `"warn"` or `"raise"`. Defaults to `"warn"`.
     """
+
+    family = ""
+    """The registry family whose methods this callback offers (`registry.FAMILIES`)."""
 
     def __init__(
         self,
@@ -91,14 +88,23 @@ class AttributionCallback(MonitorCallback):
         self.class_names = None if class_names is None else [str(c) for c in class_names]
         self.target = target
         self.alpha = float(alpha)
-        self.methods: list[tuple[str, Any, dict]] = []
+        self.method_names: list[str] = []
+        self.settings: dict = {}
+        self.methods: list[tuple[Method, dict]] = []
         self._probe: np.ndarray | None = None
         self._target: Any = None
 
+    def offer(self, methods: str | Sequence[str], **settings: Any) -> None:
+        """Chooses the methods to log and the settings passed to those that take them.
+
+        Raises:
+            ValueError: for no method, or one that is not a registered method of `family`.
+        """
+        self.method_names = choose(methods, self.family, type(self).__name__)
+        self.settings = settings
+
     # -- validation ---------------------------------------------------------------------
     def setup(self) -> None:
-        from keras_cnnvis.attribution.targets import resolve_target
-
         name = type(self).__name__
         try:
             probe = inputs.check_images(self.probe, self.model, "probe images")
@@ -120,6 +126,11 @@ class AttributionCallback(MonitorCallback):
             self.masks = masks
         self._target = self._resolve_target_choice()
         resolve_target(self.model, self._target, n)  # raises for bad classes or units
+        self.methods = []
+        for method in map(lookup, self.method_names):
+            kwargs = method.kwargs(self.settings)
+            method.check(self.model, probe, **kwargs)  # messages name the method
+            self.methods.append((method, kwargs))
         self._probe = probe
         self._predict = instance_function(self._call_model)  # compiled once per fit
         self._activation = output_activation(self.model).name
@@ -142,14 +153,32 @@ class AttributionCallback(MonitorCallback):
 
     # -- logging ------------------------------------------------------------------------
     def log(self, step: int, logs: dict | None = None) -> None:
-        probe = self._probe
+        probe, writer = self._probe, self.writer
         shown = image.display_images(probe)
         scale = image.auto_scale(max(probe.shape[1:3]), target=128, max_scale=4)
         self._write_probes(shown, scale, step)
-        predictions, probabilities = self._predictions(probe)
-        for method, fn, kwargs in self.methods:
-            maps = fn(self.model, probe, target=self._target, **kwargs)
-            self._write(method, maps, kwargs, shown, scale, predictions, probabilities, step)
+        probes = self._probe_classes(probe)
+        target = self._target_name()
+        for method, kwargs in self.methods:
+            maps = method.fn(self.model, probe, target=self._target, **kwargs)
+            shown_maps = render.display_maps(maps, method.display)
+            overlays = render.overlays(shown, shown_maps, self.alpha)
+            writer.images(f"attribution/{method.name}", image.upscale(overlays, scale), step)
+            layer = kwargs.get("layer")
+            record = render.attribution_record(
+                method.name,
+                shown_maps,
+                layer=None if layer is None else find_layer(self.model, layer).path,
+                target=target,
+                class_names=self.class_names,
+                **probes,
+            )
+            writer.json(f"json/attribution/{method.name}", record, step, kind="attribution")
+            if self.masks is not None:
+                energy = float(np.nanmean(energy_in_mask(maps, self.masks)))
+                hits = float(np.nanmean(pointing_game(maps, self.masks)))
+                writer.scalar(f"localization/{method.name}/energy_in_mask", energy, step)
+                writer.scalar(f"localization/{method.name}/pointing_game", hits, step)
 
     def _write_probes(self, shown: np.ndarray, scale: int, step: int) -> None:
         writer = self.writer
@@ -160,16 +189,29 @@ class AttributionCallback(MonitorCallback):
         written.add(key)
         writer.images("probes/images", image.upscale(shown, scale), step)
 
-    def _predictions(self, probe: np.ndarray):
-        out = self._predict(probe)
-        if isinstance(out, (list, tuple)) and len(out) == 1:
-            out = out[0]
-        if isinstance(out, (list, tuple, dict)):
-            return None, None
-        out = np.asarray(out, np.float32)
-        if out.ndim != 2:
-            return None, None
-        return inputs.predicted_classes(out, self._activation), out
+    def _probe_classes(self, probe: np.ndarray) -> dict:
+        """The probes' labels, predicted and explained classes, and explained scores."""
+        outputs, predictions = self._predict(probe), None
+        if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
+            outputs = outputs[0]
+        if isinstance(outputs, (list, tuple, dict)):
+            outputs = None
+        else:
+            outputs = np.asarray(outputs, np.float32)
+            if outputs.ndim == 2:
+                predictions = inputs.predicted_classes(outputs, self._activation)
+            else:
+                outputs = None
+        classes = self._explained_classes(predictions)
+        scores = None
+        if classes is not None and outputs is not None:
+            scores = inputs.class_scores(outputs, classes, self._activation)
+        return {
+            "labels": self.labels,
+            "predictions": predictions,
+            "classes": classes,
+            "scores": scores,
+        }
 
     def _explained_classes(self, predictions) -> np.ndarray | None:
         target = self._target
@@ -181,56 +223,6 @@ class AttributionCallback(MonitorCallback):
         if isinstance(target, np.ndarray) and target.ndim == 1:
             return target.astype(np.int64)
         return None
-
-    def _write(self, method, maps, kwargs, shown, scale, predictions, probabilities, step):
-        writer = self.writer
-        norm = display_maps(maps, method)
-        overlays = np.stack(
-            [image.overlay(img, m, alpha=self.alpha) for img, m in zip(shown, norm)]
-        )
-        writer.images(f"attribution/{method}", image.upscale(overlays, scale), step)
-        size = map_size(*norm.shape[1:3])
-        small = np.clip(resize_maps(norm, size), 0, 1)
-        classes = self._explained_classes(predictions)
-        scores = None
-        if classes is not None and probabilities is not None:
-            scores = inputs.class_scores(probabilities, classes, self._activation)
-        probes = []
-        for i in range(len(norm)):
-            cls = None if classes is None else int(classes[i])
-            probes.append(
-                {
-                    "label": None if self.labels is None else int(self.labels[i]),
-                    "prediction": None if predictions is None else int(predictions[i]),
-                    "class": cls,
-                    "score": None if scores is None else float(scores[i]),
-                }
-            )
-        layer = kwargs.get("layer")
-        payload = {
-            "method": method,
-            "layer": self._layer_path(layer),
-            "size": [int(size[0]), int(size[1])],
-            "target": self._target_name(),
-            "class_names": self.class_names,
-            "probes": probes,
-            "maps": [np.round(m.reshape(-1).astype(np.float64), 3).tolist() for m in small],
-        }
-        writer.json(f"json/attribution/{method}", payload, step, kind="attribution")
-        if self.masks is not None:
-            from keras_cnnvis.attribution.localization import energy_in_mask, pointing_game
-
-            energy = float(np.nanmean(energy_in_mask(maps, self.masks)))
-            hits = float(np.nanmean(pointing_game(maps, self.masks)))
-            writer.scalar(f"localization/{method}/energy_in_mask", energy, step)
-            writer.scalar(f"localization/{method}/pointing_game", hits, step)
-
-    def _layer_path(self, layer) -> str | None:
-        if layer is None:
-            return None
-        from keras_cnnvis.model import find_layer
-
-        return find_layer(self.model, layer).path
 
     def _target_name(self) -> str:
         target = self.target

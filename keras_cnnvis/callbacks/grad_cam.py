@@ -6,16 +6,14 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from keras_cnnvis.callbacks.attribution_base import AttributionCallback, method_names
+from keras_cnnvis.attribution.registry import names
+from keras_cnnvis.callbacks.attribution_base import AttributionCallback
 
-CAM_METHODS = (
-    "grad_cam",
-    "grad_cam_plus_plus",
-    "layer_cam",
-    "guided_grad_cam",
-    "score_cam",
-    "cam",
-)
+
+def __getattr__(name: str):
+    if name == "CAM_METHODS":  # derived from the registry, so it includes new methods
+        return names("cam")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class GradCAMCallback(AttributionCallback):
@@ -43,7 +41,8 @@ class GradCAMCallback(AttributionCallback):
         layer: the convolution layer (name, nested path or `"last_conv"`).
             Defaults to `"last_conv"`.
         methods: one or more of `"grad_cam"`, `"grad_cam_plus_plus"`, `"layer_cam"`,
-            `"guided_grad_cam"`, `"score_cam"`, `"cam"`. Defaults to `("grad_cam",)`.
+            `"guided_grad_cam"`, `"score_cam"`, `"cam"` (or any method registered with
+            `family="cam"`, see `attribution.registry`). Defaults to `("grad_cam",)`.
         target: None (labels if given, else the prediction), `"predicted"`, `"label"`, a
             class index, a callable score or a hidden unit. Defaults to None.
         alpha: heatmap weight in the overlays. Defaults to 0.5.
@@ -57,6 +56,8 @@ class GradCAMCallback(AttributionCallback):
             layer, a layer without spatial output, probes that do not fit the model, or
             labels/masks that do not match the probes.
     """
+
+    family = "cam"
 
     def __init__(
         self,
@@ -87,26 +88,5 @@ class GradCAMCallback(AttributionCallback):
             run_name,
             on_error,
         )
-        names = method_names(methods, CAM_METHODS, "GradCAMCallback")
         self.layer = layer
-        self.method_names = names
-
-    def setup(self) -> None:
-        from keras_cnnvis import attribution as A
-        from keras_cnnvis.attribution._common import spatial_layer
-        from keras_cnnvis.attribution.cam import cam_head
-        from keras_cnnvis.model import relu_sites
-
-        super().setup()
-        for name in self.method_names:
-            spatial_layer(self.model, self.layer, name)
-            if name == "cam":
-                cam_head(self.model, self.layer)
-            if name == "guided_grad_cam" and not relu_sites(self.model):
-                raise ValueError(
-                    f"guided_grad_cam needs ReLU activations; model '{self.model.name}' "
-                    "has none that can be overridden. Choose another method."
-                )
-        self.methods = [
-            (name, A.get_method(name), {"layer": self.layer}) for name in self.method_names
-        ]
+        self.offer(methods, layer=layer)

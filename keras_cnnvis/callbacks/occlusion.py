@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from keras_cnnvis.attribution.occlusion import size_pair
 from keras_cnnvis.callbacks.attribution_base import AttributionCallback
 
 
@@ -50,6 +51,8 @@ class OcclusionCallback(AttributionCallback):
             probes that do not fit the model, or labels/masks that do not match them.
     """
 
+    family = "occlusion"
+
     def __init__(
         self,
         log_dir: str,
@@ -68,8 +71,6 @@ class OcclusionCallback(AttributionCallback):
         run_name: str = "cnnvis",
         on_error: str = "warn",
     ):
-        from keras_cnnvis.attribution.occlusion import _pair
-
         super().__init__(
             log_dir,
             probe,
@@ -83,27 +84,14 @@ class OcclusionCallback(AttributionCallback):
             run_name,
             on_error,
         )
-        self.patch = _pair(patch, "patch")
-        self.stride = _pair(stride, "stride")
+        self.patch = size_pair(patch, "patch")
+        self.stride = size_pair(stride, "stride")
         self.fill = fill
         self.batch_size = int(batch_size)
-
-    def setup(self) -> None:
-        from keras_cnnvis import attribution as A
-        from keras_cnnvis.attribution.occlusion import _fill
-
-        super().setup()
-        height, width = self._probe.shape[1:3]
-        if self.patch[0] > height or self.patch[1] > width:
-            raise ValueError(
-                f"OcclusionCallback: patch {self.patch} is larger than the probe images "
-                f"({height}x{width}); choose a smaller patch."
-            )
-        _fill(self._probe, self.fill)  # raises for a bad fill
-        kwargs = {
-            "patch": self.patch,
-            "stride": self.stride,
-            "fill": self.fill,
-            "batch_size": self.batch_size,
-        }
-        self.methods = [("occlusion", A.occlusion, kwargs)]
+        self.offer(
+            "occlusion",
+            patch=self.patch,
+            stride=self.stride,
+            fill=fill,
+            batch_size=self.batch_size,
+        )

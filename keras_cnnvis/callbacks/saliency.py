@@ -6,16 +6,14 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from keras_cnnvis.callbacks.attribution_base import AttributionCallback, method_names
+from keras_cnnvis.attribution.registry import names
+from keras_cnnvis.callbacks.attribution_base import AttributionCallback
 
-GRADIENT_METHODS = (
-    "saliency",
-    "smoothgrad",
-    "integrated_gradients",
-    "guided_backprop",
-    "deconvnet",
-    "gradient_x_input",
-)
+
+def __getattr__(name: str):
+    if name == "GRADIENT_METHODS":  # derived from the registry, so it includes new methods
+        return names("gradient")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class SaliencyCallback(AttributionCallback):
@@ -41,7 +39,8 @@ class SaliencyCallback(AttributionCallback):
         class_names: class names for the dashboard. Defaults to None.
         methods: one or more of `"saliency"`, `"smoothgrad"` (SmoothGrad on saliency),
             `"integrated_gradients"`, `"guided_backprop"`, `"deconvnet"`,
-            `"gradient_x_input"`. Defaults to `("saliency",)`.
+            `"gradient_x_input"` (or any method registered with `family="gradient"`, see
+            `attribution.registry`). Defaults to `("saliency",)`.
         n_samples: SmoothGrad's noisy copies. Defaults to 20.
         noise_level: SmoothGrad's noise, a fraction of the image range. Defaults to 0.15.
         steps: integrated-gradients steps. Defaults to 32.
@@ -60,6 +59,8 @@ class SaliencyCallback(AttributionCallback):
             `on_train_begin`, for probes that do not fit the model, labels or masks that
             do not match them, or guided methods on a model without ReLU.
     """
+
+    family = "gradient"
 
     def __init__(
         self,
@@ -93,32 +94,12 @@ class SaliencyCallback(AttributionCallback):
             run_name,
             on_error,
         )
-        names = method_names(methods, GRADIENT_METHODS, "SaliencyCallback")
+        self.offer(
+            methods, n_samples=n_samples, noise_level=noise_level, steps=steps, baseline=baseline
+        )
         if not isinstance(n_samples, int) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive int; got {n_samples!r}.")
         if not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps must be a positive int; got {steps!r}.")
         if not noise_level >= 0:
             raise ValueError(f"noise_level must be >= 0; got {noise_level!r}.")
-        self.method_names = names
-        self.options = {
-            "smoothgrad": {"n_samples": n_samples, "noise_level": noise_level},
-            "integrated_gradients": {"steps": steps, "baseline": baseline},
-        }
-
-    def setup(self) -> None:
-        from keras_cnnvis import attribution as A
-        from keras_cnnvis.model import relu_sites
-
-        super().setup()
-        guided = [m for m in self.method_names if m in ("guided_backprop", "deconvnet")]
-        if guided and not relu_sites(self.model):
-            raise ValueError(
-                f"{guided[0]} needs ReLU activations; model '{self.model.name}' has none "
-                "that can be overridden (activation='relu' or ReLU layers). Choose "
-                "another method."
-            )
-        self.methods = [
-            (name, A.get_method(name), dict(self.options.get(name, {})))
-            for name in self.method_names
-        ]
