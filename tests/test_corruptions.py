@@ -429,10 +429,10 @@ MEAN_KEEPING = {
 
 
 @pytest.mark.parametrize("name", CORRUPTIONS)
-@pytest.mark.parametrize("size", [64, 100, 224])
+@pytest.mark.parametrize("size", [64, 100, 224, (40, 72)])
 def test_every_corruption_works_on_grayscale_and_any_size(name, size):
     n = 1 if size == 224 else 2
-    x = photos(n, size)
+    x = photos(n, size) if isinstance(size, int) else photos(n, max(size))[:, : size[0]]
     gray = x[..., :1]
     for images in (x, gray):
         kept = images.copy()

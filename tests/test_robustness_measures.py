@@ -158,6 +158,10 @@ def test_adversarial_accuracy_breaks_at_the_known_epsilon():
     np.testing.assert_array_equal(fgsm, [0.0])
     with pytest.raises(ValueError, match="epsilons"):
         adversarial_accuracy(model, x, y, epsilons=[2.0])
+    binary = brightness_classifier("sigmoid")
+    np.testing.assert_array_equal(adversarial_accuracy(binary, x, y, epsilons=[0]), [1.0])
+    with pytest.raises(ValueError, match="one output unit"):
+        adversarial_accuracy(binary, x, y, epsilons=[0, 0.1])
 
 
 def test_demo_cnn_loses_accuracy_as_noise_and_blur_grow(trained_demo):

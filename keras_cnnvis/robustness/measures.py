@@ -104,6 +104,7 @@ class _Classes:
         self.to_input = to_input
         self.activation = output_activation(model).name
         self.forward = BatchFunction(predict_fn(model))
+        self.units: int | None = None  # scores per example, known after the first call
 
     def __call__(self, x01: np.ndarray) -> np.ndarray:
         from keras_cnnvis.inputs import predicted_classes
@@ -111,7 +112,9 @@ class _Classes:
         out = []
         for start in range(0, len(x01), self.batch_size):
             batch = np.asarray(self.to_input(x01[start : start + self.batch_size]), np.float32)
-            out.append(predicted_classes(np.asarray(self.forward(batch)), self.activation))
+            scores = np.asarray(self.forward(batch))
+            self.units = scores.shape[-1] if scores.ndim == 2 else 1
+            out.append(predicted_classes(scores, self.activation))
         return np.concatenate(out)
 
 
@@ -242,7 +245,8 @@ def adversarial_accuracy(
 
     Raises:
         ValueError: for epsilons outside [0, 1], an unknown method, images the model does
-            not take or labels that are not one per image.
+            not take, labels that are not one per image, or a one-unit binary head with
+            an epsilon above 0 (the attack needs one score per class).
     """
     from keras_cnnvis.synthesis.adversarial import adversarial_example
 
@@ -256,22 +260,30 @@ def adversarial_accuracy(
     x01, labels = _prepare(model, x, y, value_range)
     to_input = _input_fn(value_range, preprocess)
     classes = _Classes(model, batch_size, to_input)
+    clean = float(np.mean(classes(x01) == labels))
+    if classes.units == 1 and np.any(eps > 0):
+        raise ValueError(
+            f"Model '{model.name}' has one output unit (a binary head); the PGD attack's "
+            "class-margin objective needs one score per class. Give the model a 2-way "
+            "softmax head, or measure epsilon 0 only."
+        )
     out = np.zeros(len(eps))
     for i, epsilon in enumerate(eps):
-        attacked = x01
-        if epsilon > 0:
-            attacked = adversarial_example(
-                model,
-                x01,
-                method=method,
-                epsilon=float(epsilon),
-                steps=steps,
-                step_size=step_size,
-                labels=labels,
-                preprocess=to_input,
-                seed=seed,
-                batch_size=batch_size,
-            )
+        if epsilon == 0:
+            out[i] = clean
+            continue
+        attacked = adversarial_example(
+            model,
+            x01,
+            method=method,
+            epsilon=float(epsilon),
+            steps=steps,
+            step_size=step_size,
+            labels=labels,
+            preprocess=to_input,
+            seed=seed,
+            batch_size=batch_size,
+        )
         out[i] = float(np.mean(classes(attacked) == labels))
     return out
 
