@@ -3,20 +3,27 @@ applies one to a batch of images at a severity from 1 to 5.
 
 The definitions and severity constants are those of the reference generators, per image
 size: the CIFAR-10-C generator's for 32 px images, Tiny-ImageNet-C's for 64 px and
-ImageNet-C's for 224 px, reimplemented on numpy, OpenCV and scipy (no ImageMagick: motion
-blur is ImageMagick's one-sided Gaussian line kernel applied with OpenCV; frost uses a
-procedural texture instead of the six photographs).
+ImageNet-C's for 224 px, reimplemented on numpy, OpenCV and scipy. No ImageMagick: motion
+blur (and the snow's streaks) is ImageMagick's one-sided Gaussian line kernel applied with
+OpenCV; frost uses a procedural texture instead of the six photographs. Where the
+reference code does something other than it says, we follow what it does, since that made
+the published sets: glass blur copies neighbours rather than swapping them (see
+`blur.glass_sources`).
 
 Other sizes use the constants of the nearest reference size on a log scale (shorter side
 below 45 px: CIFAR-10-C; below 120 px: Tiny-ImageNet-C; from 120 px on: ImageNet-C), with
 every spatial constant (blur radii and sigmas, glass-blur displacement, affine jitter)
 multiplied by `side / reference side`, so it covers the same fraction of the image as in
-the reference set; zoom factors, pixelation fractions, noise levels and JPEG qualities are
-relative and kept. Random layers (snow flakes, spatter liquid, elastic displacements) are
-drawn on the reference grid and resized to the image, so their statistics match the
-reference set's; the fog fractal is drawn at the image's size. At 32, 64 and 224 px this
-is the reference exactly (up to the random numbers and the reference's rounding to 8 bits
-between steps, which we skip).
+the reference set (for 299 px Inception inputs the authors raised ImageNet-C's radii by
+about the same factor); zoom factors, pixelation fractions, noise levels and JPEG
+qualities are relative and kept. Random layers (snow flakes, spatter liquid, elastic
+displacements) are drawn on the reference grid and resized to the image, so their
+statistics match the reference set's; the fog fractal is drawn at the image's size. At
+32, 64 and 224 px this is the reference exactly, up to the random numbers and the
+reference's rounding to 8 bits between steps, which we skip.
+
+Grayscale images: the colour corruptions (saturate, snow, frost, spatter) run on the
+image as RGB and return its BT.601 luma; the others work on each channel as it is.
 """
 
 from __future__ import annotations
