@@ -13,7 +13,9 @@ from keras_cnnvis import inputs
 from keras_cnnvis.model import FeatureExtractor, output_activation
 
 
-def classes_from_outputs(outputs: Any, activation: str | None = None) -> tuple[np.ndarray, int]:
+def classes_from_outputs(
+    outputs: Any, activation: str | None = None, dense: bool = False
+) -> tuple[np.ndarray, int]:
     """Predicted classes and the number of classes of classifier outputs.
 
     The classes follow `keras_cnnvis.inputs.predicted_classes` (argmax of `(N, C)` scores;
@@ -23,6 +25,7 @@ def classes_from_outputs(outputs: Any, activation: str | None = None) -> tuple[n
         outputs: the model's outputs.
         activation: the model's final activation (`output_activation(model).name`).
             Defaults to None (a one-unit output inside [0, 1] is read as a probability).
+        dense: per-pixel outputs (segmentation): one class per pixel. Defaults to False.
 
     Returns:
         `(classes, n_classes)`: int64 `(N,)` and the number of classes.
@@ -30,7 +33,8 @@ def classes_from_outputs(outputs: Any, activation: str | None = None) -> tuple[n
     Raises:
         ValueError: for outputs that are not class scores.
     """
-    return inputs.predicted_classes(outputs, activation), inputs.n_classes_of(outputs)
+    classes = inputs.predicted_classes(outputs, activation, dense=dense)
+    return classes, inputs.n_classes_of(outputs)
 
 
 def count_confusions(y_true: Any, y_pred: Any, n_classes: int) -> np.ndarray:
@@ -39,8 +43,8 @@ def count_confusions(y_true: Any, y_pred: Any, n_classes: int) -> np.ndarray:
     Raises:
         ValueError: for label arrays of different lengths or classes out of range.
     """
-    t = inputs.class_labels(y_true)
-    p = inputs.class_labels(y_pred, len(t))
+    t = inputs.class_labels(np.reshape(y_true, -1) if np.ndim(y_true) > 2 else y_true)
+    p = inputs.class_labels(np.reshape(y_pred, -1) if np.ndim(y_pred) > 2 else y_pred, len(t))
     for name, v in (("label", t), ("prediction", p)):
         if len(v) and (v.min() < 0 or v.max() >= n_classes):
             bad = int(v[(v < 0) | (v >= n_classes)][0])
@@ -102,11 +106,17 @@ def confusion_matrix(
             image, a class out of range, or outputs that are not class scores.
     """
     x = inputs.check_images(x, model)
-    y = inputs.class_labels(y, len(x))
+    dense = inputs.is_pixel_labels(y, len(x))
+    y = inputs.pixel_labels(y, len(x)) if dense else inputs.class_labels(y, len(x))
     if extractor is None:
         extractor = FeatureExtractor(model, [], batch_size=batch_size)
     _, outputs = extractor(x)
-    pred, n_out = classes_from_outputs(outputs, output_activation(model).name)
+    pred, n_out = classes_from_outputs(outputs, output_activation(model).name, dense)
+    if dense and pred.shape != y.shape:
+        raise ValueError(
+            f"Per-pixel labels of shape {y.shape[1:]} do not match the model's output maps "
+            f"{pred.shape[1:]}; pass masks at the output's resolution."
+        )
     return count_confusions(y, pred, int(n_classes or n_out))
 
 

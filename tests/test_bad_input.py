@@ -209,13 +209,14 @@ CASES = [
         r"Wrap it in a model with one image input\.$",
     ),
     (
+        # Supported since the real-recipes work: the first output is explained.
         "multi-output model without an output choice",
         two_outputs,
         cnnvis(validation_data=(X_VAL, Y_VAL)),
-        "begin",
-        ValueError,
-        r"^CNNVisCallback: model 'two_outputs' has 2 outputs; its monitors explain one output "
-        r"of class scores\. .*include=\('filters',\).*target=lambda outputs: outputs\[0\]",
+        "warn",
+        UserWarning,
+        r"^CNNVisCallback: model 'two_outputs' has 2 outputs; the monitors explain the first\. "
+        r"Pass output=<index> to choose another\.$",
     ),
     (
         "multi-output model, Grad-CAM without a target",

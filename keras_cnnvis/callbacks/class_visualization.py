@@ -8,9 +8,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from keras_cnnvis import image
+from keras_cnnvis import image, inputs
 from keras_cnnvis.callbacks.base import MonitorCallback
-from keras_cnnvis.model import check_image_model, predict_fn
+from keras_cnnvis.model import check_image_model, output_activation, predict_fn
 
 
 class ClassVisualizationCallback(MonitorCallback):
@@ -100,16 +100,34 @@ class ClassVisualizationCallback(MonitorCallback):
             hw = (64, 64)
         channels = int(shape[2]) if shape[2] is not None else 3
         render_shape = hw + (channels,)
-        n = check_classes(self.model, [0], render_shape, self.preprocess)
+        units = check_classes(self.model, [0], render_shape, self.preprocess)
+        # One binary unit is two classes (the one rule of keras_cnnvis.inputs): class 1
+        # maximises the unit, class 0 its opposite.
+        self._binary = units == 1
+        n = 2 if self._binary else units
         classes = (
             self.classes if self.classes is not None else list(range(min(n, self.MAX_CLASSES)))
         )
-        check_classes(self.model, classes, render_shape, self.preprocess)
+        if self._binary:
+            bad = [int(c) for c in classes if not 0 <= int(c) < 2]
+            if bad:
+                raise ValueError(
+                    f"Class index {bad[0]} is out of range: model '{self.model.name}' is a "
+                    "binary classifier with one output unit (classes 0..1)."
+                )
+        else:
+            check_classes(self.model, classes, render_shape, self.preprocess)
         if self.class_names is not None and len(self.class_names) < n:
             raise ValueError(f"{len(self.class_names)} class names for a model with {n} classes.")
         self._classes = classes
         if self._renderer is None or self._model_id != id(self.model):
-            objective = sum(obj.class_logit(c, batch=i) for i, c in enumerate(classes))
+            if self._binary:
+                objective = sum(
+                    obj.class_logit(0, batch=i) * (1.0 if c == 1 else -1.0)
+                    for i, c in enumerate(classes)
+                )
+            else:
+                objective = sum(obj.class_logit(c, batch=i) for i, c in enumerate(classes))
             self._renderer = Renderer(
                 self.model,
                 objective,
@@ -132,7 +150,9 @@ class ClassVisualizationCallback(MonitorCallback):
         if renderer.resize_to is not None:
             x = image.resize(np.asarray(x), renderer.resize_to)
         probs = np.asarray(predict_fn(run_model)(np.asarray(x, np.float32)), np.float32)
-        own = probs[np.arange(len(self._classes)), self._classes]
+        activation = output_activation(run_model).name
+        own = inputs.class_scores(probs, self._classes, activation)
+        predicted = inputs.predicted_classes(probs, activation)
         names = [self.class_names[c] if self.class_names else f"class {c}" for c in self._classes]
         self.writer.images("synthesis/classes", image.display_channels(images), step)
         self.writer.json(
@@ -141,7 +161,7 @@ class ClassVisualizationCallback(MonitorCallback):
                 "classes": self._classes,
                 "class_names": names,
                 "probability": [round(float(p), 4) for p in own],
-                "predicted": probs.argmax(-1).tolist(),
+                "predicted": predicted.tolist(),
                 "steps": self.steps,
                 "size": list(images.shape[1:3]),
             },

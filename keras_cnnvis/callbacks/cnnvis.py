@@ -4,6 +4,7 @@ layer and probe choice, and the rule that no monitor can stop training.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from typing import Any, Sequence
@@ -12,10 +13,18 @@ import keras
 import numpy as np
 
 from keras_cnnvis import inputs
-from keras_cnnvis.callbacks.base import MonitorCallback, is_chief
+from keras_cnnvis.callbacks import plan
+from keras_cnnvis.callbacks.base import (
+    MonitorCallback,
+    check_channels_last,
+    check_writable,
+    is_chief,
+)
 from keras_cnnvis.callbacks.budget import TimeBudget, estimate_cost, guess_cost
 from keras_cnnvis.callbacks.monitors import REGISTRY, MonitorData, monitor_names
-from keras_cnnvis.model import conv_layers
+from keras_cnnvis.callbacks.plan import auto_layers, pick_probes  # noqa: F401 (public)
+from keras_cnnvis.model import input_shape
+from keras_cnnvis.model.head import model_head, output_count, output_view
 
 # Names kept for compatibility; the registry (callbacks/monitors.py) is the one definition.
 CHEAP = monitor_names(cheap=True)
@@ -23,61 +32,6 @@ EXPENSIVE = monitor_names(cheap=False)
 MONITORS = CHEAP + EXPENSIVE
 CLASSES = {name: str(monitor.callback) for name, monitor in REGISTRY.items()}
 NEEDS_DATA = tuple(name for name, monitor in REGISTRY.items() if monitor.needs)
-
-
-def auto_layers(model: keras.Model, n: int = 4) -> list[str]:
-    """Up to `n` convolution layers spread evenly from the first to the last (paths)."""
-    convs = [info.path for info in conv_layers(model)]
-    if len(convs) <= n:
-        return convs
-    picks = np.unique(np.round(np.linspace(0, len(convs) - 1, n)).astype(int))
-    return [convs[i] for i in picks]
-
-
-def pick_probes(labels: np.ndarray | None, n_examples: int, n: int) -> np.ndarray:
-    """Indices of `n` probe examples: round-robin over classes when labels are known."""
-    if labels is None:
-        return np.arange(min(n, n_examples))
-    return inputs.balanced_indices(labels, n)
-
-
-def _check_options(options: dict) -> None:
-    """Raises for per-monitor options that are not arguments of that monitor's callback."""
-    import inspect
-
-    for name, kwargs in options.items():
-        cls = REGISTRY[name].callback_class
-        if not isinstance(kwargs, dict):
-            raise ValueError(
-                f"options['{name}'] must be a dict of {cls.__name__} arguments; got "
-                f"{type(kwargs).__name__}."
-            )
-        takes = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-        unknown = sorted(set(kwargs) - set(takes))
-        if unknown:
-            raise ValueError(
-                f"options['{name}'] has {unknown}, which {cls.__name__} does not take; its "
-                f"arguments are {takes}."
-            )
-
-
-def _check_masks(masks: Any, probe: Any, x_val: Any, limit: int) -> np.ndarray | None:
-    """Masks as an array with one mask per probe image (if given) or validation image."""
-    if masks is None:
-        return None
-    masks = np.asarray(masks)
-    if probe is not None:
-        n, what = len(probe), "probe image"
-    elif x_val is not None:
-        masks, n, what = masks[:limit], len(x_val), "validation image"
-    else:
-        raise ValueError(
-            "masks were given without probe images or validation_data to go with them; "
-            "pass one of them, or leave masks None."
-        )
-    if len(masks) != n:
-        raise ValueError(f"masks must hold one mask per {what} ({n}); got {len(masks)}.")
-    return masks
 
 
 class CNNVisCallback(keras.callbacks.Callback):
@@ -163,6 +117,7 @@ class CNNVisCallback(keras.callbacks.Callback):
         run_name: str = "cnnvis",
         on_error: str = "warn",
         budget: float | None = 0.1,
+        output: int | None = None,
     ):
         super().__init__()
         self.budget = TimeBudget(budget)
@@ -180,15 +135,19 @@ class CNNVisCallback(keras.callbacks.Callback):
         self.layers = layers
         self.expensive_every = expensive_every
         self.options = dict(options or {})
-        _check_options(self.options)
-        self.x_val = self.y_val = None
+        plan.check_options(self.options, REGISTRY)
+        if output is not None and (not isinstance(output, int) or output < 0):
+            raise ValueError(f"output must be an output index >= 0 or None; got {output!r}.")
+        self.output = output
+        self.x_val = self.y_val = self.y_pixels = self.label_kind = None
         if validation_data is not None:
             self.x_val, y = inputs.labelled_arrays(validation_data, max_examples)
-            self.y_val = None if y is None else inputs.class_labels(y, len(self.x_val))
             if len(self.x_val) == 0:
                 raise ValueError("validation_data holds no examples; pass some or leave it None.")
+            if y is not None:
+                self.y_val, self.y_pixels, self.label_kind = plan.split_labels(y, len(self.x_val))
         probe = None if probe is None else inputs.as_image_array(probe, "probe images")
-        self.masks_val = _check_masks(masks, probe, self.x_val, max_examples)
+        self.masks_val = plan.check_masks(masks, probe, self.x_val, max_examples)
         if probe is not None:
             self.probe = probe
             self.probe_labels = (
@@ -210,9 +169,12 @@ class CNNVisCallback(keras.callbacks.Callback):
         self.skipped: dict[str, int] = {}  # records the budget skipped in the last fit
         self._mark: float | None = None  # when the callback's own work last finished
         self._writer = None
+        self._view: keras.Model | None = None  # the explained single-output model
+        self.head = None
+        self.not_applicable: dict[str, str] = {}  # monitor -> why it was skipped
 
     # -- building the monitors ----------------------------------------------------------
-    def _data(self, layers: list) -> MonitorData:
+    def _data(self, layers: list, **more) -> MonitorData:
         return MonitorData(
             layers=layers,
             probe=self.probe,
@@ -221,14 +183,35 @@ class CNNVisCallback(keras.callbacks.Callback):
             class_names=self.class_names,
             x_val=self.x_val,
             y_val=self.y_val,
+            y_pixels=self.y_pixels,
+            y_values=self.label_kind == "values",
+            **more,
         )
 
-    def _build(self) -> list[MonitorCallback]:
-        layers = list(self.layers) if self.layers is not None else auto_layers(self.model)
-        data = self._data(layers)
-        monitors = []
+    def _plan(self, model: keras.Model) -> MonitorData:
+        """The monitors' data for `model`: layers from its anatomy, its head's target."""
+        images = self.probe if self.probe is not None else self.x_val
+        shape = None if images is None else tuple(images.shape[1:])
+        layers, kernels, feature_map = plan.anatomy_layers(model, shape)
+        if self.layers is not None:
+            layers = kernels = list(self.layers)
+        return self._data(
+            list(layers),
+            head=self.head,
+            kernel_layers=list(kernels),
+            feature_map=feature_map,
+            target=plan.task_target(self.head),
+        )
+
+    def _build(self, model: keras.Model) -> list[MonitorCallback]:
+        data = self._plan(model)
+        monitors, names = [], []
         for name in self.names:
             monitor = REGISTRY[name]
+            reason = monitor.reason_to_skip(data)
+            if reason is not None:
+                self._skip(name, reason)
+                continue
             kwargs = {
                 **monitor.arguments(data),
                 "log_dir": self.log_dir,
@@ -243,7 +226,19 @@ class CNNVisCallback(keras.callbacks.Callback):
             callback.log_at_end = not monitor.cheap or self.budget.share is not None
             callback.gate = self._gate
             monitors.append(callback)
+            names.append(name)
+        self.names = names
         return monitors
+
+    def _skip(self, name: str, reason: str) -> None:
+        """Leaves a monitor out for this model, with one warning saying why."""
+        self.not_applicable[name] = reason
+        warnings.warn(
+            f"CNNVisCallback: the '{name}' monitor is skipped: {reason}. The other monitors "
+            "run.",
+            UserWarning,
+            stacklevel=3,
+        )
 
     # -- the time budget ----------------------------------------------------------------
     def _gate(self, monitor: MonitorCallback, phase: str) -> bool:
@@ -296,61 +291,63 @@ class CNNVisCallback(keras.callbacks.Callback):
     def set_model(self, model):
         super().set_model(model)
         for monitor in self.monitors:
-            monitor.set_model(model)
+            monitor.set_model(self._view if self._view is not None else model)
+
+    def _drop(self, monitor: MonitorCallback, name: str, reason: str) -> None:
+        index = self.monitors.index(monitor)
+        del self.monitors[index]
+        del self.names[index]
+        self._skip(name, reason)
 
     def set_params(self, params):
         super().set_params(params)
         for monitor in self.monitors:
             monitor.set_params(params)
 
-    def _check_model(self) -> None:
-        """Refuses several outputs; warns about 0-255 images for a model without rescaling."""
-        from keras_cnnvis.model import iter_layers
-
+    def _prepare(self) -> keras.Model:
+        """Reads the model's head, checks what the user can fix, warns about pixel ranges;
+        returns the single-output model the monitors explain."""
         model = self.model
-        try:
-            outputs = list(model.outputs or ())
-        except (AttributeError, ValueError):
-            outputs = []
-        if len(outputs) > 1 and set(self.names) - {"filters"}:
-            raise ValueError(
-                f"CNNVisCallback: model '{model.name}' has {len(outputs)} outputs; its "
-                "monitors explain one output of class scores. Attach it to a model with a "
-                "single output, keep only the weight monitors (include=('filters',)), or "
-                "use single callbacks with a callable target that picks the output, e.g. "
-                "GradCAMCallback(log_dir, probe, target=lambda outputs: outputs[0])."
-            )
-        images = self.x_val if self.x_val is not None else self.probe
-        if images is None or images.size == 0:
-            return
-        lo, hi = float(np.min(images)), float(np.max(images))
-        rescales = (keras.layers.Rescaling, keras.layers.Normalization)
-        if (
-            lo >= 0.0
-            and hi > 2.0
-            and not any(isinstance(i.layer, rescales) for i in iter_layers(model))
-        ):
+        if self.output is None and output_count(model) > 1:
             warnings.warn(
-                f"CNNVisCallback: the images range over [{lo:g}, {hi:g}] (0-255 pixels?) "
-                f"but model '{model.name}' has no Rescaling or Normalization layer. If it "
-                "was trained on inputs in [0, 1], pass the images divided by 255: every "
-                "visualisation shows the model's response to exactly these inputs.",
+                f"CNNVisCallback: model '{model.name}' has {output_count(model)} outputs; the "
+                "monitors explain the first. Pass output=<index> to choose another.",
                 UserWarning,
                 stacklevel=3,
             )
+        self.head = model_head(model, self.output or 0)
+        view = output_view(model, self.output or 0)
+        if self.head.task in ("regression", "dense") and self.label_kind == "classes":
+            self.y_val = self.probe_labels = None  # regression targets are not classes
+        if is_chief(model):
+            check_writable(os.path.join(self.log_dir, self.run_name))
+        check_channels_last(model)
+        input_shape(model)  # raises for several inputs
+        if set(self.names) - {"classes"}:
+            plan.check_has_conv(model)
+        plan.check_user_inputs(view, self.head, self)
+        plan.warn_pixel_range(model, self.x_val if self.x_val is not None else self.probe)
+        return view
 
     def on_train_begin(self, logs=None):
         start = time.perf_counter()
         self.budget.reset()
         self.skipped = {}
         if not self.monitors:
-            self._check_model()
-            self.monitors = self._build()
+            self._view = self._prepare()
+            self.monitors = self._build(self._view)
             for monitor in self.monitors:
-                monitor.set_model(self.model)
+                monitor.set_model(self._view)
                 monitor.set_params(self.params)
-        for monitor in self.monitors:
-            monitor.on_train_begin(logs)
+        for monitor, name in list(zip(self.monitors, self.names)):
+            try:
+                monitor.on_train_begin(logs)
+            except ValueError as error:
+                # What the user can fix was checked above: a monitor that still refuses
+                # this model cannot do it (e.g. no receptive field through a layer).
+                if self.on_error == "raise" and name not in self.not_applicable:
+                    raise
+                self._drop(monitor, name, str(error).rstrip("."))
         if self.budget.share is not None and self.monitors and is_chief(self.model):
             from keras_cnnvis import summary
 

@@ -46,7 +46,9 @@ class ConfusionMatrixCallback(MonitorCallback):
 
     Args:
         log_dir: the TensorBoard log directory.
-        validation_data: `(images, labels)`, labels as class indices or one-hot rows.
+        validation_data: `(images, labels)`, labels as class indices, one-hot rows, or
+            per-pixel masks `(N, H, W)` for a segmentation model (the matrix then counts
+            pixels).
         class_names: one name per class. Defaults to None (`"0"`, `"1"`, ...).
         batch_size: images per compiled call. Defaults to 64.
         every_n_epochs: log after every N-th epoch; 0 turns it off. Defaults to 1.
@@ -79,7 +81,9 @@ class ConfusionMatrixCallback(MonitorCallback):
                 f"{type(validation_data).__name__}."
             )
         self.x = inputs.check_images(validation_data[0], None, "validation images")
-        self.y = inputs.class_labels(validation_data[1], len(self.x))
+        self.dense = inputs.is_pixel_labels(validation_data[1], len(self.x))
+        labels = inputs.pixel_labels if self.dense else inputs.class_labels
+        self.y = labels(validation_data[1], len(self.x))
         self.class_names = None if class_names is None else list(class_names)
         self.batch_size = int(batch_size)
         self._extractor: FeatureExtractor | None = None
@@ -89,7 +93,14 @@ class ConfusionMatrixCallback(MonitorCallback):
         inputs.check_image_shape(self.x, self.model, "validation images")
         self._extractor = FeatureExtractor(self.model, [], batch_size=self.batch_size)
         _, out = self._extractor(self.x[:1])
-        _, n_classes = classes_from_outputs(out, output_activation(self.model).name)
+        pred, n_classes = classes_from_outputs(
+            out, output_activation(self.model).name, dense=self.dense
+        )
+        if self.dense and pred.shape[1:] != self.y.shape[1:]:
+            raise ValueError(
+                f"Per-pixel labels of size {self.y.shape[1:]} do not match the model's output "
+                f"maps {pred.shape[1:]}; pass masks at the output's resolution."
+            )
         self._names = class_names_for(n_classes, self.class_names)
         count_confusions(self.y, np.zeros_like(self.y), n_classes)  # labels in range
 
@@ -97,8 +108,11 @@ class ConfusionMatrixCallback(MonitorCallback):
         matrix = confusion_matrix(self.model, self.x, self.y, extractor=self._extractor)
         acc = per_class_accuracy(matrix)
         overall = float(np.trace(matrix) / max(1, matrix.sum()))
+        unit = "pixels" if self.dense else "n"
         img, _ = render_confusion(
-            matrix, self._names, f"step {step}: accuracy {overall:.3f} (n={int(matrix.sum())})"
+            matrix,
+            self._names,
+            f"step {step}: accuracy {overall:.3f} ({unit}={int(matrix.sum())})",
         )
         self.writer.images("confusion/matrix", img, step)
         for name, value in zip(self._names, acc):
@@ -112,6 +126,7 @@ class ConfusionMatrixCallback(MonitorCallback):
                 "per_class_accuracy": acc,
                 "accuracy": overall,
                 "n_examples": int(matrix.sum()),
+                "per_pixel": bool(self.dense),
             },
             step,
             kind="confusion",

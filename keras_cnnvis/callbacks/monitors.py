@@ -7,7 +7,7 @@ A new monitor is one callback file, one `register_monitor` entry and one test fi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -20,13 +20,21 @@ class MonitorData:
     """What `CNNVisCallback` resolved before it builds its monitors.
 
     Attributes:
-        layers: the watched layers (paths).
+        layers: the watched layers (paths): stage outputs of the model's anatomy unless
+            the user chose them.
         probe: probe images `(N, H, W, C)` or None.
         probe_labels: their classes or None.
         probe_masks: their object masks or None.
         class_names: class names or None.
         x_val: validation images or None.
-        y_val: their classes or None.
+        y_val: their classes (one per example) or None.
+        y_pixels: their per-pixel classes `(N, H, W)` (segmentation) or None.
+        y_values: whether their labels are regression targets (not classes).
+        head: the explained output (`keras_cnnvis.model.head.Head`) or None.
+        kernel_layers: the layers whose kernels the weight monitors show (the main-path
+            convolution producing each watched stage). Defaults to `layers`.
+        feature_map: the Grad-CAM layer (the feature map feeding the head) or None.
+        target: the attribution target for heads without per-example classes, or None.
     """
 
     layers: list
@@ -36,29 +44,46 @@ class MonitorData:
     class_names: list | None = None
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
+    y_pixels: np.ndarray | None = None
+    y_values: bool = False
+    head: Any = None
+    kernel_layers: list | None = None
+    feature_map: Any = None
+    target: Any = None
 
     def has(self, need: str) -> bool:
         """Whether the data a monitor `need`s (one of `NEEDS`) is there."""
         return {
             "probe": self.probe is not None,
             "validation": self.x_val is not None,
-            "labels": self.x_val is not None and self.y_val is not None,
+            "labels": self.x_val is not None
+            and (self.y_val is not None or self.y_pixels is not None or self.y_values),
         }[need]
 
     @property
     def probes(self) -> dict:
         """The probe arguments of the attribution callbacks."""
-        return {
+        out = {
             "probe": self.probe,
             "labels": self.probe_labels,
             "masks": self.probe_masks,
             "class_names": self.class_names,
         }
+        if self.target is not None:
+            out["target"] = self.target
+        return out
+
+    @property
+    def kernels(self) -> list:
+        """The layers of the weight monitors."""
+        return self.layers if self.kernel_layers is None else self.kernel_layers
 
     @property
     def validation(self) -> tuple | None:
-        """`(x_val, y_val)` or None."""
-        return None if self.x_val is None else (self.x_val, self.y_val)
+        """`(x_val, labels)` with per-example or per-pixel labels, or None."""
+        if self.x_val is None:
+            return None
+        return (self.x_val, self.y_val if self.y_pixels is None else self.y_pixels)
 
     def halves(self) -> dict:
         """The validation data split in two: the second half is searched for the first's
@@ -85,6 +110,9 @@ class Monitor:
         needs: data it cannot run without (see `NEEDS`).
         arguments: `fn(MonitorData) -> dict` of the callback's constructor arguments
             (before the schedule and the user's options).
+        applies: `fn(MonitorData) -> reason or None`: why the monitor cannot apply to
+            this (valid) model, e.g. a class-based monitor on a regression head. The
+            monitor is then skipped with one warning giving the reason. Defaults to None.
     """
 
     name: str
@@ -92,6 +120,11 @@ class Monitor:
     cheap: bool
     needs: tuple = ()
     arguments: Callable[[MonitorData], dict] = field(default=lambda data: {})
+    applies: Callable[[MonitorData], str | None] | None = None
+
+    def reason_to_skip(self, data: MonitorData) -> str | None:
+        """Why this monitor cannot run on `data`'s model, or None."""
+        return None if self.applies is None else self.applies(data)
 
     @property
     def callback_class(self) -> type:
@@ -154,10 +187,52 @@ def _first(n: int) -> Callable:
     return lambda data: None if data.probe is None else data.probe[:n]
 
 
+def _task(data: MonitorData) -> str:
+    return "" if data.head is None else data.head.task
+
+
+def _needs_classes(data: MonitorData) -> str | None:
+    if data.head is not None and not data.head.has_classes:
+        return f"the model is a {data.head.describe()}: it predicts no classes"
+    if data.y_values and data.y_val is None and data.y_pixels is None:
+        return "the validation labels are regression targets, not classes"
+    return None
+
+
+def _needs_example_classes(data: MonitorData) -> str | None:
+    if _needs_classes(data) is not None:
+        return _needs_classes(data)
+    if _task(data) in ("segmentation", "dense"):
+        return (
+            f"the model is a {data.head.describe()}: this monitor colours and scores one "
+            "class per image"
+        )
+    if data.y_val is None and data.x_val is not None:
+        return "the validation labels are not one class per image"
+    return None
+
+
+def _needs_class_outputs(data: MonitorData) -> str | None:
+    if _task(data) in ("segmentation", "dense"):
+        return f"the model is a {data.head.describe()}: no class output to maximise"
+    return _needs_classes(data)
+
+
+def _grad_cam(data: MonitorData) -> dict:
+    out = {**data.probes, "methods": ("grad_cam", "layer_cam")}
+    if data.feature_map is not None:
+        out["layer"] = data.feature_map
+    return out
+
+
 for _monitor in (
-    Monitor("filters", "FilterGridCallback", True, (), lambda d: {"layers": d.layers}),
+    Monitor("filters", "FilterGridCallback", True, (), lambda d: {"layers": d.kernels}),
     Monitor(
-        "health", "FilterHealthCallback", True, (), lambda d: {"layers": d.layers, "probe": d.probe}
+        "health",
+        "FilterHealthCallback",
+        True,
+        (),
+        lambda d: {"layers": d.kernels, "probe": d.probe},
     ),
     Monitor(
         "activations",
@@ -166,19 +241,14 @@ for _monitor in (
         ("probe",),
         lambda d: {"probe": _first(4)(d), "layers": d.layers},
     ),
-    Monitor(
-        "grad_cam",
-        "GradCAMCallback",
-        True,
-        ("probe",),
-        lambda d: {**d.probes, "methods": ("grad_cam", "layer_cam")},
-    ),
+    Monitor("grad_cam", "GradCAMCallback", True, ("probe",), _grad_cam),
     Monitor(
         "confusion",
         "ConfusionMatrixCallback",
         True,
         ("probe", "validation", "labels"),
         lambda d: {"validation_data": d.validation, "class_names": d.class_names},
+        _needs_classes,
     ),
     Monitor(
         "saliency",
@@ -201,6 +271,7 @@ for _monitor in (
         False,
         ("probe", "validation", "labels"),
         lambda d: {"data": d.validation, "class_names": d.class_names},
+        _needs_example_classes,
     ),
     Monitor(
         "neighbors",
@@ -208,6 +279,7 @@ for _monitor in (
         False,
         ("probe", "validation", "labels"),
         lambda d: d.halves(),
+        _needs_example_classes,
     ),
     Monitor(
         "classes",
@@ -215,6 +287,7 @@ for _monitor in (
         False,
         (),
         lambda d: {"class_names": d.class_names},
+        _needs_class_outputs,
     ),
 ):
     register_monitor(_monitor)

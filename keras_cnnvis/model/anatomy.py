@@ -78,6 +78,7 @@ class Anatomy:
         side_branches: paths of squeeze-and-excitation gates and shortcut projections,
             skipped by default.
         input_shape: the image shape the model was traced with.
+        main_path: paths of the main path's nodes, in order, ending at `feature_map`.
     """
 
     nodes: list
@@ -86,6 +87,7 @@ class Anatomy:
     blocks: list
     side_branches: list
     input_shape: tuple
+    main_path: list = field(default_factory=list)
 
     @property
     def stage_outputs(self) -> list:
@@ -103,12 +105,31 @@ class Anatomy:
         return None
 
     def pick(self, n: int = 4) -> list:
-        """Up to `n` stage outputs spread from the first to `feature_map` (always kept)."""
+        """Up to `n` layers to watch, from the first stage to `feature_map` (always
+        kept): the stage outputs, spread; when there are fewer stages than `n`, the
+        main path's convolutions and stage outputs, spread."""
         outs = self.stage_outputs
-        if len(outs) <= n:
-            return list(outs)
-        idx = np.unique(np.round(np.linspace(0, len(outs) - 1, n)).astype(int))
-        return [outs[i] for i in idx]
+        pool = outs
+        if len(outs) < n:
+            convs = {node.path for node in self.nodes if is_conv(node.layer)}
+            pool = [p for p in self.main_path if p in convs or p in outs]
+            if outs:
+                pool = pool[: pool.index(outs[-1]) + 1]
+        if len(pool) <= n:
+            return list(pool)
+        idx = np.unique(np.round(np.linspace(0, len(pool) - 1, n)).astype(int))
+        return [pool[i] for i in idx]
+
+    def kernel_of(self, path: str) -> str | None:
+        """The convolution whose kernels explain `path`: itself if it is one, else the
+        main-path convolution producing its stage output."""
+        for node in self.nodes:
+            if node.path == path and is_conv(node.layer):
+                return path
+        for stage in self.stages:
+            if stage.output == path:
+                return stage.conv
+        return None
 
     def table(self) -> str:
         """The anatomy as a text table: one row per stage, then the feature map."""
@@ -402,4 +423,5 @@ def _anatomy(model: keras.Model, shape: tuple) -> Anatomy:
             users[i] = users.get(i, 0) + 1
     blocks = [nodes[j].path for j in doms if users.get(j, 0) >= 2 or j == end]
     side = _side_branches(nodes, keep, doms)
-    return Anatomy(nodes, nodes[end].path, stages, blocks, side, shape)
+    main_path = [nodes[j].path for j in main]
+    return Anatomy(nodes, nodes[end].path, stages, blocks, side, shape, main_path)
