@@ -177,3 +177,17 @@ def test_demo_sequential_subclassed_and_unet():
     anatomy = model_anatomy(unet)
     assert anatomy.feature_map == "d1"  # the input of the per-pixel classifier
     assert anatomy.stage_outputs == ["e1", "e2", "d1"]  # encoder, bottleneck, decoder
+
+
+def test_grad_cam_without_a_layer_is_grad_cam_at_the_feature_map():
+    from keras_cnnvis.attribution import grad_cam, layer_cam
+
+    model = A.ResNet50(weights=None, input_shape=(64, 64, 3), classes=5)
+    x = np.random.default_rng(0).random((2, 64, 64, 3)).astype(np.float32) * 255
+    default = grad_cam(model, x, target=1)
+    np.testing.assert_allclose(default, grad_cam(model, x, target=1, layer="conv5_block3_out"))
+    assert np.abs(default - grad_cam(model, x, target=1, layer="conv5_block3_3_conv")).max() > 0
+    np.testing.assert_allclose(
+        layer_cam(model, x, target=1), layer_cam(model, x, target=1, layer="conv5_block3_out")
+    )
+    assert find_layer(model, "feature_map").path == "conv5_block3_out"

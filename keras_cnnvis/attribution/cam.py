@@ -24,7 +24,7 @@ _PASS_THROUGH = (keras.layers.Dropout, keras.layers.Flatten, keras.layers.Softma
 _OUTPUT_ACTIVATIONS = ("linear", "softmax", "sigmoid")
 
 
-def cam_head(model: keras.Model, layer: Any = "last_conv") -> keras.layers.Dense:
+def cam_head(model: keras.Model, layer: Any = "feature_map") -> keras.layers.Dense:
     """Checks that `layer` is followed by GAP and one Dense layer; returns that Dense.
 
     Raises:
@@ -65,7 +65,7 @@ def cam_head(model: keras.Model, layer: Any = "last_conv") -> keras.layers.Dense
     return dense
 
 
-def _check_head(model: keras.Model, probe: Any, layer: Any = "last_conv", **kwargs: Any) -> None:
+def _check_head(model: keras.Model, probe: Any, layer: Any = "feature_map", **kwargs: Any) -> None:
     cam_head(model, layer)
 
 
@@ -74,7 +74,7 @@ def cam(
     model: keras.Model,
     images: Any,
     target: Any = None,
-    layer: Any = "last_conv",
+    layer: Any = "feature_map",
     upsample: bool = True,
     batch_size: int = 64,
 ) -> np.ndarray:
@@ -95,7 +95,7 @@ def cam(
         images: float `(N, H, W, C)` batch.
         target: None (the predicted class), a class index, or per-image classes/labels.
             Defaults to None.
-        layer: the layer before global average pooling. Defaults to `"last_conv"`.
+        layer: the layer before global average pooling. Defaults to `"feature_map"`.
         upsample: resize the maps to the image size. Defaults to True.
         batch_size: images per compiled call. Defaults to 64.
 

@@ -48,7 +48,7 @@ def grad_cam(
     model: keras.Model,
     images: Any,
     target: Any = None,
-    layer: Any = "last_conv",
+    layer: Any = "feature_map",
     upsample: bool = True,
     logits: bool = True,
     batch_size: int = 64,
@@ -68,7 +68,8 @@ def grad_cam(
         target: what to explain (see `targets.resolve_target`). Defaults to None
             (the predicted class).
         layer: the layer whose feature maps are weighted: a name, a nested path like
-            `"base/conv5"`, or `"last_conv"`. Defaults to `"last_conv"`.
+            `"base/conv5"`, `"last_conv"` or `"feature_map"`. Defaults to `"feature_map"`
+            (the output of the last block before the head, see `model_anatomy`).
         upsample: resize the maps bilinearly to the image size; False keeps the layer's
             resolution. Defaults to True.
         logits: explain the pre-softmax score. Defaults to True.
@@ -92,7 +93,7 @@ def grad_cam_plus_plus(
     model: keras.Model,
     images: Any,
     target: Any = None,
-    layer: Any = "last_conv",
+    layer: Any = "feature_map",
     upsample: bool = True,
     logits: bool = True,
     batch_size: int = 64,
@@ -114,7 +115,8 @@ def grad_cam_plus_plus(
         target: what to explain (see `targets.resolve_target`). Defaults to None
             (the predicted class).
         layer: the layer whose feature maps are weighted: a name, a nested path like
-            `"base/conv5"`, or `"last_conv"`. Defaults to `"last_conv"`.
+            `"base/conv5"`, `"last_conv"` or `"feature_map"`. Defaults to `"feature_map"`
+            (the output of the last block before the head, see `model_anatomy`).
         upsample: resize the maps bilinearly to the image size; False keeps the layer's
             resolution. Defaults to True.
         logits: explain the pre-softmax score. Defaults to True.
@@ -143,7 +145,7 @@ def layer_cam(
     model: keras.Model,
     images: Any,
     target: Any = None,
-    layer: Any = "last_conv",
+    layer: Any = "feature_map",
     upsample: bool = True,
     logits: bool = True,
     batch_size: int = 64,
@@ -164,7 +166,8 @@ def layer_cam(
         target: what to explain (see `targets.resolve_target`). Defaults to None
             (the predicted class).
         layer: the layer whose feature maps are weighted: a name, a nested path like
-            `"base/conv5"`, or `"last_conv"`. Defaults to `"last_conv"`.
+            `"base/conv5"`, `"last_conv"` or `"feature_map"`. Defaults to `"feature_map"`
+            (the output of the last block before the head, see `model_anatomy`).
         upsample: resize the maps bilinearly to the image size; False keeps the layer's
             resolution. Defaults to True.
         logits: explain the pre-softmax score. Defaults to True.
@@ -187,7 +190,7 @@ def guided_grad_cam(
     model: keras.Model,
     images: Any,
     target: Any = None,
-    layer: Any = "last_conv",
+    layer: Any = "feature_map",
     reduce: str | None = "max_abs",
     logits: bool = True,
     batch_size: int = 64,
@@ -206,7 +209,7 @@ def guided_grad_cam(
         model: an image model with ReLU activations (see `guided_backprop`).
         images: float `(N, H, W, C)` batch.
         target: what to explain. Defaults to None (the predicted class).
-        layer: the Grad-CAM layer. Defaults to `"last_conv"`.
+        layer: the Grad-CAM layer. Defaults to `"feature_map"` (see `model_anatomy`).
         reduce: channel reduction of the product, or None to keep channels.
             Defaults to `"max_abs"`.
         logits: explain the pre-softmax score. Defaults to True.

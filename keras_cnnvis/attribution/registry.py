@@ -72,7 +72,7 @@ class Method:
                 `validate` refuses.
         """
         if self.needs_layer:
-            spatial_layer(model, kwargs.get("layer", "last_conv"), self.name)
+            spatial_layer(model, kwargs.get("layer", "feature_map"), self.name)
         if self.needs_relu and not relu_sites(model):
             raise ValueError(
                 f"{self.name} needs ReLU activations; model '{model.name}' has none that can "

@@ -25,7 +25,7 @@ def score_cam(
     model: keras.Model,
     images: Any,
     target: Any = None,
-    layer: Any = "last_conv",
+    layer: Any = "feature_map",
     max_channels: int | None = None,
     upsample: bool = True,
     logits: bool = False,
@@ -50,7 +50,7 @@ def score_cam(
         images: float `(N, H, W, C)` batch.
         target: what to explain (see `targets.resolve_target`). Defaults to None
             (the predicted class of each image).
-        layer: the layer whose feature maps mask the image. Defaults to `"last_conv"`.
+        layer: the layer whose feature maps mask the image. Defaults to `"feature_map"`.
         max_channels: at most this many channels per image. Defaults to None (all).
         upsample: return maps at the image size (else the layer's). Defaults to True.
         logits: score masked images by pre-softmax scores. Defaults to False.

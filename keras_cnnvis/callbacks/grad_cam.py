@@ -38,8 +38,9 @@ class GradCAMCallback(AttributionCallback):
         labels: `(N,)` true classes. Defaults to None.
         masks: `(N, H, W)` object masks (localisation scalars). Defaults to None.
         class_names: class names for the dashboard. Defaults to None.
-        layer: the convolution layer (name, nested path or `"last_conv"`).
-            Defaults to `"last_conv"`.
+        layer: the layer (name, nested path, `"last_conv"` or `"feature_map"`: the output
+            of the last block before the head, see `model_anatomy`). Defaults to
+            `"feature_map"`.
         methods: one or more of `"grad_cam"`, `"grad_cam_plus_plus"`, `"layer_cam"`,
             `"guided_grad_cam"`, `"score_cam"`, `"cam"` (or any method registered with
             `family="cam"`, see `attribution.registry`). Defaults to `("grad_cam",)`.
@@ -66,7 +67,7 @@ class GradCAMCallback(AttributionCallback):
         labels: Any = None,
         masks: Any = None,
         class_names: Sequence[str] | None = None,
-        layer: Any = "last_conv",
+        layer: Any = "feature_map",
         methods: str | Sequence[str] = ("grad_cam",),
         target: Any = None,
         alpha: float = 0.5,

@@ -108,7 +108,9 @@ def find_layer(model: keras.Model, layer: Any) -> LayerInfo:
     """Finds a layer by path, bare name, index or object.
 
     A bare name (e.g. `"conv1"`) matches a layer at any depth if it is unique; a path
-    (`"base/conv1"`) matches exactly. `"last_conv"` selects the last convolution layer.
+    (`"base/conv1"`) matches exactly. `"last_conv"` selects the last convolution layer;
+    `"feature_map"` the output of the last block before the head (`model_anatomy`), or
+    the last convolution when the anatomy finds none.
 
     Example:
 
@@ -150,6 +152,11 @@ def find_layer(model: keras.Model, layer: Any) -> LayerInfo:
         return find_layer(model, top[layer])
     if not isinstance(layer, str):
         raise TypeError(f"A layer is given by name, index or object; got {type(layer).__name__}.")
+    if layer == "feature_map":
+        path = _feature_map(model)
+        if path is not None:
+            return find_layer(model, path)
+        layer = "last_conv"
     if layer == "last_conv":
         convs = conv_layers(model)
         if not convs:
@@ -238,3 +245,13 @@ def check_image_model(model: keras.Model, shape: tuple | None = None) -> tuple:
             "needs images of shape (height, width, channels)."
         )
     return shape
+
+
+def _feature_map(model: keras.Model) -> str | None:
+    """The anatomy's feature map of `model`, or None when it cannot be read."""
+    from keras_cnnvis.model.anatomy import model_anatomy
+
+    try:
+        return model_anatomy(model).feature_map
+    except (ValueError, RuntimeError, TypeError):
+        return None
