@@ -46,9 +46,7 @@ def test_a_strided_1x1_conv_with_few_channels_is_found_through_nesting():
     assert str(layers[0]) == "'base/shortcut' (Conv2D, 8 channels, strides (2, 2))"
 
 
-@pytest.mark.parametrize(
-    "channels, stride, kernel", [(16, 2, 1), (32, 2, 1), (8, 1, 1), (8, 2, 3)]
-)
+@pytest.mark.parametrize("channels, stride, kernel", [(16, 2, 1), (32, 2, 1), (8, 1, 1), (8, 2, 3)])
 def test_sixteen_channels_stride_one_or_a_wider_kernel_are_safe(channels, stride, kernel):
     assert onednn_trap_layers(residual(channels, stride, kernel)) == []
 
