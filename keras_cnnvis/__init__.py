@@ -11,6 +11,7 @@ import importlib.abc
 import importlib.util
 import os
 import sys
+import types
 
 __version__ = "0.1.0"
 
@@ -155,3 +156,17 @@ def __getattr__(name: str):
 
 def __dir__():
     return __all__
+
+
+class _Package(types.ModuleType):
+    """Keeps exported functions when a submodule of the same name is imported (importing
+    `keras_cnnvis.receptive_field`, the module, must not replace the function
+    `keras_cnnvis.receptive_field`)."""
+
+    def __setattr__(self, name, value):
+        if isinstance(value, types.ModuleType) and name in _EXPORTS:
+            return  # an exported function or class keeps its name
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -19,6 +19,8 @@ from keras_cnnvis.features.knn import knn_vote  # noqa: F401
 from keras_cnnvis.model import BatchFunction, LayerInfo, find_layer, forward_until  # noqa: F401
 from keras_cnnvis.model import iter_layers  # noqa: F401
 
+as_labels = inputs.class_labels  # the 0.1 name of the one label rule
+
 SPACES = ("feature", "pixel")
 
 

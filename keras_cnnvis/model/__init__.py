@@ -9,6 +9,7 @@ a layer: it is the seam where a second Keras backend would plug in.
 
 from keras_cnnvis.model.layers import (
     CONV_TYPES,
+    LayerRef,
     LayerInfo,
     check_image_model,
     conv_layers,
@@ -53,6 +54,7 @@ __all__ = [
     "GradientFunction",
     "GradientResult",
     "LayerInfo",
+    "LayerRef",
     "OutputActivation",
     "RELU_OVERRIDES",
     "capture_outputs",
