@@ -81,6 +81,19 @@ def check_channels_last(model) -> None:
             )
 
 
+def check_image_input(model, owner: str) -> None:
+    """Raises ValueError if `model` does not take images `(height, width, channels)`
+    (a model whose input shape is unknown passes)."""
+    from keras_cnnvis.model import input_shape
+
+    shape = input_shape(model)
+    if shape is not None and len(shape) != 3:
+        raise ValueError(
+            f"{owner} needs an image model (inputs of shape (height, width, channels)); "
+            f"model '{model.name}' takes {shape}."
+        )
+
+
 class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
     """Runs a visualisation every few epochs and writes it to `<log_dir>/<run_name>`.
 

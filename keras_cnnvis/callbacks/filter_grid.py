@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from keras_cnnvis.callbacks.base import MonitorCallback
-from keras_cnnvis.model import input_shape
+from keras_cnnvis.callbacks.base import MonitorCallback, check_image_input
 from keras_cnnvis.render.filters import filter_tiles_grid
 from keras_cnnvis.weights.filters import check_normalize, filter_tiles
 from keras_cnnvis.weights.kernels import tileable_layers
@@ -75,12 +74,7 @@ class FilterGridCallback(MonitorCallback):
         self._infos = []
 
     def setup(self) -> None:
-        shape = input_shape(self.model)
-        if shape is not None and len(shape) != 3:
-            raise ValueError(
-                f"FilterGridCallback needs an image model (inputs of shape (height, "
-                f"width, channels)); model '{self.model.name}' takes {shape}."
-            )
+        check_image_input(self.model, "FilterGridCallback")
         self._infos = tileable_layers(self.model, self.layers)
         for info in self._infos:
             # Validate the channel choice now rather than at the first epoch.

@@ -10,9 +10,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from keras_cnnvis.callbacks.base import MonitorCallback
+from keras_cnnvis.callbacks.base import MonitorCallback, check_image_input
 from keras_cnnvis.inputs import check_images
-from keras_cnnvis.model import FeatureExtractor, input_shape
+from keras_cnnvis.model import FeatureExtractor
 from keras_cnnvis.render.health import health_grid
 from keras_cnnvis.weights.health import (
     ALPHA,
@@ -105,12 +105,7 @@ class FilterHealthCallback(MonitorCallback):
         self._previous_step: int | None = None
 
     def setup(self) -> None:
-        shape = input_shape(self.model)
-        if shape is not None and len(shape) != 3:
-            raise ValueError(
-                f"FilterHealthCallback needs an image model (inputs of shape (height, "
-                f"width, channels)); model '{self.model.name}' takes {shape}."
-            )
+        check_image_input(self.model, "FilterHealthCallback")
         self._infos = scored_layers(self.model, self.layers)
         self._images = None
         self._extractor = None
