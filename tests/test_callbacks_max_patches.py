@@ -45,6 +45,9 @@ def test_callback_logs_grids_and_records_in_a_real_fit(tmp_path, images):
         np.testing.assert_allclose(meta["values"], now.values, rtol=1e-5)
         assert meta["receptive_field"] == now.receptive_field.as_dict()
         assert meta["view"] is None
+        # Both fields (3x3, 13x13) are small next to the 22x21 images: tiles in context.
+        assert meta["tile_view"] == "context"
+        assert meta["context"]["origins"] == now.context_origins.tolist()
         grid, geometry = patch_grid(now)
         assert meta["grid"] == geometry and geometry["rows"] == 3 and geometry["cols"] == 4
         logged = run[f"patches/{layer}"][-1].value[0]
@@ -52,8 +55,28 @@ def test_callback_logs_grids_and_records_in_a_real_fit(tmp_path, images):
         # Training changed which images excite the units, or how much.
         first = run[f"json/patches/{layer}"][0].value
         assert first["values"] != meta["values"]
-    # Tile geometry: 'first' 3x3 patches scaled x16 -> 48 px; rows of 4 tiles + 1 px pads.
-    assert run["patches/first"][-1].value[0].shape[:2] == (3 * 49 + 1, 4 * 49 + 1)
+    # 'first': 12x12 regions (4 x 3 px) at x7 -> 84 px; rows of 4 tiles + 1 px pads.
+    meta = run["json/patches/first"][-1].value
+    assert meta["context"]["size"] == [12, 12] and meta["context"]["zoom"] == 7.0
+    assert meta["context"]["image"] == [22, 21] and meta["grid"]["tile"] == [84, 84]
+    assert run["patches/first"][-1].value[0].shape[:2] == (3 * 85 + 1, 4 * 85 + 1)
+    # 'block/deep': its 22x21 image at x4.
+    assert run["patches/block/deep"][-1].value[0].shape[:2] == (3 * 89 + 1, 4 * 85 + 1)
+
+
+def test_callback_without_context_logs_the_patches_alone(tmp_path, images):
+
+    model = compiled_small()
+    cb = MaxActivatingPatchesCallback(
+        str(tmp_path), images, layers="first", channels=2, k=3, context=False, on_error="raise"
+    )
+    model.fit(images, np.zeros(45), epochs=1, verbose=0, callbacks=[cb])
+    run = read_run(str(tmp_path / "cnnvis"))
+    meta = run["json/patches/first"][-1].value
+    assert meta["tile_view"] == "patch" and meta["context"] is None
+    # 3x3 patches scaled x16 -> 48 px.
+    assert meta["grid"]["tile"] == [48, 48]
+    assert run["patches/first"][-1].value[0].shape[:2] == (2 * 49 + 1, 3 * 49 + 1)
 
 
 def test_callback_with_guided_backprop_puts_a_view_beside_each_patch(tmp_path, shapes_small):
@@ -74,13 +97,25 @@ def test_callback_with_guided_backprop_puts_a_view_beside_each_patch(tmp_path, s
     run = read_run(str(tmp_path / "cnnvis"))
     meta = run["json/patches/conv2"][0].value
     assert meta["view"] == "guided_backprop" and meta["channels"] == [1, 4]
-    assert meta["grid"]["cols"] == 6 and meta["grid"]["tile"] == [50, 50]
+    # conv2's 10x10 field is small on 64x64 images: 40x40 regions at x2.
+    assert meta["tile_view"] == "context" and meta["context"]["size"] == [40, 40]
+    assert meta["grid"]["cols"] == 6 and meta["grid"]["tile"] == [80, 80]
     grid = run["patches/conv2"][0].value[0].astype(np.float32)
-    assert grid.shape[:2] == (2 * 51 + 1, 6 * 51 + 1)
-    # View tiles (odd columns) are grey where the unit sees nothing and vary inside.
-    view = grid[1:51, 1 + 51 : 51 + 51]
-    assert np.abs(view - 128).max() > 40
-    assert np.abs(view[0, 0] - 128).max() <= 1  # top-left corner: padding, zero gradient
+    assert grid.shape[:2] == (2 * 81 + 1, 6 * 81 + 1)
+    # The view tile (column 1) is neutral grey outside the unit's window and varies inside.
+    rf = {"size": 10, "start": -4, "jump": 2}
+    assert meta["receptive_field"] == {k: [v, v] for k, v in rf.items()}
+    (row, col), (oy, ox) = meta["positions"][0][0], meta["context"]["origins"][0][0]
+    top, left = -4 + 2 * row - oy, -4 + 2 * col - ox  # the window in the region
+    view = grid[1:81, 1 + 81 : 81 + 81]
+    inside = np.zeros((80, 80), bool)
+    inside[max(2 * top, 0) : 2 * (top + 10), max(2 * left, 0) : 2 * (left + 10)] = True
+    assert np.abs(view[inside] - 128).max() > 40
+    frame = np.zeros((80, 80), bool)  # the frame: up to 3 px around the window
+    frame[max(2 * top - 3, 0) : 2 * (top + 10) + 3, max(2 * left - 3, 0) : 2 * (left + 10) + 3] = (
+        True
+    )
+    assert np.abs(view[~frame] - 128).max() <= 1
 
 
 @pytest.mark.parametrize(
@@ -126,3 +161,5 @@ def test_callback_constructor_validation(images):
         MaxActivatingPatchesCallback("x", images, view="saliency")
     with pytest.raises(ValueError, match="needs data"):
         MaxActivatingPatchesCallback("x", None)
+    with pytest.raises(ValueError, match="context must be 'auto', True or False"):
+        MaxActivatingPatchesCallback("x", images, context="yes")

@@ -10,7 +10,10 @@ import urllib.parse
 
 import pytest
 
+import numpy as np
+
 import plugin_fixtures as pf
+from keras_cnnvis.summary import LogWriter
 
 CHROMIUM = "/usr/bin/chromium"
 if not os.path.exists(CHROMIUM):
@@ -18,6 +21,19 @@ if not os.path.exists(CHROMIUM):
 sync_api = pytest.importorskip("playwright.sync_api")
 
 DEMO = "demo/cnnvis"
+NEAR_DEAD = "near_dead/cnnvis"
+# Top-k values of a live, a weak and a near-dead channel (the numbers that used to run
+# together as "9.27e-349.27e-34..." and "0.041120.038460.01939"), and how each reads.
+NEAR_DEAD_VALUES = [
+    [0.2322, 0.2299, 0.2182, 0.2172],
+    [0.04112, 0.03846, 0.01939, 0.009954],
+    [9.27e-34, 9.27e-34, 0.0, -2.34e-4],
+]
+NEAR_DEAD_TEXT = [
+    ["0.232", "0.230", "0.218", "0.217"],
+    ["0.0411", "0.0385", "0.0194", "0.00995"],
+    ["≈0", "≈0", "0", "-2.34e-4"],
+]
 ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -32,7 +48,44 @@ ARGS = [
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory):
     logdir = tmp_path_factory.mktemp("cnnvis_browser_logs")
-    return str(logdir), pf.write_logdir(str(logdir))
+    runs = pf.write_logdir(str(logdir))
+    write_near_dead_run(str(logdir / NEAR_DEAD))
+    return str(logdir), runs
+
+
+def write_near_dead_run(run_dir: str) -> None:
+    """One patches record of a 5x5 layer shown in context, with near-zero top values."""
+    k, rows = 4, len(NEAR_DEAD_VALUES)
+    writer = LogWriter(run_dir)
+    grid = np.random.default_rng(0).integers(0, 255, (rows * 89 + 1, k * 89 + 1, 3), np.uint8)
+    writer.images("patches/conv1", grid[None], 2)
+    positions = [[[8 * j, 5 + j] for j in range(k)] for _ in range(rows)]
+    writer.json(
+        "json/patches/conv1",
+        {
+            "layer": "conv1",
+            "k": k,
+            "channels": [0, 3, 7],
+            "values": NEAR_DEAD_VALUES,
+            "indices": [[j + 10 * r for j in range(k)] for r in range(rows)],
+            "positions": positions,
+            "boxes": [[[max(y - 2, 0), x - 2, y + 3, x + 3] for y, x in ch] for ch in positions],
+            "n_images": 80,
+            "receptive_field": {"size": [5, 5], "jump": [1, 1], "start": [-2, -2]},
+            "view": None,
+            "grid": {"rows": rows, "cols": k, "tile": [88, 88], "pad": 1, "scale": 1},
+            "tile_view": "context",
+            "context": {
+                "size": [22, 22],
+                "image": [64, 64],
+                "origins": [[[max(y - 10, 0), max(x - 10, 0)] for y, x in ch] for ch in positions],
+                "zoom": 4.0,
+            },
+        },
+        2,
+        kind="patches",
+    )
+    writer.close()
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +269,49 @@ def test_patches_page(dash, logs, shots):
     labels = dash.frame.eval_on_selector_all(".row-label", "els => els.map(e => e.textContent)")
     assert labels == [f"ch {c}" for c in payload["channels"]]
     assert dash.data("rows") == "4"
+    # A record without tile_view (older files) is explained as receptive-field patches.
+    assert dash.data("tileView") == "patch"
+    assert "Receptive field 24×24 px (jump 4): each tile is that field" in dash.frame.inner_text(
+        ".meta"
+    )
+    shown = value_cells(dash.frame)
+    # Three significant digits, trailing zeros kept (5.587 -> "5.59", 2.6 -> "2.60").
+    assert [[v for v, _, _ in row] for row in shown] == [
+        [f"{v:#.3g}" if v else "0" for v in row] for row in payload["values"]
+    ]
     dash.page.screenshot(path=os.path.join(shots, "patches.png"))
+
+
+def value_cells(frame):
+    """Per table row, [text, title, (left, right, top)] of each top-k value element."""
+    return frame.eval_on_selector_all(
+        "table.data tbody tr",
+        """rows => rows.map(r => [...r.querySelectorAll('.values .value')].map(e => {
+            const b = e.getBoundingClientRect();
+            return [e.textContent, e.title, [b.left, b.right, b.top]];
+        }))""",
+    )
+
+
+def test_patches_numbers_never_run_together(dash, shots):
+    dash.open({"page": "patches", "run": NEAR_DEAD, "layer": "conv1"})
+    dash.wait("() => document.querySelectorAll('table.data tbody tr').length === 3")
+    shown = value_cells(dash.frame)
+    # One element per value, a fixed 3 significant digits, near-zero values as "≈0".
+    assert [[text for text, _, _ in row] for row in shown] == NEAR_DEAD_TEXT
+    # The exact value is in the tooltip.
+    for row, values in zip(shown, NEAR_DEAD_VALUES):
+        assert [float(title) for _, title, _ in row] == values
+        # Neighbours on one line have a visible gap (the text never touches).
+        for (_, _, (_, right, top)), (_, _, (left, _, top2)) in zip(row, row[1:]):
+            if top == top2:
+                assert left - right >= 8, row
+    # The caption explains the context view from the record.
+    assert dash.data("tileView") == "context"
+    meta = dash.frame.inner_text(".meta")
+    assert "Receptive field 5×5 px (jump 1): small next to the 64×64 image" in meta
+    assert "each tile shows the 22×22 px around the field (enlarged ×4), framed in yellow" in meta
+    dash.page.screenshot(path=os.path.join(shots, "patches_near_dead.png"))
 
 
 def test_attribution_page(dash, logs, shots):

@@ -88,6 +88,39 @@ def test_patch_holds_everything_the_unit_sees(model, images):
     assert rf.size == (13, 13)
 
 
+def test_context_regions_are_the_image_around_the_field(model, images):
+    # 'first' (3x3 field on 22x21 images) is small: each patch keeps its 12x12 region.
+    miner = PatchMiner(model, ["first", "second"], channels=[[1, 3, 4], [0]], k=4)
+    for batch in image_batches(images, 16):
+        miner.update(batch)
+    first, second = miner.results()
+    rf = first.receptive_field
+    assert first.context.shape == (3, 4, 12, 12, 3)  # max(4 x 3, ceil(22 / 3)) per axis
+    assert second.context.shape == (1, 4, 20, 20, 3)  # 5x5 field: max(20, 8), max(20, 7)
+    # Memory stays k x channels x region, whatever the data size.
+    assert miner._tops[0].context_store.shape == (4, 3, 12, 12, 3)
+    for c, j in np.ndindex(3, 4):
+        r, col = first.positions[c, j]
+        top, left, _, _ = rf.window(r, col)
+        # Centred on the 3x3 window (top - 5), then moved inside the 22x21 image.
+        oy, ox = min(max(top - 5, 0), 22 - 12), min(max(left - 5, 0), 21 - 12)
+        assert tuple(first.context_origins[c, j]) == (oy, ox)
+        np.testing.assert_array_equal(
+            first.context[c, j], images[first.indices[c, j]][oy : oy + 12, ox : ox + 12]
+        )
+        # The patch is the same pixels, at the window's place in the region.
+        t, l, b, rr = first.boxes[c, j]
+        np.testing.assert_array_equal(
+            first.context[c, j, t - oy : b - oy, l - ox : rr - ox],
+            first.patches[c, j, t - top : b - top, l - left : rr - left],
+        )
+    # Without context (or for a large field) nothing is kept.
+    none = max_activating_patches(model, "first", images, channels=[1], k=2, context=False)
+    assert none.context is None and none.context_origins is None
+    with pytest.raises(ValueError, match="context must be 'auto', True or False"):
+        PatchMiner(model, ["first"], k=2, context="always")
+
+
 def test_ties_prefer_earlier_images():
     i = keras.Input((8, 8, 1))
     x = L.Conv2D(

@@ -12,10 +12,8 @@ import numpy as np
 from keras_cnnvis.callbacks.base import MonitorCallback
 from keras_cnnvis.inputs import check_image_shape, data_length, image_batches
 from keras_cnnvis.model import find_layers, input_shape
-from keras_cnnvis.patches import VIEWS, PatchMiner, check_k, unit_views
-from keras_cnnvis.render.patches import display_range, patch_grid  # noqa: F401 (display_range:
-
-# callbacks/neighbors imports it from here until it reads keras_cnnvis.render.patches)
+from keras_cnnvis.patches import VIEWS, PatchMiner, check_context, check_k, unit_views
+from keras_cnnvis.render.patches import patch_grid, tile_view
 
 
 class MaxActivatingPatchesCallback(MonitorCallback):
@@ -27,10 +25,13 @@ class MaxActivatingPatchesCallback(MonitorCallback):
     `max_activating_patches`). Writes the image `patches/<layer>` (rows = channels,
     columns = the top-k patches, best first; pixels the unit cannot see are grey) and the
     record `json/patches/<layer>` (values, image indices, peak positions, boxes, receptive
-    field, grid geometry) into `<log_dir>/cnnvis`. With `view="guided_backprop"` (or
-    `"deconvnet"`) each patch is followed by that method's view of the unit on the patch:
-    which of its pixels the unit responds to (Springenberg et al. 2015; Zeiler & Fergus
-    2014; see `unit_views`).
+    field, grid geometry, tile view) into `<log_dir>/cnnvis`. A layer whose receptive
+    field is small next to the image (a 3x3 or 5x5 first layer) is shown in context: each
+    tile is the image region around the patch, enlarged, with the field framed (see
+    `keras_cnnvis.patches.context_size` and `keras_cnnvis.render.patches.patch_grid`).
+    With `view="guided_backprop"` (or `"deconvnet"`) each patch is followed by that
+    method's view of the unit on the patch: which of its pixels the unit responds to
+    (Springenberg et al. 2015; Zeiler & Fergus 2014; see `unit_views`).
 
     Example:
 
@@ -53,14 +54,17 @@ class MaxActivatingPatchesCallback(MonitorCallback):
             each patch (the model needs ReLUs the method can override), or None.
             Defaults to None.
         pad_value: display value of the pixels a unit does not see. Defaults to 0.5.
+        context: show patches in their image context: `"auto"` (layers whose field is
+            small next to the image), True (every layer) or False (never). Defaults to
+            `"auto"`.
         every_n_epochs: log after every N-th epoch; 0 turns it off. Defaults to 1.
         log_initial: also log before training. Defaults to True.
         run_name: run subdirectory. Defaults to `"cnnvis"`.
         on_error: `"warn"` or `"raise"`. Defaults to `"warn"`.
 
     Raises:
-        ValueError: at construction for a one-shot iterator, `k < 1`, bad `channels` or
-            an unknown `view`;
+        ValueError: at construction for a one-shot iterator, `k < 1`, bad `channels`, an
+            unknown `view` or `context`;
             at `on_train_begin` (before any epoch) for images of the wrong shape, `k`
             larger than the data, unknown layers, layers without spatial output or
             channel indices out of range, or (with a view) a model without overridable
@@ -79,6 +83,7 @@ class MaxActivatingPatchesCallback(MonitorCallback):
         batch_size: int = 64,
         view: str | None = None,
         pad_value: float = 0.5,
+        context: bool | str = "auto",
         every_n_epochs: int = 1,
         log_initial: bool = True,
         run_name: str = "cnnvis",
@@ -110,6 +115,7 @@ class MaxActivatingPatchesCallback(MonitorCallback):
             raise ValueError(f"view must be None or one of {VIEWS}; got {view!r}.")
         self.view = view
         self.pad_value = float(pad_value)
+        self.context = check_context(context)
         self._miner: PatchMiner | None = None
 
     def setup(self) -> None:
@@ -125,12 +131,13 @@ class MaxActivatingPatchesCallback(MonitorCallback):
         check_k(self.k, data_length(self.data), "data")
         # An int n: the first n channels of every layer; a list (or None): for every layer.
         channels = self.channels if isinstance(self.channels, int) else [self.channels] * len(infos)
+        layers = [i.layer for i in infos]
         self._miner = PatchMiner(
-            self.model, [i.layer for i in infos], channels, self.k, self.pad_value, shape
+            self.model, layers, channels, self.k, self.pad_value, shape, self.context
         )
         if self.view is not None:
             # One small mining pass now: a model whose ReLUs cannot be overridden fails here.
-            probe = PatchMiner(self.model, infos[0].layer, [[0]], 1, self.pad_value, shape)
+            probe = PatchMiner(self.model, infos[0].layer, [[0]], 1, self.pad_value, shape, False)
             probe.update(first[:1])
             unit_views(self.model, probe.results()[0], self.view)
 
@@ -159,6 +166,7 @@ class MaxActivatingPatchesCallback(MonitorCallback):
                     "receptive_field": result.receptive_field.as_dict(),
                     "view": self.view,
                     "grid": geometry,
+                    **tile_view(result),
                 },
                 step,
                 kind="patches",

@@ -1,10 +1,12 @@
 """Max-activating patches: the dataset images that excite a channel most, cropped to the peak
-unit's receptive field (`mining`), and what that unit responds to inside its patch (`views`).
+unit's receptive field (`mining`), with the image region around small fields (`context`), and
+what that unit responds to inside its patch (`views`).
 
 Receptive fields themselves are model plumbing (`keras_cnnvis.model.receptive_field`); the
 grids are drawn by `keras_cnnvis.render.patches`.
 """
 
+from keras_cnnvis.patches.context import check_context, context_origins, context_size, is_small
 from keras_cnnvis.patches.mining import (
     MaxPatches,
     PatchMiner,
@@ -25,7 +27,11 @@ __all__ = [
     "VIEWS",
     "MaxPatches",
     "PatchMiner",
+    "check_context",
     "check_k",
+    "context_origins",
+    "context_size",
+    "is_small",
     "max_activating_patches",
     "seen_slices",
     "unit_views",

@@ -14,6 +14,7 @@ import tensorflow as tf
 from keras_cnnvis.inputs import check_image_shape, data_length, image_batches
 from keras_cnnvis.model import find_layers, forward_until, input_shape, instance_function
 from keras_cnnvis.model.receptive_field import ReceptiveField, receptive_field
+from keras_cnnvis.patches.context import context_origins, context_size
 
 
 @dataclass
@@ -37,6 +38,12 @@ class MaxPatches:
         receptive_field: the layer's `ReceptiveField`.
         n_images: images streamed.
         pad_value: the fill value of the unseen part of each patch.
+        context: float32 `(n_channels, k, ctx_h, ctx_w, C)`: for a layer whose field is
+            small next to the image (see `context_size`), the region of the source image
+            around each patch, exactly as in the image; None otherwise.
+        context_origins: int64 `(n_channels, k, 2)`: image `(top, left)` of each context
+            region (the patch's window starts at `window - origin` inside it); None
+            without context.
     """
 
     layer: str
@@ -49,6 +56,8 @@ class MaxPatches:
     receptive_field: ReceptiveField
     n_images: int
     pad_value: float
+    context: np.ndarray | None = None
+    context_origins: np.ndarray | None = None
 
 
 def seen_slices(
@@ -94,32 +103,50 @@ def check_k(k: Any, n: int | None = None, what: str = "the data") -> int:
 
 
 class _TopK:
-    """Running top-k (per channel) of one layer, with the patches of the current top-k."""
+    """Running top-k (per channel) of one layer, with the patches (and context regions)."""
 
-    def __init__(self, rf: ReceptiveField, channels: list[int], k: int, pad_value: float):
+    def __init__(
+        self,
+        rf: ReceptiveField,
+        channels: list[int],
+        k: int,
+        pad_value: float,
+        context: tuple[int, int] | None = None,
+    ):
         self.rf = rf
         self.channels = channels
         self.k = k
         self.pad_value = float(pad_value)
+        self.context = context
         n = len(channels)
         self.values = np.zeros((0, n), np.float32)
         self.indices = np.zeros((0, n), np.int64)
         self.flat = np.zeros((0, n), np.int64)
         self.slots = np.zeros((0, n), np.int64)
         self.store: np.ndarray | None = None
+        self.context_store: np.ndarray | None = None
         self.width = rf.output_shape[1]
 
-    def crop(self, image: np.ndarray, flat: int, out: np.ndarray) -> None:
+    def crop(self, image: np.ndarray, flat: int, slot: int, c: int) -> None:
+        """Copies unit `flat`'s patch (and context) of `image` into slot `slot`, column `c`."""
+        out = self.store[slot, c]
         out[...] = self.pad_value
-        seen = seen_slices(self.rf, *divmod(int(flat), self.width))
+        row, col = divmod(int(flat), self.width)
+        seen = seen_slices(self.rf, row, col)
         if seen is not None:
             out[seen[1]] = image[seen[0]]
+        if self.context is not None:
+            top, left = context_origins(self.rf, (row, col), self.context)
+            h, w = self.context
+            self.context_store[slot, c] = image[top : top + h, left : left + w]
 
     def update(self, values: np.ndarray, flat: np.ndarray, images: np.ndarray, offset: int) -> None:
         n_batch, n_ch = values.shape
         if self.store is None:
-            sh, sw = self.rf.size
-            self.store = np.empty((self.k, n_ch, sh, sw, images.shape[-1]), np.float32)
+            n_c = images.shape[-1]
+            self.store = np.empty((self.k, n_ch) + tuple(self.rf.size) + (n_c,), np.float32)
+            if self.context is not None:
+                self.context_store = np.empty((self.k, n_ch) + self.context + (n_c,), np.float32)
         m = len(self.values)
         all_values = np.concatenate([self.values, values])
         # Stable sort: among equal values the earlier image (smaller index) wins, the same
@@ -139,7 +166,7 @@ class _TopK:
             free = iter(s for s in range(self.k) if s not in used)
             for r in np.flatnonzero(fresh[:, c]):
                 slot = next(free)
-                self.crop(images[order[r, c] - m], self.flat[r, c], self.store[slot, c])
+                self.crop(images[order[r, c] - m], self.flat[r, c], slot, c)
                 slots[r, c] = slot
         self.slots = slots
 
@@ -150,7 +177,11 @@ class _TopK:
         boxes = np.array(
             [[self.rf.box(r, c) for r, c in ch] for ch in positions], np.int64
         ).reshape(n_ch, -1, 4)
-        patches = self.store[self.slots.T, np.arange(n_ch)[:, None]]
+        pick = (self.slots.T, np.arange(n_ch)[:, None])
+        context = origins = None
+        if self.context is not None:
+            context = self.context_store[pick].astype(np.float32)
+            origins = context_origins(self.rf, positions, self.context)
         return MaxPatches(
             layer=layer,
             channels=list(self.channels),
@@ -158,10 +189,12 @@ class _TopK:
             indices=self.indices.T.copy(),
             positions=positions,
             boxes=boxes,
-            patches=patches.astype(np.float32),
+            patches=self.store[pick].astype(np.float32),
             receptive_field=self.rf,
             n_images=n_images,
             pad_value=self.pad_value,
+            context=context,
+            context_origins=origins,
         )
 
 
@@ -172,7 +205,11 @@ class PatchMiner:
     Each batch runs only the layers up to the deepest chosen one (`forward_until` inside a
     `tf.function`); the compiled step returns just the spatial maximum of each channel
     and its position, so a batch costs one truncated forward pass plus a few host-side
-    array operations, and memory holds only the current top-k patches.
+    array operations, and memory holds only the current top-k patches: per layer
+    `k * n_channels * (field window + context window) * C` float32 values. A context
+    window (see `context_size`) is kept only for a layer whose field is small next to the
+    image, and is at most the image; e.g. a 5x5 first layer on 64x64 RGB images keeps
+    22x22 regions: 9 images x 8 channels cost 22 KB of patches and 0.4 MB of context.
 
     Example:
 
@@ -194,10 +231,13 @@ class PatchMiner:
             0.0 (what `"same"` zero padding feeds the network).
         image_shape: `(height, width, channels)` when the model does not fix its input
             size. Defaults to None (the model's input shape).
+        context: keep the image region around each patch: `"auto"` (for layers whose
+            field is small next to the image), True (every layer) or False. Defaults to
+            `"auto"`.
 
     Raises:
         ValueError: for an unknown layer, a layer without spatial output, a channel
-            index out of range, or `k < 1`.
+            index out of range, `k < 1` or an unknown `context`.
     """
 
     def __init__(
@@ -208,6 +248,7 @@ class PatchMiner:
         k: int = 9,
         pad_value: float = 0.0,
         image_shape: Sequence[int] | None = None,
+        context: bool | str = "auto",
     ):
         self.model = model
         self.k = check_k(k)
@@ -215,6 +256,7 @@ class PatchMiner:
         self.infos = find_layers(model, layers)
         shape = tuple(image_shape) if image_shape is not None else input_shape(model)
         self.fields = [receptive_field(model, info.layer, shape) for info in self.infos]
+        self.contexts = [context_size(rf, context) for rf in self.fields]
         self.shape = tuple(shape)
         lists = (list, tuple, range, np.ndarray)
         per_layer = (
@@ -270,7 +312,8 @@ class PatchMiner:
         """Forgets every image seen (keeps the compiled step)."""
         self.n_images = 0
         self._tops = [
-            _TopK(rf, ch, self.k, self.pad_value) for rf, ch in zip(self.fields, self.channels)
+            _TopK(rf, ch, self.k, self.pad_value, ctx)
+            for rf, ch, ctx in zip(self.fields, self.channels, self.contexts)
         ]
 
     def update(self, images: np.ndarray) -> None:
@@ -301,6 +344,7 @@ def max_activating_patches(
     k: int = 9,
     batch_size: int = 64,
     pad_value: float = 0.0,
+    context: bool | str = "auto",
 ) -> MaxPatches:
     """Finds, for each channel of a layer, the k images that activate it most, and the
     receptive-field patch around the peak unit in each.
@@ -312,7 +356,9 @@ def max_activating_patches(
     `receptive_field(model, layer)`), so all tiles have one size and the peak unit sits at
     the same place in each; pixels the unit does not see (beyond the image border, or
     reached only through intermediate padding) are filled with `pad_value`. Ties are
-    broken in favour of the earlier image.
+    broken in favour of the earlier image. For a small field (see `context_size`) the
+    result also holds the image region around each patch (`context`), to show the patch
+    in place.
 
     Example:
 
@@ -331,6 +377,8 @@ def max_activating_patches(
         k: images per channel. Defaults to 9.
         batch_size: batch size for arrays and unbatched sources. Defaults to 64.
         pad_value: fill value for unseen patch pixels. Defaults to 0.0.
+        context: keep the image region around each patch: `"auto"` (when the field is
+            small next to the image), True or False. Defaults to `"auto"`.
 
     Returns:
         A `MaxPatches`.
@@ -348,7 +396,7 @@ def max_activating_patches(
         if first is None:
             raise ValueError("The data holds no images.")
         shape = first.shape[1:]
-    miner = PatchMiner(model, layer, [channels], k, pad_value, image_shape=shape)
+    miner = PatchMiner(model, layer, [channels], k, pad_value, shape, context)
     if first is not None:
         miner.update(first)
     for batch in batches:

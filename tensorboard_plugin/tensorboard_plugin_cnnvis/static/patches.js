@@ -2,7 +2,7 @@
 // channel, at a chosen epoch and over epochs (image tags patches/<layer>, json/patches/<layer>).
 
 import { imagePanel, openPage, preloadNext, recordAt } from "./page.js";
-import { filmstrip, fmt, h, imageUrl, setChildren, setState } from "./util.js";
+import { filmstrip, fmt, h, imageUrl, numberList, setChildren, setState } from "./util.js";
 
 /** Positions one label per grid row next to the image, using the payload's grid geometry. */
 function placeRowLabels(labels, img, payload) {
@@ -19,6 +19,31 @@ function placeRowLabels(labels, img, payload) {
   });
 }
 
+/** "5×5" for [5, 5] (or a lone number), "?" when missing. */
+function side(v) {
+  if (v === null || v === undefined) return "?";
+  return (Array.isArray(v) ? v : [v, v]).map(fmt).join("×");
+}
+
+/** What a tile of the grid shows, from the record's tile_view and context. */
+export function caption(payload) {
+  const rf = payload.receptive_field || {};
+  const jump = Array.isArray(rf.jump) && rf.jump[0] === rf.jump[1] ? rf.jump[0] : rf.jump;
+  const field = `Receptive field ${side(rf.size)} px (jump ${Array.isArray(jump) ? side(jump) : fmt(jump ?? "?")})`;
+  const ctx = payload.context;
+  const first = "Each row is one channel, best first.";
+  if (payload.tile_view === "context" && ctx) {
+    const zoom = `${ctx.zoom >= 1 ? "enlarged" : "shrunk"} ×${fmt(Number(ctx.zoom.toPrecision(2)))}`;
+    const image = ctx.image ? `the ${side(ctx.image)} image` : "the image";
+    return (
+      `${first} ${field}: small next to ${image}, so each tile shows the ${side(ctx.size)} px ` +
+      `around the field (${zoom}), framed in yellow; grey inside the frame: pixels the unit ` +
+      "cannot see (padding)."
+    );
+  }
+  return `${first} ${field}: each tile is that field; grey: pixels the unit cannot see (beyond the image border, or padding).`;
+}
+
 function valuesTable(payload) {
   const channels = payload.channels || [];
   const rows = channels.map((c, r) =>
@@ -26,7 +51,7 @@ function valuesTable(payload) {
       "tr",
       null,
       h("th", { scope: "row" }, String(c)),
-      h("td", { class: "num" }, (payload.values?.[r] || []).map((v) => h("span", { class: "value" }, fmt(v)))),
+      h("td", { class: "num" }, numberList(payload.values?.[r])),
       h("td", { class: "num muted" }, (payload.indices?.[r] || []).join(", ")),
     ),
   );
@@ -55,7 +80,7 @@ export async function mount(el, ctx) {
 
   const labels = h("div", { class: "row-labels" });
   const figure = imagePanel(ctx, {
-    maxWidth: 420,
+    maxWidth: 820, // context tiles are ~88 px: nine of them at their own size
     alt: `${layer} top patches`,
     onload: (im) => payload && placeRowLabels(labels, im, payload),
     wrap: (img) => h("div", { class: "labelled-grid" }, labels, img),
@@ -78,10 +103,8 @@ export async function mount(el, ctx) {
     setChildren(labels, (payload.channels || []).map((c) => h("span", { class: "row-label" }, `ch ${c}`)));
     const img = figure.el.querySelector("img");
     if (img.complete) placeRowLabels(labels, img, payload);
-    const rf = payload.receptive_field || {};
-    meta.textContent =
-      `Each row is one channel, best patch first. Receptive field ${rf.size ?? "?"} px ` +
-      `(jump ${rf.jump ?? "?"}, start ${rf.start ?? "?"}).`;
+    meta.textContent = caption(payload);
+    el.dataset.tileView = payload.tile_view || "patch";
     setChildren(side, valuesTable(payload));
     el.dataset.rows = String((payload.channels || []).length);
   }

@@ -305,6 +305,35 @@ export function fmt(value) {
 }
 
 /**
+ * Formats a number with `digits` significant digits, trailing zeros kept so values of one
+ * magnitude line up (0.2322 -> "0.232", 0.04112 -> "0.0411", 2.345e-4 -> "2.35e-4", 1234.5 ->
+ * "1235"); a value closer to zero than `zero` reads "≈0" (the exact value belongs in a tooltip).
+ */
+export function fmtSig(value, digits = 3, zero = 1e-6) {
+  if (typeof value !== "number" || !Number.isFinite(value)) return fmt(value);
+  const abs = Math.abs(value);
+  if (abs === 0) return "0";
+  if (abs < zero) return "≈0";
+  if (abs < 1e-3 || abs >= 1e5) return value.toExponential(digits - 1);
+  if (abs >= 10 ** digits) return String(Math.round(value));
+  return value.toPrecision(digits);
+}
+
+/**
+ * A row of numbers as separate elements (<span class="value">, the exact value as its title),
+ * spaced by CSS so neighbours never run together; see fmtSig.
+ */
+export function numberList(values, digits = 3) {
+  return h(
+    "span",
+    { class: "values" },
+    (values || []).map((v) =>
+      h("span", { class: "value", title: typeof v === "number" ? String(v) : null }, fmtSig(v, digits)),
+    ),
+  );
+}
+
+/**
  * A horizontal strip with one lazily loaded thumbnail per step; clicking one calls
  * `onPick(step)`. Returns {el, setCurrent(step)}.
  */
