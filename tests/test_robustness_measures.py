@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from keras_cnnvis.robustness import (
+    ClassPredictor,
     CorruptionAccuracy,
     FAMILIES,
     adversarial_accuracy,
@@ -19,6 +20,7 @@ from keras_cnnvis.robustness import (
     corruption_error,
     load_corrupted,
 )
+from keras_cnnvis.synthesis import adversarial_example
 
 
 def brightness_classifier(head: str = "softmax") -> keras.Model:
@@ -28,8 +30,9 @@ def brightness_classifier(head: str = "softmax") -> keras.Model:
     if head == "softmax":
         out = keras.layers.Dense(2, activation="softmax", name="out")(mean)
         weights = [np.array([[-1.0, 1.0]], np.float32), np.array([0.5, -0.5], np.float32)]
-    else:  # one sigmoid unit
-        out = keras.layers.Dense(1, activation="sigmoid", name="out")(mean)
+    else:  # one sigmoid unit, or one logit (head "logit", from_logits=True)
+        activation = "sigmoid" if head == "sigmoid" else None
+        out = keras.layers.Dense(1, activation=activation, name="out")(mean)
         weights = [np.array([[10.0]], np.float32), np.array([-5.0], np.float32)]
     model = keras.Model(inputs, out)
     model.get_layer("out").set_weights(weights)
@@ -158,10 +161,44 @@ def test_adversarial_accuracy_breaks_at_the_known_epsilon():
     np.testing.assert_array_equal(fgsm, [0.0])
     with pytest.raises(ValueError, match="epsilons"):
         adversarial_accuracy(model, x, y, epsilons=[2.0])
-    binary = brightness_classifier("sigmoid")
-    np.testing.assert_array_equal(adversarial_accuracy(binary, x, y, epsilons=[0]), [1.0])
-    with pytest.raises(ValueError, match="one output unit"):
-        adversarial_accuracy(binary, x, y, epsilons=[0, 0.1])
+
+
+@pytest.mark.parametrize("head", ["sigmoid", "logit"])
+def test_pgd_attacks_a_one_unit_binary_head_as_two_classes(head):
+    """One unit is two classes (class 1 the unit, class 0 its opposite): the margin of
+    class 1 is 2z = 2 (10 m - 5), so the attack moves the mean m across 0.5 exactly as
+    for the softmax head: eps 0.1 keeps every image, eps 0.3 flips all six."""
+    binary = brightness_classifier(head)
+    x, y = flat_images()
+    acc = adversarial_accuracy(binary, x, y, epsilons=[0, 0.1, 0.3], steps=10, batch_size=4)
+    np.testing.assert_array_equal(acc, [1.0, 1.0, 0.0])
+    # Untargeted without labels attacks the model's own predictions (the one rule).
+    adv = adversarial_example(binary, x, method="pgd", epsilon=0.3, steps=10)
+    np.testing.assert_allclose(adv.mean(axis=(1, 2, 3)), [0.55] * 3 + [0.4] * 3, atol=1e-6)
+    # Targeted at class 1: the dark images cross over, the bright ones stay.
+    adv = adversarial_example(binary, x, target=1, method="pgd", epsilon=0.3, steps=10)
+    np.testing.assert_allclose(adv.mean(axis=(1, 2, 3)), [0.55] * 3 + [1.0] * 3, atol=1e-6)
+    with pytest.raises(ValueError, match=r"one output unit \(classes 0..1\)"):
+        adversarial_example(binary, x, target=2)
+
+
+def test_a_class_predictor_is_reused_and_checked():
+    model = brightness_classifier()
+    x, y = flat_images()
+    predictor = ClassPredictor(model, batch_size=4)
+    np.testing.assert_array_equal(predictor(x), y)
+    kwargs = dict(corruptions=["brightness"], batch_size=4)
+    reused = corruption_accuracy(model, x, y, predictor=predictor, **kwargs)
+    np.testing.assert_array_equal(
+        reused.accuracy, corruption_accuracy(model, x, y, **kwargs).accuracy
+    )
+    calls = predictor.forward.function.experimental_get_tracing_count()
+    corruption_accuracy(model, x, y, predictor=predictor, **kwargs)
+    assert predictor.forward.function.experimental_get_tracing_count() == calls  # no new trace
+    with pytest.raises(ValueError, match="predictor must be a ClassPredictor of this model"):
+        corruption_accuracy(brightness_classifier(), x, y, predictor=predictor, **kwargs)
+    with pytest.raises(ValueError, match="same value_range"):
+        adversarial_accuracy(model, x * 255, y, value_range=(0, 255), predictor=predictor)
 
 
 def test_demo_cnn_loses_accuracy_as_noise_and_blur_grow(trained_demo):

@@ -11,6 +11,7 @@ from keras_cnnvis.robustness.corruptions import (
     corrupt,
 )
 from keras_cnnvis.robustness.measures import (
+    ClassPredictor,
     CorruptionAccuracy,
     adversarial_accuracy,
     corruption_accuracy,
@@ -21,6 +22,7 @@ from keras_cnnvis.robustness.published import load_corrupted
 __all__ = [
     "BENCHMARK",
     "CORRUPTIONS",
+    "ClassPredictor",
     "CorruptionAccuracy",
     "CorruptionError",
     "FAMILIES",

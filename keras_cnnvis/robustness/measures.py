@@ -93,29 +93,77 @@ def _input_fn(value_range: Sequence[float], preprocess: Callable | None) -> Call
     return fn
 
 
-class _Classes:
-    """Predicted classes of [0, 1] image batches through one compiled batched forward pass
-    (traced once for every batch size) and the one predicted-class rule."""
+class ClassPredictor:
+    """A classifier's predicted classes for image batches within `value_range`, through one
+    compiled batched forward pass (traced once for every batch size) and the one
+    predicted-class rule (`keras_cnnvis.inputs.predicted_classes`).
 
-    def __init__(self, model, batch_size: int, to_input: Callable):
+    Build one and pass it as `predictor=` to `corruption_accuracy` and
+    `adversarial_accuracy` to pay the trace once (e.g. across the epochs of a callback):
+    the pass calls the live model, so it sees the current weights.
+
+    Example:
+
+    ```python
+    predictor = ClassPredictor(model)
+    predictor(x_val)                   # int64 classes, one per image
+    corruption_accuracy(model, x_val, y_val, predictor=predictor)
+    ```
+
+    Args:
+        model: a Keras image classifier with one input and one output.
+        batch_size: images per forward pass. Defaults to 64.
+        value_range: the range of the pixels it is given. Defaults to `(0, 1)`.
+        preprocess: maps images in `value_range` to the model's input. Defaults to None.
+
+    Raises:
+        ValueError: for a batch size that is not a positive integer or a bad value range.
+    """
+
+    def __init__(
+        self,
+        model,
+        batch_size: int = 64,
+        value_range: Sequence[float] = (0, 1),
+        preprocess: Callable | None = None,
+    ):
         from keras_cnnvis.model import BatchFunction, output_activation, predict_fn
 
-        self.batch_size = int(batch_size)
-        self.to_input = to_input
+        self.model = model
+        self.batch_size = _check_batch_size(batch_size)
+        self.value_range = check_value_range(value_range)
+        self.preprocess = preprocess
+        self.to_input = _input_fn(value_range, preprocess)
         self.activation = output_activation(model).name
         self.forward = BatchFunction(predict_fn(model))
-        self.units: int | None = None  # scores per example, known after the first call
 
-    def __call__(self, x01: np.ndarray) -> np.ndarray:
-        from keras_cnnvis.inputs import predicted_classes
-
+    def outputs(self, x01: np.ndarray) -> np.ndarray:
+        """The model's float32 outputs for images in [0, 1] (mapped to `value_range`)."""
         out = []
         for start in range(0, len(x01), self.batch_size):
             batch = np.asarray(self.to_input(x01[start : start + self.batch_size]), np.float32)
-            scores = np.asarray(self.forward(batch))
-            self.units = scores.shape[-1] if scores.ndim == 2 else 1
-            out.append(predicted_classes(scores, self.activation))
+            out.append(np.asarray(self.forward(batch), np.float32))
         return np.concatenate(out)
+
+    def __call__(self, x01: np.ndarray) -> np.ndarray:
+        """The predicted classes (int64) of images in [0, 1]."""
+        from keras_cnnvis.inputs import predicted_classes
+
+        return predicted_classes(self.outputs(x01), self.activation)
+
+    def check(self, model, value_range, preprocess) -> "ClassPredictor":
+        """Raises unless this predictor runs `model` with this value range and preprocess."""
+        if (
+            model is not self.model
+            or check_value_range(value_range) != self.value_range
+            or preprocess is not self.preprocess
+        ):
+            raise ValueError(
+                "predictor must be a ClassPredictor of this model with the same value_range "
+                "and preprocess; build it with ClassPredictor(model, batch_size, value_range, "
+                "preprocess)."
+            )
+        return self
 
 
 def _check_batch_size(batch_size: int) -> int:
@@ -124,6 +172,12 @@ def _check_batch_size(batch_size: int) -> int:
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer; got {batch_size}.")
     return int(batch_size)
+
+
+def _predictor(model, batch_size, value_range, preprocess, predictor) -> ClassPredictor:
+    if predictor is None:
+        return ClassPredictor(model, batch_size, value_range, preprocess)
+    return predictor.check(model, value_range, preprocess)
 
 
 def _prepare(model, x, y, value_range, what="images"):
@@ -144,6 +198,7 @@ def corruption_accuracy(
     seed: int = 0,
     value_range: Sequence[float] = (0, 1),
     preprocess: Callable | None = None,
+    predictor: ClassPredictor | None = None,
 ) -> CorruptionAccuracy:
     """A classifier's accuracy on clean images and under each corruption and severity.
 
@@ -172,6 +227,8 @@ def corruption_accuracy(
         value_range: the range of the pixels of `x`. Defaults to `(0, 1)`.
         preprocess: maps images in `value_range` to the model's input (e.g.
             `keras.applications.resnet50.preprocess_input`). Defaults to None.
+        predictor: a `ClassPredictor` of `model` (same `value_range` and `preprocess`)
+            whose compiled pass to reuse. Defaults to None (a new one, traced once).
 
     Returns:
         A `CorruptionAccuracy`.
@@ -186,7 +243,7 @@ def corruption_accuracy(
         raise ValueError("Pass at least one corruption and one severity (None: all).")
     batch_size = _check_batch_size(batch_size)
     x01, labels = _prepare(model, x, y, value_range)
-    classes = _Classes(model, batch_size, _input_fn(value_range, preprocess))
+    classes = _predictor(model, batch_size, value_range, preprocess, predictor)
     clean = float(np.mean(classes(x01) == labels))
     accuracy = np.zeros((len(names), len(levels)))
     for i, name in enumerate(names):
@@ -212,6 +269,7 @@ def adversarial_accuracy(
     seed: int = 0,
     value_range: Sequence[float] = (0, 1),
     preprocess: Callable | None = None,
+    predictor: ClassPredictor | None = None,
 ) -> np.ndarray:
     """Accuracy under untargeted L-infinity attacks of each strength `epsilon`.
 
@@ -239,14 +297,15 @@ def adversarial_accuracy(
         seed: seed of PGD's random start. Defaults to 0.
         value_range: the range of the pixels of `x`. Defaults to `(0, 1)`.
         preprocess: maps images in `value_range` to the model's input. Defaults to None.
+        predictor: a `ClassPredictor` of `model` (same `value_range` and `preprocess`)
+            whose compiled pass to reuse. Defaults to None (a new one).
 
     Returns:
         float64 accuracy per epsilon.
 
     Raises:
         ValueError: for epsilons outside [0, 1], an unknown method, images the model does
-            not take, labels that are not one per image, or a one-unit binary head with
-            an epsilon above 0 (the attack needs one score per class).
+            not take, or labels that are not one per image.
     """
     from keras_cnnvis.synthesis.adversarial import adversarial_example
 
@@ -258,15 +317,8 @@ def adversarial_accuracy(
         )
     batch_size = _check_batch_size(batch_size)
     x01, labels = _prepare(model, x, y, value_range)
-    to_input = _input_fn(value_range, preprocess)
-    classes = _Classes(model, batch_size, to_input)
+    classes = _predictor(model, batch_size, value_range, preprocess, predictor)
     clean = float(np.mean(classes(x01) == labels))
-    if classes.units == 1 and np.any(eps > 0):
-        raise ValueError(
-            f"Model '{model.name}' has one output unit (a binary head); the PGD attack's "
-            "class-margin objective needs one score per class. Give the model a 2-way "
-            "softmax head, or measure epsilon 0 only."
-        )
     out = np.zeros(len(eps))
     for i, epsilon in enumerate(eps):
         if epsilon == 0:
@@ -280,7 +332,7 @@ def adversarial_accuracy(
             steps=steps,
             step_size=step_size,
             labels=labels,
-            preprocess=to_input,
+            preprocess=classes.to_input,
             seed=seed,
             batch_size=batch_size,
         )
@@ -288,4 +340,9 @@ def adversarial_accuracy(
     return out
 
 
-__all__ = ["CorruptionAccuracy", "adversarial_accuracy", "corruption_accuracy"]
+__all__ = [
+    "ClassPredictor",
+    "CorruptionAccuracy",
+    "adversarial_accuracy",
+    "corruption_accuracy",
+]

@@ -9,10 +9,11 @@ from typing import Any, Callable, Sequence
 import keras
 import numpy as np
 
-from keras_cnnvis.model import predict_fn
+from keras_cnnvis.inputs import predicted_classes
+from keras_cnnvis.model import output_activation, predict_fn
 from keras_cnnvis.synthesis import objectives as obj
 from keras_cnnvis.synthesis import param as param_lib
-from keras_cnnvis.synthesis._checks import check_classes
+from keras_cnnvis.synthesis._checks import check_classes, probe_outputs
 from keras_cnnvis.synthesis.models import fit_image
 from keras_cnnvis.synthesis.regularizers import linf_ball
 from keras_cnnvis.synthesis.render import Renderer, image_size
@@ -30,6 +31,21 @@ def predict(
     """The model's outputs for an image batch in [0, 1], as float32 numpy."""
     x = images if preprocess is None else preprocess(images)
     return np.asarray(predict_fn(model)(np.asarray(x, np.float32)), np.float32)
+
+
+def _check_labels(model: keras.Model, classes: np.ndarray, shape, preprocess) -> None:
+    """`check_classes`, with a one-unit binary head read as classes 0 and 1 (the one rule
+    of `keras_cnnvis.inputs`)."""
+    _, out = probe_outputs(model, [], shape, preprocess)
+    if out.ndim != 2 or out.shape[-1] != 1:
+        check_classes(model, classes, shape, preprocess)
+        return
+    bad = [int(c) for c in classes if int(c) not in (0, 1)]
+    if bad:
+        raise ValueError(
+            f"Class index {bad[0]} is out of range: model '{model.name}' is a binary "
+            "classifier with one output unit (classes 0..1)."
+        )
 
 
 def adversarial_example(
@@ -50,9 +66,11 @@ def adversarial_example(
 
     Untargeted, it lowers the margin of the true class (`labels`, or the model's own
     prediction) over the best other class; with `target`, it raises the target's margin
-    (Carlini & Wagner's margin: its gradient does not vanish on confident predictions). FGSM takes one step
-    of size `epsilon` along the gradient's sign; PGD takes `steps` sign steps of
-    `step_size`, each projected back into the epsilon-ball and [0, 1].
+    (Carlini & Wagner's margin: its gradient does not vanish on confident predictions).
+    FGSM takes one step of size `epsilon` along the gradient's sign; PGD takes `steps`
+    sign steps of `step_size`, each projected back into the epsilon-ball and [0, 1]. A
+    one-unit binary head (one sigmoid or one logit) is two classes, as everywhere in
+    keras-cnnvis: class 1 is the unit, class 0 its opposite (`objectives.class_margin`).
 
     Example:
 
@@ -91,12 +109,13 @@ def adversarial_example(
     x = fit_image(images, model)
     n = len(x)
     if labels is None:
-        labels = predict(model, x, preprocess).argmax(-1)
+        outputs = predict(model, x, preprocess)
+        labels = predicted_classes(outputs, output_activation(model).name)
     labels = np.broadcast_to(np.asarray(labels, np.int64).reshape(-1), (n,))
     if target is not None:
         target = np.broadcast_to(np.asarray(target, np.int64).reshape(-1), (n,))
-        check_classes(model, np.unique(target), x.shape[1:], preprocess)
-    check_classes(model, np.unique(labels), x.shape[1:], preprocess)
+        _check_labels(model, np.unique(target), x.shape[1:], preprocess)
+    _check_labels(model, np.unique(labels), x.shape[1:], preprocess)
     eps = float(epsilon)
     if method == "fgsm":
         steps, lr = 1, eps

@@ -244,6 +244,10 @@ def class_margin(index: Any, batch: int | None = None) -> Objective:
     positive exactly when the class is predicted. Unlike the log-probability, its gradient
     does not vanish when the model is already confident.
 
+    A one-unit binary head is two classes, as in `keras_cnnvis.inputs.class_scores`: class
+    1 scores the unit's logit `z` and class 0 its opposite `-z`, so the margin of class 1 is
+    `2z` (positive exactly when the model predicts class 1) and that of class 0 is `-2z`.
+
     Args:
         index: the class index, or one index per image of the batch (e.g. labels).
         batch: score only this image of the batch. Defaults to None (sum over the batch).
@@ -256,6 +260,8 @@ def class_margin(index: Any, batch: int | None = None) -> Objective:
 
     def fn(c):
         logits = _pick(c.logits, batch)
+        if logits.shape[-1] == 1:  # one binary unit: (class 0, class 1) = (-z, z)
+            logits = tf.concat([-logits, logits], axis=-1)
         idx = tf.fill([tf.shape(logits)[0]], int(indices[0])) if scalar else indices
         onehot = tf.one_hot(idx, tf.shape(logits)[1]) > 0.5
         own = tf.reduce_sum(tf.where(onehot, logits, 0.0), axis=1)
