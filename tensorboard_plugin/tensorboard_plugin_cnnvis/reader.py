@@ -41,6 +41,7 @@ KINDS = (
     "embedding",
     "synthesis",
     "localization",
+    "network",
 )
 
 _UINT_RE = re.compile(r"^[0-9]{1,18}$")

@@ -8,6 +8,7 @@ import * as attribution from "./attribution.js";
 import * as embeddings from "./embeddings.js";
 import * as filters from "./filters.js";
 import * as health from "./health.js";
+import * as network from "./network.js";
 import * as patches from "./patches.js";
 
 const PAGES = [
@@ -17,6 +18,7 @@ const PAGES = [
   { id: "patches", title: "Patches", kind: "patches", module: patches },
   { id: "attribution", title: "Attribution", kind: "attribution", module: attribution },
   { id: "embeddings", title: "Embeddings", kind: "embedding", module: embeddings },
+  { id: "network", title: "Network", kind: "network", module: network },
 ];
 
 const KIND_TEXT = {
@@ -26,6 +28,7 @@ const KIND_TEXT = {
   patches: "max-activating patches (tags patches/<layer>)",
   attribution: "attribution maps (tags attribution/<method>, json/attribution/<method>)",
   embedding: "embeddings (tags json/embedding/<method>)",
+  network: "network records (tags json/network/overview, network/atlas)",
 };
 
 class App {

@@ -1,0 +1,22 @@
+"""The Network view of a model (CNN Explainer for any Keras model): every layer's output for one
+image with the graph (`trace`), the arithmetic behind one unit (`units`) and the records the
+Network page reads (`records`).
+"""
+
+from keras_cnnvis.network.trace import (
+    INPUT_TYPE,
+    LayerRecord,
+    NetworkTracer,
+    input_name,
+    layer_config,
+    network_trace,
+)
+
+__all__ = [
+    "INPUT_TYPE",
+    "LayerRecord",
+    "NetworkTracer",
+    "input_name",
+    "layer_config",
+    "network_trace",
+]
