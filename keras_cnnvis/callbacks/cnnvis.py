@@ -23,7 +23,7 @@ from keras_cnnvis.callbacks.base import (
 from keras_cnnvis.callbacks.budget import TimeBudget, estimate_cost, guess_cost
 from keras_cnnvis.callbacks.monitors import REGISTRY, MonitorData, monitor_names
 from keras_cnnvis.callbacks.plan import auto_layers, pick_probes  # noqa: F401 (public)
-from keras_cnnvis.model import input_shape
+from keras_cnnvis.model import input_shape, relu_sites
 from keras_cnnvis.model.head import model_head, output_count, output_view
 
 # Names kept for compatibility; the registry (callbacks/monitors.py) is the one definition.
@@ -195,12 +195,21 @@ class CNNVisCallback(keras.callbacks.Callback):
         layers, kernels, feature_map = plan.anatomy_layers(model, shape)
         if self.layers is not None:
             layers = kernels = list(self.layers)
+        relu = bool(relu_sites(model))
+        if not relu and "saliency" in self.names:
+            self._skip(
+                "saliency/guided_backprop",
+                f"model '{model.name}' has no ReLU that guided backprop can override (e.g. "
+                "swish or GELU activations); the saliency monitor logs saliency and "
+                "integrated gradients",
+            )
         return self._data(
             list(layers),
             head=self.head,
             kernel_layers=list(kernels),
             feature_map=feature_map,
             target=plan.task_target(self.head),
+            relu=relu,
         )
 
     def _build(self, model: keras.Model) -> list[MonitorCallback]:

@@ -35,6 +35,7 @@ class MonitorData:
             convolution producing each watched stage). Defaults to `layers`.
         feature_map: the Grad-CAM layer (the feature map feeding the head) or None.
         target: the attribution target for heads without per-example classes, or None.
+        relu: whether the model has ReLUs that guided backprop can override.
     """
 
     layers: list
@@ -50,6 +51,7 @@ class MonitorData:
     kernel_layers: list | None = None
     feature_map: Any = None
     target: Any = None
+    relu: bool = True
 
     def has(self, need: str) -> bool:
         """Whether the data a monitor `need`s (one of `NEEDS`) is there."""
@@ -218,6 +220,13 @@ def _needs_class_outputs(data: MonitorData) -> str | None:
     return _needs_classes(data)
 
 
+def _saliency_methods(data: MonitorData) -> tuple:
+    """Guided backprop needs ReLUs to override (EfficientNet's swish has none)."""
+    if data.relu:
+        return ("saliency", "guided_backprop", "integrated_gradients")
+    return ("saliency", "integrated_gradients")
+
+
 def _grad_cam(data: MonitorData) -> dict:
     out = {**data.probes, "methods": ("grad_cam", "layer_cam")}
     if data.feature_map is not None:
@@ -255,7 +264,7 @@ for _monitor in (
         "SaliencyCallback",
         False,
         ("probe",),
-        lambda d: {**d.probes, "methods": ("saliency", "guided_backprop", "integrated_gradients")},
+        lambda d: {**d.probes, "methods": _saliency_methods(d)},
     ),
     Monitor("occlusion", "OcclusionCallback", False, ("probe",), lambda d: d.probes),
     Monitor(

@@ -196,12 +196,20 @@ def _trace(model: keras.Model, shape: tuple) -> list:
     return nodes
 
 
-def _head_input(nodes: list) -> int | None:
+def _per_pixel(spatial: tuple, image_size: tuple) -> bool:
+    """Whether an output map is per-pixel (segmentation: at most 4x coarser than the
+    image) rather than a backbone's low-resolution feature map."""
+    return all(4 * s >= n for s, n in zip(spatial, image_size))
+
+
+def _head_input(nodes: list, image_size: tuple) -> int | None:
     """The node whose feature map feeds the head: walk back from the output until the
     first spatial output, then past trailing pooling that only downsamples."""
     if not nodes:
         return None
     i = len(nodes) - 1
+    if nodes[i].spatial is not None and not _per_pixel(nodes[i].spatial, image_size):
+        return i  # a feature extractor (include_top=False): its output is the feature map
     if nodes[i].spatial is not None:  # a dense (per-pixel) output: before its classifier
         while nodes[i].spatial is not None and nodes[i].inputs and not is_conv(nodes[i].layer):
             i = nodes[i].inputs[0]
@@ -368,13 +376,13 @@ def model_anatomy(model: keras.Model, input_shape: Sequence[int] | None = None) 
 
 def _anatomy(model: keras.Model, shape: tuple) -> Anatomy:
     nodes = _trace(model, shape)
-    end = _head_input(nodes)
+    end = _head_input(nodes, tuple(shape[:2]))
     if end is None:
         return Anatomy(nodes, None, [], [], [], shape)
     keep = _ancestors(nodes, end)
     doms = _dominators(nodes, keep, end)
     dom_set = set(doms)
-    if nodes[-1].spatial is not None:
+    if nodes[-1].spatial is not None and _per_pixel(nodes[-1].spatial, shape[:2]):
         # A per-pixel output (U-Net): skip connections bypass the encoder, so the main
         # path is the longest path from the input, through every resolution.
         main = _longest_path(nodes, keep, end)
