@@ -102,3 +102,25 @@ def test_diverged_training_skips_with_one_warning_and_keeps_logs(tmp_path):
     # Fit 1 logs 0, 1, 2; fit 2 logs its initial state (2) and each finite epoch only.
     finite_epochs = [e + 3 for e, loss in enumerate(history.history["loss"]) if np.isfinite(loss)]
     assert steps == [0, 1, 2, 2] + finite_epochs
+
+
+def test_a_callback_warns_once_about_the_onednn_trap(tmp_path, monkeypatch):
+    import warnings
+
+    import keras_cnnvis.model.traps as traps
+    from callback_helpers import random_data
+    from keras_cnnvis.callbacks import FilterGridCallback
+
+    monkeypatch.setattr(traps, "onednn_enabled", lambda *a, **k: True)  # as on a user's CPU
+    i = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="a")(i)
+    x = keras.layers.Conv2D(8, 1, strides=2, name="shortcut")(x)
+    model = keras.Model(i, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
+    model.compile("sgd", "mse")
+    x, _ = random_data(8)
+    callbacks = [FilterGridCallback(str(tmp_path), layers=["a"]) for _ in range(2)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, np.zeros((8, 2)), epochs=1, verbose=0, callbacks=callbacks)
+    trap = [str(w.message) for w in caught if "TF_ENABLE_ONEDNN_OPTS=0" in str(w.message)]
+    assert len(trap) == 1 and "shortcut" in trap[0]

@@ -15,6 +15,7 @@ import warnings
 import keras
 
 from keras_cnnvis import summary
+from keras_cnnvis.model.traps import warn_onednn_trap
 
 _ON_ERROR = ("warn", "raise")
 
@@ -189,6 +190,7 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
             if self.chief:
                 check_writable(self.run_dir)
             check_channels_last(self.model)
+            warn_onednn_trap(self.model, "keras-cnnvis")  # once per model
             self.setup()
 
     def on_epoch_begin(self, epoch, logs=None):
