@@ -132,14 +132,29 @@ def resolve(model: keras.Model, images: np.ndarray, target: Any) -> Target:
     return resolve_target(model, target, len(images))
 
 
+def clean_pass(
+    model: keras.Model, images: np.ndarray, target: Any, logits: bool, batch_size: int = 64
+) -> tuple[Target, np.ndarray]:
+    """Scores the unaltered images once and fixes a predicted-class target on them.
+
+    Returns the resolved target (class targets hold the class of each image) and the
+    float32 `(N,)` score of each image for it: `ceil(N / batch_size)` compiled calls.
+    """
+    resolved = resolve(model, images, target)
+    result = run(model, images, resolved, wrt=None, logits=logits, batch_size=batch_size)
+    if resolved.kind == "class" and (resolved.args[0] < 0).any():
+        resolved = resolved.with_classes(result.aux)
+    return resolved, np.asarray(result.scores, np.float32)
+
+
 def fixed_target(model, images, target, logits: bool, batch_size: int = 64) -> Target:
     """Resolves the target and, for class targets, fixes the class of each image now.
 
     Used by methods that run the model on altered copies (noise, paths, occlusion,
     masks, randomised weights): the explained class is the one of the original image.
+    The model runs (`clean_pass`) only when a class is still to be predicted.
     """
     resolved = resolve(model, images, target)
     if resolved.kind == "class" and (resolved.args[0] < 0).any():
-        result = run(model, images, resolved, wrt=None, logits=logits, batch_size=batch_size)
-        resolved = resolved.with_classes(result.aux)
+        return clean_pass(model, images, resolved, logits, batch_size)[0]
     return resolved

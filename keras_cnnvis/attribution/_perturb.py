@@ -5,12 +5,12 @@ blur, mean colour), map checks, and perturbed copies batched through one compile
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import keras
 import numpy as np
 
-from keras_cnnvis.attribution._common import check_images, resolve, run, upsample
+from keras_cnnvis.attribution._common import check_images, clean_pass, run, upsample
 from keras_cnnvis.attribution.targets import Target
 
 BASELINES = ("zeros", "blur", "mean")
@@ -86,6 +86,30 @@ class MuFidelityResult:
         return float(valid.mean()) if valid.size else float("nan")
 
 
+SCORE_NAMES = ("deletion_auc", "insertion_auc", "mu_fidelity")
+"""The summary scores of `FaithfulnessScores.summary`, in order (also the callbacks' tags)."""
+
+
+@dataclass
+class FaithfulnessScores:
+    """Deletion, insertion and MuFidelity of one set of maps (or of the random reference).
+
+    Attributes:
+        deletion: the deletion `CurveResult`.
+        insertion: the insertion `CurveResult`.
+        mu_fidelity: the `MuFidelityResult`.
+    """
+
+    deletion: CurveResult
+    insertion: CurveResult
+    mu_fidelity: MuFidelityResult
+
+    def summary(self) -> dict[str, float]:
+        """The means over images: `{"deletion_auc", "insertion_auc", "mu_fidelity"}`."""
+        values = (self.deletion.mean_auc, self.insertion.mean_auc, self.mu_fidelity.mean)
+        return dict(zip(SCORE_NAMES, values))
+
+
 @dataclass
 class Scored:
     """Checked images with their target fixed and their clean scores.
@@ -115,18 +139,14 @@ def positive_int(value: Any, name: str, minimum: int = 1) -> int:
 def score_clean(
     model: keras.Model, images: Any, target: Any, logits: bool, batch_size: int
 ) -> Scored:
-    """Checks the images and scores them once: `ceil(N / batch_size)` compiled calls.
-
-    The same pass fixes a predicted-class target to the class of each clean image, so
-    the perturbed copies are scored for the class the model gave the original.
+    """Checks the images and scores them once (`_common.clean_pass`): `ceil(N / batch_size)`
+    compiled calls, which also fix a predicted-class target to the class of each clean
+    image, so the perturbed copies are scored for the class the model gave the original.
     """
     x = check_images(model, images)
     batch_size = positive_int(batch_size, "batch_size")
-    resolved = resolve(model, x, target)
-    result = run(model, x, resolved, wrt=None, logits=logits, batch_size=batch_size)
-    if resolved.kind == "class" and (resolved.args[0] < 0).any():
-        resolved = resolved.with_classes(result.aux)
-    return Scored(x, resolved, result.scores.astype(np.float32), bool(logits), batch_size)
+    resolved, clean = clean_pass(model, x, target, logits, batch_size)
+    return Scored(x, resolved, clean, bool(logits), batch_size)
 
 
 def score_copies(
@@ -232,6 +252,26 @@ def check_maps(maps: Any, images: np.ndarray) -> np.ndarray:
     if arr.shape[1:] != (height, width):
         arr = upsample(arr, (height, width))
     return arr
+
+
+def named_maps(maps: Any, images: np.ndarray) -> tuple[list[str] | None, list[np.ndarray]]:
+    """Checks one set of maps (names None) or a dict name -> maps (see `check_maps`)."""
+    if not isinstance(maps, Mapping):
+        return None, [check_maps(maps, images)]
+    if not maps:
+        raise ValueError("maps is an empty dict; pass at least one set of maps.")
+    checked = []
+    for name, value in maps.items():
+        try:
+            checked.append(check_maps(value, images))
+        except ValueError as error:
+            raise ValueError(f"maps[{name!r}]: {error}") from None
+    return [str(name) for name in maps], checked
+
+
+def by_name(names: list[str] | None, results: list) -> Any:
+    """The one result for one set of maps, else a dict name -> result."""
+    return results[0] if names is None else dict(zip(names, results))
 
 
 def pixel_ranks(maps: np.ndarray) -> np.ndarray:
