@@ -12,6 +12,7 @@ from keras_cnnvis.callbacks.max_patches import MaxActivatingPatchesCallback
 from keras_cnnvis.callbacks.neighbors import NearestNeighborsCallback
 from keras_cnnvis.callbacks.confusion_matrix import ConfusionMatrixCallback
 from keras_cnnvis.callbacks.embedding import EmbeddingCallback
+from keras_cnnvis.callbacks.network import NetworkCallback
 from keras_cnnvis.callbacks.cnnvis import CNNVisCallback
 
 __all__ = [
@@ -27,5 +28,6 @@ __all__ = [
     "NearestNeighborsCallback",
     "ConfusionMatrixCallback",
     "EmbeddingCallback",
+    "NetworkCallback",
     "CNNVisCallback",
 ]

@@ -260,6 +260,13 @@ for _monitor in (
         _needs_classes,
     ),
     Monitor(
+        "network",
+        "NetworkCallback",
+        True,
+        ("probe",),
+        lambda d: {"probe": _first(2)(d), "class_names": d.class_names},
+    ),
+    Monitor(
         "saliency",
         "SaliencyCallback",
         False,
