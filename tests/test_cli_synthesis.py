@@ -151,5 +151,6 @@ def test_errors_name_the_problem(saved_demo, tmp_path, capsys):
     for args, message in cases:
         rc, _, err = run(args, saved_demo, tmp_path, capsys)
         assert rc == 2 and message in err, (args, err)
-    rc = main(["invert", "--layer", "conv1", "--model", str(tmp_path / "missing.keras")])
-    assert rc == 2 and "No model file" in capsys.readouterr().err
+    missing = str(tmp_path / "missing.keras")
+    rc = main(["invert", "--layer", "conv1", "--model", missing])
+    assert rc == 2 and f"Model file '{missing}' does not exist" in capsys.readouterr().err

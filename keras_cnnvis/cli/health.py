@@ -5,7 +5,6 @@ terminal and a PNG report (flagged filters outlined).
 from __future__ import annotations
 
 import argparse
-import os
 
 import numpy as np
 
@@ -13,65 +12,35 @@ import numpy as np
 def probe_images(data: str, shape: tuple, n: int, seed: int = 0) -> np.ndarray:
     """`n` probe images for a model input `shape = (H, W, C)` from `data`.
 
-    `data` is `"shapes"`, `"digits"` or a folder of class subfolders; images are float32 in
+    `data` is a built-in set (`"shapes"`, `"digits"`, ...), a folder of class subfolders or
+    an `.npy`/`.npz` file (see `keras_cnnvis.analysis.load_images`); images are float32 in
     [0, 1], resized to `H x W`, and converted between grayscale and RGB to match `C`.
 
     Raises:
-        ValueError: for an input that is not an image, a non-square input with `shapes`, an
-            unknown dataset or an unsupported channel count.
+        ValueError: for an input that is not an image of fixed size, unreadable data or an
+            unsupported channel count.
+        FileNotFoundError: for data that is neither a file, a folder nor a built-in set.
     """
-    from keras_cnnvis import datasets
-    from keras_cnnvis.render import image
+    from keras_cnnvis.analysis import fit_images, load_images, to_unit
 
     if len(shape) != 3 or None in shape[:2]:
         raise ValueError(
             f"The model takes inputs of shape {shape}; `cnnvis health --data` needs a fixed "
             "image size (height, width, channels). Use --data none."
         )
-    h, w, c = (int(s) if s is not None else None for s in shape)
-    if data == "shapes":
-        if h != w:
-            raise ValueError(
-                f"--data shapes makes square images; the model takes {h}x{w}. Use --data "
-                "FOLDER with your own images."
-            )
-        images, _, _ = datasets.shapes(n, size=h, seed=seed)
-    elif data == "digits":
-        images, _ = datasets.digits()
-        images = images[np.random.default_rng(seed).permutation(len(images))[:n]]
-    elif os.path.isdir(data):
-        images, _, _ = datasets.image_folder(data, size=max(h, w))
-        images = images[np.random.default_rng(seed).permutation(len(images))[:n]]
-    else:
-        raise ValueError(
-            f"Unknown --data {data!r}: use shapes, digits, none or the path of a folder with "
-            "one subfolder of images per class."
-        )
-    if images.shape[1:3] != (h, w):
-        images = image.resize(images, (h, w))
-        if images.ndim == 3:
-            images = images[..., None]
-    have = images.shape[-1]
-    if c is None or have == c:
-        return images.astype(np.float32)
-    if have == 1 and c == 3:
-        return np.repeat(images, 3, axis=-1).astype(np.float32)
-    if have == 3 and c == 1:
-        return images.mean(axis=-1, keepdims=True).astype(np.float32)
-    raise ValueError(f"The model takes {c}-channel images; --data {data} gives {have} channels.")
+    loaded = load_images(data, size=max(shape[:2]), n=n, seed=seed, what="--data")
+    images = fit_images(loaded.x, shape, "--data images")
+    return images if loaded.unit else to_unit(images, loaded.integers, "--data images")
 
 
 def run(args: argparse.Namespace) -> int:
-    import keras
-
+    from keras_cnnvis.cli.models import load_model
     from keras_cnnvis.model import input_shape
     from keras_cnnvis.render import image
     from keras_cnnvis.render.health import report_image
     from keras_cnnvis.weights.health import filter_health
 
-    if not os.path.isfile(args.model):
-        raise FileNotFoundError(f"Model file '{args.model}' does not exist.")
-    model = keras.models.load_model(args.model, compile=False)
+    model = load_model(args.model, args.weights, where="cnnvis health").model
     probe = None
     shape = input_shape(model)
     if args.data != "none":
@@ -98,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
+    from keras_cnnvis.cli.models import add_model_arguments
+
     p = sub.add_parser(
         "health",
         help="diagnose the filters of a saved model (noise-like, dead, spectral)",
@@ -106,11 +77,12 @@ def add_parser(sub) -> None:
         "exponent of each weight matrix, and a verdict per layer. Drift and update ratio "
         "need the training history: use FilterHealthCallback during fit for those.",
     )
-    p.add_argument("model", help="a saved model (.keras)")
+    add_model_arguments(p, weights="imagenet")
     p.add_argument(
         "--data",
         default=None,
-        help="probe images: shapes, digits, a folder of class subfolders, or none "
+        help="probe images: shapes, digits, a folder of class subfolders, an .npy/.npz "
+        "file, or none "
         "(default: shapes for RGB models, digits for grayscale)",
     )
     p.add_argument("--n", type=int, default=64, help="probe images (default 64)")

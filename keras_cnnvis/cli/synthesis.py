@@ -24,10 +24,10 @@ def _fraction(text: str) -> float:
 
 
 def _load(args, include_top: bool = False):
-    from keras_cnnvis.synthesis.models import load_model
+    from keras_cnnvis.cli.models import load_model
 
-    model, preprocess = load_model(args.model, weights=args.weights, include_top=include_top)
-    return model, preprocess
+    loaded = load_model(args.model, args.weights, include_top, where=f"cnnvis {args.command}")
+    return loaded.model, loaded.preprocess
 
 
 def _side(args, model) -> int | tuple:
