@@ -13,6 +13,7 @@ from keras_cnnvis.callbacks.neighbors import NearestNeighborsCallback
 from keras_cnnvis.callbacks.confusion_matrix import ConfusionMatrixCallback
 from keras_cnnvis.callbacks.embedding import EmbeddingCallback
 from keras_cnnvis.callbacks.network import NetworkCallback
+from keras_cnnvis.callbacks.robustness import RobustnessCallback
 from keras_cnnvis.callbacks.cnnvis import CNNVisCallback
 
 __all__ = [
@@ -29,5 +30,6 @@ __all__ = [
     "ConfusionMatrixCallback",
     "EmbeddingCallback",
     "NetworkCallback",
+    "RobustnessCallback",
     "CNNVisCallback",
 ]

@@ -308,6 +308,28 @@ for _monitor in (
 ):
     register_monitor(_monitor)
 
+register_monitor(
+    Monitor(
+        "robustness",
+        "RobustnessCallback",
+        cheap=False,
+        needs=("validation", "labels"),
+        arguments=lambda d: {
+            "validation_data": (d.x_val, d.y_val),
+            "class_names": d.class_names,
+            "probe": d.probe,
+            "probe_labels": d.probe_labels,
+        },
+        applies=lambda d: _needs_classes(d)
+        or (
+            f"the model is a {d.head.describe()}: accuracy under corruption counts one "
+            "class per image"
+            if _task(d) in ("multilabel", "segmentation", "dense")
+            else _needs_example_classes(d)
+        ),
+    )
+)
+
 
 __all__: Sequence[str] = (
     "Monitor",
