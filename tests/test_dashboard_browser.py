@@ -306,6 +306,11 @@ def test_patches_numbers_never_run_together(dash, shots):
         for (_, _, (_, right, top)), (_, _, (left, _, top2)) in zip(row, row[1:]):
             if top == top2:
                 assert left - right >= 8, row
+    # A channel no image lifts above zero says so.
+    names = dash.frame.eval_on_selector_all(
+        "table.data tbody th", "els => els.map(e => e.textContent)"
+    )
+    assert names == ["0", "3", "7 inactive"]
     # The caption explains the context view from the record.
     assert dash.data("tileView") == "context"
     meta = dash.frame.inner_text(".meta")

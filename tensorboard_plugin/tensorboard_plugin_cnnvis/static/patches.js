@@ -46,15 +46,25 @@ export function caption(payload) {
 
 function valuesTable(payload) {
   const channels = payload.channels || [];
-  const rows = channels.map((c, r) =>
-    h(
+  const rows = channels.map((c, r) => {
+    const values = payload.values?.[r] || [];
+    // No image lifts it above zero: its "top" patches are ties at the first unit, not a pattern.
+    const inactive = values.length > 0 && values.every((v) => typeof v === "number" && v <= 1e-6);
+    return h(
       "tr",
-      null,
-      h("th", { scope: "row" }, String(c)),
-      h("td", { class: "num" }, numberList(payload.values?.[r])),
+      { class: inactive ? "inactive" : null },
+      h(
+        "th",
+        { scope: "row" },
+        String(c),
+        inactive
+          ? h("span", { class: "muted", title: "No image activates this channel above zero: its patches are ties, not a pattern." }, " inactive")
+          : null,
+      ),
+      h("td", { class: "num" }, numberList(values)),
       h("td", { class: "num muted" }, (payload.indices?.[r] || []).join(", ")),
-    ),
-  );
+    );
+  });
   return h(
     "table",
     { class: "data", dataset: { rows: rows.length } },
