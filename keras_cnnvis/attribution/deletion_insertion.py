@@ -183,12 +183,17 @@ def insertion_curve(
     return by_name(names, curve_runs(model, scored, maps_list, "insertion", steps, baseline))
 
 
-def curve_runs(model, scored, maps_list, kind, steps, baseline) -> list[CurveResult]:
-    """The curve of each map set in `maps_list`, on one baseline."""
-    height, width = scored.images.shape[1:3]
+def check_steps(steps: Any, height: int, width: int) -> int:
+    """`steps` as an int in [1, height * width], else a ValueError."""
     steps = positive_int(steps, "steps")
     if steps > height * width:
         raise ValueError(f"steps must be at most the number of pixels ({height * width}).")
+    return steps
+
+
+def curve_runs(model, scored, maps_list, kind, steps, baseline) -> list[CurveResult]:
+    """The curve of each map set in `maps_list`, on one baseline."""
+    steps = check_steps(steps, *scored.images.shape[1:3])
     base = baseline_images(scored.images, baseline)
     return [_curve(model, scored, maps, kind, steps, base) for maps in maps_list]
 

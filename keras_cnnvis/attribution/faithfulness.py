@@ -8,12 +8,14 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 import keras
+import numpy as np
 
 from keras_cnnvis.attribution._perturb import (
     SCORE_NAMES,
     CurveResult,
     FaithfulnessScores,
     MuFidelityResult,
+    baseline_images,
     named_maps,
     noise_maps,
     positive_int,
@@ -21,11 +23,17 @@ from keras_cnnvis.attribution._perturb import (
 )
 from keras_cnnvis.attribution.deletion_insertion import (
     average_curves,
+    check_steps,
     curve_runs,
     deletion_curve,
     insertion_curve,
 )
-from keras_cnnvis.attribution.mu_fidelity import average_runs, mu_fidelity, mu_fidelity_runs
+from keras_cnnvis.attribution.mu_fidelity import (
+    average_runs,
+    check_subsets,
+    mu_fidelity,
+    mu_fidelity_runs,
+)
 
 __all__ = [
     "CurveResult",
@@ -35,6 +43,7 @@ __all__ = [
     "SCORE_NAMES",
     "deletion_curve",
     "faithfulness_scores",
+    "faithfulness_settings",
     "insertion_curve",
     "mu_fidelity",
     "random_reference",
@@ -237,4 +246,53 @@ def faithfulness_scores(
             average_curves(insertion[k:], draws),
             average_runs(mu[k:], draws),
         )
+    return out
+
+
+def faithfulness_settings(images: Any = None, **settings: Any) -> dict[str, Any]:
+    """The complete, checked settings of `faithfulness_scores`, without running a model.
+
+    Lets a caller (the attribution callbacks) report a bad setting before any work runs.
+
+    Example:
+
+    ```python
+    faithfulness_settings(x_val[:8], steps=10, nb_samples=50)
+    # {"steps": 10, "baseline": "blur", "grid_size": 9, ..., "nb_samples": 50, ...}
+    ```
+
+    Args:
+        images: the `(N, H, W, C)` images the scores will run on, to check the settings
+            against their size and channels; None checks the names only.
+            Defaults to None.
+        **settings: arguments of `faithfulness_scores` other than `model`, `images`,
+            `maps` and `target`.
+
+    Returns:
+        A dict of every such argument: the given values over the defaults.
+
+    Raises:
+        ValueError: for an unknown name or a bad value.
+    """
+    import inspect
+
+    params = inspect.signature(faithfulness_scores).parameters
+    known = {
+        k: p.default for k, p in params.items() if k not in ("model", "images", "maps", "target")
+    }
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise ValueError(f"Unknown faithfulness setting(s) {unknown}; use some of {sorted(known)}.")
+    out = {**known, **settings}
+    positive_int(out["draws"], "draws", 0)
+    positive_int(out["batch_size"], "batch_size")
+    if out["noise_size"] is not None:
+        positive_int(out["noise_size"], "noise_size")
+    if images is not None:
+        x = np.asarray(images, np.float32)
+        height, width = x.shape[1:3]
+        check_steps(out["steps"], height, width)
+        keys = ("grid_size", "subset_percent", "nb_samples", "correlation")
+        check_subsets(*(out[k] for k in keys), height, width)
+        baseline_images(x, out["baseline"])
     return out

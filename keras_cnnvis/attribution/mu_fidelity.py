@@ -4,6 +4,7 @@ score drops when those regions are removed. One set of drops serves any number o
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import keras
@@ -42,6 +43,28 @@ def _correlation(a: np.ndarray, b: np.ndarray, method: str) -> np.ndarray:
     return np.where(constant, np.nan, np.clip(corr, -1.0, 1.0)).astype(np.float32)
 
 
+def check_subsets(
+    grid_size: Any, subset_percent: Any, nb_samples: Any, correlation: Any, height: int, width: int
+) -> tuple[int, int]:
+    """Checks MuFidelity's parameters for `height` x `width` images; returns the grid size
+    and the number of subsets as ints.
+
+    Raises:
+        ValueError: naming the parameter that is wrong.
+    """
+    grid_size = positive_int(grid_size, "grid_size", 2)
+    nb_samples = positive_int(nb_samples, "nb_samples", 3)
+    if grid_size > min(height, width):
+        raise ValueError(f"grid_size {grid_size} exceeds the image size ({height}x{width}).")
+    if isinstance(subset_percent, bool) or not (
+        isinstance(subset_percent, numbers.Real) and 0 < subset_percent < 1
+    ):
+        raise ValueError(f"subset_percent must be in (0, 1); got {subset_percent!r}.")
+    if correlation not in ("spearman", "pearson"):
+        raise ValueError(f"correlation must be 'spearman' or 'pearson'; got {correlation!r}.")
+    return grid_size, nb_samples
+
+
 def mu_fidelity_runs(
     model: keras.Model,
     scored: Scored,
@@ -56,14 +79,9 @@ def mu_fidelity_runs(
     """MuFidelity of each map set in `maps_list`, all on one set of subsets and drops."""
     x = scored.images
     n, height, width, _ = x.shape
-    grid_size = positive_int(grid_size, "grid_size", 2)
-    nb_samples = positive_int(nb_samples, "nb_samples", 3)
-    if grid_size > min(height, width):
-        raise ValueError(f"grid_size {grid_size} exceeds the image size ({height}x{width}).")
-    if not 0 < subset_percent < 1:
-        raise ValueError(f"subset_percent must be in (0, 1); got {subset_percent!r}.")
-    if correlation not in ("spearman", "pearson"):
-        raise ValueError(f"correlation must be 'spearman' or 'pearson'; got {correlation!r}.")
+    grid_size, nb_samples = check_subsets(
+        grid_size, subset_percent, nb_samples, correlation, height, width
+    )
     n_cells = grid_size * grid_size
     size = min(n_cells - 1, max(1, round(subset_percent * n_cells)))
     cells = _cells(height, width, grid_size)

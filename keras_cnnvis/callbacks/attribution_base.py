@@ -1,15 +1,23 @@
 """The shared base of the attribution callbacks: schedule -> the registered methods on the
-probe images -> `keras_cnnvis.render.attribution` -> the records of docs/log-format.md.
+probe images (and, when asked, their faithfulness scores) -> `keras_cnnvis.render.attribution`
+-> the records of docs/log-format.md.
 """
 
 from __future__ import annotations
 
+import hashlib
+import warnings
 import weakref
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from keras_cnnvis import inputs
+from keras_cnnvis.attribution.faithfulness import (
+    RANDOM,
+    faithfulness_scores,
+    faithfulness_settings,
+)
 from keras_cnnvis.attribution.localization import energy_in_mask, pointing_game
 from keras_cnnvis.attribution.registry import Method, choose, lookup, names
 from keras_cnnvis.attribution.targets import resolve_target
@@ -21,6 +29,7 @@ from keras_cnnvis.render.attribution import MAX_MAP_SIDE, display_maps, map_size
 
 __all__ = [
     "AttributionCallback",
+    "FAITHFULNESS",
     "MAX_MAP_SIDE",
     "SMOOTH_METHODS",
     "display_maps",
@@ -28,6 +37,50 @@ __all__ = [
 ]
 
 _PROBES_WRITTEN: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# writer -> {"step": step, "references": {key: FaithfulnessScores}, "written": bool}: the random
+# reference of the current step, shared by the callbacks of one fit (they share the writer).
+_REFERENCES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+FAITHFULNESS: dict = {"steps": 10, "baseline": "blur", "nb_samples": 50, "draws": 1}
+"""What `faithfulness=True` computes, over the defaults of `faithfulness_scores`: curves of
+10 steps (areas within 0.01 of 20 steps on the trained demo CNN), a blurred baseline for all
+three scores, MuFidelity on 50 subsets of a 9x9 grid (20% of the cells), one per-pixel noise
+draw for the random reference (its curves barely move between draws). With M methods and N
+probes that is N * (20 * (M + 1) + 51) forward passes per logged step: 111 per probe for
+Grad-CAM and LayerCAM."""
+
+
+def faithfulness_options(value: Any, name: str) -> dict | None:
+    """The `faithfulness=` argument of the attribution callbacks as settings, or None (off).
+
+    Raises:
+        ValueError: for a value that is not a bool or a dict, or an unknown setting.
+    """
+    if value is None or value is False:
+        return None
+    if value is True:
+        return dict(FAITHFULNESS)
+    if not isinstance(value, Mapping):
+        raise ValueError(
+            f"{name}: faithfulness must be True, False or a dict of faithfulness_scores "
+            f"settings (e.g. {{'steps': 20}}); got {type(value).__name__}."
+        )
+    try:
+        faithfulness_settings(None, **value)
+    except ValueError as error:
+        raise ValueError(f"{name}: {error}") from None
+    return {**FAITHFULNESS, **value}
+
+
+def _digest(value: Any) -> Any:
+    """A hashable stand-in for a setting or target (arrays by their bytes)."""
+    if isinstance(value, np.ndarray):
+        return (value.shape, str(value.dtype), hashlib.sha1(value.tobytes()).hexdigest())
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    if isinstance(value, (tuple, list)):
+        return tuple(_digest(v) for v in value)
+    return id(value)
 
 
 def __getattr__(name: str):
@@ -46,7 +99,12 @@ class AttributionCallback(MonitorCallback):
     `json/attribution/<method>` (at most 64x64, scaled to [0, 1]) and, when masks are
     given, the scalars `localization/<method>/energy_in_mask` and
     `localization/<method>/pointing_game`; the probes themselves go to `probes/images`
-    once per step.
+    once per step. With `faithfulness`, each method's deletion and insertion areas and
+    MuFidelity (`keras_cnnvis.attribution.faithfulness_scores` on the probes, for the
+    explained target) go to the scalars `faithfulness/<method>/deletion_auc`,
+    `/insertion_auc` and `/mu_fidelity` and to the record's `faithfulness` entry; the
+    random-map reference to `faithfulness/random/...` once per step (callbacks of one fit
+    with the same probes, target and settings compute it once).
 
     Args:
         log_dir: the TensorBoard log directory.
@@ -62,6 +120,8 @@ class AttributionCallback(MonitorCallback):
         log_initial: also log before training. Defaults to True.
         run_name: run subdirectory. Defaults to `"cnnvis"`.
         on_error: `"warn"` or `"raise"`. Defaults to `"warn"`.
+        faithfulness: False (off), True (the settings in `FAITHFULNESS`) or a dict of
+            `faithfulness_scores` settings over those. Defaults to False.
     """
 
     family = ""
@@ -80,8 +140,10 @@ class AttributionCallback(MonitorCallback):
         log_initial: bool = True,
         run_name: str = "cnnvis",
         on_error: str = "warn",
+        faithfulness: bool | dict = False,
     ):
         super().__init__(log_dir, every_n_epochs, log_initial, run_name, on_error)
+        self.faithfulness = faithfulness_options(faithfulness, type(self).__name__)
         self.probe = probe
         self.labels = None if labels is None else np.asarray(labels)
         self.masks = None if masks is None else np.asarray(masks)
@@ -93,6 +155,8 @@ class AttributionCallback(MonitorCallback):
         self.methods: list[tuple[Method, dict]] = []
         self._probe: np.ndarray | None = None
         self._target: Any = None
+        self._faithfulness_failed = False
+        self._faith_settings: dict | None = None
 
     def offer(self, methods: str | Sequence[str], **settings: Any) -> None:
         """Chooses the methods to log and the settings passed to those that take them.
@@ -131,6 +195,13 @@ class AttributionCallback(MonitorCallback):
             kwargs = method.kwargs(self.settings)
             method.check(self.model, probe, **kwargs)  # messages name the method
             self.methods.append((method, kwargs))
+        self._faithfulness_failed = False
+        self._faith_settings = None
+        if self.faithfulness is not None:
+            try:
+                self._faith_settings = faithfulness_settings(probe, **self.faithfulness)
+            except ValueError as error:
+                raise ValueError(f"{name}: {error}") from None
         self._probe = probe
         self._predict = instance_function(self._call_model)  # compiled once per fit
         self._activation = output_activation(self.model).name
@@ -159,26 +230,79 @@ class AttributionCallback(MonitorCallback):
         self._write_probes(shown, scale, step)
         probes = self._probe_classes(probe)
         target = self._target_name()
+        maps = {
+            method.name: method.fn(self.model, probe, target=self._target, **kwargs)
+            for method, kwargs in self.methods
+        }
+        faithfulness = self._faithfulness_or_warn(maps, step)
         for method, kwargs in self.methods:
-            maps = method.fn(self.model, probe, target=self._target, **kwargs)
-            shown_maps = render.display_maps(maps, method.display)
+            name = method.name
+            shown_maps = render.display_maps(maps[name], method.display)
             overlays = render.overlays(shown, shown_maps, self.alpha)
-            writer.images(f"attribution/{method.name}", image.upscale(overlays, scale), step)
+            writer.images(f"attribution/{name}", image.upscale(overlays, scale), step)
             layer = kwargs.get("layer")
             record = render.attribution_record(
-                method.name,
+                name,
                 shown_maps,
                 layer=None if layer is None else find_layer(self.model, layer).path,
                 target=target,
                 class_names=self.class_names,
+                faithfulness=faithfulness.get(name),
                 **probes,
             )
-            writer.json(f"json/attribution/{method.name}", record, step, kind="attribution")
+            writer.json(f"json/attribution/{name}", record, step, kind="attribution")
             if self.masks is not None:
-                energy = float(np.nanmean(energy_in_mask(maps, self.masks)))
-                hits = float(np.nanmean(pointing_game(maps, self.masks)))
-                writer.scalar(f"localization/{method.name}/energy_in_mask", energy, step)
-                writer.scalar(f"localization/{method.name}/pointing_game", hits, step)
+                energy = float(np.nanmean(energy_in_mask(maps[name], self.masks)))
+                hits = float(np.nanmean(pointing_game(maps[name], self.masks)))
+                writer.scalar(f"localization/{name}/energy_in_mask", energy, step)
+                writer.scalar(f"localization/{name}/pointing_game", hits, step)
+
+    def _faithfulness_or_warn(self, maps: dict, step: int) -> dict:
+        """`_faithfulness`, except that with `on_error="warn"` a failure turns the scores
+        off for the rest of the fit (one warning) and the maps are still logged."""
+        if self.faithfulness is None or self._faithfulness_failed:
+            return {}
+        try:
+            return self._faithfulness(maps, step)
+        except Exception as error:
+            if self.on_error == "raise":
+                raise
+            self._faithfulness_failed = True
+            warnings.warn(
+                f"{type(self).__name__}: the faithfulness scores failed at step {step} "
+                f"({type(error).__name__}: {error}); the maps are still logged, the scores "
+                "are off for the rest of this fit.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return {}
+
+    def _faithfulness(self, maps: dict, step: int) -> dict:
+        """Scores `maps` (and the random reference), writes the scalars; returns each
+        method's `faithfulness` record entry (empty when faithfulness is off)."""
+        settings, writer = self._faith_settings, self.writer
+        shared = _REFERENCES.get(writer)
+        if shared is None or shared["step"] != step:
+            shared = _REFERENCES[writer] = {"step": step, "references": {}, "written": False}
+        key = (_digest(self._probe), _digest(self._target), _digest(sorted(settings.items())))
+        reference = shared["references"].get(key)
+        draws = 0 if reference is not None else settings["draws"]
+        scores = faithfulness_scores(
+            self.model, self._probe, maps, target=self._target, **{**settings, "draws": draws}
+        )
+        if RANDOM in scores:
+            reference = shared["references"][key] = scores.pop(RANDOM)
+        for name, result in scores.items():
+            for score, value in result.summary().items():
+                writer.scalar(f"faithfulness/{name}/{score}", value, step)
+        if reference is not None and not shared["written"]:
+            shared["written"] = True
+            for score, value in reference.summary().items():
+                writer.scalar(f"faithfulness/{RANDOM}/{score}", value, step)
+        return {
+            name: render.faithfulness_record(result, reference, settings)
+            for name, result in scores.items()
+        }
 
     def _write_probes(self, shown: np.ndarray, scale: int, step: int) -> None:
         writer = self.writer

@@ -23,7 +23,8 @@ class GradCAMCallback(AttributionCallback):
     Writes into `<log_dir>/cnnvis`, per method: the images `attribution/<method>` (one
     overlay per probe), the record `json/attribution/<method>` (maps at most 64x64 for
     the cnnvis tab), the scalars `localization/<method>/energy_in_mask` and
-    `/pointing_game` when masks are given; and the probes as `probes/images`.
+    `/pointing_game` when masks are given, `faithfulness/<method>/...` scores with
+    `faithfulness`; and the probes as `probes/images`.
 
     Example:
 
@@ -51,11 +52,17 @@ class GradCAMCallback(AttributionCallback):
         log_initial: also log before training. Defaults to True.
         run_name: run subdirectory. Defaults to `"cnnvis"`.
         on_error: `"warn"` or `"raise"`. Defaults to `"warn"`.
+        faithfulness: False (off), True (deletion and insertion areas and MuFidelity of
+            each method's maps with a random-map reference, at the settings in
+            `attribution_base.FAITHFULNESS`), or a dict of `faithfulness_scores` settings
+            over those. Logs `faithfulness/<method>/deletion_auc`, `/insertion_auc`,
+            `/mu_fidelity` and `faithfulness/random/...`. Defaults to False.
 
     Raises:
-        ValueError: for an unknown method (here); at `on_train_begin`, for an unknown
-            layer, a layer without spatial output, probes that do not fit the model, or
-            labels/masks that do not match the probes.
+        ValueError: for an unknown method or faithfulness setting (here); at
+            `on_train_begin`, for an unknown layer, a layer without spatial output,
+            probes that do not fit the model, labels/masks that do not match the probes,
+            or faithfulness settings that do not fit them.
     """
 
     family = "cam"
@@ -75,6 +82,7 @@ class GradCAMCallback(AttributionCallback):
         log_initial: bool = True,
         run_name: str = "cnnvis",
         on_error: str = "warn",
+        faithfulness: bool | dict = False,
     ):
         super().__init__(
             log_dir,
@@ -88,6 +96,7 @@ class GradCAMCallback(AttributionCallback):
             log_initial,
             run_name,
             on_error,
+            faithfulness=faithfulness,
         )
         self.layer = layer
         self.offer(methods, layer=layer)

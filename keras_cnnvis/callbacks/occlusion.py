@@ -16,7 +16,8 @@ class OcclusionCallback(AttributionCallback):
     Each logged step runs (patch positions x probes) forward passes, batched. Writes
     `attribution/occlusion` overlays, `json/attribution/occlusion` raw maps (at most
     64x64) and, with masks, `localization/occlusion/energy_in_mask` and
-    `/pointing_game`; plus `probes/images`.
+    `/pointing_game`, with `faithfulness` the `faithfulness/occlusion/...` scores; plus
+    `probes/images`.
 
     Example:
 
@@ -45,10 +46,17 @@ class OcclusionCallback(AttributionCallback):
         log_initial: also log before training. Defaults to True.
         run_name: run subdirectory. Defaults to `"cnnvis"`.
         on_error: `"warn"` or `"raise"`. Defaults to `"warn"`.
+        faithfulness: False (off), True (deletion and insertion areas and MuFidelity of
+            each method's maps with a random-map reference, at the settings in
+            `attribution_base.FAITHFULNESS`), or a dict of `faithfulness_scores` settings
+            over those. Logs `faithfulness/<method>/deletion_auc`, `/insertion_auc`,
+            `/mu_fidelity` and `faithfulness/random/...`. Defaults to False.
 
     Raises:
-        ValueError: at `on_train_begin`, for a patch larger than the probes, a bad fill,
-            probes that do not fit the model, or labels/masks that do not match them.
+        ValueError: for an unknown faithfulness setting (here); at `on_train_begin`, for
+            a patch larger than the probes, a bad fill, probes that do not fit the model,
+            labels/masks that do not match them, or faithfulness settings that do not fit
+            them.
     """
 
     family = "occlusion"
@@ -70,6 +78,7 @@ class OcclusionCallback(AttributionCallback):
         log_initial: bool = True,
         run_name: str = "cnnvis",
         on_error: str = "warn",
+        faithfulness: bool | dict = False,
     ):
         super().__init__(
             log_dir,
@@ -83,6 +92,7 @@ class OcclusionCallback(AttributionCallback):
             log_initial,
             run_name,
             on_error,
+            faithfulness=faithfulness,
         )
         self.patch = size_pair(patch, "patch")
         self.stride = size_pair(stride, "stride")

@@ -21,7 +21,8 @@ class SaliencyCallback(AttributionCallback):
 
     Writes, per chosen method, `attribution/<method>` overlays (one per probe),
     `json/attribution/<method>` raw maps (at most 64x64) and, with masks,
-    `localization/<method>/energy_in_mask` and `/pointing_game`; plus `probes/images`.
+    `localization/<method>/energy_in_mask` and `/pointing_game`, with `faithfulness`
+    `faithfulness/<method>/...` scores; plus `probes/images`.
 
     Example:
 
@@ -53,11 +54,17 @@ class SaliencyCallback(AttributionCallback):
         log_initial: also log before training. Defaults to True.
         run_name: run subdirectory. Defaults to `"cnnvis"`.
         on_error: `"warn"` or `"raise"`. Defaults to `"warn"`.
+        faithfulness: False (off), True (deletion and insertion areas and MuFidelity of
+            each method's maps with a random-map reference, at the settings in
+            `attribution_base.FAITHFULNESS`), or a dict of `faithfulness_scores` settings
+            over those. Logs `faithfulness/<method>/deletion_auc`, `/insertion_auc`,
+            `/mu_fidelity` and `faithfulness/random/...`. Defaults to False.
 
     Raises:
-        ValueError: for an unknown method or bad SmoothGrad/IG settings (here); at
-            `on_train_begin`, for probes that do not fit the model, labels or masks that
-            do not match them, or guided methods on a model without ReLU.
+        ValueError: for an unknown method, bad SmoothGrad/IG settings or an unknown
+            faithfulness setting (here); at `on_train_begin`, for probes that do not fit
+            the model, labels or masks that do not match them, guided methods on a model
+            without ReLU, or faithfulness settings that do not fit the probes.
     """
 
     family = "gradient"
@@ -80,6 +87,7 @@ class SaliencyCallback(AttributionCallback):
         log_initial: bool = True,
         run_name: str = "cnnvis",
         on_error: str = "warn",
+        faithfulness: bool | dict = False,
     ):
         super().__init__(
             log_dir,
@@ -93,6 +101,7 @@ class SaliencyCallback(AttributionCallback):
             log_initial,
             run_name,
             on_error,
+            faithfulness=faithfulness,
         )
         self.offer(
             methods, n_samples=n_samples, noise_level=noise_level, steps=steps, baseline=baseline

@@ -1,5 +1,6 @@
 """Rendering of attribution maps: display scaling by each method's style, heatmap overlays on
-the probe images, and the `json/attribution/<method>` record of the cnnvis tab.
+the probe images, and the `json/attribution/<method>` record of the cnnvis tab (with the maps'
+faithfulness scores when they were computed).
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ def attribution_record(
     predictions: Any = None,
     classes: Any = None,
     scores: Any = None,
+    faithfulness: dict | None = None,
 ) -> dict:
     """The `json/attribution/<method>` record of docs/log-format.md.
 
@@ -124,10 +126,13 @@ def attribution_record(
         predictions: `(N,)` predicted classes. Defaults to None.
         classes: `(N,)` explained classes. Defaults to None.
         scores: `(N,)` the model's score for the explained classes. Defaults to None.
+        faithfulness: the maps' `faithfulness_record`, stored under `"faithfulness"`.
+            Defaults to None (no such key).
 
     Returns:
         A JSON-ready dict: `method`, `layer`, `size`, `target`, `class_names`, `probes`
-        (`label`, `prediction`, `class`, `score` per probe) and `maps` (flat lists).
+        (`label`, `prediction`, `class`, `score` per probe), `maps` (flat lists) and,
+        when given, `faithfulness`.
     """
     small = stored_maps(maps)
     probes = [
@@ -139,7 +144,7 @@ def attribution_record(
         }
         for i in range(len(small))
     ]
-    return {
+    record = {
         "method": method,
         "layer": layer,
         "size": [int(small.shape[1]), int(small.shape[2])],
@@ -147,4 +152,71 @@ def attribution_record(
         "class_names": None if class_names is None else list(class_names),
         "probes": probes,
         "maps": [np.round(m.reshape(-1).astype(np.float64), 3).tolist() for m in small],
+    }
+    if faithfulness is not None:
+        record["faithfulness"] = faithfulness
+    return record
+
+
+def _rounded(values: Any) -> Any:
+    """Floats rounded to 4 decimals (NaN and inf become None), in nested lists."""
+    arr = np.round(np.asarray(values, np.float64), 4)
+    return np.where(np.isfinite(arr), arr, None).tolist()
+
+
+def _summary(scores: Any) -> dict:
+    return {k: _rounded(v) for k, v in scores.summary().items()}
+
+
+def _setting(value: Any) -> Any:
+    """A setting as JSON: names and numbers as they are, arrays (e.g. a baseline) as
+    `"array"`."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    return "array"
+
+
+def faithfulness_record(scores: Any, reference: Any = None, settings: dict | None = None) -> dict:
+    """The `"faithfulness"` entry of a `json/attribution/<method>` record.
+
+    Example:
+
+    ```python
+    result = faithfulness_scores(model, x, {"grad_cam": maps})
+    entry = faithfulness_record(result["grad_cam"], result["random"], {"steps": 20})
+    ```
+
+    Args:
+        scores: the method's `FaithfulnessScores`.
+        reference: the random reference's `FaithfulnessScores`. Defaults to None.
+        settings: the arguments the scores were computed with. Defaults to None.
+
+    Returns:
+        A JSON-ready dict: `scores` and `random` (`deletion_auc`, `insertion_auc`,
+        `mu_fidelity`: means over the probes; `random` None without a reference),
+        `probes` (the three scores per probe), `curves` (`fractions` and the mean
+        `deletion` and `insertion` curves over the probes; `random_deletion` and
+        `random_insertion` with a reference) and `settings`. Values have 4 decimals;
+        NaN (MuFidelity of a constant map) is None.
+    """
+    per_probe = zip(scores.deletion.auc, scores.insertion.auc, scores.mu_fidelity.correlation)
+    curves = {
+        "fractions": _rounded(scores.deletion.fractions),
+        "deletion": _rounded(scores.deletion.mean_curve),
+        "insertion": _rounded(scores.insertion.mean_curve),
+    }
+    if reference is not None:
+        curves["random_deletion"] = _rounded(reference.deletion.mean_curve)
+        curves["random_insertion"] = _rounded(reference.insertion.mean_curve)
+    return {
+        "scores": _summary(scores),
+        "random": None if reference is None else _summary(reference),
+        "probes": [
+            {"deletion_auc": _rounded(d), "insertion_auc": _rounded(i), "mu_fidelity": _rounded(m)}
+            for d, i, m in per_probe
+        ],
+        "curves": curves,
+        "settings": {k: _setting(v) for k, v in (settings or {}).items()},
     }
