@@ -13,6 +13,7 @@ from keras_cnnvis.callbacks.base import MonitorCallback
 from keras_cnnvis.inputs import check_image_shape, data_length, image_batches
 from keras_cnnvis.model import find_layers, input_shape
 from keras_cnnvis.patches import VIEWS, PatchMiner, check_context, check_k, unit_views
+from keras_cnnvis.render.patches import display_range  # noqa: F401 (the 0.1 name)
 from keras_cnnvis.render.patches import patch_grid, tile_view
 
 

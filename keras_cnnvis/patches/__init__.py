@@ -23,6 +23,17 @@ from keras_cnnvis.model import find_layers, forward_until, input_shape  # noqa: 
 from keras_cnnvis.model import instance_function  # noqa: F401
 from keras_cnnvis.model.receptive_field import ReceptiveField, receptive_field  # noqa: F401
 
+
+class _Named:
+    def __init__(self, name: str):
+        self.name = name
+
+
+def check_image_batch(batch, expected: tuple, model_name: str) -> None:
+    """Raises ValueError if a batch's per-image shape is not `expected` (the 0.1 name of
+    `keras_cnnvis.inputs.check_image_shape`)."""
+    check_image_shape(batch, _Named(model_name), "data images", tuple(expected))
+
 __all__ = [
     "VIEWS",
     "MaxPatches",
