@@ -109,7 +109,7 @@ def test_subclassed_model_matches_its_layers_called_by_hand():
         "conv",
         "pool",
         "shared",
-        "shared",
+        "shared#2",
         "gap",
         "dense",
     ]

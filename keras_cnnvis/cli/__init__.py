@@ -13,7 +13,7 @@ import sys
 # TensorFlow's C++ start-up chatter hides the command's own output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-SUBCOMMANDS = ("demo", "board", "synthesis", "health", "anatomy", "analyze")
+SUBCOMMANDS = ("demo", "board", "synthesis", "health", "anatomy", "analyze", "network")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -56,8 +56,9 @@ class LayerRecord:
     """What one layer (or operation such as `x + y`) computed for one image.
 
     Attributes:
-        path: the layer's path (nested models joined by `/`); the first record is the
-            model input, named after its `InputLayer` (or `"input"`).
+        path: the layer's path (nested models joined by `/`; `"<path>#k"` for the k-th
+            call of a layer called several times); the first record is the model input,
+            named after its `InputLayer` (or `"input"`).
         type: the class name (`"Conv2D"`, `"Add"`, `"InputLayer"`, ...).
         config: its essential configuration (kernel size, strides, padding, activation,
             units, pool size, ...), plain JSON values.
@@ -117,6 +118,7 @@ class NetworkTracer:
     The graph (which call reads which) comes from the model's anatomy (one traced pass);
     the outputs from one compiled pass per batch that records every leaf call, so the
     tracer follows the live model's weights during `fit` and traces once per image shape.
+    A model with a layer name TensorFlow graphs refuse (spaces, `<`, quotes) runs eagerly.
 
     Example:
 
@@ -146,11 +148,17 @@ class NetworkTracer:
         self._layers = layers
         self._configs = [layer_config(node.layer) for node in self.nodes]
         self._fn = BatchFunction(self._forward)
+        self._eager = False
 
     @property
     def paths(self) -> list:
-        """Record paths in execution order, the input first."""
-        return [self.input_path] + [node.path for node in self.nodes]
+        """Record paths in execution order, the input first; the k-th call (k >= 2) of a
+        layer called several times is `"<path>#k"`."""
+        paths, calls = [self.input_path], {}
+        for node in self.nodes:
+            calls[node.path] = calls.get(node.path, 0) + 1
+            paths.append(node.path if calls[node.path] == 1 else f"{node.path}#{calls[node.path]}")
+        return paths
 
     def _forward(self, x):
         outputs, strays = [], []
@@ -196,7 +204,16 @@ class NetworkTracer:
                 f"The images have shape {images.shape[1:]}; this tracer was built for "
                 f"{tuple(shape)}. Build a NetworkTracer with input_shape={images.shape[1:]}."
             )
-        outputs, strays = self._fn(tf.convert_to_tensor(images))
+        x = tf.convert_to_tensor(images)
+        if not self._eager:
+            try:
+                outputs, strays = self._fn(x)
+            except ValueError as error:
+                if "scope name" not in str(error):
+                    raise
+                self._eager = True  # a layer name TensorFlow graphs refuse (`<`, spaces)
+        if self._eager:
+            outputs, strays = self._forward(x)
         if len(outputs) != len(self.nodes):
             raise RuntimeError(
                 f"The compiled pass of model '{self.model.name}' made {len(outputs)} layer "
@@ -211,10 +228,12 @@ class NetworkTracer:
         paths = self.paths
         first = LayerRecord(self.input_path, INPUT_TYPE, {}, [], image.astype(np.float32))
         records = [first]
-        for node, config, out, stray in zip(self.nodes, self._configs, outputs, strays):
+        for k, (node, config, out, stray) in enumerate(
+            zip(self.nodes, self._configs, outputs, strays)
+        ):
             records.append(
                 LayerRecord(
-                    node.path,
+                    paths[k + 1],
                     node.kind,
                     dict(config),
                     [paths[j + 1] for j in node.inputs],
@@ -231,7 +250,8 @@ def network_trace(model: keras.Model, image: Any, input_shape: Sequence[int] | N
 
     One compiled forward pass (inference mode) records each layer's and operation's
     output, through nested models and branches; the graph (which outputs each call
-    reads) comes from the model's anatomy. A layer called twice gives two records.
+    reads) comes from the model's anatomy. A layer called twice gives two records, the
+    second with the path `"<path>#2"`.
 
     Example:
 

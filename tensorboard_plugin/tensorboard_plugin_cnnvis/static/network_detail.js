@@ -86,7 +86,7 @@ function convView(detail, opts) {
     return h(
       "div",
       { class: "net-term", dataset: { channel: ch } },
-      h("div", { class: "net-term-label" }, h("span", null, `${t.input}`), h("span", { class: "muted" }, ` channel ${ch}`), inputMap),
+      h("div", { class: "net-term-label" }, h("span", null, `channel ${ch}`), inputMap),
       grid(t.windows[j], t.size, "window"),
       op("⊙"),
       grid(t.kernels[j], t.size, "kernel"),
@@ -101,7 +101,7 @@ function convView(detail, opts) {
     ? `The ${t.channels.length} input channels that contribute most are shown; the other ${detail.rest.count} are summed.`
     : `Every input channel (${t.channels.length}) is shown.`;
   return [
-    h("p", { class: "meta" }, `Input window × kernel slice, per input channel. ${note}`),
+    h("p", { class: "meta" }, `Input window × kernel slice, per input channel of ${t.input}. ${note}`),
     h("div", { class: "net-terms" }, h("div", { class: "net-term net-term-head" }, h("span", null, "input channel"), h("span", null, "window"), h("span"), h("span", null, "kernel"), h("span"), h("span", null, "products"), h("span"), h("span", null, "sum")), rows),
     sumLine(detail, shown, `of ${t.channels.length} channels`),
     activationLine(detail),
