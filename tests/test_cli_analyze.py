@@ -190,6 +190,14 @@ def test_a_keras3_h5_file_and_npz_data(tmp_path, capsys):
     }
     matrix = np.array(at_step_0(run)["json/confusion/matrix"]["matrix"])
     assert matrix.sum() == 10 and matrix.sum(axis=1).tolist() == np.bincount(labels % 2).tolist()
+    # Images without labels: the monitors that need labels are skipped, saying why.
+    np.save(tmp_path / "d.npy", images)
+    argv = ["analyze", path, "--data", str(tmp_path / "d.npy"), "--logdir", str(tmp_path / "u")]
+    assert main(argv + ["--include", "filters", "confusion", *LIGHT]) == 0
+    out = capsys.readouterr().out
+    assert "  confusion  skipped: the data has no labels of the model's classes" in out
+    unlabelled = read_run(str(tmp_path / "u" / "cnnvis"))
+    assert {t.split("/")[1] for t in unlabelled if t.startswith("json/")} == {"filters"}
 
 
 @pytest.mark.parametrize(

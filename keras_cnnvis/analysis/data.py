@@ -288,7 +288,7 @@ def _drop_foreign_labels(model: keras.Model, loaded: Images, output: int | None)
             "are not the model's classes and are not used (monitors that need labels are "
             "skipped; the others explain the predicted classes).",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
         loaded.y = loaded.class_names = None
 

@@ -109,6 +109,7 @@ def analyze(
         FileNotFoundError: for data that does not exist.
     """
     from keras_cnnvis.callbacks import CNNVisCallback
+    from keras_cnnvis.callbacks.monitors import REGISTRY
     from keras_cnnvis.model.traps import warn_onednn_trap
 
     if on_error not in ("warn", "raise"):
@@ -153,4 +154,12 @@ def analyze(
     finally:
         callback.on_train_end()
     result.skipped = dict(callback.not_applicable)
+    for name, monitor in REGISTRY.items():
+        wanted = (include is None or name in include) and name not in exclude
+        if wanted and name not in callback.names and name not in result.skipped:
+            result.skipped[name] = (
+                "the data has no labels of the model's classes"
+                if "labels" in monitor.needs and y is None
+                else f"it needs {', '.join(monitor.needs)}"
+            )
     return result

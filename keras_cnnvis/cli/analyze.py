@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         f"\nAnalysed model '{loaded.model.name}' on {result.n_images} images "
         f"(preprocess {result.preprocess}) into {result.run_dir}:"
     )
-    width = max([len(name) for name in result.seconds] + [7])
+    width = max(len(name) for name in [*result.seconds, *result.skipped, *result.failed, ""])
     for name, seconds in result.seconds.items():
         print(f"  {name.ljust(width)}  {seconds:7.2f} s")
     for name, reason in result.skipped.items():
