@@ -93,3 +93,23 @@ def test_a_model_that_does_not_take_images(tmp_path, capsys):
     keras.Model(i, L.Dense(2)(i)).save(path)
     rc, _, err = run(["anatomy", path], capsys)
     assert rc == 2 and "needs images of shape (height, width, channels)" in err
+
+
+def test_loading_a_model_with_the_onednn_trap_warns_once(tmp_path, capsys, monkeypatch):
+    from keras_cnnvis.model import traps
+
+    i = keras.Input((16, 16, 3))
+    x = L.Conv2D(8, 3, padding="same", name="stem")(i)
+    s = L.Conv2D(16, 1, strides=2, name="shortcut")(x)
+    x = L.Add(name="add")([L.Conv2D(16, 3, strides=2, padding="same", name="main")(x), s])
+    path = str(tmp_path / "residual.keras")
+    keras.Model(i, L.Dense(2)(L.GlobalAveragePooling2D()(x))).save(path)
+    monkeypatch.setattr(traps, "onednn_enabled", lambda: True)  # as on an AVX-512 VNNI CPU
+    with pytest.warns(RuntimeWarning) as seen:
+        rc, out, _ = run(["anatomy", path], capsys)
+    assert rc == 0 and "feature map: add" in out
+    (warning,) = [w for w in seen if "oneDNN" in str(w.message)]
+    message = str(warning.message)
+    assert message.startswith("cnnvis anatomy: model")
+    assert "'shortcut' (Conv2D, 8 channels, strides (2, 2))" in message
+    assert "TF_ENABLE_ONEDNN_OPTS=0" in message
