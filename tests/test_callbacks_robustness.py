@@ -294,3 +294,31 @@ def test_cnnvis_callback_runs_the_monitor_and_skips_heads_without_classes(tmp_pa
     ):
         regression.fit(x, values, epochs=1, verbose=0, callbacks=[cb])
     assert cb.not_applicable["robustness"].startswith("the model is a regression head")
+
+
+def test_cnnvis_callback_skips_pixels_the_corruptions_cannot_read(tmp_path):
+    x, y = bright_channel_data()
+    symmetric = 2 * x - 1  # [-1, 1]: no value range to infer
+    cb = CNNVisCallback(
+        str(tmp_path),
+        validation_data=(symmetric, y),
+        include=("robustness", "confusion"),
+        on_error="raise",
+        budget=None,
+    )
+    with pytest.warns(UserWarning, match=r"range over \[-0.99\d*, 0.79\d*\], neither \[0, 1\] nor"):
+        colour_model().fit(symmetric, y, epochs=1, verbose=0, callbacks=[cb])
+    assert cb.names == ["confusion"]  # the other monitors run
+    # Given the range and the mapping, the callback itself measures it.
+    cb = RobustnessCallback(
+        str(tmp_path / "own"),
+        (symmetric, y),
+        value_range=(-1, 1),
+        n_examples=12,
+        n_probes=0,
+        epsilons=(),
+        on_error="raise",
+        **LIGHT,
+    )
+    colour_model().fit(symmetric, y, epochs=1, verbose=0, callbacks=[cb])
+    assert len(read_run(str(tmp_path / "own" / "cnnvis"))["json/robustness/heatmap"]) == 2

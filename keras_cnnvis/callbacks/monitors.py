@@ -310,6 +310,20 @@ for _monitor in (
 ):
     register_monitor(_monitor)
 
+
+def _robustness_applies(data: MonitorData) -> str | None:
+    """Accuracy under corruption needs one class per image and pixels the corruptions can
+    read ([0, 1] or 0..255)."""
+    from keras_cnnvis.callbacks.robustness import pixel_range_reason
+
+    if _needs_classes(data) is None and _task(data) in ("multilabel", "segmentation", "dense"):
+        return (
+            f"the model is a {data.head.describe()}: accuracy under corruption counts one "
+            "class per image"
+        )
+    return _needs_example_classes(data) or pixel_range_reason(data.x_val)
+
+
 register_monitor(
     Monitor(
         "robustness",
@@ -322,16 +336,9 @@ register_monitor(
             "probe": d.probe,
             "probe_labels": d.probe_labels,
         },
-        applies=lambda d: _needs_classes(d)
-        or (
-            f"the model is a {d.head.describe()}: accuracy under corruption counts one "
-            "class per image"
-            if _task(d) in ("multilabel", "segmentation", "dense")
-            else _needs_example_classes(d)
-        ),
+        applies=_robustness_applies,
     )
 )
-
 
 __all__: Sequence[str] = (
     "Monitor",

@@ -53,6 +53,21 @@ def infer_value_range(x: np.ndarray) -> tuple[float, float]:
     )
 
 
+def pixel_range_reason(x: np.ndarray | None) -> str | None:
+    """Why images in this range cannot be corrupted without a `value_range`, or None."""
+    if x is None:
+        return None
+    try:
+        infer_value_range(x)
+    except ValueError:
+        return (
+            f"the validation images range over [{float(np.min(x)):g}, {float(np.max(x)):g}], "
+            "neither [0, 1] nor 0..255: use RobustnessCallback with value_range= and "
+            "preprocess="
+        )
+    return None
+
+
 def _count(value: Any, name: str, low: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
@@ -348,4 +363,10 @@ class RobustnessCallback(MonitorCallback):
         )
 
 
-__all__ = ["DEFAULT_CORRUPTIONS", "RobustnessCallback", "epsilon_tag", "infer_value_range"]
+__all__ = [
+    "DEFAULT_CORRUPTIONS",
+    "RobustnessCallback",
+    "epsilon_tag",
+    "infer_value_range",
+    "pixel_range_reason",
+]
