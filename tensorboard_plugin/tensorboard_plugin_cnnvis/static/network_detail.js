@@ -2,19 +2,9 @@
 // drill-down), drawn from a breakdown of network_units.js: windows, kernels, products, the sum
 // plus the bias, the activation; pooling windows, BatchNorm, merges, Dense and softmax.
 
-import { LUT, byteOf, mapCanvas } from "./network_graph.js";
-import { activated, elementwiseFn } from "./network_units.js";
+import { LUT, byteOf, mapCanvas, num } from "./network_maps.js";
+import { activated, elementwiseFn } from "./network_activations.js";
 import { h } from "./util.js";
-
-/** A number with 6 significant digits (the sums the page checks are shown this way). */
-export function num(value) {
-  if (value === null || value === undefined || Number.isNaN(value)) return "–";
-  if (!Number.isFinite(value)) return value > 0 ? "∞" : "−∞";
-  if (Number.isInteger(value)) return String(value);
-  const abs = Math.abs(value);
-  if (abs !== 0 && (abs < 1e-4 || abs >= 1e6)) return value.toExponential(5);
-  return String(Number(value.toPrecision(6)));
-}
 
 /** A grid cell's number: 3 significant digits (the exact value is the cell's title). */
 function short(value) {
@@ -40,7 +30,9 @@ function grid(values, [rows, cols], cls) {
       h(
         "tr",
         null,
-        values.slice(r * cols, (r + 1) * cols).map((v) => h("td", { style: cellStyle(v, scale), title: String(v) }, short(v))),
+        values
+          .slice(r * cols, (r + 1) * cols)
+          .map((v) => h("td", { style: cellStyle(v, scale), title: String(v) }, short(v))),
       ),
     );
   }
@@ -52,7 +44,8 @@ function op(symbol) {
 }
 
 function checkLine(detail, computed, what) {
-  const ok = computed !== null && Math.abs(computed - detail.value) <= 1e-4 * (1 + Math.abs(detail.value));
+  const ok =
+    computed !== null && Math.abs(computed - detail.value) <= 1e-4 * (1 + Math.abs(detail.value));
   return h(
     "p",
     { class: "net-result" },
@@ -61,7 +54,11 @@ function checkLine(detail, computed, what) {
     "; logged activation ",
     h("strong", { class: "unit-value" }, num(detail.value)),
     " ",
-    h("span", { class: ok ? "unit-check good" : "unit-check bad", title: ok ? "equal to 1e-4" : "differs" }, ok ? "✓ equal" : "✗ differs"),
+    h(
+      "span",
+      { class: ok ? "unit-check good" : "unit-check bad", title: ok ? "equal to 1e-4" : "differs" },
+      ok ? "✓ equal" : "✗ differs",
+    ),
   );
 }
 
@@ -73,9 +70,15 @@ function activationLine(detail) {
 
 function sumLine(detail, shown, what) {
   const parts = [`Σ ${what} `, num(shown)];
-  if (detail.rest) parts.push(` + ${detail.rest.count} smaller terms summed ${num(detail.rest.sum)}`);
+  if (detail.rest)
+    parts.push(` + ${detail.rest.count} smaller terms summed ${num(detail.rest.sum)}`);
   parts.push(` + bias ${num(detail.bias)} = `);
-  return h("p", { class: "net-sum" }, parts, h("strong", { class: "unit-sum" }, num(detail.pre_activation)));
+  return h(
+    "p",
+    { class: "net-sum" },
+    parts,
+    h("strong", { class: "unit-sum" }, num(detail.pre_activation)),
+  );
 }
 
 function convView(detail, opts) {
@@ -101,8 +104,28 @@ function convView(detail, opts) {
     ? `The ${t.channels.length} input channels that contribute most are shown; the other ${detail.rest.count} are summed.`
     : `Every input channel (${t.channels.length}) is shown.`;
   return [
-    h("p", { class: "meta" }, `Input window × kernel slice, per input channel of ${t.input}. ${note}`),
-    h("div", { class: "net-terms" }, h("div", { class: "net-term net-term-head" }, h("span", null, "input channel"), h("span", null, "window"), h("span"), h("span", null, "kernel"), h("span"), h("span", null, "products"), h("span"), h("span", null, "sum")), rows),
+    h(
+      "p",
+      { class: "meta" },
+      `Input window × kernel slice, per input channel of ${t.input}. ${note}`,
+    ),
+    h(
+      "div",
+      { class: "net-terms" },
+      h(
+        "div",
+        { class: "net-term net-term-head" },
+        h("span", null, "input channel"),
+        h("span", null, "window"),
+        h("span"),
+        h("span", null, "kernel"),
+        h("span"),
+        h("span", null, "products"),
+        h("span"),
+        h("span", null, "sum"),
+      ),
+      rows,
+    ),
     sumLine(detail, shown, `of ${t.channels.length} channels`),
     activationLine(detail),
   ];
@@ -111,12 +134,40 @@ function convView(detail, opts) {
 function denseView(detail, opts) {
   const t = detail.terms;
   const rows = t.channels.map((i, j) =>
-    h("tr", null, h("td", null, String(i)), h("td", { class: "num" }, num(t.values[j])), h("td", { class: "num" }, num(t.weights[j])), h("td", { class: "num" }, num(t.sums[j]))),
+    h(
+      "tr",
+      null,
+      h("td", null, String(i)),
+      h("td", { class: "num" }, num(t.values[j])),
+      h("td", { class: "num" }, num(t.weights[j])),
+      h("td", { class: "num" }, num(t.sums[j])),
+    ),
   );
   const out = [
-    h("p", { class: "meta" }, `Input ${t.input}: value × weight for the ${t.channels.length} largest terms${detail.rest ? `; the other ${detail.rest.count} are summed` : ""}.`),
-    h("table", { class: "data net-dense" }, h("thead", null, h("tr", null, ["input", "value", "weight", "product"].map((s) => h("th", null, s)))), h("tbody", null, rows)),
-    sumLine(detail, t.sums.reduce((s, v) => s + v, 0), `of ${t.channels.length} products`),
+    h(
+      "p",
+      { class: "meta" },
+      `Input ${t.input}: value × weight for the ${t.channels.length} largest terms${detail.rest ? `; the other ${detail.rest.count} are summed` : ""}.`,
+    ),
+    h(
+      "table",
+      { class: "data net-dense" },
+      h(
+        "thead",
+        null,
+        h(
+          "tr",
+          null,
+          ["input", "value", "weight", "product"].map((s) => h("th", null, s)),
+        ),
+      ),
+      h("tbody", null, rows),
+    ),
+    sumLine(
+      detail,
+      t.sums.reduce((s, v) => s + v, 0),
+      `of ${t.channels.length} products`,
+    ),
     activationLine(detail),
   ];
   if (detail.logits) {
@@ -127,7 +178,32 @@ function denseView(detail, opts) {
     const names = opts.classNames || [];
     out.push(
       h("p", { class: "meta" }, "Softmax: every class's logit, and its probability e^z / Σ e^z."),
-      h("table", { class: "data net-softmax" }, h("thead", null, h("tr", null, ["class", "logit", "probability"].map((s) => h("th", null, s)))), h("tbody", null, logits.map((z, c) => h("tr", { class: c === detail.channel ? "selected" : null }, h("td", null, names[c] ?? String(c)), h("td", { class: "num" }, num(z)), h("td", { class: "num" }, num(e[c] / total)))))),
+      h(
+        "table",
+        { class: "data net-softmax" },
+        h(
+          "thead",
+          null,
+          h(
+            "tr",
+            null,
+            ["class", "logit", "probability"].map((s) => h("th", null, s)),
+          ),
+        ),
+        h(
+          "tbody",
+          null,
+          logits.map((z, c) =>
+            h(
+              "tr",
+              { class: c === detail.channel ? "selected" : null },
+              h("td", null, names[c] ?? String(c)),
+              h("td", { class: "num" }, num(z)),
+              h("td", { class: "num" }, num(e[c] / total)),
+            ),
+          ),
+        ),
+      ),
     );
   }
   return out;
@@ -136,8 +212,16 @@ function denseView(detail, opts) {
 function poolView(detail) {
   const how = detail.op.startsWith("max") ? "max" : "mean";
   return [
-    h("p", { class: "meta" }, `The ${detail.size.join("×")} window of the same channel in ${detail.input}; padding is skipped.`),
-    h("div", { class: "net-terms" }, h("div", { class: "net-term" }, grid(detail.window, detail.size, "window"))),
+    h(
+      "p",
+      { class: "meta" },
+      `The ${detail.size.join("×")} window of the same channel in ${detail.input}; padding is skipped.`,
+    ),
+    h(
+      "div",
+      { class: "net-terms" },
+      h("div", { class: "net-term" }, grid(detail.window, detail.size, "window")),
+    ),
     checkLine(detail, detail.result, `${how} of the window`),
   ];
 }
@@ -147,7 +231,11 @@ function globalView(detail, opts) {
   const map = detail.map;
   const scale = map ? Math.max(0, ...Array.from(map.values).map(Math.abs)) : 0;
   return [
-    h("p", { class: "meta" }, `The whole ${detail.size.join("×")} map of channel ${detail.channel} in ${detail.input}.`),
+    h(
+      "p",
+      { class: "meta" },
+      `The whole ${detail.size.join("×")} map of channel ${detail.channel} in ${detail.input}.`,
+    ),
     map ? mapCanvas(map, scale, Math.max(1, Math.floor(160 / Math.max(map.h, map.w)))) : null,
     checkLine(detail, detail.result, `${how} over the map`),
   ];
@@ -155,8 +243,16 @@ function globalView(detail, opts) {
 
 function batchNormView(detail) {
   return [
-    h("p", { class: "meta" }, `Normalises ${detail.input} with the moving statistics of training: γ · (x − μ) / √(σ² + ε) + β.`),
-    h("p", { class: "net-sum" }, `${num(detail.gamma)} · (${num(detail.x)} − ${num(detail.mean)}) / √(${num(detail.variance)} + ${num(detail.epsilon)}) + ${num(detail.beta)}`),
+    h(
+      "p",
+      { class: "meta" },
+      `Normalises ${detail.input} with the moving statistics of training: γ · (x − μ) / √(σ² + ε) + β.`,
+    ),
+    h(
+      "p",
+      { class: "net-sum" },
+      `${num(detail.gamma)} · (${num(detail.x)} − ${num(detail.mean)}) / √(${num(detail.variance)} + ${num(detail.epsilon)}) + ${num(detail.beta)}`,
+    ),
     checkLine(detail, detail.result, "result"),
   ];
 }
@@ -164,18 +260,46 @@ function batchNormView(detail) {
 function mergeView(detail) {
   return [
     h("p", { class: "meta" }, `The ${detail.op} of the inputs at the same position and channel.`),
-    h("table", { class: "data" }, h("tbody", null, detail.terms.map((t) => h("tr", null, h("td", null, t.input), h("td", { class: "num" }, num(t.value)))))),
+    h(
+      "table",
+      { class: "data" },
+      h(
+        "tbody",
+        null,
+        detail.terms.map((t) =>
+          h("tr", null, h("td", null, t.input), h("td", { class: "num" }, num(t.value))),
+        ),
+      ),
+    ),
     checkLine(detail, detail.result, detail.op),
   ];
 }
 
 function otherView(detail, info) {
   if (detail.op === "concatenate") {
-    return [h("p", { class: "meta" }, `Channel ${detail.channel} of ${detail.input}, stacked after the channels before it.`), checkLine(detail, detail.result, "copied value")];
+    return [
+      h(
+        "p",
+        { class: "meta" },
+        `Channel ${detail.channel} of ${detail.input}, stacked after the channels before it.`,
+      ),
+      checkLine(detail, detail.result, "copied value"),
+    ];
   }
   const fn = elementwiseFn(info.type, info.config || {});
-  if (detail.x !== undefined && fn) return [h("p", { class: "meta" }, `Applied to the value of ${detail.input} at the same position.`), checkLine(detail, fn(detail.x), `f(${num(detail.x)})`)];
-  if (detail.x !== undefined) return [h("p", { class: "meta" }, `Input ${detail.input} here: ${num(detail.x)}; output: ${num(detail.value)}.`)];
+  if (detail.x !== undefined && fn)
+    return [
+      h("p", { class: "meta" }, `Applied to the value of ${detail.input} at the same position.`),
+      checkLine(detail, fn(detail.x), `f(${num(detail.x)})`),
+    ];
+  if (detail.x !== undefined)
+    return [
+      h(
+        "p",
+        { class: "meta" },
+        `Input ${detail.input} here: ${num(detail.x)}; output: ${num(detail.value)}.`,
+      ),
+    ];
   return [h("p", { class: "meta" }, `A ${info.type} layer: output ${num(detail.value)}.`)];
 }
 
@@ -189,7 +313,8 @@ export function renderDetail(detail, opts) {
   let body;
   if (detail.op === "convolution") body = convView(detail, opts);
   else if (detail.op === "dense") body = denseView(detail, opts);
-  else if (detail.op.endsWith(" pooling") && !detail.op.startsWith("global")) body = poolView(detail);
+  else if (detail.op.endsWith(" pooling") && !detail.op.startsWith("global"))
+    body = poolView(detail);
   else if (detail.op.startsWith("global")) body = globalView(detail, opts);
   else if (detail.op === "batch normalization") body = batchNormView(detail);
   else if (Array.isArray(detail.terms)) body = mergeView(detail);
@@ -206,7 +331,11 @@ export function renderDetail(detail, opts) {
         sum: detail.pre_activation === undefined ? "" : String(detail.pre_activation),
       },
     },
-    h("h3", null, `${detail.path} · ${detail.type} · ${detail.position.length ? "channel" : "unit"} ${detail.channel}${pos}`),
+    h(
+      "h3",
+      null,
+      `${detail.path} · ${detail.type} · ${detail.position.length ? "channel" : "unit"} ${detail.channel}${pos}`,
+    ),
     body,
   );
 }

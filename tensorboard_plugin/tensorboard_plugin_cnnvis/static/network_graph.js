@@ -1,8 +1,5 @@
-// The overview of the Network page: folding layers into blocks and stages, placing the visible
-// nodes in columns (longest path from the input), the edges between them, and the colours of the
-// channel thumbnails (a grayscale atlas, zero at mid-grey, coloured blue-white-red here).
-
-import { loadImage } from "./util.js";
+// The graph of the Network page's overview: folding layers into blocks and stages, placing the
+// visible nodes in columns (longest path from the input), and drawing the edges between them.
 
 export const LEVELS = ["stages", "blocks", "layers"];
 
@@ -80,84 +77,6 @@ export function visibleGraph(layers, groups, open) {
   return { nodes, edges, columns: columns.filter(Boolean) };
 }
 
-// Colours -------------------------------------------------------------------------------------
-
-const ANCHORS = [
-  [0, [33, 102, 172]],
-  [64, [103, 169, 207]],
-  [128, [247, 247, 247]],
-  [192, [239, 138, 98]],
-  [255, [178, 24, 43]],
-];
-
-/** RGB of a byte 0..255 on the blue (negative) - white (zero) - red (positive) scale. */
-export const LUT = Array.from({ length: 256 }, (_, v) => {
-  const i = ANCHORS.findIndex(([x]) => x >= v);
-  if (i <= 0) return ANCHORS[0][1];
-  const [x0, c0] = ANCHORS[i - 1];
-  const [x1, c1] = ANCHORS[i];
-  const f = (v - x0) / (x1 - x0);
-  return c0.map((c, j) => Math.round(c + f * (c1[j] - c)));
-});
-
-/** The byte of `value` for a layer whose largest |value| is `scale` (as the atlas maps it). */
-export function byteOf(value, scale) {
-  if (!(scale > 0)) return 128;
-  return Math.round(127.5 + 127.5 * Math.max(-1, Math.min(1, value / scale)));
-}
-
-const atlases = new Map();
-
-/** The grayscale atlas at `url` coloured with LUT: resolves to {url (blob), width, height}. */
-export function colouredAtlas(url) {
-  if (!atlases.has(url)) {
-    const promise = loadImage(url).then((img) => {
-      const canvas = document.createElement("canvas");
-      canvas.width = img.naturalWidth;
-      canvas.height = img.naturalHeight;
-      const g = canvas.getContext("2d", { willReadFrequently: true });
-      g.drawImage(img, 0, 0);
-      const pixels = g.getImageData(0, 0, canvas.width, canvas.height);
-      const d = pixels.data;
-      for (let i = 0; i < d.length; i += 4) {
-        const [r, gg, b] = LUT[d[i]];
-        d[i] = r;
-        d[i + 1] = gg;
-        d[i + 2] = b;
-        d[i + 3] = 255;
-      }
-      g.putImageData(pixels, 0, 0);
-      return new Promise((resolve, reject) =>
-        canvas.toBlob((blob) => {
-          if (!blob) reject(new Error("Could not colour the thumbnails."));
-          else resolve({ url: URL.createObjectURL(blob), width: canvas.width, height: canvas.height });
-        }),
-      );
-    });
-    promise.catch(() => atlases.delete(url));
-    atlases.set(url, promise);
-  }
-  return atlases.get(url);
-}
-
-/** A map {h, w, values} drawn into a canvas, `zoom` pixels per value, coloured like the atlas. */
-export function mapCanvas(map, scale, zoom, cls = "net-map") {
-  const canvas = document.createElement("canvas");
-  canvas.width = map.w;
-  canvas.height = map.h;
-  canvas.className = cls;
-  canvas.style.width = `${map.w * zoom}px`;
-  canvas.style.height = `${map.h * zoom}px`;
-  const g = canvas.getContext("2d");
-  const pixels = g.createImageData(map.w, map.h);
-  map.values.forEach((v, i) => {
-    const [r, gg, b] = LUT[Number.isFinite(v) ? byteOf(v, scale) : 128];
-    pixels.data.set([r, gg, b, 255], i * 4);
-  });
-  g.putImageData(pixels, 0, 0);
-  return canvas;
-}
-
 // Edges -----------------------------------------------------------------------------------------
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -199,6 +118,13 @@ export function drawEdges([svg, top], host, size, edges, elementOf, hot = new Se
   for (const [a, b] of links) {
     const ra = a.getBoundingClientRect();
     const rb = b.getBoundingClientRect();
-    curve(top, ra.right + dx, ra.top + ra.height / 2 + dy, rb.left + dx, rb.top + rb.height / 2 + dy, "edge link");
+    curve(
+      top,
+      ra.right + dx,
+      ra.top + ra.height / 2 + dy,
+      rb.left + dx,
+      rb.top + rb.height / 2 + dy,
+      "edge link",
+    );
   }
 }

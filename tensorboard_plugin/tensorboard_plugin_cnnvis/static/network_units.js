@@ -1,6 +1,6 @@
 // The arithmetic behind one unit of the Network page (the same breakdown as
-// keras_cnnvis/network/units.py): decoded float arrays, input windows, kernel slices, sums, the
-// bias and the activation. Units-mode records carry the breakdown computed in Python; full-mode
+// keras_cnnvis/network/units.py): decoded float arrays, input windows, kernel slices, sums and
+// the bias (the activation is in network_activations.js). Units-mode records carry the breakdown computed in Python; full-mode
 // records carry every value and this module computes the breakdown of any unit in the browser.
 
 /** Decodes `{dtype: "float32", shape, data: base64}` into {shape, data: Float32Array}. */
@@ -61,65 +61,6 @@ function windowOf(x, ch, rows, cols, fill) {
   return out;
 }
 
-const SQRT1_2 = Math.SQRT1_2;
-function erf(x) {
-  // Abramowitz & Stegun 7.1.26 is too coarse; this series/continued fraction pair is ~1e-12.
-  const ax = Math.abs(x);
-  if (ax < 2.5) {
-    let sum = ax;
-    let term = ax;
-    for (let n = 1; n < 60; n += 1) {
-      term *= (-ax * ax) / n;
-      sum += term / (2 * n + 1);
-    }
-    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
-  }
-  let f = 0;
-  for (let n = 60; n >= 1; n -= 1) f = n / 2 / (ax + f);
-  const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / (ax + f);
-  return Math.sign(x) * (1 - erfc);
-}
-
-const sigmoid = (z) => 1 / (1 + Math.exp(-z));
-const ACTIVATIONS = {
-  linear: (z) => z,
-  relu: (z) => Math.max(z, 0),
-  relu6: (z) => Math.min(Math.max(z, 0), 6),
-  sigmoid,
-  tanh: Math.tanh,
-  swish: (z) => z * sigmoid(z),
-  silu: (z) => z * sigmoid(z),
-  gelu: (z) => 0.5 * z * (1 + erf(z * SQRT1_2)),
-  elu: (z) => (z > 0 ? z : Math.exp(z) - 1),
-  selu: (z) => 1.0507009873554805 * (z > 0 ? z : 1.6732632423543772 * (Math.exp(z) - 1)),
-  softplus: (z) => Math.log1p(Math.exp(-Math.abs(z))) + Math.max(z, 0),
-  softsign: (z) => z / (1 + Math.abs(z)),
-  hard_sigmoid: (z) => Math.min(Math.max(z + 3, 0), 6) / 6,
-  hard_silu: (z) => (z * Math.min(Math.max(z + 3, 0), 6)) / 6,
-  hard_swish: (z) => (z * Math.min(Math.max(z + 3, 0), 6)) / 6,
-  exponential: Math.exp,
-  mish: (z) => z * Math.tanh(Math.log1p(Math.exp(z))),
-};
-
-/** The activation function called `name`, or null when the page does not know it. */
-export function activationFn(name) {
-  return ACTIVATIONS[name] || null;
-}
-
-/** An elementwise layer's function (Activation, ReLU, LeakyReLU, ELU), or null. */
-export function elementwiseFn(type, config) {
-  if (type === "Activation") return activationFn(config.activation);
-  if (type === "ReLU") {
-    const max = config.max_value ?? Infinity;
-    const slope = config.negative_slope ?? 0;
-    const t = config.threshold ?? 0;
-    return (z) => Math.min(z >= t ? z : slope * (z - t), max);
-  }
-  if (type === "LeakyReLU") return (z) => (z >= 0 ? z : (config.negative_slope ?? 0.3) * z);
-  if (type === "ELU") return (z) => (z > 0 ? z : (config.alpha ?? 1) * (Math.exp(z) - 1));
-  return null;
-}
-
 function topTerms(sums, top) {
   const order = [...sums.keys()].sort((a, b) => Math.abs(sums[b]) - Math.abs(sums[a]) || a - b);
   if (order.length <= top) return { keep: order, rest: null };
@@ -134,7 +75,14 @@ function weighted(info, weights, channel, sums, terms, rest, op) {
   const useBias = info.config.use_bias !== false && weights.bias;
   const bias = useBias ? weights.bias.data[channel] : 0;
   const z = sums.reduce((s, v) => s + v, 0) + bias;
-  return { op, terms, rest, bias, pre_activation: z, activation: info.config.activation || "linear" };
+  return {
+    op,
+    terms,
+    rest,
+    bias,
+    pre_activation: z,
+    activation: info.config.activation || "linear",
+  };
 }
 
 function conv(info, weights, x, channel, [y0, x0], top) {
@@ -249,7 +197,15 @@ function pool(info, x, channel, [y0, x0]) {
   const rows = windowRows(y0, x.shape[0], ph, cfg.strides[0], 1, cfg.padding);
   const cols = windowRows(x0, x.shape[1], pw, cfg.strides[1], 1, cfg.padding);
   const window = windowOf(x, channel, rows, cols, how === "max" ? -Infinity : NaN);
-  return { op: `${how} pooling`, input: info.inputs[0], window, size: [ph, pw], rows, cols, result: reduce(window, how) };
+  return {
+    op: `${how} pooling`,
+    input: info.inputs[0],
+    window,
+    size: [ph, pw],
+    rows,
+    cols,
+    result: reduce(window, how),
+  };
 }
 
 /**
@@ -273,7 +229,13 @@ export function breakdown(info, weights, inputs, output, channel, pos, top) {
   } else if (GLOBAL_POOLS[t]) {
     const map = channelMap(x, channel);
     const how = GLOBAL_POOLS[t];
-    detail = { op: `global ${how} pooling`, input: info.inputs[0], map, size: [map.h, map.w], result: reduce([...map.values], how) };
+    detail = {
+      op: `global ${how} pooling`,
+      input: info.inputs[0],
+      map,
+      size: [map.h, map.w],
+      result: reduce([...map.values], how),
+    };
   } else if (t === "BatchNormalization") {
     const g = weights.gamma ? weights.gamma.data[channel] : 1;
     const b = weights.beta ? weights.beta.data[channel] : 0;
@@ -282,10 +244,23 @@ export function breakdown(info, weights, inputs, output, channel, pos, top) {
     const epsilon = info.config.epsilon ?? 1e-3;
     const xv = at(x, ...pos, channel);
     const result = (g * (xv - mean)) / Math.sqrt(variance + epsilon) + b;
-    detail = { op: "batch normalization", input: info.inputs[0], x: xv, gamma: g, beta: b, mean, variance, epsilon, result };
+    detail = {
+      op: "batch normalization",
+      input: info.inputs[0],
+      x: xv,
+      gamma: g,
+      beta: b,
+      mean,
+      variance,
+      epsilon,
+      result,
+    };
   } else if (MERGES[t] && inputs.length > 1) {
     const how = MERGES[t];
-    const terms = inputs.map((arr, i) => ({ input: info.inputs[i], value: at(arr, ...pos, channel) }));
+    const terms = inputs.map((arr, i) => ({
+      input: info.inputs[i],
+      value: at(arr, ...pos, channel),
+    }));
     const values = terms.map((term) => term.value);
     const result = how === "difference" ? values[0] - values[1] : reduce(values, how);
     detail = { op: how, terms, result };
@@ -295,7 +270,11 @@ export function breakdown(info, weights, inputs, output, channel, pos, top) {
     inputs.forEach((arr, i) => {
       const width = arr.shape[arr.shape.length - 1];
       if (channel >= start && channel < start + width) {
-        Object.assign(detail, { input: info.inputs[i], channel: channel - start, result: at(arr, ...pos, channel - start) });
+        Object.assign(detail, {
+          input: info.inputs[i],
+          channel: channel - start,
+          result: at(arr, ...pos, channel - start),
+        });
       }
       start += width;
     });
@@ -306,23 +285,12 @@ export function breakdown(info, weights, inputs, output, channel, pos, top) {
   return { ...head, ...detail };
 }
 
-/** f(z) for a breakdown with a pre-activation (softmax over its logits), else null. */
-export function activated(detail) {
-  if (detail.pre_activation === undefined) return null;
-  if (detail.activation === "softmax" && detail.logits) {
-    const logits = Array.from(detail.logits.data || detail.logits);
-    const m = Math.max(...logits);
-    const e = logits.map((z) => Math.exp(z - m));
-    return e[detail.channel] / e.reduce((s, v) => s + v, 0);
-  }
-  const fn = activationFn(detail.activation);
-  return fn ? fn(detail.pre_activation) : null;
-}
-
 function rows2d(arr) {
   if (!arr || !arr.shape) return arr;
   const per = arr.shape.slice(1).reduce((a, b) => a * b, 1);
-  return Array.from({ length: arr.shape[0] }, (_, i) => Array.from(arr.data.subarray(i * per, (i + 1) * per)));
+  return Array.from({ length: arr.shape[0] }, (_, i) =>
+    Array.from(arr.data.subarray(i * per, (i + 1) * per)),
+  );
 }
 
 /** A breakdown logged by Python (units mode, arrays decoded) in the shape `breakdown` returns. */
@@ -332,9 +300,16 @@ export function fromLogged(detail) {
   if (t && !Array.isArray(t)) {
     out.terms = { ...t, sums: Array.from(t.sums.data) };
     if (t.windows) {
-      Object.assign(out.terms, { windows: rows2d(t.windows), kernels: rows2d(t.kernels), size: t.windows.shape.slice(1) });
+      Object.assign(out.terms, {
+        windows: rows2d(t.windows),
+        kernels: rows2d(t.kernels),
+        size: t.windows.shape.slice(1),
+      });
     } else {
-      Object.assign(out.terms, { values: Array.from(t.values.data), weights: Array.from(t.weights.data) });
+      Object.assign(out.terms, {
+        values: Array.from(t.values.data),
+        weights: Array.from(t.weights.data),
+      });
     }
   }
   if (detail.window && detail.window.shape) {
@@ -346,4 +321,14 @@ export function fromLogged(detail) {
   }
   if (detail.logits && detail.logits.data) out.logits = Array.from(detail.logits.data);
   return out;
+}
+
+/** The position [y, x] of the largest |value| of one channel of an (H, W, C) array. */
+export function peak(output, channel) {
+  const map = channelMap(output, channel);
+  let best = 0;
+  map.values.forEach((v, i) => {
+    if (Math.abs(v) > Math.abs(map.values[best])) best = i;
+  });
+  return [Math.floor(best / map.w), best % map.w];
 }
