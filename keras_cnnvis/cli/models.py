@@ -111,10 +111,29 @@ def load_model(
             raise ValueError(
                 f"Keras cannot load {source!r}: {type(error).__name__}: {error}"
             ) from error
+        if source.lower().endswith((".h5", ".hdf5")):
+            model = _tensor_input(model)
         loaded = LoadedModel(model, None, None)
     check_image_model(loaded.model)
     warn_onednn_trap(loaded.model, where)
     return loaded
+
+
+def _tensor_input(model):
+    """A Functional model from a Keras 2 file with its one input as a tensor, not a list.
+
+    Keras 2 configs list the inputs, so Keras 3 warns on every call with one tensor; the
+    returned model shares every layer and weight (and the name) and does not.
+    """
+    import keras
+
+    if isinstance(model, keras.Sequential) or len(getattr(model, "inputs", None) or ()) != 1:
+        return model
+    outputs = model.outputs[0] if len(model.outputs) == 1 else model.outputs
+    try:
+        return keras.Model(model.inputs[0], outputs, name=model.name)
+    except Exception:  # keep the model as loaded
+        return model
 
 
 def add_model_arguments(p: argparse.ArgumentParser, weights: str, positional: bool = True):
