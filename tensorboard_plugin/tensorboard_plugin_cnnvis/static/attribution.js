@@ -1,7 +1,17 @@
 // Attribution page: a probe-image x epoch matrix for one method; each cell draws the probe image
 // and overlays the raw map (json/attribution/<method>) through a colormap with adjustable opacity.
+// With faithfulness scores, a table ranks the methods against random maps, the method's deletion
+// and insertion curves are drawn, and rows under the matrix give its scores at each epoch.
 
 import { COLORMAPS, colormapLut, mapCanvas } from "./charts.js";
+import {
+  comparisonTable,
+  curvesFigure,
+  explanation,
+  footerRows,
+  loadFaithfulness,
+  probeScores,
+} from "./faithfulness.js";
 import { openPage, probeImages, probeThumb, probeUrl } from "./page.js";
 import {
   api,
@@ -15,6 +25,7 @@ import {
   pick,
   segmented,
   select,
+  setChildren,
   setState,
 } from "./util.js";
 
@@ -93,6 +104,12 @@ export async function mount(el, ctx) {
     lastPayload = await api("data", { run, tag: jsonTag, step: steps[steps.length - 1] });
     nProbes = (lastPayload.maps || []).length;
   }
+  let faith = { methods: [], random: null };
+  try {
+    faith = await loadFaithfulness(run, page.tags.json);
+  } catch (e) {
+    faith = { methods: [], random: null, error: e.message };
+  }
   if (!ctx.alive()) return null;
   setState({ method, alpha, cmap, cols: allSteps.length > SPACED ? cols : null });
 
@@ -115,7 +132,7 @@ export async function mount(el, ctx) {
         const record = { canvas, probeImg, map: payload.maps?.[i], size: payload.size };
         drawCell(canvas, probeImg, record.map, record.size, alpha, cmap);
         const p = payload.probes?.[i];
-        cell.title = probeTitle(p);
+        cell.title = [probeTitle(p), probeScores(payload.faithfulness, i)].filter(Boolean).join("\n");
         if (p && p.label !== undefined && p.prediction !== undefined && p.prediction !== null) {
           cell.classList.add(String(p.label) === String(p.prediction) ? "right" : "wrong");
         }
@@ -209,6 +226,45 @@ export async function mount(el, ctx) {
   );
   setChildrenLegend();
   const layerNote = lastPayload?.layer ? ` (computed at layer ${lastPayload.layer})` : "";
+  const own = faith.methods.find((m) => m.name === method) || null;
+  const curves = h("div", { class: "faith-curves-box" });
+  async function showCurves(step) {
+    try {
+      const payload = await api("data", { run, tag: jsonTag, step });
+      if (!ctx.alive() || !payload.faithfulness) return;
+      setChildren(curves, curvesFigure(method, payload.faithfulness, step));
+      for (const td of el.querySelectorAll("td.faith-cell")) {
+        td.classList.toggle("current", Number(td.dataset.step) === step);
+      }
+    } catch (e) {
+      setChildren(curves, h("span", { class: "muted" }, e.message));
+    }
+  }
+  const foot = own ? h("tfoot", null, footerRows(steps, own, faith.random, showCurves)) : "";
+  let panel = "";
+  if (faith.methods.length) {
+    panel = h(
+      "section",
+      { class: "faith" },
+      h("h3", null, "Faithfulness"),
+      h("p", { class: "lead" }, explanation(own ? own.entry : faith.methods[0].entry, nProbes)),
+      h(
+        "div",
+        { class: "faith-row-box" },
+        h("div", { class: "table-wrap" }, comparisonTable(faith, method, (m) => ctx.go({ method: m }))),
+        own ? curves : h("p", { class: "muted" }, `No faithfulness scores were logged for ${method}.`),
+      ),
+    );
+  } else {
+    panel = h(
+      "p",
+      { class: "muted faith-none" },
+      faith.error
+        ? `Could not read the faithfulness scores: ${faith.error}`
+        : "No faithfulness scores in this run: pass faithfulness=True to an attribution " +
+            "callback (CNNVisCallback scores Grad-CAM and LayerCAM by default).",
+    );
+  }
   el.append(
     h(
       "p",
@@ -219,11 +275,14 @@ export async function mount(el, ctx) {
     ),
     controls,
     jsonTag ? "" : notice("Only pre-rendered overlays were logged for this method; opacity and colormap need json/attribution records.", "info"),
-    h("div", { class: "matrix-wrap" }, h("table", { class: "matrix" }, h("thead", null, head), h("tbody", null, body))),
+    panel,
+    h("div", { class: "matrix-wrap" }, h("table", { class: "matrix" }, h("thead", null, head), h("tbody", null, body), foot)),
   );
+  if (own) await showCurves(own.step);
   el.dataset.method = method;
   el.dataset.probes = String(nProbes);
   el.dataset.steps = String(steps.length);
   el.dataset.drawn = "0";
+  el.dataset.faithMethods = String(faith.methods.length);
   return () => watcher.disconnect();
 }
