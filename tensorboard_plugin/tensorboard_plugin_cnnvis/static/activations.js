@@ -7,6 +7,7 @@ import {
   openPage,
   preloadNext,
   probeImages,
+  probePicker,
   probeThumb,
   probeUrl,
 } from "./page.js";
@@ -77,26 +78,10 @@ export async function mount(el, ctx) {
   );
   const play = page.stepper(show);
 
-  const probePicker = h(
-    "div",
-    { class: "probe-picker", role: "group", "aria-label": "Probe image" },
-    [...Array(nProbes).keys()].map((i) =>
-      h(
-        "button",
-        {
-          type: "button",
-          class: i === probe ? "probe-button current" : "probe-button",
-          title: `probe ${i}`,
-          dataset: { probe: i },
-          onclick: () => ctx.go({ probe: i }),
-        },
-        probeThumb(run, probes, i, step) || `#${i}`,
-      ),
-    ),
-  );
+  const picker = probePicker(ctx, nProbes, probe, (i) => probeThumb(run, probes, i, step));
   el.append(
     h("p", { class: "lead" }, "What the layer responds to in each probe image: one tile per channel."),
-    h("div", { class: "controls" }, page.picker(), control("Probe", probePicker, "div")),
+    h("div", { class: "controls" }, page.picker(), control("Probe", picker, "div")),
     h("div", { class: "controls" }, play.el),
     meta,
     h("div", { class: "row" }, probeBox, grid.el),

@@ -4,7 +4,7 @@
 // logged epoch and for each probe (tags json/network/overview, json/network/layer/<path>,
 // network/atlas, network/input).
 
-import { recordAt, showEmpty } from "./page.js";
+import { probePicker, recordAt, showEmpty } from "./page.js";
 import {
   api,
   control,
@@ -310,28 +310,14 @@ export async function mount(el, ctx) {
     if (unit) await showDetail();
   }
 
-  const probePicker = h(
-    "div",
-    { class: "probe-picker", role: "group", "aria-label": "Probe image" },
-    [...Array(nProbes).keys()].map((i) =>
-      h(
-        "button",
-        {
-          type: "button",
-          class: i === probe ? "probe-button current" : "probe-button",
-          title: `probe ${i}`,
-          dataset: { probe: i },
-          onclick: () => ctx.go({ probe: i }),
-        },
-        tags.images.input
-          ? h("img", {
-              class: "thumb",
-              alt: `probe ${i}`,
-              src: imageUrl(run, tags.images.input, step, i),
-            })
-          : `#${i}`,
-      ),
-    ),
+  const picker = probePicker(ctx, nProbes, probe, (i) =>
+    tags.images.input
+      ? h("img", {
+          class: "thumb",
+          alt: `probe ${i}`,
+          src: imageUrl(run, tags.images.input, step, i),
+        })
+      : null,
   );
   const folds = segmented("Fold", LEVELS, level, (v) => ctx.go({ fold: v, open: null }), {
     key: "fold",
@@ -353,7 +339,7 @@ export async function mount(el, ctx) {
       { class: "lead" },
       "What every layer computes for one image (after CNN Explainer): layers as columns, one thumbnail per channel, the graph's edges; click a channel, then a position, to follow the arithmetic.",
     ),
-    h("div", { class: "controls" }, control("Probe", probePicker, "div"), folds),
+    h("div", { class: "controls" }, control("Probe", picker, "div"), folds),
     h("div", { class: "controls" }, play.el),
     prediction,
     legend,

@@ -178,3 +178,24 @@ export function probeThumb(run, probes, index, step) {
   const url = probeUrl(run, probes, index, step);
   return url ? h("img", { src: url, alt: `probe ${index}`, class: "thumb" }) : null;
 }
+
+/** One button per probe showing `thumb(i)` (or "#i"); a click reopens the page on that probe. */
+export function probePicker(ctx, count, current, thumb) {
+  return h(
+    "div",
+    { class: "probe-picker", role: "group", "aria-label": "Probe image" },
+    [...Array(count).keys()].map((i) =>
+      h(
+        "button",
+        {
+          type: "button",
+          class: i === current ? "probe-button current" : "probe-button",
+          title: `probe ${i}`,
+          dataset: { probe: i },
+          onclick: () => ctx.go({ probe: i }),
+        },
+        thumb(i) || `#${i}`,
+      ),
+    ),
+  );
+}
