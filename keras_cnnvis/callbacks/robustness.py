@@ -208,6 +208,7 @@ class RobustnessCallback(MonitorCallback):
         self._probes(probe, probe_labels, _count(n_probes, "n_probes"))
         self._predictor: ClassPredictor | None = None
         self._baseline = None  # (step, CorruptionAccuracy) of the first record
+        self.table = self.adversarial = None
         self.seconds: dict = {}
 
     def _probes(self, probe, probe_labels, n: int) -> None:
@@ -290,6 +291,7 @@ class RobustnessCallback(MonitorCallback):
                 "epsilons": [0.0, *self.epsilons],
                 "accuracy": accuracy,
             }
+        self.table, self.adversarial = table, adversarial  # the last record's figures
         self.seconds = {  # of the last record, for the benchmark and the page
             "corruptions": round(corrupted - start, 3),
             "attack": round(time.perf_counter() - corrupted, 3),

@@ -13,7 +13,16 @@ import sys
 # TensorFlow's C++ start-up chatter hides the command's own output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-SUBCOMMANDS = ("demo", "board", "synthesis", "health", "anatomy", "analyze", "network")
+SUBCOMMANDS = (
+    "demo",
+    "board",
+    "synthesis",
+    "health",
+    "anatomy",
+    "analyze",
+    "network",
+    "robustness",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
