@@ -11,12 +11,17 @@ from keras_cnnvis.network.trace import (
     layer_config,
     network_trace,
 )
+from keras_cnnvis.network.units import unit_breakdown
+from keras_cnnvis.network.records import NetworkSnapshot, network_snapshot
 
 __all__ = [
     "INPUT_TYPE",
     "LayerRecord",
+    "NetworkSnapshot",
     "NetworkTracer",
     "input_name",
     "layer_config",
+    "network_snapshot",
     "network_trace",
+    "unit_breakdown",
 ]
