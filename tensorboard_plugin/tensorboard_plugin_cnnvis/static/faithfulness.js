@@ -128,9 +128,13 @@ function seriesPair(method, random, score) {
  */
 export function comparisonTable(data, current, onPick) {
   const { methods, random } = data;
+  // Values at each method's last step: the scalars (full precision), else the record's.
+  const own = (m, score) => valueAt(m.series[score.key], m.step) ?? m.entry.scores?.[score.key];
+  const chanceAt = (m, score) =>
+    (random ? valueAt(random[score.key], m.step) : null) ?? m.entry.random?.[score.key];
   const best = {};
   for (const score of SCORES) {
-    const values = methods.map((m) => m.entry.scores?.[score.key]).filter(Number.isFinite);
+    const values = methods.map((m) => own(m, score)).filter(Number.isFinite);
     if (values.length > 1) best[score.key] = score.lower ? Math.min(...values) : Math.max(...values);
   }
   const rows = methods.map((m) =>
@@ -148,8 +152,8 @@ export function comparisonTable(data, current, onPick) {
       ),
       h("td", { class: "num" }, String(m.step)),
       SCORES.map((score) => {
-        const value = m.entry.scores?.[score.key];
-        const chance = m.entry.random?.[score.key];
+        const value = own(m, score);
+        const chance = chanceAt(m, score);
         const pair = seriesPair(m, random, score);
         return h(
           "td",
