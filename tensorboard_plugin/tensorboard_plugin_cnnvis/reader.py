@@ -42,6 +42,7 @@ KINDS = (
     "synthesis",
     "localization",
     "network",
+    "robustness",
 )
 
 _UINT_RE = re.compile(r"^[0-9]{1,18}$")
