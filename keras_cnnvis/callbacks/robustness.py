@@ -125,8 +125,9 @@ class RobustnessCallback(MonitorCallback):
         pgd_steps: PGD steps per attack. Defaults to 5.
         n_probes: images shown clean and corrupted with their predictions (0: none).
             Defaults to 4.
-        probe: images to show (the first `n_probes`). Defaults to None (`n_probes` of the
-            subset, one per class in turn).
+        probe: images to show (`n_probes` of them, one per class in turn when
+            `probe_labels` are given). Defaults to None (`n_probes` of the subset, one per
+            class in turn).
         probe_labels: their classes. Defaults to None.
         class_names: one name per class. Defaults to None.
         value_range: the range of the images' pixels. Defaults to None (`(0, 1)` for
@@ -215,9 +216,12 @@ class RobustnessCallback(MonitorCallback):
         """The example images (in [0, 1]) and their labels; the corrupted tiles are made
         once here, seeded, so every record shows the same pictures."""
         if probe is not None:
-            images = inputs.check_images(probe, None, "probe images")[:n]
-            labels = None if probe_labels is None else inputs.class_labels(probe_labels, len(probe))
-            labels = None if labels is None else labels[:n]
+            images = inputs.check_images(probe, None, "probe images")
+            labels = (
+                None if probe_labels is None else inputs.class_labels(probe_labels, len(images))
+            )
+            index = inputs.balanced_indices(labels, n, sort=False)  # classes in turn
+            images, labels = images[index], None if labels is None else labels[index]
         else:
             index = inputs.balanced_indices(self.y, n, sort=False)  # classes in turn
             images, labels = self.x[index], self.y[index]

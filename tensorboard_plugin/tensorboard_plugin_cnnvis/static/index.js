@@ -10,6 +10,7 @@ import * as filters from "./filters.js";
 import * as health from "./health.js";
 import * as network from "./network.js";
 import * as patches from "./patches.js";
+import * as robustness from "./robustness.js";
 
 const PAGES = [
   { id: "filters", title: "Filters", kind: "filters", module: filters },
@@ -19,6 +20,7 @@ const PAGES = [
   { id: "attribution", title: "Attribution", kind: "attribution", module: attribution },
   { id: "embeddings", title: "Embeddings", kind: "embedding", module: embeddings },
   { id: "network", title: "Network", kind: "network", module: network },
+  { id: "robustness", title: "Robustness", kind: "robustness", module: robustness },
 ];
 
 const KIND_TEXT = {
@@ -29,6 +31,7 @@ const KIND_TEXT = {
   attribution: "attribution maps (tags attribution/<method>, json/attribution/<method>)",
   embedding: "embeddings (tags json/embedding/<method>)",
   network: "network records (tags json/network/overview, network/atlas)",
+  robustness: "robustness tables (tags json/robustness/heatmap, robustness/<name>)",
 };
 
 class App {
