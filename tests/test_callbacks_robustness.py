@@ -9,6 +9,7 @@ import os
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from callback_helpers import EpochsSeen
 from eventfiles import read_run
@@ -242,8 +243,16 @@ def test_misconfiguration_is_reported_before_the_first_epoch(tmp_path):
         RobustnessCallback(str(tmp_path), (x, y), epsilons=[8])
     with pytest.raises(ValueError, match="n_examples must be an integer >= 1"):
         RobustnessCallback(str(tmp_path), (x, y), n_examples=0)
-    with pytest.raises(ValueError, match="pair"):
+    with pytest.raises(ValueError, match="validation_data must be"):
         RobustnessCallback(str(tmp_path), x)
+    with pytest.raises(ValueError, match="has no labels"):
+        RobustnessCallback(str(tmp_path), (x,))
+    # A tf.data.Dataset of (x, y) batches gives the same subset as the arrays.
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    np.testing.assert_array_equal(
+        RobustnessCallback(str(tmp_path), dataset, n_examples=30).x,
+        RobustnessCallback(str(tmp_path), (x, y), n_examples=30).x,
+    )
     assert len(RobustnessCallback(str(tmp_path), (x, y), corruptions="all").corruptions) == 19
     for bad, match in (
         (dict(validation_data=(x, y + 1)), "Class index 3 is out of range"),

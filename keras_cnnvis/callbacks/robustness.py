@@ -28,6 +28,8 @@ DEFAULT_CORRUPTIONS = ("gaussian_noise", "defocus_blur", "fog", "contrast", "jpe
 """One corruption of each family (noise, blur, weather, digital) and JPEG."""
 
 _NAMED = {"all": CORRUPTIONS, "benchmark": BENCHMARK}
+MAX_READ = 10000
+"""Validation examples read at most (from a tf.data.Dataset) before the subset is drawn."""
 
 
 def epsilon_tag(epsilon: float) -> str:
@@ -113,8 +115,9 @@ class RobustnessCallback(MonitorCallback):
 
     Args:
         log_dir: the TensorBoard log directory.
-        validation_data: `(images, labels)`: images `(N, H, W, C)` with C 1 or 3, labels
-            as class indices or one-hot rows.
+        validation_data: `(images, labels)` arrays (images `(N, H, W, C)` with C 1 or 3,
+            labels as class indices or one-hot rows) or a tf.data.Dataset of such batches
+            (at most `MAX_READ` examples are read).
         corruptions: names from `keras_cnnvis.robustness.CORRUPTIONS`, `"benchmark"` (the
             15) or `"all"` (19). Defaults to `DEFAULT_CORRUPTIONS` (5).
         severities: severities from 1 to 5. Defaults to `(1, 3, 5)`.
@@ -141,7 +144,7 @@ class RobustnessCallback(MonitorCallback):
         on_error: `"warn"` or `"raise"`. Defaults to `"warn"`.
 
     Raises:
-        ValueError: at construction for data that is not `(images, labels)`, unknown
+        ValueError: at construction for data that is not labelled images, unknown
             corruptions, severities outside 1-5, epsilons outside [0, 1] or counts that
             are not integers; at `on_train_begin` (before any epoch) for images the model
             does not take, outputs that are not class scores, labels outside the model's
@@ -172,13 +175,14 @@ class RobustnessCallback(MonitorCallback):
         on_error: str = "warn",
     ):
         super().__init__(log_dir, every_n_epochs, log_initial, run_name, on_error)
-        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+        x, y = inputs.labelled_arrays(validation_data, MAX_READ)
+        if y is None:
             raise ValueError(
-                "validation_data must be a pair (images, labels) of numpy arrays; got "
-                f"{type(validation_data).__name__}."
+                "validation_data has no labels; accuracy under corruption needs (images, "
+                "labels)."
             )
-        x = inputs.check_images(validation_data[0], None, "validation images")
-        y = inputs.class_labels(validation_data[1], len(x))
+        x = inputs.check_images(x, None, "validation images")
+        y = inputs.class_labels(y, len(x))
         names = _NAMED.get(corruptions) if isinstance(corruptions, str) else corruptions
         if names is None:
             raise ValueError(
