@@ -5,9 +5,12 @@ Run: `python benchmarks/faithfulness.py [--images 16] [--repeats 3] [--scores]`.
 figures measured in this one run: the floor is one compiled forward pass of a batch of 256
 images (the scores' default batch size), timed alternately with each score; "= fwd passes" is
 the score's seconds per image over the floor's, and "ratio" the score's time over that of as
-many floor passes as it needs (1.0 = no overhead beyond the model). `--scores` also trains the demo CNN on `shapes` (as the
-tests do, about 25 s) and prints every attribution method's scores beside the random
-references.
+many floor passes as it needs (1.0 = no overhead beyond the model). The last rows score two
+methods' maps at once with `faithfulness_scores`: at its defaults and at the attribution
+callbacks' `faithfulness=True` settings (what `CNNVisCallback` adds to its Grad-CAM monitor),
+beside the Grad-CAM and LayerCAM maps themselves. `--scores` also trains the demo CNN on
+`shapes` and prints every attribution method's scores beside the random references
+(`faithfulness_table.py`, which writes the README's table).
 """
 
 from __future__ import annotations
@@ -30,22 +33,36 @@ def score_rows(model, x: np.ndarray, steps: int = 20, samples: int = 200, draws:
 
     Passes per image count the clean pass: a curve needs `1 + steps`, MuFidelity
     `1 + samples`, a curve's reference `1 + draws * steps`, MuFidelity's `1 + samples`
-    (its draws share the drops). Calls are those of the compiled forward function at the
-    default batch size of 256.
+    (its draws share the drops); `faithfulness_scores` of M methods `1 + 2 * (M + draws) *
+    steps + samples`. Calls are those of the compiled forward function at the default batch
+    size of 256.
     """
     from keras_cnnvis.attribution.faithfulness import (
         deletion_curve,
+        faithfulness_scores,
         insertion_curve,
         mu_fidelity,
         random_reference,
     )
+    from keras_cnnvis.callbacks.attribution_base import FAITHFULNESS
 
     n = len(x)
     clean = math.ceil(n / BATCH)
-    maps = np.random.default_rng(0).random(x.shape[:3]).astype(np.float32)
+    rng = np.random.default_rng(0)
+    maps = rng.random(x.shape[:3]).astype(np.float32)
+    two = {"a": maps, "b": rng.random(x.shape[:3]).astype(np.float32)}
     curve_calls = clean + math.ceil(steps * n / BATCH)
     mu_calls = clean + math.ceil(samples * n / BATCH)
     reference_calls = clean + draws * math.ceil(steps * n / BATCH)
+
+    def combined(steps, samples, draws):
+        passes = 1 + 2 * (2 + draws) * steps + samples
+        calls = (
+            clean + 2 * (2 + draws) * math.ceil(steps * n / BATCH) + math.ceil(samples * n / BATCH)
+        )
+        return passes, calls
+
+    cb = FAITHFULNESS
     return [
         (
             f"deletion({steps})",
@@ -83,6 +100,16 @@ def score_rows(model, x: np.ndarray, steps: int = 20, samples: int = 200, draws:
             1 + samples,
             mu_calls,
         ),
+        (
+            "faithfulness_scores, 2 maps",
+            lambda: faithfulness_scores(model, x, two),
+            *combined(steps, samples, draws),
+        ),
+        (
+            "faithfulness=True, 2 maps",
+            lambda: faithfulness_scores(model, x, two, **cb),
+            *combined(cb["steps"], cb["nb_samples"], cb["draws"]),
+        ),
     ]
 
 
@@ -110,60 +137,27 @@ def cost_table(model, n_images: int, repeats: int) -> None:
             f"{name:<30}{passes:>11}{calls:>7}{per_image:>9.4f}{per_pass * 1e3:>8.3f}"
             f"{per_image / per_pass:>14.1f}{ratio:>8.2f}"
         )
-
-
-def method_maps(model, x: np.ndarray) -> dict:
-    """Maps of every attribution method for the predicted classes, by name."""
     from keras_cnnvis import attribution as A
 
-    # CAM needs a global-average-pooling head; the demo pools by max.
-    names = [name for name in A.METHODS if name != "cam"] + ["smoothgrad"]
-    return {name: A.get_method(name)(model, x) for name in names}
+    def cams():
+        A.grad_cam(model, x)
+        A.layer_cam(model, x)
+
+    seconds, floor_seconds, _ = paired(cams, forward, 1, repeats)
+    per_image, per_pass = seconds / n_images, floor_seconds / BATCH
+    print(
+        f"{'grad_cam + layer_cam maps':<30}{'-':>11}{'-':>7}{per_image:>9.4f}"
+        f"{per_pass * 1e3:>8.3f}{per_image / per_pass:>14.1f}{'-':>8}"
+    )
 
 
 def scores_table(n_images: int) -> None:
-    from keras_cnnvis import datasets
-    from keras_cnnvis.attribution.faithfulness import (
-        deletion_curve,
-        insertion_curve,
-        mu_fidelity,
-        random_reference,
-    )
-    from keras_cnnvis.demo import build_demo_model, train_demo_model
+    """Every method's scores on the trained demo CNN (see `faithfulness_table.py`)."""
+    from faithfulness_table import markdown, table, trained_demo
 
-    images, labels, _ = datasets.shapes(1600, size=64, seed=0)
-    model = build_demo_model((64, 64, 3), len(datasets.SHAPE_CLASSES), seed=0)
-    train_demo_model(model, images[300:], labels[300:], epochs=8)
-    x = images[:n_images]
-    accuracy = float(np.mean(np.argmax(model.predict(images[:300], verbose=0), -1) == labels[:300]))
-    print(f"\ntrained demo CNN (val accuracy {accuracy:.3f}), first {n_images} validation images")
-    print(
-        "deletion: lower is better; insertion and MuFidelity: higher is better. Probabilities "
-        "of the predicted class, 20 steps, MuFidelity 9x9 grid / 20% / 200 subsets.\n"
-    )
-    columns = [
-        ("del zeros", lambda m: deletion_curve(model, x, m).mean_auc),
-        ("del blur", lambda m: deletion_curve(model, x, m, baseline="blur").mean_auc),
-        ("del mean", lambda m: deletion_curve(model, x, m, baseline="mean").mean_auc),
-        ("ins blur", lambda m: insertion_curve(model, x, m).mean_auc),
-        ("mu_fid", lambda m: mu_fidelity(model, x, m).mean),
-    ]
-    print(f"{'maps':<26}" + "".join(f"{c:>11}" for c, _ in columns))
-    for name, maps in method_maps(model, x).items():
-        print(f"{name:<26}" + "".join(f"{fn(maps):>11.3f}" for _, fn in columns))
-    references = [
-        ("del zeros", "deletion", {}),
-        ("del blur", "deletion", {"baseline": "blur"}),
-        ("del mean", "deletion", {"baseline": "mean"}),
-        ("ins blur", "insertion", {}),
-        ("mu_fid", "mu_fidelity", {}),
-    ]
-    for label, size in (("random (pixels)", None), ("random (8x8 blocks)", 8)):
-        values = []
-        for _, score, kwargs in references:
-            result = random_reference(score, model, x, noise_size=size, **kwargs)
-            values.append(result.mean if score == "mu_fidelity" else result.mean_auc)
-        print(f"{label:<26}" + "".join(f"{v:>11.3f}" for v in values))
+    model, x, y, masks, accuracy = trained_demo()
+    rows, references, timing = table(model, x[:n_images], y[:n_images], masks[:n_images])
+    print("\n" + markdown(rows, references, timing, n_images, accuracy))
 
 
 def main() -> None:

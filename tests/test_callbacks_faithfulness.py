@@ -3,7 +3,6 @@ files: exact tags and steps, values equal to the core functions on the final mod
 reference once per step, the JSON entry the dashboard reads, settings checked before training.
 """
 
-import keras
 import numpy as np
 import pytest
 
@@ -16,29 +15,14 @@ from keras_cnnvis.callbacks.attribution_base import FAITHFULNESS
 from keras_cnnvis.callbacks.grad_cam import GradCAMCallback
 from keras_cnnvis.callbacks.occlusion import OcclusionCallback
 from keras_cnnvis.callbacks.saliency import SaliencyCallback
+import test_callbacks_attribution as attribution_tests
+
+small_cnn = attribution_tests.small_cnn
+data = attribution_tests.data  # the fixture: 32 random 16x16 images, 3 classes, masks
 
 SCORES = ("deletion_auc", "insertion_auc", "mu_fidelity")
 # Small settings: 16x16 probes, a 4x4 MuFidelity grid, two noise draws.
 SETTINGS = {"steps": 4, "grid_size": 4, "nb_samples": 12, "draws": 2, "seed": 1}
-
-
-def small_cnn():
-    keras.utils.set_random_seed(0)
-    i = keras.Input((16, 16, 3))
-    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="conv_a")(i)
-    x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv_b")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
-    model = keras.Model(i, keras.layers.Dense(3, activation="softmax", name="dense")(x))
-    model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
-    return model
-
-
-@pytest.fixture
-def data():
-    rng = np.random.default_rng(0)
-    x = rng.random((32, 16, 16, 3), dtype=np.float32)
-    return x, rng.integers(0, 3, 32)
 
 
 def _fit(model, data, callbacks, epochs=2):
@@ -51,7 +35,7 @@ def _steps(run, tag):
 
 def test_scores_at_the_right_steps_equal_the_core_functions(tmp_path, data):
     model = small_cnn()
-    x, y = data
+    x, y, _ = data
     probe, labels = x[:3], y[:3]
     cam = GradCAMCallback(
         str(tmp_path),
@@ -131,7 +115,7 @@ def test_scores_at_the_right_steps_equal_the_core_functions(tmp_path, data):
 
 def test_off_by_default_and_on_in_cnnvis_callback_for_grad_cam_only(tmp_path, data):
     model = small_cnn()
-    x, y = data
+    x, y, _ = data
     plain = GradCAMCallback(str(tmp_path / "plain"), x[:2], on_error="raise")
     _fit(model, data, [plain], epochs=1)
     assert not [t for t in read_run(str(tmp_path / "plain" / "cnnvis")) if "faithfulness" in t]

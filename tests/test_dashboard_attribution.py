@@ -14,12 +14,11 @@ import pytest
 import plugin_fixtures as pf
 from eventfiles import read_run
 
-CHROMIUM = "/usr/bin/chromium"
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"Chromium is not installed at {CHROMIUM}", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
+from browser_session import dashboard_session, require_browser
 
-from test_dashboard_browser import ARGS, Dashboard  # noqa: E402
+require_browser()
+
+from test_dashboard_browser import Dashboard  # noqa: E402
 
 RUN = "fit/cnnvis"
 PLAIN = "plain/cnnvis"
@@ -86,36 +85,12 @@ def logs(tmp_path_factory):
 def dash(logs):
     with pf.TensorBoardProcess(logs[0], ("--samples_per_plugin=cnnvis=0,images=0",)) as tb:
         tb.wait_ready()
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1100})
-                problems, dialogs = [], []
-                page.on(
-                    "console",
-                    lambda m: problems.append(m.text) if m.type == "error" else None,
-                )
-                page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-                page.on(
-                    "response",
-                    lambda r: (
-                        problems.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None
-                    ),
-                )
-                page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-                page.goto(tb.url + "/#cnnvis")
-                handle = page.wait_for_selector(
-                    'iframe[src*="plugin_entry.html?name=cnnvis"]', timeout=30000
-                )
-                frame = handle.content_frame()
-                frame.wait_for_selector("section.page[data-state]", timeout=30000)
-                board = Dashboard(page, frame)
-                board.problems, board.dialogs = problems, dialogs
-                yield board
-                assert not problems, problems
-                assert not dialogs, dialogs
-            finally:
-                browser.close()
+        with dashboard_session(tb.url, height=1100) as (page, frame, seen):
+            board = Dashboard(page, frame)
+            board.problems, board.dialogs = seen.problems, seen.dialogs
+            yield board
+            assert not seen.problems, seen.problems
+            assert not seen.dialogs, seen.dialogs
 
 
 @pytest.fixture(scope="module")

@@ -158,18 +158,9 @@ def insertion_curve(
     ```
 
     Args:
-        model: a single-input image model.
-        images: float `(N, H, W, C)` batch.
-        maps: `(N, h, w)` or `(N, h, w, C)` attribution maps of `images` (channels are
-            summed, other sizes resized bilinearly to the images), or a dict name -> such
-            maps (one clean pass and one baseline for all).
-        target: what the score is (see `targets.resolve_target`). Defaults to None (the
-            class each clean image is predicted as).
-        steps: points of the curve after the first. Defaults to 20.
-        baseline: what the image starts as (see `deletion_curve`). Defaults to `"blur"`.
-        logits: score pre-softmax outputs instead of the model's outputs.
-            Defaults to False.
-        batch_size: copies per compiled call. Defaults to 256.
+        model, images, maps, target, steps, logits, batch_size: as in `deletion_curve`.
+        baseline: what the image starts as (the names and values of `deletion_curve`).
+            Defaults to `"blur"`.
 
     Returns:
         A `CurveResult` with `kind="insertion"`, or for a dict of maps a dict name ->
