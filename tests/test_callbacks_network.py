@@ -8,26 +8,27 @@ import pytest
 from callback_helpers import EpochsSeen, random_data, small_cnn
 from eventfiles import read_run
 from keras_cnnvis.callbacks import CNNVisCallback, NetworkCallback
-from keras_cnnvis.network import network_trace
+from keras_cnnvis.network import input_name, network_trace
 from keras_cnnvis.network.records import decode
 from keras_cnnvis.render.network import symmetric_bytes, thumbnail
 
-PATHS = ["input_layer", "conv_a", "conv_b", "gap", "dense"]
+LAYERS = ["conv_a", "conv_b", "gap", "dense"]  # after the input (named by Keras: input_layer_<n>)
 
 
 def test_fit_logs_every_layer_at_every_epoch_and_the_last_equals_the_model(tmp_path):
     x, y = random_data()
     model = small_cnn()
+    paths = [input_name(model)] + LAYERS
     probe = x[:2]
     cb = NetworkCallback(str(tmp_path), probe, class_names=["no", "yes"], on_error="raise")
     model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[cb])
     run = read_run(str(tmp_path / "cnnvis"))
-    layer_tags = {f"json/network/layer/{p}" for p in PATHS}
+    layer_tags = {f"json/network/layer/{p}" for p in paths}
     assert set(run) == {"network/atlas", "network/input", "json/network/overview"} | layer_tags
     for tag, records in run.items():
         assert [r.step for r in records] == [0, 1, 2], tag
     overview = run["json/network/overview"][-1].value
-    assert [layer["path"] for layer in overview["layers"]] == PATHS
+    assert [layer["path"] for layer in overview["layers"]] == paths
     assert overview["mode"] == "full" and overview["n_probes"] == 2
     assert overview["class_names"] == ["no", "yes"] and overview["atlas"]["tag"] == "network/atlas"
     assert overview["layers"][2]["inputs"] == ["conv_a"]

@@ -8,7 +8,7 @@ import pytest
 from callback_helpers import small_cnn
 from eventfiles import read_run
 from keras_cnnvis.cli import main
-from keras_cnnvis.network import network_trace
+from keras_cnnvis.network import input_name, network_trace
 from keras_cnnvis.network.records import decode
 
 
@@ -54,7 +54,7 @@ def test_several_images_of_other_sizes_are_resized_to_the_model(saved, tmp_path)
     run = read_run(str(tmp_path / "cnnvis"))
     overview = run["json/network/overview"][0]
     assert overview.step == 3 and overview.value["n_probes"] == 2
-    image = decode(run["json/network/layer/input_layer"][0].value["outputs"][1])
+    image = decode(run[f"json/network/layer/{input_name(model)}"][0].value["outputs"][1])
     resized = cv2.resize(pictures[1][1].astype(np.float32) / 255.0, (16, 16))
     np.testing.assert_allclose(image, resized, atol=1e-6)
 

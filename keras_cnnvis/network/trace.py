@@ -237,9 +237,9 @@ class NetworkTracer:
                     node.kind,
                     dict(config),
                     [paths[j + 1] for j in node.inputs],
-                    np.array(out[i], np.float32),
+                    out[i],
                     node.layer,
-                    np.array(stray[i], np.float32) if stray.ndim else None,
+                    stray[i] if stray.ndim else None,
                 )
             )
         return records

@@ -130,15 +130,12 @@ export async function mount(el, ctx) {
         if (tile) links.push([tile, target]);
       }
     }
-    drawEdges(
-      [svg, svgTop],
-      host,
-      columnsEl,
-      graph.edges,
-      (i) => nodeEls.get(i)?.querySelector(".net-head"),
-      hot,
-      links,
+    const depth = new Map(graph.nodes.map((n) => [n.k, n.depth]));
+    const skip = new Set(
+      graph.edges.filter(([a, b]) => depth.get(b) - depth.get(a) > 1).map(([a, b]) => `${a}>${b}`),
     );
+    const head = (i) => nodeEls.get(i)?.querySelector(".net-head");
+    drawEdges([svg, svgTop], host, columnsEl, graph.edges, head, { hot, links, skip });
   }
 
   function toggle(group, unfold) {

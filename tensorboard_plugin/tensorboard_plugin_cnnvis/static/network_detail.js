@@ -2,18 +2,9 @@
 // drill-down), drawn from a breakdown of network_units.js: windows, kernels, products, the sum
 // plus the bias, the activation; pooling windows, BatchNorm, merges, Dense and softmax.
 
-import { LUT, byteOf, mapCanvas, num } from "./network_maps.js";
+import { LUT, byteOf, mapCanvas, num, short } from "./network_maps.js";
 import { activated, elementwiseFn } from "./network_activations.js";
 import { h } from "./util.js";
-
-/** A grid cell's number: 3 significant digits (the exact value is the cell's title). */
-function short(value) {
-  if (!Number.isFinite(value)) return num(value);
-  if (value === 0) return "0";
-  const abs = Math.abs(value);
-  if (abs < 1e-3 || abs >= 1e4) return value.toExponential(1);
-  return String(Number(value.toPrecision(3)));
-}
 
 function cellStyle(value, scale) {
   const [r, g, b] = LUT[Number.isFinite(value) ? byteOf(value, scale) : 128];

@@ -5,20 +5,25 @@ export const LEVELS = ["stages", "blocks", "layers"];
 
 /**
  * The group of every layer at a fold level: the input alone; "head" for the layers after the
- * feature map's block; else its block ("b<k>") or stage ("s<k>", layers outside a stage join
- * the stage before them, or after them at the start); at "layers" every layer alone.
+ * feature map's block; else its block ("b<k>") or stage ("s<k>"; a layer outside every stage,
+ * such as the padding before a strided convolution, joins the next stage, or the last one).
+ * At "layers" every layer is alone.
  */
 export function groupIds(layers, level, featureMap) {
   const fm = layers.find((l) => l.path === featureMap);
   const headAfter = fm ? fm.block : Infinity;
-  let stage = layers.find((l) => l.stage !== null && l.stage !== undefined)?.stage ?? 0;
+  const staged = (l) => l.stage !== null && l.stage !== undefined;
+  const stages = new Array(layers.length);
+  let next = [...layers].reverse().find(staged)?.stage ?? 0;
+  for (let k = layers.length - 1; k >= 0; k -= 1) {
+    if (staged(layers[k])) next = layers[k].stage;
+    stages[k] = next;
+  }
   return layers.map((layer, k) => {
     if (k === 0) return "in";
     if (level === "layers") return `l${k}`;
     if (layer.block > headAfter) return "head";
-    if (level === "blocks") return `b${layer.block}`;
-    if (layer.stage !== null && layer.stage !== undefined) stage = layer.stage;
-    return `s${stage}`;
+    return level === "blocks" ? `b${layer.block}` : `s${stages[k]}`;
   });
 }
 
@@ -89,13 +94,22 @@ function curve(svg, x1, y1, x2, y2, cls) {
   svg.append(path);
 }
 
+function arc(svg, x1, y, x2, over, cls) {
+  const path = document.createElementNS(SVG, "path");
+  path.setAttribute("d", `M${x1},${y} C${x1 + 30},${over} ${x2 - 30},${over} ${x2},${y}`);
+  path.setAttribute("class", cls);
+  svg.append(path);
+}
+
 /**
  * Draws one curve per edge between node elements (right edge of the source's header to the left
  * edge of the target's) into the `svg` layer below the nodes, sized to `host`'s content `size`.
- * `hot` edges (a Set of "from>to") and `links` ([element, element] pairs: an input channel's
- * tile and the selected unit's tile, drawn centre to centre) go into the `top` layer above.
+ * Into the `top` layer above them go the `hot` edges (a Set of "from>to"), the `skip` edges
+ * (those that pass over other columns: dashed, arched over the nodes when both ends are in one
+ * row) and the `links`
+ * ([element, element] pairs: an input channel's tile and the selected unit's tile).
  */
-export function drawEdges([svg, top], host, size, edges, elementOf, hot = new Set(), links = []) {
+export function drawEdges([svg, top], host, size, edges, elementOf, { hot, links, skip }) {
   for (const layer of [svg, top]) {
     layer.replaceChildren();
     layer.setAttribute("width", String(size.scrollWidth));
@@ -112,8 +126,13 @@ export function drawEdges([svg, top], host, size, edges, elementOf, hot = new Se
     const rb = b.getBoundingClientRect();
     const y1 = ra.top + Math.min(ra.height / 2, 14) + dy;
     const y2 = rb.top + Math.min(rb.height / 2, 14) + dy;
-    const on = hot.has(`${from}>${to}`);
-    curve(on ? top : svg, ra.right + dx, y1, rb.left + dx, y2, on ? "edge hot" : "edge");
+    const key = `${from}>${to}`;
+    const cls = hot.has(key) ? "edge hot" : skip.has(key) ? "edge skip" : "edge";
+    if (cls === "edge skip" && Math.abs(y1 - y2) < 2) {
+      arc(top, ra.right + dx, y1, rb.left + dx, ra.top + dy - 6, cls); // over the columns between
+    } else {
+      curve(cls === "edge" ? svg : top, ra.right + dx, y1, rb.left + dx, y2, cls);
+    }
   }
   for (const [a, b] of links) {
     const ra = a.getBoundingClientRect();

@@ -17,6 +17,15 @@ export function num(value) {
   return String(Number(value.toPrecision(6)));
 }
 
+/** A number with 3 significant digits, for the bars and grid cells (the exact value is the title). */
+export function short(value) {
+  if (!Number.isFinite(value)) return num(value);
+  if (value === 0) return "0";
+  const abs = Math.abs(value);
+  if (abs < 1e-3 || abs >= 1e4) return value.toExponential(1);
+  return String(Number(value.toPrecision(3)));
+}
+
 // Colours -------------------------------------------------------------------------------------
 
 const ANCHORS = [
@@ -153,7 +162,7 @@ function barsElement(layer, probe, names, onPick) {
             style: { width: `${(100 * Math.abs(values[j])) / top}%` },
           }),
         ),
-        h("span", { class: "net-bar-value" }, num(values[j])),
+        h("span", { class: "net-bar-value" }, short(values[j])),
       ),
     ),
   );
