@@ -117,7 +117,7 @@ function convView(detail, opts) {
       ),
       rows,
     ),
-    sumLine(detail, shown, `of ${t.channels.length} channels`),
+    sumLine(detail, shown, `of ${t.channels.length} channel${t.channels.length === 1 ? "" : "s"}`),
     activationLine(detail),
   ];
 }
