@@ -44,6 +44,11 @@ export function accuracyColor(value) {
 }
 
 const pretty = (name) => String(name).replaceAll("_", " ");
+/** An attack strength in 1/255 steps: 0.0313.. -> "8/255". */
+function epsText(eps) {
+  const k = eps * 255;
+  return `${Math.abs(k - Math.round(k)) < 1e-6 ? Math.round(k) : fmtSig(k, 3)}/255`;
+}
 const pct = (v) => (Number.isFinite(v) ? `${(100 * v).toFixed(1)}%` : "–");
 const mean = (row) => row.reduce((a, b) => a + b, 0) / Math.max(row.length, 1);
 
@@ -106,7 +111,7 @@ function svg(tag, attrs, text) {
  * epochs lighter, the current epoch in the accent colour. `series` are {step, values}.
  */
 function severityChart(title, severities, series, current) {
-  const W = 210;
+  const W = 186;
   const H = 140;
   const L = 30;
   const R = 8;
@@ -119,7 +124,9 @@ function severityChart(title, severities, series, current) {
   root.classList.add("severity-chart");
   for (const v of [0, 0.5, 1]) {
     root.append(svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "grid" }));
-    root.append(svg("text", { x: L - 4, y: y(v) + 3, class: "tick", "text-anchor": "end" }, String(v)));
+    root.append(
+      svg("text", { x: L - 4, y: y(v) + 3, class: "tick", "text-anchor": "end" }, String(v)),
+    );
   }
   xs.forEach((label, i) =>
     root.append(svg("text", { x: x(i), y: H - 6, class: "tick", "text-anchor": "middle" }, label)),
@@ -128,7 +135,9 @@ function severityChart(title, severities, series, current) {
   series.forEach((s, k) => {
     if (s.step === current) return;
     const shade = n > 1 ? 0.25 + 0.6 * (k / (n - 1)) : 0.6;
-    root.append(path(s, x, y, { stroke: `rgba(26, 82, 118, ${shade.toFixed(2)})`, class: "epoch" }));
+    root.append(
+      path(s, x, y, { stroke: `rgba(26, 82, 118, ${shade.toFixed(2)})`, class: "epoch" }),
+    );
   });
   const now = series.find((s) => s.step === current);
   if (now) root.append(path(now, x, y, { class: "epoch current" }));
@@ -152,12 +161,15 @@ function trends(records, current) {
   const rows = [
     ["clean accuracy", records.map((r) => r.payload.clean)],
     ["mean corrupted accuracy", records.map((r) => r.payload.mean)],
-    [`mCE vs epoch ${records[0].payload.baseline_step ?? steps[0]} (lower is better)`, records.map((r) => r.payload.mce)],
+    [
+      `mCE vs epoch ${records[0].payload.baseline_step ?? steps[0]} (lower is better)`,
+      records.map((r) => r.payload.mce),
+    ],
   ];
   const adv = records.find((r) => r.payload.adversarial)?.payload.adversarial;
   (adv ? adv.epsilons : []).forEach((eps, i) => {
     if (eps > 0) {
-      const label = `PGD accuracy at ε = ${fmtSig(eps * 255, 3)}/255`;
+      const label = `PGD accuracy at ε = ${epsText(eps)}`;
       rows.push([label, records.map((r) => r.payload.adversarial?.accuracy?.[i] ?? null)]);
     }
   });
@@ -192,12 +204,13 @@ function summary(p) {
   const adv = p.adversarial;
   if (adv) {
     adv.epsilons.forEach((eps, i) => {
-      if (eps > 0) parts.push([`PGD ε ${fmtSig(eps * 255, 3)}/255`, pct(adv.accuracy[i])]);
+      if (eps > 0) parts.push([`PGD ε ${epsText(eps)}`, pct(adv.accuracy[i])]);
     });
   }
   const cost = p.seconds || {};
   if (Number.isFinite(cost.corruptions)) {
-    const attack = Number.isFinite(cost.attack) && cost.attack > 0 ? ` + PGD ${cost.attack.toFixed(1)} s` : "";
+    const attack =
+      Number.isFinite(cost.attack) && cost.attack > 0 ? ` + PGD ${cost.attack.toFixed(1)} s` : "";
     parts.push(["cost", `corruptions ${cost.corruptions.toFixed(1)} s${attack}`]);
   }
   return h(
@@ -223,9 +236,17 @@ function examplesTable(run, step, p, corruption) {
     });
     return h(
       "td",
-      { class: `example ${right === null ? "" : right ? "right" : "wrong"}`, dataset: { row, probe } },
+      {
+        class: `example ${right === null ? "" : right ? "right" : "wrong"}`,
+        dataset: { row, probe },
+      },
       image,
-      h("div", { class: "caption" }, `${className(predicted)} `, h("span", { class: "muted" }, fmtSig(p.scores[row][probe], 2))),
+      h(
+        "div",
+        { class: "caption" },
+        `${className(predicted)} `,
+        h("span", { class: "muted" }, fmtSig(p.scores[row][probe], 2)),
+      ),
     );
   };
   const head = h(
@@ -248,7 +269,12 @@ function examplesTable(run, step, p, corruption) {
       ),
     );
   }
-  return h("table", { class: "robustness-examples", dataset: { probes: nP } }, h("thead", null, head), h("tbody", null, body));
+  return h(
+    "table",
+    { class: "robustness-examples", dataset: { probes: nP } },
+    h("thead", null, head),
+    h("tbody", null, body),
+  );
 }
 
 export async function mount(el, ctx) {
@@ -288,7 +314,12 @@ export async function mount(el, ctx) {
     const severities = p.severities;
     setChildren(
       charts,
-      severityChart("mean over corruptions", severities, severitySeries((q) => q.by_severity), step),
+      severityChart(
+        "mean over corruptions",
+        severities,
+        severitySeries((q) => q.by_severity),
+        step,
+      ),
       p.corruptions.map((name) =>
         severityChart(
           name,
@@ -312,14 +343,24 @@ export async function mount(el, ctx) {
     }
     const q = ex.payload;
     const chosen = pick(q.corruptions, getState("corruption"));
-    const picker = select("Corruption", q.corruptions.map((c) => [c, pretty(c)]), chosen, (value) => {
-      setState({ corruption: value });
-      show();
-    }, { id: "cnnvis-corruption" });
+    const picker = select(
+      "Corruption",
+      q.corruptions.map((c) => [c, pretty(c)]),
+      chosen,
+      (value) => {
+        setState({ corruption: value });
+        show();
+      },
+      { id: "cnnvis-corruption" },
+    );
     setChildren(
       examples,
       h("div", { class: "controls" }, picker),
-      h("p", { class: "meta" }, `Predictions at epoch ${ex.step}: green right, red wrong; the number is the score of the predicted class.`),
+      h(
+        "p",
+        { class: "meta" },
+        `Predictions at epoch ${ex.step}: green right, red wrong; the number is the score of the predicted class.`,
+      ),
       examplesTable(run, ex.step, q, chosen),
     );
   }
@@ -342,7 +383,11 @@ export async function mount(el, ctx) {
     h("h3", null, "Accuracy per corruption and severity"),
     heat,
     h("h3", null, "Accuracy against severity, epoch by epoch"),
-    h("p", { class: "meta" }, "One line per epoch, earlier ones lighter; the orange line is the epoch on the slider."),
+    h(
+      "p",
+      { class: "meta" },
+      "One line per epoch, earlier ones lighter; the orange line is the epoch on the slider.",
+    ),
     charts,
     h("h3", null, "Over training"),
     trendBox,
