@@ -204,3 +204,36 @@ def test_a_failing_score_leaves_the_maps_and_warns_once(tmp_path, data):
     assert _steps(run, "attribution/spiky") == [0, 1, 2]
     assert not [t for t in run if t.startswith("faithfulness/")]
     assert "faithfulness" not in run["json/attribution/spiky"][-1].value
+
+
+def test_a_constant_map_has_no_mu_fidelity_and_array_settings_are_named(tmp_path, data):
+    from keras_cnnvis.attribution import registry
+
+    def flat(model, images, target=None):
+        """A toy method whose maps are all zero: MuFidelity's correlation is undefined."""
+        return np.zeros(np.shape(images)[:3], np.float32)
+
+    registry.register("flat", family="gradient")(flat)
+    try:
+        grey = np.full(3, 0.5, np.float32)  # a colour as the baseline
+        cb = SaliencyCallback(
+            str(tmp_path),
+            data[0][:2],
+            methods="flat",
+            faithfulness={**SETTINGS, "baseline": grey},
+            on_error="raise",
+        )
+        _fit(small_cnn(), data, [cb], epochs=1)
+    finally:
+        registry.unregister("flat")
+    run = read_run(str(tmp_path / "cnnvis"))
+    assert np.isnan(run["faithfulness/flat/mu_fidelity"][-1].value)
+    assert np.isfinite(run["faithfulness/random/mu_fidelity"][-1].value)
+    entry = run["json/attribution/flat"][-1].value["faithfulness"]
+    assert entry["scores"]["mu_fidelity"] is None
+    assert [p["mu_fidelity"] for p in entry["probes"]] == [None, None]
+    assert entry["settings"]["baseline"] == "array"
+    # An all-zero map ranks pixels row-major: still a curve, a number.
+    assert entry["scores"]["deletion_auc"] == pytest.approx(
+        run["faithfulness/flat/deletion_auc"][-1].value, abs=6e-5
+    )
