@@ -278,8 +278,9 @@ class AttributionCallback(MonitorCallback):
             return {}
 
     def _faithfulness(self, maps: dict, step: int) -> dict:
-        """Scores `maps` (and the random reference), writes the scalars; returns each
-        method's `faithfulness` record entry (empty when faithfulness is off)."""
+        """Scores `maps` and, unless a callback of this fit already did at this step for
+        the same probes, target and settings, the random reference; writes the scalars
+        (the reference's once per step) and returns each method's record entry."""
         settings, writer = self._faith_settings, self.writer
         shared = _REFERENCES.get(writer)
         if shared is None or shared["step"] != step:
