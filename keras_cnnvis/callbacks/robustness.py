@@ -101,10 +101,10 @@ class RobustnessCallback(MonitorCallback):
     compiled forward pass (traced once, at the first record) plus the corruptions
     themselves, and `pgd_steps` forward and backward passes of `n_adversarial` images per
     epsilon. At the defaults (200 images, 5 corruptions x 3 severities, PGD at 2/255 and
-    8/255 on 64 images with 5 steps) a record of the demo CNN takes about 2.4 s on 2 busy
-    CPU cores, half of it the attack: about one demo training epoch of 1600 images
-    (`python benchmarks/corruptions.py --monitor`). `corruptions="all"` with the five
-    severities evaluates 96 instead of 16 copies of the subset.
+    8/255 on 64 images with 5 steps) a record of the demo CNN takes about as long as one
+    demo training epoch of 1600 images (0.9-1.0x on 2 busy CPU cores, about half of it
+    the attack); `corruptions="all"` with the five severities about 2.7 epochs
+    (`python benchmarks/corruptions.py --monitor [--all]`).
 
     Example:
 
