@@ -252,7 +252,14 @@ export async function mount(el, ctx) {
         "div",
         { class: "faith-row-box" },
         h("div", { class: "table-wrap" }, comparisonTable(faith, method, (m) => ctx.go({ method: m }))),
-        own ? curves : h("p", { class: "muted" }, `No faithfulness scores were logged for ${method}.`),
+        own
+          ? curves
+          : h(
+              "p",
+              { class: "muted faith-missing" },
+              `No faithfulness scores were logged for ${method}: pass faithfulness=True to its ` +
+                'callback (CNNVisCallback: options={"<monitor>": {"faithfulness": True}}).',
+            ),
       ),
     );
   } else {
