@@ -17,6 +17,7 @@ LIGHT = {
     "embedding": {"methods": ("pca",)},
     "classes": {"steps": 2},
     "saliency": {"steps": 4},
+    "robustness": {"severities": (1,), "epsilons": (), "n_probes": 1},
 }
 
 

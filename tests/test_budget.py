@@ -136,7 +136,10 @@ def test_a_budget_that_always_binds_keeps_the_initial_state_and_says_what_it_ski
         on_error="raise",
         budget=1e-9,
     )
-    with pytest.warns(UserWarning, match=r"CNNVisCallback skipped 32 records .*budget=1e-09"):
+    skipped = 4 * len(CHEAP) + 2 * len(EXPENSIVE)
+    with pytest.warns(
+        UserWarning, match=rf"CNNVisCallback skipped {skipped} records .*budget=1e-09"
+    ):
         tiny_cnn().fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[cb])
     # Cheap: 3 epochs + the final record each; expensive: epoch 2 + the final record.
     assert cb.skipped == {**{n: 4 for n in CHEAP}, **{n: 2 for n in EXPENSIVE}}

@@ -113,8 +113,9 @@ def test_a_callback_warns_once_about_the_onednn_trap(tmp_path, monkeypatch):
 
     monkeypatch.setattr(traps, "onednn_enabled", lambda *a, **k: True)  # as on a user's CPU
     i = keras.Input((16, 16, 3))
-    x = keras.layers.Conv2D(4, 3, padding="same", name="a")(i)
-    x = keras.layers.Conv2D(8, 1, strides=2, name="shortcut")(x)
+    # Frozen: the trap is in the weight gradient of such a layer, which is never taken.
+    x = keras.layers.Conv2D(4, 3, padding="same", name="a", trainable=False)(i)
+    x = keras.layers.Conv2D(8, 1, strides=2, name="shortcut", trainable=False)(x)
     model = keras.Model(i, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
     model.compile("sgd", "mse")
     x, _ = random_data(8)

@@ -30,8 +30,16 @@ class ProbeMeanCallback(MonitorCallback):
 
 def test_registry_lists_every_monitor_once_cheap_first():
     assert MONITORS == tuple(REGISTRY) and len(set(MONITORS)) == len(MONITORS)
-    assert CHEAP == ("filters", "health", "activations", "grad_cam", "confusion")
-    assert EXPENSIVE == ("saliency", "occlusion", "patches", "embedding", "neighbors", "classes")
+    assert CHEAP == ("filters", "health", "activations", "grad_cam", "confusion", "network")
+    assert EXPENSIVE == (
+        "saliency",
+        "occlusion",
+        "patches",
+        "embedding",
+        "neighbors",
+        "classes",
+        "robustness",
+    )
     assert CLASSES["patches"] == "MaxActivatingPatchesCallback"
     for monitor in REGISTRY.values():
         assert issubclass(monitor.callback_class, MonitorCallback), monitor.name

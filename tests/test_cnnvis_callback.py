@@ -59,6 +59,8 @@ def test_default_run_writes_every_monitor_on_its_schedule(tmp_path, data):
             "EmbeddingCallback",
             "NearestNeighborsCallback",
             "ClassVisualizationCallback",
+            "NetworkCallback",
+            "RobustnessCallback",
         ]
     )
     run = read_run(str(tmp_path / "cnnvis"))
@@ -83,6 +85,9 @@ def test_default_run_writes_every_monitor_on_its_schedule(tmp_path, data):
         expected[f"attribution/{method}"] = expected[f"json/attribution/{method}"] = when
         for score in ("energy_in_mask", "pointing_game"):
             expected[f"localization/{method}/{score}"] = when  # masks were given
+    for method in ("grad_cam", "layer_cam", "random"):  # faithfulness: on for grad_cam
+        for score in ("deletion_auc", "insertion_auc", "mu_fidelity"):
+            expected[f"faithfulness/{method}/{score}"] = cheap
     expected["probes/images"] = cheap
     expected["confusion/matrix"] = expected["json/confusion/matrix"] = cheap
     for name in CLASSES:
@@ -105,7 +110,14 @@ def test_default_run_writes_every_monitor_on_its_schedule(tmp_path, data):
     health_scalars = {
         t: steps(run, t) for t in run if t.count("/") == 2 and t.startswith("health/")
     }
-    assert {t: steps(run, t) for t in run if t not in health_scalars} == expected
+    network = {t for t in run if t.startswith(("network/", "json/network/"))}
+    robustness = {t for t in run if t.startswith(("robustness/", "json/robustness/"))}
+    assert {"network/atlas", "json/network/overview", "json/network/layer/conv_a"} <= network
+    assert all(steps(run, t) == cheap for t in network)
+    assert {"robustness/clean_accuracy", "json/robustness/heatmap"} <= robustness
+    assert all(steps(run, t) == expensive for t in robustness)
+    others = set(run) - set(health_scalars) - network - robustness
+    assert {t: steps(run, t) for t in others} == expected
     for layer in CONVS:
         for score in HEALTH_SCORES:
             assert health_scalars.pop(f"health/{layer}/{score}") == cheap
@@ -247,6 +259,7 @@ def test_without_validation_data_only_weight_monitors_run(tmp_path, data):
         "health",
         "activations",
         "grad_cam",
+        "network",
         "saliency",
         "occlusion",
         "classes",

@@ -80,7 +80,9 @@ def test_units_mode_shows_the_most_active_channels_and_their_peak_units(demo):
             sums = decode(unit["terms"]["sums"])
             assert len(sums) == 2 and unit["rest"]["count"] == 14
             total = float(sums.sum()) + unit["rest"]["sum"] + unit["bias"]
-            assert total == pytest.approx(unit["pre_activation"], abs=1e-6)  # sums logged as float32
+            assert total == pytest.approx(
+                unit["pre_activation"], abs=1e-6
+            )  # sums logged as float32
     assert layer_payload(snap, 0)["units"] == [[], []]  # the input has no arithmetic
     assert (
         snap.shown["predictions"].tolist()

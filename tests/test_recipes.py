@@ -210,7 +210,12 @@ def test_recipe_fits_to_the_end_with_defaults(tmp_path, name):
 @pytest.mark.parametrize("name", list(RECIPES))
 def test_every_monitor_on_schedule_runs_or_says_why(tmp_path, name):
     """Without the time budget every applicable monitor records, none switches off."""
-    light = {"embedding": {"methods": ("pca",)}, "classes": {"steps": 2}, "saliency": {"steps": 4}}
+    light = {
+        "embedding": {"methods": ("pca",)},
+        "classes": {"steps": 2},
+        "saliency": {"steps": 4},
+        "robustness": {"severities": (1,), "epsilons": (), "n_probes": 1},
+    }
     cb, run, caught = fit_recipe(tmp_path, name, budget=None, options=light)
     failed = [str(w.message) for w in caught if "failed at step" in str(w.message)]
     assert not failed, failed
@@ -227,6 +232,8 @@ def test_every_monitor_on_schedule_runs_or_says_why(tmp_path, name):
         "embedding": "embedding/",
         "neighbors": "neighbors/",
         "classes": "synthesis/classes",
+        "network": "json/network/overview",
+        "robustness": "json/robustness/heatmap",
     }
     for monitor in cb.names:
         prefix = expected[monitor]

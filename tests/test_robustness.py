@@ -34,6 +34,8 @@ ALL_MONITORS = [
     "EmbeddingCallback",
     "NearestNeighborsCallback",
     "ClassVisualizationCallback",
+    "NetworkCallback",
+    "RobustnessCallback",
 ]
 
 

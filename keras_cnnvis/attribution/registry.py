@@ -197,15 +197,21 @@ def names(family: str | None = None, display: str | None = None) -> tuple:
     )
 
 
-def choose(methods: str | Sequence[str], family: str, owner: str) -> list[str]:
-    """`methods` as a list of names, each a registered method of `family`.
+def choose(
+    methods: str | Sequence[str],
+    family: str | None,
+    owner: str,
+    allowed: Sequence[str] | None = None,
+) -> list[str]:
+    """`methods` as a list of names, each a registered method of `family` (or one of
+    `allowed` when given).
 
     Raises:
         ValueError: naming `owner` and the methods it offers, for an empty choice or a
             method of another family.
     """
     chosen = [methods] if isinstance(methods, str) else list(methods)
-    allowed = names(family)
+    allowed = names(family) if allowed is None else tuple(allowed)
     if not chosen or any(m not in allowed for m in chosen):
         raise ValueError(f"{owner} methods must be some of {allowed}; got {methods!r}.")
     return chosen

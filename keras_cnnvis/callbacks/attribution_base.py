@@ -89,6 +89,12 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def method_names(methods: str | Sequence[str], allowed: Sequence[str], owner: str) -> list[str]:
+    """`methods` as a list of names, each one of `allowed` (the 0.1 name of
+    `attribution.registry.choose`)."""
+    return choose(methods, None, owner, allowed=allowed)
+
+
 class AttributionCallback(MonitorCallback):
     """Logs attribution maps of fixed probe images every few epochs (base class).
 

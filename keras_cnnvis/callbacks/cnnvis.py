@@ -170,6 +170,7 @@ class CNNVisCallback(keras.callbacks.Callback):
         self._mark: float | None = None  # when the callback's own work last finished
         self._writer = None
         self._view: keras.Model | None = None  # the explained single-output model
+        self._view_of: keras.Model | None = None  # the model it is a view of
         self.head = None
         self.not_applicable: dict[str, str] = {}  # monitor -> why it was skipped
 
@@ -229,7 +230,13 @@ class CNNVisCallback(keras.callbacks.Callback):
                 "on_error": self.on_error,
                 **self.options.get(name, {}),
             }
-            callback = monitor.callback_class(**kwargs)
+            try:
+                callback = monitor.callback_class(**kwargs)
+            except ValueError as error:
+                if name in self.options:  # the user's own options: theirs to fix
+                    raise
+                self._skip(name, str(error).rstrip("."))
+                continue
             # Expensive monitors always end with a record of the trained model; cheap
             # ones too when the budget skipped their last epoch.
             callback.log_at_end = not monitor.cheap or self.budget.share is not None
@@ -299,6 +306,9 @@ class CNNVisCallback(keras.callbacks.Callback):
     # -- forwarding ---------------------------------------------------------------------
     def set_model(self, model):
         super().set_model(model)
+        if self._view is not None and self._view_of is not model:
+            # A new model (e.g. reloaded from a file) fits on with the same callback.
+            self._view, self._view_of = output_view(model, self.output or 0), model
         for monitor in self.monitors:
             monitor.set_model(self._view if self._view is not None else model)
 
@@ -343,7 +353,7 @@ class CNNVisCallback(keras.callbacks.Callback):
         self.budget.reset()
         self.skipped = {}
         if not self.monitors:
-            self._view = self._prepare()
+            self._view, self._view_of = self._prepare(), self.model
             self.monitors = self._build(self._view)
             for monitor in self.monitors:
                 monitor.set_model(self._view)

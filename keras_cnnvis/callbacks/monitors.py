@@ -322,6 +322,9 @@ def _robustness_applies(data: MonitorData) -> str | None:
             f"the model is a {data.head.describe()}: accuracy under corruption counts one "
             "class per image"
         )
+    channels = None if data.x_val is None else data.x_val.shape[-1]
+    if channels not in (None, 1, 3):
+        return f"the images have {channels} channels; corruptions take grayscale or RGB images"
     return _needs_example_classes(data) or pixel_range_reason(data.x_val)
 
 

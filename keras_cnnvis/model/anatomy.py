@@ -209,7 +209,11 @@ def _head_input(nodes: list, image_size: tuple) -> int | None:
         return None
     i = len(nodes) - 1
     if nodes[i].spatial is not None and not _per_pixel(nodes[i].spatial, image_size):
-        return i  # a feature extractor (include_top=False): its output is the feature map
+        # A feature extractor (include_top=False): its output is the feature map, past
+        # trailing pooling that only downsamples (VGG16's block5_pool).
+        while isinstance(nodes[i].layer, _DOWNSAMPLE_ONLY) and nodes[i].inputs:
+            i = nodes[i].inputs[0]
+        return i if i >= 0 else None
     if nodes[i].spatial is not None:  # a dense (per-pixel) output: before its classifier
         while nodes[i].spatial is not None and nodes[i].inputs and not is_conv(nodes[i].layer):
             i = nodes[i].inputs[0]
