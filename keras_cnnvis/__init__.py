@@ -113,14 +113,14 @@ _SUBMODULES = (
 _MOVED = {
     "keras_cnnvis.gradients": "keras_cnnvis.model",
     "keras_cnnvis.receptive_field": "keras_cnnvis.model.receptive_field",
-    "keras_cnnvis.image": "keras_cnnvis.render.image",
-    "keras_cnnvis.embedding_plots": "keras_cnnvis.render.embedding",
+    "keras_cnnvis.image": "keras_cnnvis.rendering.image",
+    "keras_cnnvis.embedding_plots": "keras_cnnvis.rendering.embedding",
     "keras_cnnvis.embeddings": "keras_cnnvis.features.embeddings",
     "keras_cnnvis.embedding_scores": "keras_cnnvis.features.scores",
     "keras_cnnvis.projector": "keras_cnnvis.features.projector",
     "keras_cnnvis.neighbors": "keras_cnnvis.features.neighbors",
     "keras_cnnvis.filters": "keras_cnnvis.weights.filters",
-    "keras_cnnvis.health.render": "keras_cnnvis.render.health",
+    "keras_cnnvis.health.render": "keras_cnnvis.rendering.health",
     "keras_cnnvis.health": "keras_cnnvis.weights.health",
     "keras_cnnvis.health.": "keras_cnnvis.weights.health.",
 }

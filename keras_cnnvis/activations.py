@@ -1,5 +1,5 @@
 """Activation maps: the feature maps chosen layers produce for a few probe images, ordered by
-channel index or by mean activation (float arrays only; grids in keras_cnnvis.render.activations).
+channel index or by mean activation (float arrays only; grids in keras_cnnvis.rendering.activations).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from keras_cnnvis import inputs
 from keras_cnnvis.model import FeatureExtractor, find_layers
 
 # The grids were drawn here before rendering moved out; their names stay importable from here.
-from keras_cnnvis.render.activations import (  # noqa: F401
+from keras_cnnvis.rendering.activations import (  # noqa: F401
     MAP_NORMALIZE,
     activation_grid,
     grid_geometry,

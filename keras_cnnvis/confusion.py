@@ -1,5 +1,5 @@
 """Confusion matrix and per-class accuracy of a classifier on labelled images: which classes
-the network confuses with which (counts only; drawing is in `keras_cnnvis.render.confusion`).
+the network confuses with which (counts only; drawing is in `keras_cnnvis.rendering.confusion`).
 """
 
 from __future__ import annotations

@@ -150,7 +150,7 @@ class LogWriter:
         """
         import tensorflow as tf
 
-        from keras_cnnvis.render.image import encode_png
+        from keras_cnnvis.rendering.image import encode_png
 
         batch = _as_uint8_batch(images)
         # The record `tf.summary.image` writes (width, height, PNGs), encoded with OpenCV:

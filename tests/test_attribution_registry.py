@@ -14,7 +14,7 @@ from keras_cnnvis.attribution import registry
 from keras_cnnvis.callbacks import attribution_base, grad_cam, saliency
 from keras_cnnvis.callbacks.grad_cam import GradCAMCallback
 from keras_cnnvis.callbacks.saliency import SaliencyCallback
-from keras_cnnvis.render import image
+from keras_cnnvis.rendering import image
 
 
 def edges(model, images, target=None, power=1.0):

@@ -10,8 +10,8 @@ from callback_helpers import EpochsSeen, random_data, small_cnn
 from eventfiles import read_run
 from keras_cnnvis.activations import activation_maps
 from keras_cnnvis.callbacks import ActivationMapsCallback
-from keras_cnnvis.render import image
-from keras_cnnvis.render.activations import activation_grid
+from keras_cnnvis.rendering import image
+from keras_cnnvis.rendering.activations import activation_grid
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import pytest
 from callback_helpers import EpochsSeen
 from eventfiles import read_run
 from keras_cnnvis import attribution as A
-from keras_cnnvis.render import image
-from keras_cnnvis.render.attribution import display_maps
+from keras_cnnvis.rendering import image
+from keras_cnnvis.rendering.attribution import display_maps
 from keras_cnnvis.callbacks.grad_cam import GradCAMCallback
 from keras_cnnvis.callbacks.occlusion import OcclusionCallback
 from keras_cnnvis.callbacks.saliency import SaliencyCallback

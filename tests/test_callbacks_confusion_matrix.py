@@ -13,8 +13,8 @@ from eventfiles import read_run
 from keras_cnnvis.callbacks import ConfusionMatrixCallback
 from keras_cnnvis.callbacks.confusion_matrix import tag_name
 from keras_cnnvis.confusion import confusion_matrix, per_class_accuracy
-from keras_cnnvis.render import image
-from keras_cnnvis.render.confusion import render_confusion
+from keras_cnnvis.rendering import image
+from keras_cnnvis.rendering.confusion import render_confusion
 
 L = keras.layers
 

@@ -11,7 +11,7 @@ from callback_helpers import EpochsSeen, random_data, small_cnn
 from eventfiles import event_files, read_run
 from keras_cnnvis import filter_grid
 from keras_cnnvis.callbacks import FilterGridCallback
-from keras_cnnvis.render import image
+from keras_cnnvis.rendering import image
 
 CONVS = ["conv_a", "conv_b"]
 

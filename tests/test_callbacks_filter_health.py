@@ -11,8 +11,8 @@ import pytest
 from callback_helpers import EpochsSeen, random_data, small_cnn
 from eventfiles import read_run
 from keras_cnnvis.callbacks import FilterHealthCallback
-from keras_cnnvis.render import image
-from keras_cnnvis.render.health import health_grid
+from keras_cnnvis.rendering import image
+from keras_cnnvis.rendering.health import health_grid
 from keras_cnnvis.weights.health import filter_health, snapshot_kernels
 
 

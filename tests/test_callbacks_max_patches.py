@@ -9,11 +9,11 @@ import pytest
 
 from callback_helpers import EpochsSeen
 from eventfiles import read_run
-from keras_cnnvis.render import image
+from keras_cnnvis.rendering import image
 from keras_cnnvis.callbacks import MaxActivatingPatchesCallback
 from keras_cnnvis.demo import build_demo_model
 from keras_cnnvis.patches import max_activating_patches
-from keras_cnnvis.render.patches import patch_grid
+from keras_cnnvis.rendering.patches import patch_grid
 from patch_helpers import compiled_small, random_images
 
 

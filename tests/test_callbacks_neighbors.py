@@ -12,7 +12,7 @@ from eventfiles import read_run
 from keras_cnnvis.callbacks import NearestNeighborsCallback
 from keras_cnnvis.callbacks.neighbors import neighbor_grid, pick_queries
 from keras_cnnvis.features.neighbors import neighbor_accuracy, nearest_neighbors
-from keras_cnnvis.render import image
+from keras_cnnvis.rendering import image
 
 L = keras.layers
 

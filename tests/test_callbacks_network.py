@@ -10,7 +10,7 @@ from eventfiles import read_run
 from keras_cnnvis.callbacks import CNNVisCallback, NetworkCallback
 from keras_cnnvis.network import input_name, network_trace
 from keras_cnnvis.network.records import decode
-from keras_cnnvis.render.network import symmetric_bytes, thumbnail
+from keras_cnnvis.rendering.network import symmetric_bytes, thumbnail
 
 LAYERS = ["conv_a", "conv_b", "gap", "dense"]  # after the input (named by Keras: input_layer_<n>)
 

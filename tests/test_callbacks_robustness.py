@@ -16,8 +16,8 @@ from eventfiles import read_run
 from keras_cnnvis import inputs
 from keras_cnnvis.callbacks import CNNVisCallback, RobustnessCallback
 from keras_cnnvis.callbacks.robustness import epsilon_tag, infer_value_range
-from keras_cnnvis.render import image
-from keras_cnnvis.render.robustness import render_heatmap
+from keras_cnnvis.rendering import image
+from keras_cnnvis.rendering.robustness import render_heatmap
 from keras_cnnvis.robustness import CORRUPTIONS, adversarial_accuracy, corrupt, corruption_accuracy
 
 L = keras.layers

@@ -21,7 +21,7 @@ from keras_cnnvis.analysis import prepare
 from keras_cnnvis.callbacks import CNNVisCallback
 from keras_cnnvis.callbacks.monitors import REGISTRY
 from keras_cnnvis.cli import main
-from keras_cnnvis.render.image import to_uint8
+from keras_cnnvis.rendering.image import to_uint8
 from tensorboard_plugin_cnnvis import reader
 from test_plugin_routes import get_json, make_client, url
 

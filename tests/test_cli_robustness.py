@@ -9,8 +9,8 @@ import pytest
 from eventfiles import read_run
 from keras_cnnvis import inputs
 from keras_cnnvis.cli import main
-from keras_cnnvis.render import image
-from keras_cnnvis.render.robustness import render_heatmap
+from keras_cnnvis.rendering import image
+from keras_cnnvis.rendering.robustness import render_heatmap
 from keras_cnnvis.robustness import adversarial_accuracy, corruption_accuracy
 
 L = keras.layers

@@ -16,7 +16,7 @@ from keras_cnnvis.network.records import (
     overview_payload,
     segments,
 )
-from keras_cnnvis.render.network import network_atlas, symmetric_bytes, thumbnail
+from keras_cnnvis.rendering.network import network_atlas, symmetric_bytes, thumbnail
 
 L = keras.layers
 

@@ -4,7 +4,7 @@ of the unit on the whole image, cut to the patch.
 
 import numpy as np
 
-from keras_cnnvis.render import image
+from keras_cnnvis.rendering import image
 from keras_cnnvis.attribution import guided_backprop
 from keras_cnnvis.demo import build_demo_model
 from keras_cnnvis.patches import max_activating_patches, unit_views

@@ -9,7 +9,7 @@ import pytest
 
 from keras_cnnvis import datasets, summary
 from keras_cnnvis.demo import build_demo_model
-from keras_cnnvis.render.health import health_grid, report_image
+from keras_cnnvis.rendering.health import health_grid, report_image
 from keras_cnnvis.weights.health import filter_health, snapshot_kernels
 
 

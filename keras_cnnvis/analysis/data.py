@@ -251,7 +251,7 @@ def fit_images(x: np.ndarray, shape: Sequence, what: str = "images") -> np.ndarr
     Raises:
         ValueError: for a batch that is not images or channels that cannot be converted.
     """
-    from keras_cnnvis.render import image
+    from keras_cnnvis.rendering import image
 
     x = np.asarray(x, np.float32)
     if x.ndim != 4:

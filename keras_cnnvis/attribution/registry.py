@@ -22,7 +22,7 @@ FAMILIES = ("cam", "gradient", "occlusion")
 
 DISPLAYS = ("smooth", "gradient")
 """How maps are scaled for display: `"smooth"` maps by their maximum, spiky `"gradient"`
-maps by their 99th percentile (see `keras_cnnvis.render.attribution.display_maps`)."""
+maps by their 99th percentile (see `keras_cnnvis.rendering.attribution.display_maps`)."""
 
 
 @dataclass(frozen=True)

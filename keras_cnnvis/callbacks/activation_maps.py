@@ -1,6 +1,6 @@
 """ActivationMapsCallback: logs the feature maps of chosen layers for a few fixed probe images,
 so you can watch the maps sharpen over training. The maps come from `keras_cnnvis.activations`,
-the grids from `keras_cnnvis.render.activations`.
+the grids from `keras_cnnvis.rendering.activations`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 from keras_cnnvis.activations import activation_maps, check_order, check_probe
 from keras_cnnvis.callbacks.base import MonitorCallback
 from keras_cnnvis.model import FeatureExtractor, find_layers
-from keras_cnnvis.render.activations import activation_grid, check_normalize, grid_geometry
+from keras_cnnvis.rendering.activations import activation_grid, check_normalize, grid_geometry
 
 
 class ActivationMapsCallback(MonitorCallback):

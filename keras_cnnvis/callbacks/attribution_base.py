@@ -1,5 +1,5 @@
 """The shared base of the attribution callbacks: schedule -> the registered methods on the
-probe images (and, when asked, their faithfulness scores) -> `keras_cnnvis.render.attribution`
+probe images (and, when asked, their faithfulness scores) -> `keras_cnnvis.rendering.attribution`
 -> the records of docs/log-format.md.
 """
 
@@ -23,9 +23,9 @@ from keras_cnnvis.attribution.registry import Method, choose, lookup, names
 from keras_cnnvis.attribution.targets import resolve_target
 from keras_cnnvis.callbacks.base import MonitorCallback
 from keras_cnnvis.model import find_layer, instance_function, output_activation
-from keras_cnnvis.render import attribution as render
-from keras_cnnvis.render import image
-from keras_cnnvis.render.attribution import MAX_MAP_SIDE, display_maps, map_size
+from keras_cnnvis.rendering import attribution as render
+from keras_cnnvis.rendering import image
+from keras_cnnvis.rendering.attribution import MAX_MAP_SIDE, display_maps, map_size
 
 __all__ = [
     "AttributionCallback",

@@ -1,6 +1,6 @@
 """ConfusionMatrixCallback: logs the validation confusion matrix (an image with counts and
 class names) and per-class accuracy every few epochs. Counting is in `keras_cnnvis.confusion`,
-drawing in `keras_cnnvis.render.confusion`.
+drawing in `keras_cnnvis.rendering.confusion`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from keras_cnnvis.confusion import (
 )
 from keras_cnnvis import inputs
 from keras_cnnvis.model import FeatureExtractor, output_activation
-from keras_cnnvis.render.confusion import render_confusion
+from keras_cnnvis.rendering.confusion import render_confusion
 
 
 def tag_name(name: str) -> str:

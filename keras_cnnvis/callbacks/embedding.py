@@ -22,7 +22,7 @@ from keras_cnnvis.features.snapshot import (
     embedding_snapshot,
 )
 from keras_cnnvis.model import output_activation
-from keras_cnnvis.render import embedding as render
+from keras_cnnvis.rendering import embedding as render
 
 
 def balanced_subset(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:

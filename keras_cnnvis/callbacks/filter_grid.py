@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from keras_cnnvis.callbacks.base import MonitorCallback, check_image_input
-from keras_cnnvis.render.filters import filter_tiles_grid
+from keras_cnnvis.rendering.filters import filter_tiles_grid
 from keras_cnnvis.weights.filters import check_normalize, filter_tiles
 from keras_cnnvis.weights.kernels import tileable_layers
 

@@ -13,7 +13,7 @@ import numpy as np
 from keras_cnnvis.callbacks.base import MonitorCallback, check_image_input
 from keras_cnnvis.inputs import check_images
 from keras_cnnvis.model import FeatureExtractor
-from keras_cnnvis.render.health import health_grid
+from keras_cnnvis.rendering.health import health_grid
 from keras_cnnvis.weights.health import (
     ALPHA,
     HealthReport,

@@ -13,8 +13,8 @@ from keras_cnnvis.callbacks.base import MonitorCallback
 from keras_cnnvis.inputs import check_image_shape, data_length, image_batches
 from keras_cnnvis.model import find_layers, input_shape
 from keras_cnnvis.patches import VIEWS, PatchMiner, check_context, check_k, unit_views
-from keras_cnnvis.render.patches import display_range  # noqa: F401 (the 0.1 name)
-from keras_cnnvis.render.patches import patch_grid, tile_view
+from keras_cnnvis.rendering.patches import display_range  # noqa: F401 (the 0.1 name)
+from keras_cnnvis.rendering.patches import patch_grid, tile_view
 
 
 class MaxActivatingPatchesCallback(MonitorCallback):
@@ -29,7 +29,7 @@ class MaxActivatingPatchesCallback(MonitorCallback):
     field, grid geometry, tile view) into `<log_dir>/cnnvis`. A layer whose receptive
     field is small next to the image (a 3x3 or 5x5 first layer) is shown in context: each
     tile is the image region around the patch, enlarged, with the field framed (see
-    `keras_cnnvis.patches.context_size` and `keras_cnnvis.render.patches.patch_grid`).
+    `keras_cnnvis.patches.context_size` and `keras_cnnvis.rendering.patches.patch_grid`).
     With `view="guided_backprop"` (or `"deconvnet"`) each patch is followed by that
     method's view of the unit on the patch: which of its pixels the unit responds to
     (Springenberg et al. 2015; Zeiler & Fergus 2014; see `unit_views`).

@@ -12,7 +12,7 @@ from keras_cnnvis import inputs
 from keras_cnnvis.callbacks.base import MonitorCallback
 from keras_cnnvis.features.knn import check_metric, nearest, vote_accuracy
 from keras_cnnvis.features.neighbors import FeatureFunction, pixel_vectors
-from keras_cnnvis.render.neighbors import OTHER, QUERY, SAME, neighbor_grid  # noqa: F401
+from keras_cnnvis.rendering.neighbors import OTHER, QUERY, SAME, neighbor_grid  # noqa: F401
 
 
 def pick_queries(labels: np.ndarray, n: int) -> np.ndarray:

@@ -1,6 +1,6 @@
 """NetworkCallback: logs what every layer computes for a few probe images, for the Network page
 (CNN Explainer for any Keras model, at every logged epoch). The core is `keras_cnnvis.network`,
-the thumbnails come from `keras_cnnvis.render.network`.
+the thumbnails come from `keras_cnnvis.rendering.network`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from keras_cnnvis.network.records import (
     overview_payload,
 )
 from keras_cnnvis.network.trace import NetworkTracer
-from keras_cnnvis.render.image import display_images
-from keras_cnnvis.render.network import network_atlas
+from keras_cnnvis.rendering.image import display_images
+from keras_cnnvis.rendering.network import network_atlas
 
 ATLAS_TAG = "network/atlas"
 INPUT_TAG = "network/input"

@@ -12,7 +12,7 @@ import numpy as np
 
 from keras_cnnvis import inputs
 from keras_cnnvis.callbacks.base import MonitorCallback
-from keras_cnnvis.render.robustness import render_heatmap
+from keras_cnnvis.rendering.robustness import render_heatmap
 from keras_cnnvis.robustness import (
     BENCHMARK,
     CORRUPTIONS,

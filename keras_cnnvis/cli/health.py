@@ -36,8 +36,8 @@ def probe_images(data: str, shape: tuple, n: int, seed: int = 0) -> np.ndarray:
 def run(args: argparse.Namespace) -> int:
     from keras_cnnvis.cli.models import load_model
     from keras_cnnvis.model import input_shape
-    from keras_cnnvis.render import image
-    from keras_cnnvis.render.health import report_image
+    from keras_cnnvis.rendering import image
+    from keras_cnnvis.rendering.health import report_image
     from keras_cnnvis.weights.health import filter_health
 
     model = load_model(args.model, args.weights, where="cnnvis health").model

@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from keras_cnnvis.analysis import check_source as check_data
     from keras_cnnvis.callbacks.robustness import RobustnessCallback
     from keras_cnnvis.cli.models import check_source, load_model
-    from keras_cnnvis.render import image
-    from keras_cnnvis.render.robustness import render_heatmap
+    from keras_cnnvis.rendering import image
+    from keras_cnnvis.rendering.robustness import render_heatmap
 
     check_source(args.model)
     check_data(args.data, "--data")

@@ -30,7 +30,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from keras_cnnvis.render import image
+from keras_cnnvis.rendering import image
 
 CONFIG_FILENAME = "projector_config.pbtxt"
 SUBDIR = "projector"
@@ -80,7 +80,7 @@ def make_sprite(images: np.ndarray, max_size: int = 32) -> Sprite:
     Raises:
         ValueError: for an empty batch or images that are not `(n, H, W[, C])`.
     """
-    from keras_cnnvis.render.embedding import thumbnails
+    from keras_cnnvis.rendering.embedding import thumbnails
 
     images = np.asarray(images)
     if images.ndim not in (3, 4) or len(images) == 0:

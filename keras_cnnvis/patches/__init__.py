@@ -3,7 +3,7 @@ unit's receptive field (`mining`), with the image region around small fields (`c
 what that unit responds to inside its patch (`views`).
 
 Receptive fields themselves are model plumbing (`keras_cnnvis.model.receptive_field`); the
-grids are drawn by `keras_cnnvis.render.patches`.
+grids are drawn by `keras_cnnvis.rendering.patches`.
 """
 
 from keras_cnnvis.patches.context import check_context, context_origins, context_size, is_small

@@ -45,7 +45,7 @@ def unit_views(
         ValueError: for an unknown method, or a model whose ReLUs cannot be overridden.
     """
     from keras_cnnvis import attribution
-    from keras_cnnvis.render import image
+    from keras_cnnvis.rendering import image
 
     if method not in VIEWS:
         raise ValueError(f"method must be one of {VIEWS}; got {method!r}.")

@@ -40,7 +40,7 @@ def _init_batch(init: Any, batch: int, shape: tuple) -> np.ndarray | None:
     if init.shape[1:] != shape:
         raise ValueError(
             f"The initial image has shape {init.shape[1:]}, the parameterisation {shape}; "
-            "resize it first (keras_cnnvis.render.image.resize)."
+            "resize it first (keras_cnnvis.rendering.image.resize)."
         )
     if len(init) == 1 and batch > 1:
         init = np.repeat(init, batch, axis=0)

@@ -2,7 +2,7 @@
 as image tiles and grids (`filters`), and filter health with a verdict per layer (`health`).
 
 Everything here reads weights (and, for health, a layer's outputs on probe images) and returns
-floats; drawing the grids and the health report is `keras_cnnvis.render`.
+floats; drawing the grids and the health report is `keras_cnnvis.rendering`.
 """
 
 from keras_cnnvis.weights.filters import FilterTiles, filter_grid, filter_tiles

@@ -15,8 +15,8 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
-from keras_cnnvis.render import image
-from keras_cnnvis.render.filters import filter_tiles_grid
+from keras_cnnvis.rendering import image
+from keras_cnnvis.rendering.filters import filter_tiles_grid
 from keras_cnnvis.weights.kernels import (  # noqa: F401 (keras_cnnvis.filters exposed them all)
     KERNEL_KINDS,
     LayerKernel,
@@ -204,7 +204,7 @@ def filter_grid(
 
     ```python
     grid = filter_grid(model, "conv1")   # (H, W, 3) floats in [0, 1]
-    keras_cnnvis.render.image.show(grid)
+    keras_cnnvis.rendering.image.show(grid)
     ```
 
     Args:

@@ -4,7 +4,7 @@ saturated, are layers moving, and one verdict per layer with the evidence behind
 Modules: `structure` (noise test), `activity` (dead/saturated), `drift` (movement),
 `spectral` (power-law alpha, spike test), `verdict` (rules and thresholds), `layer`
 (`layer_health`: one layer scored), `report` (`filter_health`: the model's report). Drawing
-it (grids with flagged filters outlined, the PNG report) is `keras_cnnvis.render.health`.
+it (grids with flagged filters outlined, the PNG report) is `keras_cnnvis.rendering.health`.
 """
 
 from keras_cnnvis.weights.health.layer import SCALARS, LayerHealth, layer_health

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 
 from keras_cnnvis import filter_grid
-from keras_cnnvis.render.filters import filter_tiles_grid
+from keras_cnnvis.rendering.filters import filter_tiles_grid
 from keras_cnnvis.weights.filters import filter_tiles
 
 

@@ -1,11 +1,11 @@
-"""Activation-map drawing (keras_cnnvis.render.activations): display scaling that keeps zero
+"""Activation-map drawing (keras_cnnvis.rendering.activations): display scaling that keeps zero
 black, grid layout and exact pixels, colormapped grids, and the old import paths."""
 
 import numpy as np
 import pytest
 
 from keras_cnnvis.activations import ActivationMaps
-from keras_cnnvis.render.activations import activation_grid, grid_geometry, scale_maps
+from keras_cnnvis.rendering.activations import activation_grid, grid_geometry, scale_maps
 
 
 def fixed_model_conv_maps():

@@ -6,8 +6,8 @@ import dataclasses
 import keras
 import numpy as np
 
-from keras_cnnvis.render import image
-from keras_cnnvis.render.health import FLAG_COLORS, health_grid
+from keras_cnnvis.rendering import image
+from keras_cnnvis.rendering.health import FLAG_COLORS, health_grid
 from keras_cnnvis.weights.filters import filter_tiles
 from keras_cnnvis.weights.health import layer_health
 from keras_cnnvis.weights.kernels import layer_kernel

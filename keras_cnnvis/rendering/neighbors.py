@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_cnnvis.render import image
-from keras_cnnvis.render.patches import display_range
+from keras_cnnvis.rendering import image
+from keras_cnnvis.rendering.patches import display_range
 
 SAME = (0.0, 0.75, 0.0)
 OTHER = (0.9, 0.0, 0.0)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from keras_cnnvis.patches import PatchMiner, max_activating_patches
-from keras_cnnvis.render import image
-from keras_cnnvis.render.patches import (
+from keras_cnnvis.rendering import image
+from keras_cnnvis.rendering.patches import (
     FRAME,
     context_zoom,
     display_range,

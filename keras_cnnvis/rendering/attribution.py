@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from keras_cnnvis.render import image
+from keras_cnnvis.rendering import image
 
 MAX_MAP_SIDE = 64
 """The largest side of the maps stored in `json/attribution/<method>` records."""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from keras_cnnvis.render import image
+from keras_cnnvis.rendering import image
 
 if TYPE_CHECKING:
     from keras_cnnvis.activations import ActivationMaps

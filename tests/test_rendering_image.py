@@ -1,11 +1,11 @@
-"""Rendering helpers (keras_cnnvis.render.image): exact values of normalisation, grid geometry,
+"""Rendering helpers (keras_cnnvis.rendering.image): exact values of normalisation, grid geometry,
 overlays and PNGs; the old path keras_cnnvis.image still gives this module."""
 
 import cv2
 import numpy as np
 import pytest
 
-from keras_cnnvis.render import image
+from keras_cnnvis.rendering import image
 
 
 def test_normalize_minmax_and_symmetric():

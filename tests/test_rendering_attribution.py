@@ -4,8 +4,8 @@ json/attribution record, against hand-computed values."""
 import numpy as np
 import pytest
 
-from keras_cnnvis.render import attribution as R
-from keras_cnnvis.render import image
+from keras_cnnvis.rendering import attribution as R
+from keras_cnnvis.rendering import image
 
 
 def test_display_scaling_by_style_and_by_method_name():

@@ -1,10 +1,10 @@
-"""Confusion-matrix drawing (keras_cnnvis.render.confusion): cells coloured by the fraction of
+"""Confusion-matrix drawing (keras_cnnvis.rendering.confusion): cells coloured by the fraction of
 the true class, cell centres reported in pixels, the figure growing with the classes.
 """
 
 import numpy as np
 
-from keras_cnnvis.render.confusion import render_confusion
+from keras_cnnvis.rendering.confusion import render_confusion
 
 
 def test_rendered_matrix_colours_cells_by_fraction():

@@ -10,8 +10,8 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
-from keras_cnnvis.render import image
-from keras_cnnvis.render.filters import filter_tiles_grid
+from keras_cnnvis.rendering import image
+from keras_cnnvis.rendering.filters import filter_tiles_grid
 from keras_cnnvis.weights.filters import filter_tiles
 from keras_cnnvis.weights.health import HealthReport, LayerHealth
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from keras_cnnvis.render import image
+from keras_cnnvis.rendering import image
 from keras_cnnvis.patches.mining import MaxPatches, seen_slices
 
 CONTEXT_TILE = 88

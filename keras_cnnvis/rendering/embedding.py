@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from keras_cnnvis.features.projection import Projection, grid_assignment
-from keras_cnnvis.render import image
+from keras_cnnvis.rendering import image
 
 METHOD_TITLES = {"pca": "PCA", "tsne": "t-SNE"}
 """How each projection method is named in titles."""

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from keras_cnnvis.render.image import figure_to_array
+from keras_cnnvis.rendering.image import figure_to_array
 
 
 def render_heatmap(

@@ -4,7 +4,7 @@ other class red) read back at the tile corners."""
 import numpy as np
 import pytest
 
-from keras_cnnvis.render.neighbors import OTHER, QUERY, SAME, neighbor_grid
+from keras_cnnvis.rendering.neighbors import OTHER, QUERY, SAME, neighbor_grid
 
 
 def test_neighbor_grid_frames_by_class():

@@ -8,7 +8,7 @@ import pytest
 
 from feature_helpers import blobs
 from keras_cnnvis.features.projection import project
-from keras_cnnvis.render.embedding import class_colors, grid_image, scatter_figure, scatter_image
+from keras_cnnvis.rendering.embedding import class_colors, grid_image, scatter_figure, scatter_image
 
 
 def test_grid_image_places_each_thumbnail_in_its_cell():
