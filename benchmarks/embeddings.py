@@ -38,7 +38,7 @@ def main() -> None:
     from keras_cnnvis.features.embeddings import LayerFeatures
     from keras_cnnvis.features.projection import project
     from keras_cnnvis.features.scores import knn_accuracy, trustworthiness
-    from keras_cnnvis.render.embedding import grid_image, scatter_image
+    from keras_cnnvis.rendering.embedding import grid_image, scatter_image
 
     images, labels, _ = datasets.shapes(2100, size=64, seed=0)
     x_val, y_val = images[:1000], labels[:1000]

@@ -154,7 +154,7 @@ def save(path: str, picture) -> None:
     """PNG with maximum zlib compression (README pictures should stay under ~150 KB)."""
     import cv2
 
-    from keras_cnnvis.render import image
+    from keras_cnnvis.rendering import image
 
     rgb = image.to_uint8(picture)
     cv2.imwrite(
@@ -169,9 +169,9 @@ def write_figures(folder: str, model, initial, x_val, y_val, grids) -> None:
     import numpy as np
 
     from keras_cnnvis import activation_grid, activation_maps
-    from keras_cnnvis.render import image
+    from keras_cnnvis.rendering import image
     from keras_cnnvis.weights.health import filter_health
-    from keras_cnnvis.render.health import health_grid, text_block
+    from keras_cnnvis.rendering.health import health_grid, text_block
 
     os.makedirs(folder, exist_ok=True)
 
@@ -229,7 +229,7 @@ def depthwise_and_dense_figures(folder: str) -> dict:
     import keras
 
     from keras_cnnvis import datasets, filter_grid
-    from keras_cnnvis.render import image
+    from keras_cnnvis.rendering import image
     from keras_cnnvis.weights.filters import filter_tiles
 
     keras.utils.set_random_seed(0)

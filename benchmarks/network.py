@@ -44,7 +44,7 @@ from keras_cnnvis import datasets  # noqa: E402
 from keras_cnnvis.callbacks.network import write_network  # noqa: E402
 from keras_cnnvis.demo import build_demo_model  # noqa: E402
 from keras_cnnvis.network import NetworkTracer  # noqa: E402
-from keras_cnnvis.render.image import encode_png  # noqa: E402
+from keras_cnnvis.rendering.image import encode_png  # noqa: E402
 from keras_cnnvis.summary import LogWriter, dumps  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -82,7 +82,7 @@ def records(name: str, model, probes: np.ndarray, logdir: str, repeats: int) -> 
     writer.close()
     # The split, from the same payloads encoded again.
     from keras_cnnvis.network.records import layer_payload, network_snapshot
-    from keras_cnnvis.render.network import network_atlas
+    from keras_cnnvis.rendering.network import network_atlas
 
     snap = network_snapshot(tracer, probes)
     maps = [
