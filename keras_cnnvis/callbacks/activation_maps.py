@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from keras_cnnvis.activations import activation_maps, check_order, check_probe
-from keras_cnnvis.callbacks.base import MonitorCallback
+from keras_cnnvis.callbacks.base import MonitorCallback, require_probe
 from keras_cnnvis.model import FeatureExtractor, find_layers
 from keras_cnnvis.rendering.activations import activation_grid, check_normalize, grid_geometry
 
@@ -71,11 +71,7 @@ class ActivationMapsCallback(MonitorCallback):
         on_error: str = "warn",
     ):
         super().__init__(log_dir, every_n_epochs, log_initial, run_name, on_error)
-        if probe is None:
-            raise ValueError(
-                "ActivationMapsCallback needs probe images: pass probe=<numpy array of shape "
-                "(N, height, width, channels)>, e.g. a few validation images."
-            )
+        require_probe(probe, "ActivationMapsCallback")
         check_order(order)
         check_normalize(normalize)
         if max_channels is not None and int(max_channels) < 1:

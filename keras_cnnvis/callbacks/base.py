@@ -82,6 +82,15 @@ def check_channels_last(model) -> None:
             )
 
 
+def require_probe(probe, owner: str, example: str = "a few validation images") -> None:
+    """Raises ValueError when a callback that needs probe images got none."""
+    if probe is None:
+        raise ValueError(
+            f"{owner} needs probe images: pass probe=<numpy array of shape "
+            f"(N, height, width, channels)>, e.g. {example}."
+        )
+
+
 def check_image_input(model, owner: str) -> None:
     """Raises ValueError if `model` does not take images `(height, width, channels)`
     (a model whose input shape is unknown passes)."""

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from keras_cnnvis.callbacks.base import MonitorCallback
+from keras_cnnvis.callbacks.base import MonitorCallback, require_probe
 from keras_cnnvis.inputs import check_images
 from keras_cnnvis.model import output_activation
 from keras_cnnvis.network.records import (
@@ -138,11 +138,7 @@ class NetworkCallback(MonitorCallback):
         on_error: str = "warn",
     ):
         super().__init__(log_dir, every_n_epochs, log_initial, run_name, on_error)
-        if probe is None:
-            raise ValueError(
-                "NetworkCallback needs probe images: pass probe=<numpy array of shape "
-                "(N, height, width, channels)>, e.g. two validation images."
-            )
+        require_probe(probe, "NetworkCallback", "two validation images")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}; got {mode!r}.")
         for name, value in (("max_channels", max_channels), ("top", top), ("thumbnail", thumbnail)):
