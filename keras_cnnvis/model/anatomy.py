@@ -8,42 +8,17 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from keras_cnnvis.model.calls import wrap_calls
-from keras_cnnvis.model.layers import check_image_model, is_conv, is_layer, iter_layers
+from keras_cnnvis.model.graph import Node, trace_graph  # noqa: F401 (Node: public here too)
+from keras_cnnvis.model.layers import check_image_model, is_conv
 
 L = keras.layers
 _DOWNSAMPLE_ONLY = (L.MaxPooling2D, L.AveragePooling2D)
 _NORMALISATION = (L.LayerNormalization, L.BatchNormalization, L.GroupNormalization)
-
-
-@dataclass
-class Node:
-    """One call in the traced forward pass.
-
-    Attributes:
-        path: the layer's or operation's path (nested models joined by `/`).
-        kind: its class name (`"Conv2D"`, `"Add"`, ...).
-        layer: the layer or operation.
-        inputs: indices of the nodes whose outputs it reads (-1: the model input).
-        shape: its output shape without the batch axis.
-    """
-
-    path: str
-    kind: str
-    layer: Any
-    inputs: list
-    shape: tuple
-
-    @property
-    def spatial(self) -> tuple | None:
-        """`(height, width)` of a feature-map output, else None."""
-        return tuple(self.shape[:2]) if len(self.shape) == 3 else None
 
 
 @dataclass
@@ -148,52 +123,6 @@ class Anatomy:
 
     def __str__(self) -> str:
         return self.table()
-
-
-def _trace(model: keras.Model, shape: tuple) -> list:
-    """Runs one image through the model and records every leaf call as a `Node`."""
-    infos = {id(i.layer): i for i in iter_layers(model, ops=True)}
-    nodes: list[Node] = []
-    producer: dict[int, tuple] = {}  # id(tensor) -> (tensor, node index)
-
-    def find(t) -> int:
-        hit = producer.get(id(t))
-        if hit is not None:
-            return hit[1]
-        value = np.asarray(tf.cast(t, tf.float32))  # a cast or copy made a new tensor
-        for other, index in reversed(list(producer.values())):
-            if tuple(other.shape) == value.shape and np.allclose(
-                np.asarray(tf.cast(other, tf.float32)), value, rtol=1e-3, atol=1e-5
-            ):
-                return index
-        return len(nodes) - 1 if nodes else -1  # an untracked op in between: the last call
-
-    def make(layer, original):
-        info = infos[id(layer)]
-        container = isinstance(layer, keras.Model)
-
-        def wrapped(*args, **kwargs):
-            source = args[0] if is_layer(layer) and args else (args, kwargs)
-            ins = [t for t in tf.nest.flatten(source) if tf.is_tensor(t) and t.shape.rank]
-            srcs = [find(t) for t in ins if not isinstance(t, tf.Variable)]
-            out = original(*args, **kwargs)
-            outs = [t for t in tf.nest.flatten(out) if tf.is_tensor(t)]
-            if container or not outs:
-                return out  # nested models are transparent: their layers are traced
-            nodes.append(
-                Node(info.path, type(layer).__name__, layer, srcs, tuple(outs[0].shape[1:]))
-            )
-            for t in outs:
-                producer[id(t)] = (t, len(nodes) - 1)
-            return out
-
-        return wrapped
-
-    with wrap_calls([i.layer for i in infos.values()], make):
-        x = tf.constant(np.random.default_rng(0).random((1,) + tuple(shape)), tf.float32)
-        producer[id(x)] = (x, -1)
-        model(x, training=False)
-    return nodes
 
 
 def _per_pixel(spatial: tuple, image_size: tuple) -> bool:
@@ -379,7 +308,7 @@ def model_anatomy(model: keras.Model, input_shape: Sequence[int] | None = None) 
 
 
 def _anatomy(model: keras.Model, shape: tuple) -> Anatomy:
-    nodes = _trace(model, shape)
+    nodes = trace_graph(model, shape)
     end = _head_input(nodes, tuple(shape[:2]))
     if end is None:
         return Anatomy(nodes, None, [], [], [], shape)
