@@ -18,12 +18,16 @@ def main() -> None:
     parser.add_argument("--weights", default="imagenet", help="imagenet (download) or none")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--logdir", default="runs/transfer")
+    parser.add_argument(
+        "--n", type=int, default=1200, help="shapes images (a quarter for validation)"
+    )
     args = parser.parse_args()
     weights = None if args.weights.lower() == "none" else args.weights
 
-    images, labels, masks = datasets.shapes(1200, size=96, seed=0)
-    x_train, y_train = images[300:], labels[300:]
-    x_val, y_val, masks_val = images[:300], labels[:300], masks[:300]
+    images, labels, masks = datasets.shapes(args.n, size=96, seed=0)
+    n_val = args.n // 4
+    x_train, y_train = images[n_val:], labels[n_val:]
+    x_val, y_val, masks_val = images[:n_val], labels[:n_val], masks[:n_val]
 
     base = keras.applications.MobileNetV2(
         input_shape=(96, 96, 3), include_top=False, weights=weights, alpha=0.35
@@ -37,7 +41,9 @@ def main() -> None:
     model = keras.Model(inputs, outputs)
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
 
-    print("conv layers seen by keras-cnnvis:", [i.path for i in cv.conv_layers(model)][:5], "...")
+    anatomy = cv.model_anatomy(model)  # what CNNVisCallback watches inside the nested base
+    print("layers watched by keras-cnnvis:", anatomy.pick(4))
+    print("Grad-CAM layer (the feature map):", anatomy.feature_map)
     model.fit(
         x_train,
         y_train,

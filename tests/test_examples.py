@@ -52,9 +52,19 @@ def test_quickstart_logs_every_monitor(tmp_path):
 
 def test_transfer_learning_sees_inside_the_nested_base(tmp_path):
     out = run_example(
-        "transfer_learning", "--weights", "none", "--epochs", "1", "--logdir", "runs", cwd=tmp_path
+        "transfer_learning",
+        "--weights",
+        "none",
+        "--epochs",
+        "1",
+        "--n",
+        "160",
+        "--logdir",
+        "runs",
+        cwd=tmp_path,
     )
-    assert "conv layers seen by keras-cnnvis: ['mobilenetv2" in out
+    assert "layers watched by keras-cnnvis: ['mobilenetv2" in out
+    assert "Grad-CAM layer (the feature map): mobilenetv2_0.35_96/out_relu" in out
     run = read_run(str(tmp_path / "runs" / "cnnvis"))
     filters = [t for t in run if t.startswith("filters/")]
     assert filters and all("/" in t[len("filters/") :] for t in filters)  # nested paths
