@@ -25,7 +25,7 @@ ZOO = {
         lambda: A.ResNet50(weights=None, input_shape=(64, 64, 3), classes=5),
         "conv5_block3_out",
         ["conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out"],
-        "conv5_block3_3_conv",
+        "conv5_block3_2_conv",
     ),
     "MobileNetV2": (
         lambda: A.MobileNetV2(weights=None, input_shape=(96, 96, 3), classes=5),
@@ -36,7 +36,7 @@ ZOO = {
             "block_6_expand_relu",
             "block_13_expand_relu",
         ],
-        "Conv_1",
+        "block_16_depthwise",
     ),
     "EfficientNetB0": (
         lambda: A.EfficientNetB0(weights=None, input_shape=(64, 64, 3), classes=5),
@@ -47,7 +47,7 @@ ZOO = {
             "block4a_expand_activation",
             "block6a_expand_activation",
         ],
-        "top_conv",
+        "block7a_dwconv",
     ),
     "ConvNeXtTiny": (
         lambda: A.ConvNeXtTiny(weights=None, input_shape=(64, 64, 3), classes=5),
@@ -89,7 +89,7 @@ def test_zoo_feature_map_and_stages(name):
     assert outs[-1] == feature_map
     if stages is not None:
         assert outs[:-1] == stages
-    assert anatomy.stage_convs[-1] == last_conv
+    assert anatomy.stage_convs[-1] == last_conv  # the nearest spatial kernel (not a 1x1)
     sizes = [anatomy.resolution(p) for p in outs]
     assert all(min(s) >= 2 for s in sizes), sizes
     assert all(a[0] >= b[0] and a[1] >= b[1] for a, b in zip(sizes, sizes[1:])), sizes

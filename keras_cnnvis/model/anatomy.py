@@ -28,7 +28,8 @@ class Stage:
     Attributes:
         resolution: `(height, width)` of its feature maps.
         output: the path of its last main-path output.
-        conv: the main-path convolution that produces `output` (for kernel monitors).
+        conv: the main-path convolution that produces `output` (for kernel monitors): the
+            nearest one with a spatial kernel at the stage's resolution, else the 1x1 one.
         layers: paths of every node computed at this resolution, in order.
     """
 
@@ -208,20 +209,36 @@ def _branch_length(nodes: list, start: int, stop: set) -> int:
     return length
 
 
+def _spatial_kernel(layer) -> bool:
+    size = getattr(layer, "kernel_size", None)
+    return size is not None and any(int(k) > 1 for k in size)
+
+
 def _main_conv(nodes: list, i: int, doms: set) -> int | None:
-    """The last convolution on the main path up to node `i`: back through per-position
-    layers, and at a merge along its longest branch (not the shortcut)."""
+    """The convolution on the main path that produces node `i`: back through per-position
+    layers, and at a merge along its longest branch (not the shortcut). 1x1 convolutions
+    (projections, expansions) show no spatial pattern, so the walk goes on, at the same
+    resolution, to the nearest convolution with a spatial kernel; the 1x1 one when there
+    is none."""
+    resolution = nodes[i].spatial if i >= 0 else None
+    first = None
     while i >= 0:
         node = nodes[i]
+        if node.spatial != resolution and first is not None:
+            break
         if is_conv(node.layer):
-            return i
+            if _spatial_kernel(node.layer):
+                return i
+            first = i if first is None else first
         if not node.inputs:
-            return None
+            break
         if len(node.inputs) > 1:
-            i = max(node.inputs, key=lambda k: _branch_length(nodes, k, doms - {i}))
+            # Not into a gate (squeeze-and-excitation: 1x1 pixels) or the shortcut.
+            same = [k for k in node.inputs if k >= 0 and nodes[k].spatial == resolution]
+            i = max(same or node.inputs, key=lambda k: _branch_length(nodes, k, doms - {i}))
         else:
             i = node.inputs[0]
-    return None
+    return first
 
 
 def _side_branches(nodes: list, keep: set, doms: list) -> list:
