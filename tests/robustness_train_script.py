@@ -1,5 +1,5 @@
 """Trains the tiny CNN "forever" with CNNVisCallback logging every epoch, so that
-tests/test_robustness.py can SIGKILL it mid-training and read back what was written.
+tests/test_callbacks_resilience.py can SIGKILL it mid-training and read back what was written.
 
 Usage: python robustness_train_script.py <log_dir>
 """
