@@ -94,30 +94,71 @@ def test_fit_logs_scalars_grids_and_records_equal_to_a_recomputation(tmp_path, d
     np.testing.assert_array_equal(run["health/conv_a"][-1].value[0][y, x + 5], [0, 0, 230])  # BGR
 
 
-def test_frozen_layer_gives_one_warning_naming_it(tmp_path, data):
-    model = small_cnn(frozen=True)
+def stalled_cnn(frozen: bool = False) -> keras.Model:
+    """`small_cnn` trained at learning rate 0: its trainable layers cannot move."""
+    model = small_cnn(frozen=frozen)
+    model.compile(keras.optimizers.Adam(0.0), "sparse_categorical_crossentropy")
+    return model
+
+
+def health_warnings(caught) -> list:
+    return [w for w in caught if "FilterHealthCallback" in str(w.message)]
+
+
+def test_warning_names_the_stalled_layer_and_not_the_frozen_one(tmp_path, data):
+    # conv_a frozen on purpose; conv_b trainable but stalled (learning rate 0).
+    model = stalled_cnn(frozen=True)
     cb = FilterHealthCallback(str(tmp_path), layers=["conv_a", "conv_b"], on_error="raise")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model.fit(*data, epochs=2, verbose=0, callbacks=[cb])
-    ours = [w for w in caught if "FilterHealthCallback" in str(w.message)]
+    ours = health_warnings(caught)
     assert len(ours) == 1 and issubclass(ours[0].category, UserWarning)
-    assert "'conv_a' (not learning; noise-like: not converged)" in str(ours[0].message)
-    assert "conv_b" not in str(ours[0].message)
+    message = str(ours[0].message)
+    assert "1 of 2 layers look non-converged" in message
+    assert "'conv_b' (not learning" in message and "conv_a" not in message
     assert cb.report["conv_a"].evidence["max_drift"] == 0.0
     run = read_run(str(tmp_path / "cnnvis"))
-    assert run["json/health/conv_a"][-1].value["verdict"].startswith("not learning")
-    assert "conv_b" not in run["json/health/conv_b"][-1].value["verdict"]
+    rec = run["json/health/conv_a"][-1].value
+    assert rec["verdict"] == "frozen; noise-like filters"
+    assert rec["frozen"] is True and rec["converged"] is True
+    assert rec["evidence"]["noise_like_fraction"] >= 0.75  # structure scores still logged
+    assert run["json/health/conv_b"][-1].value["verdict"].startswith("not learning")
     # warn=False keeps quiet.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        small_cnn(frozen=True).fit(
+        stalled_cnn().fit(
             *data,
             epochs=1,
             verbose=0,
             callbacks=[FilterHealthCallback(str(tmp_path / "quiet"), layers="conv_a", warn=False)],
         )
-    assert not [w for w in caught if "FilterHealthCallback" in str(w.message)]
+    assert not health_warnings(caught)
+
+
+def test_no_warning_for_a_frozen_nested_base_in_a_real_fit(tmp_path, data):
+    keras.utils.set_random_seed(0)
+    base = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Conv2D(6, 5, padding="same", activation="relu", name="b1"),
+            keras.layers.Conv2D(4, 3, activation="relu", name="b2"),
+        ],
+        name="base",
+    )
+    base.trainable = False
+    i = keras.Input((16, 16, 3))
+    x = keras.layers.GlobalAveragePooling2D()(base(i))
+    model = keras.Model(i, keras.layers.Dense(2, activation="softmax", name="head")(x))
+    model.compile("adam", "sparse_categorical_crossentropy")
+    cb = FilterHealthCallback(str(tmp_path), probe=data[0][:8], on_error="raise")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(*data, epochs=2, verbose=0, callbacks=[cb])
+    assert not health_warnings(caught)
+    assert [h.layer for h in cb.report.frozen()] == ["base/b1", "base/b2"]
+    assert cb.report["base/b1"].verdict.startswith("frozen; noise-like filters")
+    assert not cb.report["head"].frozen and cb.report.non_converged() == []
 
 
 def test_two_fits_continue_the_drift_history(tmp_path, data):
@@ -182,7 +223,7 @@ def test_no_end_of_training_warning_from_a_report_older_than_the_trained_model(t
     cb.gate = lambda monitor, phase: phase != "final"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        small_cnn(frozen=True).fit(*data, epochs=3, verbose=0, callbacks=[cb])
+        stalled_cnn().fit(*data, epochs=3, verbose=0, callbacks=[cb])
     assert cb.report["conv_a"].verdict.startswith("not learning")  # it would have warned
     assert not [w for w in caught if "FilterHealthCallback" in str(w.message)]
     assert [r.step for r in read_run(str(tmp_path / "cnnvis"))["json/health/conv_a"]] == [0, 2]

@@ -36,7 +36,7 @@ def test_table_and_png_report(saved_model, tmp_path, capsys):
     assert set(rows) == {"c1", "c2", "out"}
     assert rows["c1"].split()[1:5] == ["Conv2D", "5x5", "8", "8/8"]  # untrained: all noise-like
     assert "dead units: 1/8" in rows["c1"] and "noise-like: not converged" in rows["c1"]
-    assert rows["c2"].rstrip().endswith("not learning; no smooth structure (3x3: weak evidence)")
+    assert rows["c2"].rstrip().endswith("frozen; no smooth structure (3x3: weak evidence)")
     assert "no initial weights: drift from initialisation not measured" in text
     assert "Non-converged: c1" in text
     png = cv2.imread(str(out))

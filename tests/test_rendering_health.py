@@ -7,9 +7,15 @@ import keras
 import numpy as np
 
 from keras_cnnvis.rendering import image
-from keras_cnnvis.rendering.health import FLAG_COLORS, health_grid
+from keras_cnnvis.rendering.health import (
+    FLAG_COLORS,
+    VERDICT_COLORS,
+    health_grid,
+    report_image,
+    verdict_color,
+)
 from keras_cnnvis.weights.filters import filter_tiles
-from keras_cnnvis.weights.health import layer_health
+from keras_cnnvis.weights.health import HealthReport, layer_health
 from keras_cnnvis.weights.kernels import layer_kernel
 
 
@@ -47,3 +53,38 @@ def test_compact_grid_frames_flagged_filters_in_their_first_flag_colour():
             np.testing.assert_allclose(frame, colour)
             np.testing.assert_allclose(grid[y + 1, x + 15], colour)  # 30 px tiles: 2 px wide
             np.testing.assert_allclose(grid[y + 29, x + 15], colour)
+
+
+def test_frozen_verdict_is_neither_red_nor_amber_in_the_report_picture():
+    i = keras.Input((8, 8, 3))
+    model = keras.Model(i, keras.layers.Conv2D(4, 1, name="c")(i))  # 1x1: no structure test
+    k = layer_kernel(model, "c")
+    dead = np.zeros((2, 8, 8, 4), np.float32)
+    dead[..., 1:] = np.arange(2 * 64 * 3, dtype=np.float32).reshape(2, 8, 8, 3)  # unit 0 flat
+    cases = {
+        "frozen": layer_health(k, trainable=False),
+        "frozen_findings": layer_health(k, trainable=False, outputs=dead),
+        "findings": layer_health(k, outputs=dead),
+        "fine": layer_health(k),
+        "failing": layer_health(k, initial=k),  # trainable and not moving: not learning
+    }
+    assert [cases[c].verdict for c in cases] == [
+        "frozen",
+        "frozen; dead units: 1/4",
+        "dead units: 1/4",
+        "converging",
+        "not learning",
+    ]
+    tones = {c: verdict_color(h) for c, h in cases.items()}
+    assert tones == {
+        "frozen": VERDICT_COLORS["frozen"],
+        "frozen_findings": VERDICT_COLORS["frozen"],
+        "findings": VERDICT_COLORS["findings"],
+        "fine": VERDICT_COLORS["fine"],
+        "failing": VERDICT_COLORS["failing"],
+    }
+    # The frozen layer's verdict line is drawn in slate: its darkest text pixels are bluish.
+    picture = report_image(model, HealthReport({"c": cases["frozen"]}), width=300)
+    line = picture[38:60]  # the layer's block follows the two-line legend (38 px)
+    ink = line[line.sum(-1) < 1.5]
+    assert len(ink) > 20 and (ink[:, 2] > ink[:, 0] + 0.1).mean() > 0.9

@@ -108,7 +108,42 @@ def test_kernel_alone_notes_what_was_not_scored_and_non_finite_filters(model):
         "no initial weights: drift from initialisation not measured",
         "no previous weights: update ratio not measured",
     ]
-    assert h.problems == ["non-finite weights: 1/4 filters", "not learning"] and not h.converged
+    # trainable=False: frozen, not "not learning"; the NaN weight still fails the layer.
+    assert h.problems == ["non-finite weights: 1/4 filters"] and not h.converged and h.frozen
+    assert h.verdict == "frozen; non-finite weights: 1/4 filters"
+
+
+def test_frozen_layer_keeps_its_scores_without_per_filter_movement_flags(model):
+    w = smooth_kernel()
+    outputs = np.zeros((2, 3, 3, 4), np.float32)  # unit 0 dead, the rest 1e-9 * (1..18)
+    outputs[..., 1:] = 1e-9 * (1.0 + np.arange(18, dtype=np.float32).reshape(2, 3, 3, 1))
+    k = layer_kernel(model, "c", raw=w)
+    h = layer_health(
+        k,
+        trainable=False,
+        outputs=outputs,
+        activation="relu",
+        initial=k,
+        previous=k,
+        input_rms=0.5,
+    )
+    e = h.evidence
+    # Drift and update are measured (all zero) but every filter standing still is the point
+    # of freezing: no not_moving/stopped flags; the dead unit stays flagged.
+    np.testing.assert_array_equal(h.table["drift"], np.zeros(4))
+    assert e["max_drift"] == 0.0 and e["median_update_ratio"] == 0.0
+    assert h.flags == {"dead": [0]}
+    # RMS of the outputs: 3 of 4 units carry 1e-9 * (1..18), so RMS^2 = 3/4 * mean(k^2) 1e-18.
+    rms = np.sqrt(0.75 * np.mean(np.arange(1, 19) ** 2.0)) * 1e-9
+    assert e["output_rms"] == pytest.approx(rms, rel=1e-6)
+    assert e["signal_gain"] == pytest.approx(rms / 0.5, rel=1e-6)  # 1.9e-8 < 1e-6
+    assert h.problems == ["dead units: 1/4", "vanishing signal: outputs 1.9e-08 of the input"]
+    assert h.verdict == "frozen; " + "; ".join(h.problems) and h.converged and h.frozen
+    assert h.payload()["frozen"] is True and h.payload()["converged"] is True
+    # The same layer trainable and not moving: "not learning", flagged per filter.
+    t = layer_health(k, outputs=outputs, activation="relu", initial=k, previous=k)
+    assert t.verdict.startswith("not learning; dead units: 1/4") and not t.converged
+    assert t.flags["not_moving"] == [0, 1, 2, 3] and not t.frozen
 
 
 def test_one_by_one_kernels_skip_the_structure_test():

@@ -55,19 +55,69 @@ def test_training_on_shapes_makes_first_layer_filters_structured(trained_demo):
     assert trained.evidence["mean_structure"] > untrained.evidence["mean_structure"] + 0.1
 
 
-def test_frozen_layer_is_not_learning_after_real_training(small_shapes):
+def test_frozen_layer_is_frozen_not_failing_after_real_training(small_shapes):
     model = small_cnn(frozen=True)
     initial = snapshot_kernels(model)
     model.fit(*small_shapes, epochs=2, batch_size=32, verbose=0)
     report = filter_health(model, probe=small_shapes[0][:16], initial_weights=initial)
     c1, c2 = report["c1"], report["c2"]
     assert c1.evidence["max_drift"] == 0.0 and c1.evidence["trainable"] is False
-    assert "not learning" in c1.problems and not c1.converged
-    assert c1.flags["not_moving"] == list(range(8))
+    # Frozen on purpose: its own verdict (what its random 5x5 filters show follows), not
+    # "not learning", not non-converged, no per-filter "not moving" outlines.
+    assert c1.verdict == "frozen; noise-like filters" and c1.converged and c1.frozen
+    assert "not learning" not in c1.problems and "not_moving" not in c1.flags
+    assert c1.evidence["noise_like_fraction"] >= 0.75  # its structure scores are still there
     assert c2.evidence["max_drift"] > 0.01 and "not learning" not in c2.verdict
-    # The drift rule alone (a trainable layer that has not moved) also says "not learning".
+    assert report.non_converged() == [] and report.frozen() == [c1]
+    # The drift rule alone (a trainable layer that has not moved) says "not learning".
     again = filter_health(model, "c2", initial_weights=snapshot_kernels(model))["c2"]
-    assert "not learning" in again.problems
+    assert "not learning" in again.problems and not again.converged
+
+
+def nested_model(seed=0):
+    """`base` (a nested Sequential: conv b1 5x5 -> conv b2 3x3) under conv `head_conv` and a
+    Dense `out`; `single` is a top-level conv between them."""
+    keras.utils.set_random_seed(seed)
+    base = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Conv2D(4, 5, padding="same", activation="relu", name="b1"),
+            keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="b2"),
+        ],
+        name="base",
+    )
+    i = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="single")(base(i))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="head_conv")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(i, keras.layers.Dense(2, activation="softmax", name="out")(x))
+    return model, base
+
+
+def test_nested_frozen_base_a_frozen_single_layer_and_trainable_layers():
+    model, base = nested_model()
+    base.trainable = False  # keras.io transfer learning; Keras pushes it to b1 and b2
+    model.get_layer("single").trainable = False
+    model.compile("adam", "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x, y = rng.random((32, 16, 16, 3), dtype=np.float32), rng.integers(0, 2, 32)
+    initial = snapshot_kernels(model)
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    report = filter_health(model, probe=x[:8], initial_weights=initial)
+    frozen = ["base/b1", "base/b2", "single"]
+    assert [h.layer for h in report.frozen()] == frozen
+    for path in frozen:
+        h = report[path]
+        assert h.evidence["trainable"] is False and h.evidence["max_drift"] == 0.0
+        assert h.verdict.startswith("frozen") and h.converged, (path, h.verdict)
+    for path in ("head_conv", "out"):
+        h = report[path]
+        assert h.evidence["trainable"] is True and h.evidence["max_drift"] > 0, path
+        assert not h.verdict.startswith("frozen") and not h.frozen
+    # Keras 3 trains a layer switched back on inside a frozen base: so does the report.
+    base.get_layer("b2").trainable = True
+    again = filter_health(model, ["base/b1", "base/b2"])
+    assert [again["b1"].frozen, again["b2"].frozen] == [True, False]
 
 
 def test_filters_forced_dead_by_a_large_negative_bias(small_shapes):

@@ -40,7 +40,9 @@ class FilterHealthCallback(MonitorCallback):
     - the record `json/health/<layer>`: verdict, evidence, the per-filter table and flags.
 
     At the end of training it issues one `UserWarning` naming the layers that look
-    non-converged, with their verdicts.
+    non-converged, with their verdicts. Layers the fit does not train (`trainable=False` on
+    them or on a model around them, e.g. a frozen base) get the verdict `frozen` and are not
+    named, unless their weights are NaN or inf.
 
     Example:
 

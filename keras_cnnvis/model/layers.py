@@ -91,6 +91,37 @@ def conv_layers(model: keras.Model) -> list[LayerInfo]:
     return [info for info in iter_layers(model) if is_conv(info.layer)]
 
 
+def is_trainable(model: keras.Model, layer: Any) -> bool:
+    """Whether `model.fit` trains the weights of `layer` (a path, name, object or index).
+
+    True when at least one of the layer's weights is among `model.trainable_weights`: the
+    layer is trainable itself and so is the model. Keras 3 pushes `trainable=False` from a
+    model down to every layer and variable inside it (`base.trainable = False` freezes a
+    nested base); a layer switched back on afterwards (`base.trainable = False`, then
+    `base.layers[-1].trainable = True`) is trained again, and this function says so.
+
+    Example:
+
+    ```python
+    base.trainable = False
+    is_trainable(model, "mobilenetv2_1.00_96/Conv1")  # False
+    ```
+
+    Args:
+        model: a Keras model of any kind.
+        layer: a layer reference (see `find_layer`).
+
+    Returns:
+        False for a frozen layer and for a layer without weights (nothing to train).
+
+    Raises:
+        ValueError: if the layer is not part of `model`.
+    """
+    weights = getattr(find_layer(model, layer).layer, "weights", None) or []
+    trained = {id(v) for v in model.trainable_weights}
+    return any(id(v) in trained for v in weights)
+
+
 def output_shape(layer: keras.layers.Layer) -> tuple | None:
     """The symbolic output shape of `layer` (batch axis included), or None if unknown
     (a layer of a subclassed model that has no symbolic output)."""

@@ -26,6 +26,25 @@ FLAG_COLORS = {
 
 PAD = 1
 
+VERDICT_COLORS = {
+    "failing": (0.8, 0.0, 0.0),  # red: non-converged
+    "frozen": (0.25, 0.35, 0.55),  # slate: not trained in this fit, neither good nor bad
+    "findings": (0.75, 0.4, 0.0),  # amber: converging, with findings
+    "fine": (0.0, 0.0, 0.0),
+}
+"""Colour of a layer's verdict line in the report picture (the Health page uses the same
+four tones)."""
+
+
+def verdict_color(health: LayerHealth) -> tuple[float, float, float]:
+    """The colour of a layer's verdict: red when non-converged, slate when frozen, amber for
+    findings on a converging layer, black otherwise (see `VERDICT_COLORS`)."""
+    if not health.converged:
+        return VERDICT_COLORS["failing"]
+    if health.frozen:
+        return VERDICT_COLORS["frozen"]
+    return VERDICT_COLORS["findings" if health.problems else "fine"]
+
 
 def health_grid(
     model: keras.Model,
@@ -167,11 +186,7 @@ def report_image(
         if spike is not None and np.isfinite(spike):
             scores.append(f"spike {spike:.2f}")
         lines = [f"{h.layer}: {h.verdict}", desc + ("  |  " + ", ".join(scores) if scores else "")]
-        color = (
-            (0, 0, 0)
-            if not h.problems
-            else (0.8, 0.0, 0.0) if not h.converged else (0.75, 0.4, 0.0)
-        )
+        color = verdict_color(h)
         parts.append(text_block(lines, width, color))
         grid, _ = health_grid(model, h, max_filters=max_filters)
         if grid is not None:

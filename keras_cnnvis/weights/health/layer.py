@@ -37,15 +37,19 @@ class LayerHealth:
         kernel_size: `(kh, kw)`, `(0, 0)` for Dense layers on features.
         n_filters: filters (output channels; units; depthwise (channel, multiplier) pairs).
         verdict: e.g. `"converging"`, `"noise-like: not converged"`, `"not learning"`,
-            `"dead units: 3/16"` (see `keras_cnnvis.weights.health.verdict`).
-        problems: the individual findings joined into the verdict.
-        converged: False when the layer looks non-converged.
+            `"dead units: 3/16"`, `"frozen"` (see `keras_cnnvis.weights.health.verdict`).
+        problems: the individual findings joined into the verdict (`"frozen"` is not one).
+        converged: False when the layer looks non-converged (a frozen layer only with
+            non-finite weights).
         evidence: layer-level numbers behind the verdict (None when not measured).
         columns: the per-filter score names, in table order.
         table: per-filter scores, one array of length `n_filters` per column.
         flags: flag name -> filter indices (`noise_like`, `dead`, `saturated`,
             `non_finite`, `not_moving`, `stopped`).
         notes: what was not scored and why.
+        frozen: True when `model.fit` does not train the layer (`trainable` is False for
+            it or a model around it); its drift and update ratio are measured but not
+            flagged per filter.
     """
 
     layer: str
@@ -61,6 +65,7 @@ class LayerHealth:
     table: dict[str, np.ndarray]
     flags: dict[str, list[int]]
     notes: list[str] = field(default_factory=list)
+    frozen: bool = False
 
     @property
     def flagged(self) -> list[int]:
@@ -88,6 +93,7 @@ class LayerHealth:
             "verdict": self.verdict,
             "problems": list(self.problems),
             "converged": self.converged,
+            "frozen": self.frozen,
             "evidence": {k: _cell(v) for k, v in self.evidence.items()},
             "notes": list(self.notes),
             "thresholds": dict(verdict.THRESHOLDS),
@@ -189,15 +195,22 @@ def _score_structure(s: _Scores, kernel: LayerKernel, alpha: float) -> None:
 
 
 def _score_activity(
-    s: _Scores, n_filters: int, outputs: np.ndarray | None, activation: str
+    s: _Scores,
+    n_filters: int,
+    outputs: np.ndarray | None,
+    activation: str,
+    input_rms: float | None,
 ) -> None:
-    """Dead and saturated units (`activity`) on the layer's probe outputs."""
+    """Dead and saturated units (`activity`) on the layer's probe outputs, and the size of
+    those outputs against the model's input (`signal_gain`)."""
     s.evidence.update(
         n_units=None,
         dead_units=None,
         saturated_units=None,
         dead_fraction=None,
         saturated_fraction=None,
+        output_rms=None,
+        signal_gain=None,
     )
     if outputs is None:
         s.notes.append("no probe data: dead and saturated units not scored")
@@ -213,6 +226,10 @@ def _score_activity(
         activation=act.activation,
         probe_outputs=act.n_outputs,
     )
+    rms = _rms(outputs)
+    s.evidence["output_rms"] = rms
+    if rms is not None and input_rms is not None and input_rms > 0:
+        s.evidence["signal_gain"] = rms / float(input_rms)
     if act.activation not in activity.RELU_FAMILY + activity.SATURATING:
         s.notes.append(
             f"'{act.activation}' activation: only units with constant output count as dead "
@@ -233,17 +250,30 @@ def _score_activity(
         )
 
 
+def _rms(x: np.ndarray) -> float | None:
+    """Root mean square of the finite values of `x` (None when there are none)."""
+    x = np.asarray(x, np.float64)
+    x = x[np.isfinite(x)]
+    return float(np.sqrt(np.mean(x**2))) if x.size else None
+
+
 def _score_movement(
-    s: _Scores, m: np.ndarray, initial: LayerKernel | None, previous: LayerKernel | None
+    s: _Scores,
+    m: np.ndarray,
+    initial: LayerKernel | None,
+    previous: LayerKernel | None,
+    frozen: bool,
 ) -> None:
-    """Drift and growth since initialisation, update ratio since the previous record."""
+    """Drift and growth since initialisation, update ratio since the previous record (not
+    flagged per filter on a frozen layer: every filter stands still by design)."""
     s.evidence.update(mean_drift=None, max_drift=None, median_growth=None, median_update_ratio=None)
     if initial is not None:
         d = drift.drift(m, initial.matrix)
         g = drift.growth(m, initial.matrix)
         s.table["drift"] = d
         s.table["growth"] = g
-        s.flag("not_moving", np.isfinite(d) & (d <= verdict.FROZEN_DRIFT))
+        if not frozen:
+            s.flag("not_moving", np.isfinite(d) & (d <= verdict.FROZEN_DRIFT))
         s.evidence.update(
             mean_drift=_nanstat(np.nanmean, d),
             max_drift=_nanstat(np.nanmax, d),
@@ -254,7 +284,8 @@ def _score_movement(
     if previous is not None:
         u = drift.update_ratio(m, previous.matrix)
         s.table["update_ratio"] = u
-        s.flag("stopped", np.isfinite(u) & (u < verdict.STOPPED_UPDATE))
+        if not frozen:
+            s.flag("stopped", np.isfinite(u) & (u < verdict.STOPPED_UPDATE))
         s.evidence["median_update_ratio"] = _nanstat(np.nanmedian, u)
     else:
         s.notes.append("no previous weights: update ratio not measured")
@@ -283,6 +314,7 @@ def layer_health(
     initial: LayerKernel | None = None,
     previous: LayerKernel | None = None,
     alpha: float = structure.ALPHA,
+    input_rms: float | None = None,
 ) -> LayerHealth:
     """Scores one layer from its kernel (and optionally outputs and earlier kernels).
 
@@ -298,7 +330,8 @@ def layer_health(
 
     Args:
         kernel: the layer's current `LayerKernel`.
-        trainable: the layer's `trainable` flag. Defaults to True.
+        trainable: whether `model.fit` trains the layer (False: the layer is frozen, see
+            `keras_cnnvis.model.layers.is_trainable`). Defaults to True.
         outputs: the layer's outputs on probe data `(N, ..., units)`. Defaults to None
             (dead and saturated units not scored).
         activation: the layer's activation name. Defaults to `"linear"`.
@@ -306,6 +339,9 @@ def layer_health(
         previous: the `LayerKernel` at the previous record. Defaults to None (no update
             ratio).
         alpha: significance level of the structure test. Defaults to 0.01.
+        input_rms: RMS of the model's input on the same probe data, to measure the
+            layer's `signal_gain` (output RMS over input RMS). Defaults to None (not
+            measured).
 
     Returns:
         A `LayerHealth`.
@@ -313,8 +349,8 @@ def layer_health(
     s = _Scores(evidence={})
     finite = _score_weights(s, kernel, trainable)
     _score_structure(s, kernel, alpha)
-    _score_activity(s, kernel.n_filters, outputs, activation)
-    _score_movement(s, kernel.matrix, initial, previous)
+    _score_activity(s, kernel.n_filters, outputs, activation, input_rms)
+    _score_movement(s, kernel.matrix, initial, previous, not trainable)
     _score_spectrum(s, kernel.matrix, finite)
     text, problems, converged = verdict.decide(s.evidence)
     return LayerHealth(
@@ -331,4 +367,5 @@ def layer_health(
         table=s.table,
         flags={k: v for k, v in s.flags.items() if v},
         notes=s.notes,
+        frozen=verdict.frozen(s.evidence),
     )

@@ -14,6 +14,7 @@ import numpy as np
 
 from keras_cnnvis.inputs import check_images
 from keras_cnnvis.model import FeatureExtractor, LayerInfo, find_layers, iter_layers
+from keras_cnnvis.model.layers import is_trainable
 from keras_cnnvis.weights.health import activity, structure
 from keras_cnnvis.weights.health.layer import (  # noqa: F401 (the old report module had them)
     SCALARS,
@@ -57,8 +58,13 @@ class HealthReport(Mapping):
         return [h for h in self._layers.values() if h.problems]
 
     def non_converged(self) -> list[LayerHealth]:
-        """Layers that look non-converged, in model order."""
+        """Layers that look non-converged, in model order (frozen layers only with
+        non-finite weights)."""
         return [h for h in self._layers.values() if not h.converged]
+
+    def frozen(self) -> list[LayerHealth]:
+        """Layers `model.fit` does not train (frozen), in model order."""
+        return [h for h in self._layers.values() if h.frozen]
 
     def table(self) -> str:
         """A plain-text table: one line per layer with the key scores and the verdict."""
@@ -203,7 +209,11 @@ def filter_health(
 
     Definitions and thresholds: `keras_cnnvis.weights.health.structure` (noise test),
     `.activity` (dead/saturated), `.drift` (movement), `.spectral` (alpha, spikes) and
-    `.verdict` (the rules). NaN/inf weights are reported as such, never raised.
+    `.verdict` (the rules). NaN/inf weights are reported as such, never raised. Layers
+    `model.fit` does not train (`trainable=False` on them or on a model around them, see
+    `keras_cnnvis.model.layers.is_trainable`) get the verdict `frozen` and never count as
+    non-converged for lack of training. With probe images each layer's output RMS is also
+    compared with the images' (`signal_gain`, "vanishing signal" below 1e-6).
 
     Example:
 
@@ -241,8 +251,10 @@ def filter_health(
     infos = scored_layers(model, layer)
     kernels = [layer_kernel(model, info.layer) for info in infos]
     outputs: list[np.ndarray | None] = [None] * len(infos)
+    input_rms = None
     if probe is not None:
         images = check_images(probe, model, "probe images", single=True)
+        input_rms = float(np.sqrt(np.mean(np.square(images, dtype=np.float64))))
         if extractor is None:
             extractor = FeatureExtractor(model, [i.layer for i in infos], batch_size)
         feats, _ = extractor(images)
@@ -253,11 +265,12 @@ def filter_health(
         prev = _weights_for(previous_weights, model, info, "previous_weights")
         result[info.path] = layer_health(
             k,
-            trainable=bool(info.layer.trainable),
+            trainable=is_trainable(model, info.layer),
             outputs=out,
             activation=activity.activation_name(info.layer),
             initial=None if ini is None else layer_kernel(model, info.layer, raw=ini),
             previous=None if prev is None else layer_kernel(model, info.layer, raw=prev),
             alpha=alpha,
+            input_rms=input_rms,
         )
     return HealthReport(result)
