@@ -1,6 +1,7 @@
 """The Attribution page's faithfulness scores in headless Chromium, on logs of a real fit served
 by a real TensorBoard process: the ranking table, the curves and the rows under the matrix show
-the logged numbers; a method name that looks like HTML stays text.
+the logged numbers; the probe rows and hover texts name the classes (numbers without
+class_names); a method or class name that looks like HTML stays text.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ PLAIN = "plain/cnnvis"
 XSS = "<img src=x onerror=alert(1)>"
 SETTINGS = {"steps": 4, "grid_size": 4, "nb_samples": 12, "draws": 2}
 SCORES = ("deletion_auc", "insertion_auc", "mu_fidelity")
+# Class names of the plain run (the fit run has none: its classes show as numbers).
+NAMES = ["<b>disc</b>", "box & co", '"tri"', "plus", "ring"]
 
 
 def _edges(model, images, target=None):
@@ -73,7 +76,9 @@ def logs(tmp_path_factory):
             OcclusionCallback(
                 str(logdir / "fit"), probe, labels=labels, patch=4, stride=4, on_error="raise"
             ),
-            GradCAMCallback(str(logdir / "plain"), probe, on_error="raise"),
+            GradCAMCallback(
+                str(logdir / "plain"), probe, labels=labels, class_names=NAMES, on_error="raise"
+            ),
         ]
         model.fit(x[8:], y[8:], epochs=3, batch_size=16, verbose=0, callbacks=callbacks)
     finally:
@@ -198,3 +203,39 @@ def test_an_html_like_method_name_stays_text(dash):
     assert dash.frame.eval_on_selector_all("img[src='x']", "els => els.length") == 0
     assert dash.frame.evaluate("document.body.innerHTML.includes('<img src=x')") is False
     assert dash.dialogs == []
+
+
+def _probe_texts(dash):
+    """The label under each probe row, and the hover text (first line) of its last cell."""
+    labels = dash.frame.eval_on_selector_all(
+        "th.probe-head .probe-label", "els => els.map(e => e.textContent)"
+    )
+    dash.wait("() => [...document.querySelectorAll('td.cell:last-child')].every(c => c.title)")
+    titles = dash.frame.eval_on_selector_all(
+        "td.cell:last-child", "els => els.map(e => e.title.split('\\n')[0])"
+    )
+    return labels, titles
+
+
+def test_probe_rows_and_hover_text_name_the_classes(dash, logs):
+    # With class_names: the names, as text (one looks like HTML).
+    plain = read_run(os.path.join(logs[0], PLAIN))["json/attribution/grad_cam"][-1].value
+    assert plain["class_names"] == NAMES
+    dash.open({"page": "attribution", "run": PLAIN, "method": "grad_cam"})
+    labels, titles = _probe_texts(dash)
+    probes = plain["probes"]
+    assert labels == [NAMES[p["label"]] for p in probes]
+    assert titles == [
+        f"label: {NAMES[p['label']]} · predicted: {NAMES[p['prediction']]} · score: {p['score']:.3f}"
+        for p in probes
+    ]
+    assert dash.frame.evaluate("document.querySelectorAll('section.page b').length") == 0
+    # Without class_names: the class numbers.
+    fit = logs[1]["json/attribution/grad_cam"][-1].value
+    assert fit["class_names"] is None
+    dash.open({"page": "attribution", "run": RUN, "method": "grad_cam"})
+    labels, titles = _probe_texts(dash)
+    assert labels == [str(p["label"]) for p in fit["probes"]]
+    assert [t.split(" · score")[0] for t in titles] == [
+        f"label: {p['label']} · predicted: {p['prediction']}" for p in fit["probes"]
+    ]

@@ -22,6 +22,11 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 DEMO = "demo/cnnvis"
 NEAR_DEAD = "near_dead/cnnvis"
+# Layers logged by the activations, filters, health and patches callbacks, in the order the model
+# computes them (neither alphabetical nor natural order: conv10 < conv2 < relu1 alphabetically).
+MODEL_ORDER = ["relu1", "conv2", "conv9", "conv10"]
+ORDERED = "ordered/cnnvis"  # with a Network overview: pickers follow the model
+UNORDERED = "unordered/cnnvis"  # without one: natural order
 # Top-k values of a live, a weak and a near-dead channel (the numbers that used to run
 # together as "9.27e-349.27e-34..." and "0.041120.038460.01939"), and how each reads.
 NEAR_DEAD_VALUES = [
@@ -50,7 +55,63 @@ def logs(tmp_path_factory):
     logdir = tmp_path_factory.mktemp("cnnvis_browser_logs")
     runs = pf.write_logdir(str(logdir))
     write_near_dead_run(str(logdir / NEAR_DEAD))
+    write_layer_pages_run(str(logdir / ORDERED), network=True)
+    write_layer_pages_run(str(logdir / UNORDERED), network=False)
     return str(logdir), runs
+
+
+def write_layer_pages_run(run_dir: str, network: bool) -> None:
+    """Activations, filters, health and patches of MODEL_ORDER's layers (written in reverse
+    order, so that no page can rely on the order of the event file), with a Network overview
+    (the model's execution order and output shapes) when `network`."""
+    writer = LogWriter(run_dir)
+    tile = np.random.default_rng(1).integers(0, 255, (1, 12, 12, 3), np.uint8)
+    for layer in reversed(MODEL_ORDER):
+        writer.images(f"activations/{layer}", tile, 1)
+        writer.images(f"filters/{layer}", tile, 1)
+        writer.images(f"patches/{layer}", tile, 1)
+        health = {"layer": layer, "verdict": "healthy", "converged": True, "problems": []}
+        writer.json(
+            f"json/health/{layer}",
+            {**health, "columns": ["index"], "filters": []},
+            1,
+            kind="health",
+        )
+        writer.json(
+            f"json/patches/{layer}",
+            {
+                "layer": layer,
+                "k": 1,
+                "channels": [0, 1],
+                "values": [[1.0], [0.5]],
+                "indices": [[0], [1]],
+                "n_images": 10,
+                "receptive_field": {"size": [3, 3], "jump": [1, 1], "start": [-1, -1]},
+                "view": None,
+                "grid": {"rows": 2, "cols": 1, "tile": [5, 5], "pad": 1},
+                "tile_view": "patch",
+            },
+            1,
+            kind="patches",
+        )
+    if network:
+        paths = ["image", "conv1", *MODEL_ORDER, "head"]
+        layers = [
+            {
+                "path": p,
+                "type": "Conv2D",
+                "inputs": [paths[k - 1]] if k else [],
+                "shape": [8, 8, 8 * k],
+            }
+            for k, p in enumerate(paths)
+        ]
+        writer.json(
+            "json/network/overview",
+            {"model": "m", "mode": "units", "n_probes": 1, "layers": layers},
+            1,
+            kind="network",
+        )
+    writer.close()
 
 
 def write_near_dead_run(run_dir: str) -> None:
@@ -274,6 +335,12 @@ def test_patches_page(dash, logs, shots):
     assert "Receptive field 24×24 px (jump 4): each tile is that field" in dash.frame.inner_text(
         ".meta"
     )
+    # How many channels are shown, of how many (the count comes from the layer's activations
+    # record: the patches record does not carry it), in a caption of readable width.
+    meta = dash.frame.inner_text(".meta")
+    assert meta.startswith("Showing 4 of 24 channels: 0–3 (MaxActivatingPatchesCallback(")
+    assert dash.data("channels") == "24"
+    assert dash.frame.eval_on_selector(".meta", "e => e.getBoundingClientRect().width") <= 700
     shown = value_cells(dash.frame)
     # Three significant digits, trailing zeros kept (5.587 -> "5.59", 2.6 -> "2.60").
     assert [[v for v, _, _ in row] for row in shown] == [
@@ -314,9 +381,37 @@ def test_patches_numbers_never_run_together(dash, shots):
     # The caption explains the context view from the record.
     assert dash.data("tileView") == "context"
     meta = dash.frame.inner_text(".meta")
+    # No record of the run says how many channels conv1 has: only the shown ones are counted.
+    assert meta.startswith("Showing 3 channels: 0, 3, 7. Each row is one channel")
     assert "Receptive field 5×5 px (jump 1): small next to the 64×64 image" in meta
     assert "each tile shows the 22×22 px around the field (enlarged ×4), framed in yellow" in meta
     dash.page.screenshot(path=os.path.join(shots, "patches_near_dead.png"))
+
+
+def test_layer_pickers_follow_the_model(dash):
+    """Every page with a layer picker lists the layers as the model computes them when the run's
+    Network overview says so, else in natural order ("conv9" before "conv10"); the first listed
+    is the one shown by default. Patches count the channels from the overview's shapes."""
+    natural = ["conv2", "conv9", "conv10", "relu1"]
+    for run, order in ((ORDERED, MODEL_ORDER), (UNORDERED, natural)):
+        for page in ("filters", "activations", "patches", "health"):
+            dash.open({"page": page, "run": run})
+            assert dash.data("layer") == order[0], (run, page)
+            if page == "health":
+                shown = dash.frame.eval_on_selector_all(
+                    "table.overview tbody tr", "rs => rs.map(r => r.dataset.layer)"
+                )
+            else:
+                shown = dash.frame.eval_on_selector_all(
+                    "#cnnvis-layer option", "os => os.map(o => o.value)"
+                )
+            assert shown == order, (run, page, shown)
+    dash.open({"page": "patches", "run": ORDERED, "layer": "conv9"})
+    dash.wait("() => document.querySelector('.meta').textContent.startsWith('Showing')")
+    assert dash.frame.inner_text(".meta").startswith("Showing 2 of 32 channels: 0, 1 (")
+    dash.open({"page": "patches", "run": UNORDERED, "layer": "conv9"})
+    dash.wait("() => document.querySelector('.meta').textContent.startsWith('Showing')")
+    assert dash.frame.inner_text(".meta").startswith("Showing 2 channels: 0, 1. Each row")
 
 
 def test_attribution_page(dash, logs, shots):

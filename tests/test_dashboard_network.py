@@ -24,6 +24,8 @@ from test_dashboard_browser import ARGS, CHROMIUM, Dashboard, sync_api
 DEMO = "demo/cnnvis"
 UNITS = "units/cnnvis"
 HOSTILE = "hostile/cnnvis"
+NESTED = "nested/cnnvis"
+BACKBONE = "backbone_1.00_16"
 BAD_NAME = '<img src=x onerror="alert(1)">'
 PATHS = [
     "image", "conv1", "bn1", "relu1", "pool1", "conv2", "pool2", "conv3", "pool3", "conv4",
@@ -39,6 +41,17 @@ def _residual():
         y = keras.layers.Conv2D(4, 3, padding="same", name=f"b{b}_b")(y)
         x = keras.layers.ReLU(name=f"b{b}_out")(x + y)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(i, keras.layers.Dense(3, activation="softmax", name="head")(x))
+
+
+def _nested():
+    """A backbone model called inside the outer one, as keras.applications bases are."""
+    i = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="stem")(i)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="block_1_expand")(x)
+    backbone = keras.Model(i, x, name=BACKBONE)
+    i = keras.Input((16, 16, 3), name="pixels")
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(backbone(i))
     return keras.Model(i, keras.layers.Dense(3, activation="softmax", name="head")(x))
 
 
@@ -62,6 +75,9 @@ def logs(tmp_path_factory):
     write_network(
         writer, NetworkTracer(hostile), np.random.default_rng(0).random((1, 16, 16, 3)), 0
     )
+    writer.close()
+    writer = LogWriter(os.path.join(logdir, NESTED))
+    write_network(writer, NetworkTracer(_nested()), x[:1, :16, :16], 0)
     writer.close()
     return logdir, model, read_run(os.path.join(logdir, DEMO))
 
@@ -204,3 +220,68 @@ def test_folding_and_a_hostile_layer_name_shown_as_text(dash, logs):
     assert int(dash.data("nodes")) == 12 and int(dash.data("columns")) > folded
     open_unit(dash, BAD_NAME, 1)
     assert BAD_NAME in dash.frame.inner_text(".unit-detail h3")
+
+
+def contrast(fg, bg):
+    """WCAG contrast ratio of two "rgb(r, g, b)" colours."""
+
+    def luminance(css):
+        channels = [int(v) / 255 for v in css[css.index("(") + 1 : -1].split(",")[:3]]
+        r, g, b = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    hi, lo = sorted([luminance(fg), luminance(bg)], reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_opening_a_unit_brings_it_into_view_with_readable_numbers(dash, logs):
+    # A short window: the detail starts below the fold, where a click used to leave it.
+    dash.page.set_viewport_size({"width": 1400, "height": 700})
+    try:
+        dash.open({"page": "network", "run": DEMO, "probe": 0})
+        below = "() => document.querySelector('.net-detail').getBoundingClientRect().top"
+        assert dash.frame.evaluate(below) > dash.frame.evaluate("innerHeight")
+        open_unit(dash, "conv3", 2)
+        # Scrolled (smoothly) until the detail starts 8 px below the sticky header.
+        dash.wait("""() => {
+                const top = document.querySelector('.net-detail').getBoundingClientRect().top;
+                const head = document.querySelector('header.top').getBoundingClientRect().bottom;
+                return scrollY > 0 && Math.abs(top - (head + 8)) < 1;
+            }""")
+        # A position picked on the detail's own map does not move the view (a reveal would
+        # move it by hundreds of pixels; the smooth scroll settles within a pixel).
+        dash.frame.wait_for_timeout(300)
+        at = dash.frame.evaluate("scrollY")
+        dash.frame.click("canvas.net-map.pickable", position={"x": 3, "y": 3})
+        dash.wait("() => document.querySelector('.unit-detail')?.dataset.position === '0,0'")
+        dash.frame.wait_for_timeout(300)
+        assert abs(dash.frame.evaluate("scrollY") - at) <= 2
+    finally:
+        dash.page.set_viewport_size({"width": 1400, "height": 1000})
+    # Every number of the windows, kernels and products reads at least 4.5:1 (WCAG AA)
+    # against its cell: white on the dark reds and blues, black on the pale ones.
+    cells = dash.frame.eval_on_selector_all(
+        "table.net-grid td",
+        "tds => tds.map(td => [getComputedStyle(td).color, getComputedStyle(td).backgroundColor])",
+    )
+    assert len(cells) == 8 * 3 * 9
+    ratios = [contrast(fg, bg) for fg, bg in cells]
+    assert min(ratios) >= 4.5, min(ratios)
+    assert {fg for fg, _ in cells} == {"rgb(0, 0, 0)", "rgb(255, 255, 255)"}
+
+
+def test_nested_model_columns_drop_the_common_prefix(dash, logs):
+    dash.open({"page": "network", "run": NESTED, "fold": "layers"})
+    heads = dash.frame.eval_on_selector_all(
+        ".net-node", "ns => ns.map(n => [n.querySelector('.net-name').textContent, n.dataset.path])"
+    )
+    paths = ["pixels", f"{BACKBONE}/stem", f"{BACKBONE}/block_1_expand", "gap", "head"]
+    assert [path for _, path in heads] == paths
+    assert [name for name, _ in heads] == ["pixels", "stem", "block_1_expand", "gap", "head"]
+    titles = dash.frame.eval_on_selector_all(".net-name", "ns => ns.map(n => n.title)")
+    assert titles == paths  # the full path on hover
+    legend = dash.frame.inner_text(".net-legend")
+    assert f"Layers inside {BACKBONE} are named without “{BACKBONE}/”" in legend
+    # The demo model has no nested model: full names, no note.
+    dash.open({"page": "network", "run": DEMO})
+    assert "named without" not in dash.frame.inner_text(".net-legend")

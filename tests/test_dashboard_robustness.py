@@ -179,6 +179,21 @@ def test_page_shows_the_epoch_on_the_slider(dash, logs, tmp_path):
     assert charts == [[4, "3"]] * 4
     summary = frame.inner_text("dl.robustness-summary")
     assert f"{100 * last['clean']:.1f}%" in summary and "mCE vs epoch 0" in summary
+    # PGD attacks a subset: its size, and the clean accuracy of those images (epsilon 0)
+    # before the attacked ones, so an attack never seems to raise accuracy unexplained.
+    adv = last["adversarial"]
+    assert adv["count"] == 9 and last["count"] == 45 and adv["epsilons"][0] == 0
+    steps = [
+        f"ε {round(e * 255)}/255 {100 * a:.1f}%" if e else f"clean {100 * a:.1f}%"
+        for e, a in zip(adv["epsilons"], adv["accuracy"])
+    ]
+    assert all(abs(e * 255 - round(e * 255)) < 1e-6 for e in adv["epsilons"])
+    assert f"PGD on 9 of 45 images\n{' → '.join(steps)}" in summary
+    trend_names = frame.eval_on_selector_all(
+        ".robustness-trends .trend-name", "e => e.map(x => x.textContent)"
+    )
+    pgd = [f"PGD accuracy at ε = {round(e * 255)}/255 (9 images)" for e in adv["epsilons"] if e]
+    assert trend_names[-len(pgd) :] == pgd
     # The examples of the corruption in the URL: clean, then its severities, per probe.
     ex = examples[3]
     srcs = frame.eval_on_selector_all(

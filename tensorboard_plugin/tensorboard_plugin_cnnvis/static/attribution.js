@@ -70,11 +70,22 @@ function colorbar(cmap) {
   return h("span", { class: "legend" }, "low ", canvas, " high");
 }
 
-function probeTitle(info) {
+const known = (v) => v !== undefined && v !== null;
+
+/** A class as the record's `class_names` call it, else its number (null: not given). */
+export function className(c, names) {
+  if (!known(c)) return null;
+  return Array.isArray(names) && known(names[c]) ? String(names[c]) : String(c);
+}
+
+/** Hover text of a probe: its label, the prediction, the class explained (when another), score. */
+function probeTitle(info, names) {
   if (!info) return "";
   const parts = [];
-  if (info.label !== undefined && info.label !== null) parts.push(`label: ${info.label}`);
-  if (info.prediction !== undefined && info.prediction !== null) parts.push(`predicted: ${info.prediction}`);
+  if (known(info.label)) parts.push(`label: ${className(info.label, names)}`);
+  if (known(info.prediction)) parts.push(`predicted: ${className(info.prediction, names)}`);
+  if (known(info.class) && String(info.class) !== String(info.label))
+    parts.push(`explained: ${className(info.class, names)}`);
   if (Number.isFinite(info.score)) parts.push(`score: ${info.score.toFixed(3)}`);
   return parts.join(" · ");
 }
@@ -132,7 +143,8 @@ export async function mount(el, ctx) {
         const record = { canvas, probeImg, map: payload.maps?.[i], size: payload.size };
         drawCell(canvas, probeImg, record.map, record.size, alpha, cmap);
         const p = payload.probes?.[i];
-        cell.title = [probeTitle(p), probeScores(payload.faithfulness, i)].filter(Boolean).join("\n");
+        const title = probeTitle(p, payload.class_names);
+        cell.title = [title, probeScores(payload.faithfulness, i)].filter(Boolean).join("\n");
         if (p && p.label !== undefined && p.prediction !== undefined && p.prediction !== null) {
           cell.classList.add(String(p.label) === String(p.prediction) ? "right" : "wrong");
         }
@@ -169,7 +181,11 @@ export async function mount(el, ctx) {
         "th",
         { scope: "row", class: "probe-head" },
         probeThumb(run, probes, i, steps[steps.length - 1]),
-        h("span", null, p && p.label !== undefined ? String(p.label) : `#${i}`),
+        h(
+          "span",
+          { class: "probe-label" },
+          className(p?.label, lastPayload?.class_names) ?? `#${i}`,
+        ),
       ),
       steps.map((s) => {
         const cell = h("td", { class: "cell", dataset: { probe: i, step: s } }, h("div", { class: "cell-box" }));

@@ -19,7 +19,7 @@ import {
   setState,
   stepper,
 } from "./util.js";
-import { LEVELS, drawEdges, groupIds, visibleGraph } from "./network_graph.js";
+import { LEVELS, drawEdges, groupIds, nestedPrefix, visibleGraph } from "./network_graph.js";
 import {
   colouredAtlas,
   nodeElement,
@@ -62,6 +62,8 @@ export async function mount(el, ctx) {
   const open = new Set((getState("open") || "").split(",").filter(Boolean));
   let unit = readUnit();
   setState({ step, probe, fold: level });
+  const prefix = nestedPrefix(overview.layers.map((l) => l.path));
+  const label = (path) => (prefix && path.startsWith(prefix) ? path.slice(prefix.length) : path);
 
   const host = h("div", { class: "net-graph" });
   const svg = document.createElementNS(SVG, "svg");
@@ -92,13 +94,28 @@ export async function mount(el, ctx) {
     return records.get(key);
   }
 
+  /** Scrolls the unit's detail into view (smoothly), below the sticky header, unless it
+   * already starts in the upper part of the screen. */
+  function reveal() {
+    const header = document.querySelector("header.top")?.getBoundingClientRect().bottom || 0;
+    const top = detailBox.getBoundingClientRect().top;
+    if (top >= header && top <= window.innerHeight * 0.6) return;
+    detailBox.style.scrollMarginTop = `${Math.max(0, header) + 8}px`;
+    detailBox.scrollIntoView({ behavior: "smooth", block: "start" });
+  }
+
+  // A channel picked in the overview (no position) brings its detail into view; a position
+  // picked on the detail's own map leaves the view where it is.
   function pickUnit(path, channel, pos = null) {
-    unit = { path, channel, pos: pos || [] };
+    const picked = { path, channel, pos: pos || [] };
+    unit = picked;
     setState({ unit: path, ch: channel, pos: pos ? pos.join(",") : null });
     markSelection();
-    showDetail().catch((e) =>
-      setChildren(detailBox, notice(`Could not open this unit: ${e.message}`, "error")),
-    );
+    showDetail()
+      .then(() => ctx.alive() && unit === picked && !pos && reveal())
+      .catch((e) =>
+        setChildren(detailBox, notice(`Could not open this unit: ${e.message}`, "error")),
+      );
   }
 
   function markSelection() {
@@ -180,6 +197,7 @@ export async function mount(el, ctx) {
                   : null,
               foldable: !node.folded && open.has(node.group) && lastOf.get(node.group) === node.k,
               badge: stageBadge.get(node.k),
+              label: label(layer.path),
               onPick: (c) => pickUnit(layer.path, c),
               onToggle: (unfold) => toggle(node.group, unfold),
             });
@@ -329,6 +347,10 @@ export async function mount(el, ctx) {
     " zero ",
     h("span", { class: "net-swatch pos" }),
     " positive — each layer scaled to its largest |value| for this probe. Click a channel to see how one unit is computed.",
+    prefix
+      ? ` Layers inside ${prefix.slice(0, -1)} are named without “${prefix}” (hover a name ` +
+          "for its full path)."
+      : "",
   );
   el.append(
     h(

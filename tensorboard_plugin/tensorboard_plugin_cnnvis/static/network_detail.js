@@ -6,9 +6,24 @@ import { LUT, byteOf, mapCanvas, num, short } from "./network_maps.js";
 import { activated, elementwiseFn } from "./network_activations.js";
 import { h } from "./util.js";
 
+/** WCAG relative luminance of an sRGB colour (0 black .. 1 white). */
+function luminance(rgb) {
+  const [r, g, b] = rgb.map((c) => {
+    const v = c / 255;
+    return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+  });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
+
+/** Black or white, whichever contrasts more with `rgb` (at least 4.58:1 on any colour). */
+export function textOn(rgb) {
+  const l = luminance(rgb);
+  return (l + 0.05) / 0.05 >= 1.05 / (l + 0.05) ? "#000" : "#fff";
+}
+
 function cellStyle(value, scale) {
-  const [r, g, b] = LUT[Number.isFinite(value) ? byteOf(value, scale) : 128];
-  return { background: `rgb(${r},${g},${b})` };
+  const rgb = LUT[Number.isFinite(value) ? byteOf(value, scale) : 128];
+  return { background: `rgb(${rgb.join(",")})`, color: textOn(rgb) };
 }
 
 /** A kh x kw grid of numbers, coloured on the diverging scale of its own largest |value|. */

@@ -28,6 +28,23 @@ export function groupIds(layers, level, featureMap) {
 }
 
 /**
+ * The "<model>/" that every nested layer path (one with a "/") starts with, or "": the
+ * overview shows names without it, e.g. "block_1_expand" for "mobilenetv2_1.00_96/block_1_expand".
+ */
+export function nestedPrefix(paths) {
+  let common = null;
+  for (const path of paths) {
+    const parts = path.split("/").slice(0, -1);
+    if (!parts.length) continue;
+    if (common === null) common = parts;
+    let i = 0;
+    while (i < common.length && i < parts.length && common[i] === parts[i]) i += 1;
+    common = common.slice(0, i);
+  }
+  return common && common.length ? `${common.join("/")}/` : "";
+}
+
+/**
  * The visible graph: a group that is folded shows as one node (its last layer, whose maps are
  * the group's output); `open` holds the groups unfolded by hand. Returns {nodes, edges,
  * columns}: nodes {k, group, members, folded, depth}, edges [from k, to k], columns [[node]].

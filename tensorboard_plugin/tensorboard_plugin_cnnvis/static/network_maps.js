@@ -172,10 +172,11 @@ function barsElement(layer, probe, names, onPick) {
  * One node of the overview: its header (fold button, stage badge, name, type and shape), the
  * shown channels as thumbnails from the coloured atlas (or bars for a vector), the probe image
  * for the input. `opts`: {atlas, probe, names (class names of a head's bars), inputUrl,
- * foldable, badge, onPick(channel), onToggle(unfold)}.
+ * foldable, badge, label (the name shown; the full path is its tooltip), onPick(channel),
+ * onToggle(unfold)}.
  */
 export function nodeElement(layer, node, opts) {
-  const { atlas, probe, names, inputUrl, foldable, badge, onPick, onToggle } = opts;
+  const { atlas, probe, names, inputUrl, foldable, badge, label, onPick, onToggle } = opts;
   const head = h(
     "div",
     { class: "net-head" },
@@ -204,7 +205,7 @@ export function nodeElement(layer, node, opts) {
         )
       : null,
     badge || null,
-    h("span", { class: "net-name" }, layer.path),
+    h("span", { class: "net-name", title: layer.path }, label ?? layer.path),
     h("span", { class: "net-type" }, `${layer.type} · ${shapeText(layer.shape)}`),
   );
   const total = layer.shape.length ? layer.shape[layer.shape.length - 1] : 0;

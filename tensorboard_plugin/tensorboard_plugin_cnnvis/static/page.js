@@ -36,20 +36,52 @@ const SOURCES = {
 };
 
 /**
+ * The run's last Network overview (json/network/overview: every layer in the model's execution
+ * order, with its output shape), or null when the run has none or it cannot be read.
+ */
+export async function networkOverview(run, kinds) {
+  if (!kinds.includes("network")) return null;
+  try {
+    const tag = (await api("tags", { run, kind: "network" })).json.overview;
+    if (!tag) return null;
+    const { steps } = await api("steps", { run, tag });
+    return steps.length ? await api("data", { run, tag, step: steps[steps.length - 1] }) : null;
+  } catch (e) {
+    return null;
+  }
+}
+
+/**
+ * Layer names in the order the model computes them, when the run's Network overview lists
+ * them; names it does not list (and all of them without an overview) follow in natural order
+ * ("conv9" before "conv10"). No other record says where a layer sits in the model.
+ */
+export async function modelOrder(run, kinds, names) {
+  const overview = await networkOverview(run, kinds);
+  const index = new Map((overview?.layers || []).map((l, i) => [l.path, i]));
+  const known = names.filter((n) => index.has(n)).sort((a, b) => index.get(a) - index.get(b));
+  return [...known, ...naturalSort(names.filter((n) => !index.has(n)))];
+}
+
+/**
  * Opens a page on the records of `kind` in `ctx.run`: lists their tags, picks the name (a layer
  * or method) kept in the hash under `key`, and reads the steps of its tag.
  *
  * Resolves to null when the page was left meanwhile, or when no name has records (then `el`
  * says "The run “<run>” <empty>"). Otherwise to {tags, names, name, tag, steps, counts, step,
- * picker(label, id), stepper(onChange, options)}: `names` in natural order, `step` the hash's
- * step or the last logged one before it, `picker` a <select> that reopens the page on another
- * name, `stepper` the step slider (util.stepper) starting at `step` and keeping it in the hash.
+ * picker(label, id), stepper(onChange, options)}: `names` in natural order (layers: in model
+ * order, see modelOrder), `step` the hash's step or the last logged one before it, `picker` a
+ * <select> that reopens the page on another name, `stepper` the step slider (util.stepper)
+ * starting at `step` and keeping it in the hash.
  */
 export async function openPage(el, ctx, { kind, empty, from = "images", key = "layer" }) {
   const source = SOURCES[from];
   const tags = await api("tags", { run: ctx.run, kind });
   if (!ctx.alive()) return null;
-  const names = naturalSort(source.names(tags));
+  const found = source.names(tags);
+  const names =
+    key === "layer" ? await modelOrder(ctx.run, ctx.kinds || [], found) : naturalSort(found);
+  if (!ctx.alive()) return null;
   if (!names.length) {
     showEmpty(el, notice(`The run “${ctx.run}” ${empty}`));
     return null;

@@ -1,8 +1,8 @@
 // Patches page: the dataset patches that activate each channel of a layer most, one row per
 // channel, at a chosen epoch and over epochs (image tags patches/<layer>, json/patches/<layer>).
 
-import { imagePanel, openPage, preloadNext, recordAt } from "./page.js";
-import { filmstrip, fmt, h, imageUrl, numberList, setChildren, setState } from "./util.js";
+import { imagePanel, networkOverview, openPage, preloadNext, recordAt } from "./page.js";
+import { api, filmstrip, fmt, h, imageUrl, numberList, setChildren, setState } from "./util.js";
 
 /** Positions one label per grid row next to the image, using the payload's grid geometry. */
 function placeRowLabels(labels, img, payload) {
@@ -25,13 +25,51 @@ function side(v) {
   return (Array.isArray(v) ? v : [v, v]).map(fmt).join("×");
 }
 
-/** What a tile of the grid shows, from the record's tile_view and context. */
-export function caption(payload) {
+/** "0–7" for consecutive channels, else "0, 3, 7". */
+function channelList(channels) {
+  const run = channels.length > 2 && channels.every((c, i) => c === channels[0] + i);
+  return run ? `${channels[0]}–${channels[channels.length - 1]}` : channels.join(", ");
+}
+
+/**
+ * How many channels the layer has: the patches record's `n_channels`, else that of the
+ * layer's activations record, else the last axis of its shape in the Network overview; null
+ * when no record says (patches records do not carry it yet).
+ */
+async function channelTotal(run, kinds, layer, step, payload) {
+  if (Number.isInteger(payload.n_channels)) return payload.n_channels;
+  try {
+    if (kinds.includes("activations")) {
+      const tag = (await api("tags", { run, kind: "activations" })).json[layer];
+      const rec = tag ? await recordAt(run, tag, step) : null;
+      if (Number.isInteger(rec?.payload?.n_channels)) return rec.payload.n_channels;
+    }
+    const overview = await networkOverview(run, kinds);
+    const last = overview?.layers?.find((l) => l.path === layer)?.shape?.at(-1);
+    return Number.isInteger(last) ? last : null;
+  } catch (e) {
+    return null;
+  }
+}
+
+/**
+ * What the grid shows, from the record's channels, tile_view and context; `total` is the
+ * layer's channel count (null: unknown).
+ */
+export function caption(payload, total = null) {
   const rf = payload.receptive_field || {};
   const jump = Array.isArray(rf.jump) && rf.jump[0] === rf.jump[1] ? rf.jump[0] : rf.jump;
   const field = `Receptive field ${side(rf.size)} px (jump ${Array.isArray(jump) ? side(jump) : fmt(jump ?? "?")})`;
   const ctx = payload.context;
-  const first = "Each row is one channel, best first.";
+  const channels = payload.channels || [];
+  const of = Number.isInteger(total) ? ` of ${total}` : "";
+  const more =
+    Number.isInteger(total) && channels.length < total
+      ? " (MaxActivatingPatchesCallback(channels=...) picks others)"
+      : "";
+  const first =
+    `Showing ${channels.length}${of} channels: ${channelList(channels)}${more}. ` +
+    "Each row is one channel, best patch first.";
   if (payload.tile_view === "context" && ctx) {
     const zoom = `${ctx.zoom >= 1 ? "enlarged" : "shrunk"} ×${fmt(Number(ctx.zoom.toPrecision(2)))}`;
     const image = ctx.image ? `the ${side(ctx.image)} image` : "the image";
@@ -109,11 +147,14 @@ export async function mount(el, ctx) {
     if (!jsonTag) return;
     const record = await recordAt(run, jsonTag, s);
     if (!ctx.alive() || step !== s || !record) return;
+    const total = await channelTotal(run, ctx.kinds || [], layer, s, record.payload);
+    if (!ctx.alive() || step !== s) return;
     payload = record.payload;
     setChildren(labels, (payload.channels || []).map((c) => h("span", { class: "row-label" }, `ch ${c}`)));
     const img = figure.el.querySelector("img");
     if (img.complete) placeRowLabels(labels, img, payload);
-    meta.textContent = caption(payload);
+    meta.textContent = caption(payload, total);
+    el.dataset.channels = String(total ?? "");
     el.dataset.tileView = payload.tile_view || "patch";
     setChildren(side, valuesTable(payload));
     el.dataset.rows = String((payload.channels || []).length);

@@ -4,6 +4,7 @@
 // (robustness/examples, json/robustness/examples).
 
 import { sparkline } from "./charts.js";
+import { pretty, severityChart } from "./robustness_chart.js";
 import { recordAt, showEmpty } from "./page.js";
 import {
   api,
@@ -43,13 +44,23 @@ export function accuracyColor(value) {
   return `rgb(${c[0]}, ${c[1]}, ${c[2]})`;
 }
 
-const pretty = (name) => String(name).replaceAll("_", " ");
 /** An attack strength in 1/255 steps: 0.0313.. -> "8/255". */
 function epsText(eps) {
   const k = eps * 255;
   return `${Math.abs(k - Math.round(k)) < 1e-6 ? Math.round(k) : fmtSig(k, 3)}/255`;
 }
 const pct = (v) => (Number.isFinite(v) ? `${(100 * v).toFixed(1)}%` : "–");
+
+/**
+ * Which images PGD attacked, e.g. "64 of 200 images" (the record's `count`; "" when not
+ * logged): the attack runs on a subset, so its accuracy compares with the clean accuracy of
+ * that subset (its accuracy at ε = 0), not with that of all images.
+ */
+export function pgdSubset(adv, count) {
+  if (!adv || !Number.isInteger(adv.count)) return "";
+  const of = Number.isInteger(count) && count !== adv.count ? ` of ${count}` : "";
+  return `${adv.count}${of} images`;
+}
 const mean = (row) => row.reduce((a, b) => a + b, 0) / Math.max(row.length, 1);
 
 /** `n` steps spread evenly over `steps`, always with the first and the last. */
@@ -97,65 +108,6 @@ function heatmapTable(p) {
   );
 }
 
-const SVG = "http://www.w3.org/2000/svg";
-
-function svg(tag, attrs, text) {
-  const el = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
-  if (text !== undefined) el.textContent = text;
-  return el;
-}
-
-/**
- * Accuracy against severity (clean first) for one corruption: one line per epoch, earlier
- * epochs lighter, the current epoch in the accent colour. `series` are {step, values}.
- */
-function severityChart(title, severities, series, current) {
-  const W = 186;
-  const H = 140;
-  const L = 30;
-  const R = 8;
-  const T = 8;
-  const B = 22;
-  const xs = ["clean", ...severities.map(String)];
-  const x = (i) => L + (i / Math.max(xs.length - 1, 1)) * (W - L - R);
-  const y = (v) => T + (1 - v) * (H - T - B);
-  const root = svg("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: "img" });
-  root.classList.add("severity-chart");
-  for (const v of [0, 0.5, 1]) {
-    root.append(svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "grid" }));
-    root.append(
-      svg("text", { x: L - 4, y: y(v) + 3, class: "tick", "text-anchor": "end" }, String(v)),
-    );
-  }
-  xs.forEach((label, i) =>
-    root.append(svg("text", { x: x(i), y: H - 6, class: "tick", "text-anchor": "middle" }, label)),
-  );
-  const n = series.length;
-  series.forEach((s, k) => {
-    if (s.step === current) return;
-    const shade = n > 1 ? 0.25 + 0.6 * (k / (n - 1)) : 0.6;
-    root.append(
-      path(s, x, y, { stroke: `rgba(26, 82, 118, ${shade.toFixed(2)})`, class: "epoch" }),
-    );
-  });
-  const now = series.find((s) => s.step === current);
-  if (now) root.append(path(now, x, y, { class: "epoch current" }));
-  const box = h("figure", { class: "panel severity-panel", dataset: { corruption: title } });
-  box.append(h("figcaption", null, pretty(title)), root);
-  return box;
-}
-
-function path(s, x, y, attrs) {
-  let d = "";
-  s.values.forEach((v, i) => {
-    if (Number.isFinite(v)) d += `${d ? "L" : "M"}${x(i).toFixed(1)},${y(v).toFixed(1)}`;
-  });
-  const el = svg("path", { d, fill: "none", ...attrs, "data-step": s.step });
-  el.append(svg("title", null, `epoch ${s.step}: ${s.values.map((v) => fmtSig(v, 2)).join(", ")}`));
-  return el;
-}
-
 function trends(records, current) {
   const steps = records.map((r) => r.step);
   const rows = [
@@ -167,9 +119,10 @@ function trends(records, current) {
     ],
   ];
   const adv = records.find((r) => r.payload.adversarial)?.payload.adversarial;
+  const subset = adv && Number.isInteger(adv.count) ? ` (${adv.count} images)` : "";
   (adv ? adv.epsilons : []).forEach((eps, i) => {
     if (eps > 0) {
-      const label = `PGD accuracy at ε = ${epsText(eps)}`;
+      const label = `PGD accuracy at ε = ${epsText(eps)}${subset}`;
       rows.push([label, records.map((r) => r.payload.adversarial?.accuracy?.[i] ?? null)]);
     }
   });
@@ -203,9 +156,15 @@ function summary(p) {
   ];
   const adv = p.adversarial;
   if (adv) {
-    adv.epsilons.forEach((eps, i) => {
-      if (eps > 0) parts.push([`PGD ε ${epsText(eps)}`, pct(adv.accuracy[i])]);
-    });
+    // Clean (ε = 0) first, then each attack strength, all on the same attacked images.
+    const subset = pgdSubset(adv, p.count);
+    const steps = adv.epsilons.map(
+      (eps, i) => `${eps > 0 ? `ε ${epsText(eps)}` : "clean"} ${pct(adv.accuracy[i])}`,
+    );
+    const help = subset
+      ? `PGD attacks ${subset}; "clean" is the accuracy on those before the attack.`
+      : null;
+    parts.push([subset ? `PGD on ${subset}` : "PGD", steps.join(" → "), help]);
   }
   const cost = p.seconds || {};
   if (Number.isFinite(cost.corruptions)) {
