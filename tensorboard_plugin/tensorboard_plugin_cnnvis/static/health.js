@@ -6,6 +6,7 @@ import { imagePanel, openPage, recordAt, stepAt } from "./page.js";
 import {
   api,
   fmt,
+  fmtSig,
   getState,
   h,
   imageUrl,
@@ -16,9 +17,33 @@ import {
   setState,
 } from "./util.js";
 
-/** "good", "mid" or "bad" for a verdict string, to colour its badge. */
+/** The order of the trend columns (FilterHealthCallback's scalars); other scores follow. */
+const SCORE_ORDER = [
+  "noise_like_fraction",
+  "dead_fraction",
+  "saturated_fraction",
+  "mean_drift",
+  "median_update_ratio",
+  "spectral_alpha",
+  "spike_ratio",
+];
+
+/**
+ * A number as the page shows it: integers (counts, indices) as they are, every other number
+ * with 3 significant digits (0.03125 -> "0.0313", 0.1563 -> "0.156", 5.2e-11 -> "5.20e-11",
+ * never "≈0": tiny outputs are a finding here); anything else as `fmt` shows it.
+ */
+export function fmtNum(value) {
+  if (typeof value !== "number" || !Number.isFinite(value) || Number.isInteger(value)) {
+    return fmt(value);
+  }
+  return fmtSig(value, 3, 0);
+}
+
+/** "good", "mid", "bad" or "frozen" for a verdict string, to colour its badge. */
 export function verdictClass(verdict) {
   const text = String(verdict || "").toLowerCase();
+  if (/^frozen\b/.test(text)) return "frozen";
   if (/(not|dead|nois|stall|diverg|fail|bad|warn|unstable|stuck|collaps)/.test(text)) return "bad";
   if (/(healthy|ok|good|converg|learn|fine)/.test(text)) return "good";
   return "mid";
@@ -26,17 +51,35 @@ export function verdictClass(verdict) {
 
 /**
  * The badge of a health record. The record says itself whether the layer converges
- * (`converged`) and what it found (`problems`): red only for a non-converged layer, amber
- * for findings on a converging one (a few dead units, weak evidence). Records without
- * those fields fall back to reading the verdict text.
+ * (`converged`), whether the fit trains it at all (`frozen`) and what it found (`problems`):
+ * red only for a non-converged layer, neutral slate for a frozen one (weights not trained in
+ * this fit, by the user's choice), amber for findings on a converging one (a few dead units,
+ * weak evidence). Records without those fields fall back to reading the verdict text.
  */
+export function badgeTone(payload) {
+  if (typeof payload?.converged !== "boolean") return verdictClass(payload?.verdict);
+  if (!payload.converged) return "bad";
+  if (payload.frozen === true) return "frozen";
+  return (payload.problems || []).length ? "mid" : "good";
+}
+
+const FROZEN_HELP =
+  "Frozen: the fit does not train this layer (trainable=False on it or on a model around it)";
+
 function badge(payload) {
-  const verdict = payload?.verdict;
-  let tone = verdictClass(verdict);
-  if (typeof payload?.converged === "boolean") {
-    tone = !payload.converged ? "bad" : (payload.problems || []).length ? "mid" : "good";
+  const tone = badgeTone(payload);
+  const title = tone === "frozen" ? FROZEN_HELP : null;
+  return h("span", { class: `verdict ${tone}`, title }, payload?.verdict ?? "unknown");
+}
+
+/** The score names of the trend columns, in a fixed order, from every layer's scalar tags. */
+function scoreColumns(tags, layers) {
+  const names = new Set();
+  for (const layer of layers) {
+    for (const tag of tags.scalars[layer] || []) names.add(scoreName(tag, layer));
   }
-  return h("span", { class: `verdict ${tone}` }, verdict ?? "unknown");
+  const known = SCORE_ORDER.filter((n) => names.has(n));
+  return [...known, ...[...names].filter((n) => !SCORE_ORDER.includes(n)).sort()];
 }
 
 function scoreName(tag, layer) {
@@ -108,7 +151,11 @@ function filterTable(payload, onSort) {
     h(
       "tr",
       { class: flags.length ? "flagged" : null, dataset: { index: row.index } },
-      columns.map((col) => h("td", { class: typeof row[col] === "number" ? "num" : null }, fmt(row[col]))),
+      columns.map((col) =>
+        typeof row[col] === "number"
+          ? h("td", { class: "num", title: String(row[col]) }, fmtNum(row[col]))
+          : h("td", null, fmt(row[col])),
+      ),
       h("td", { class: "flags" }, flags.join(", ")),
     ),
   );
@@ -136,6 +183,8 @@ export async function mount(el, ctx) {
   const overview = h("tbody");
   const detail = h("div", { class: "health-detail" });
   const trends = new Map();
+  // One column per score, the same for every row, so labels and sparklines line up.
+  const scores = scoreColumns(tags, layers);
 
   async function fillRow(row, name) {
     const verdictCell = row.querySelector(".verdict-cell");
@@ -156,18 +205,38 @@ export async function mount(el, ctx) {
     if (!trends.has(name)) trends.set(name, api("scalars", { run, tag: scalarTags }));
     try {
       const { series } = await trends.get(name);
+      const byScore = new Map(series.map((s) => [scoreName(s.tag, name), s]));
       setChildren(
         trendCell,
-        series.map((s) => {
-          const i = s.steps.indexOf(nearestStep(s.steps, step));
-          return h(
-            "span",
-            { class: "trend", title: s.tag },
-            h("span", { class: "trend-name" }, scoreName(s.tag, name).replaceAll("_", " ")),
-            sparkline(s.steps, s.values, { current: s.steps[i] }),
-            h("span", { class: "trend-value" }, fmt(s.values[i])),
-          );
-        }),
+        h(
+          "div",
+          { class: "health-trends" },
+          scores.map((score) => {
+            const label = h("span", { class: "trend-name" }, score.replaceAll("_", " "));
+            const s = byScore.get(score);
+            if (!s) {
+              return h(
+                "span",
+                {
+                  class: "health-trend missing",
+                  dataset: { score },
+                  title: `${score}: not measured`,
+                },
+                label,
+                h("span", { class: "trend-gap" }),
+                h("span", { class: "trend-none" }, "–"),
+              );
+            }
+            const i = s.steps.indexOf(nearestStep(s.steps, step));
+            return h(
+              "span",
+              { class: "health-trend", title: s.tag, dataset: { score } },
+              label,
+              sparkline(s.steps, s.values, { current: s.steps[i], width: 110, height: 28 }),
+              h("span", { class: "trend-value", title: String(s.values[i]) }, fmtNum(s.values[i])),
+            );
+          }),
+        ),
       );
     } catch (e) {
       setChildren(trendCell, h("span", { class: "muted" }, e.message));
@@ -214,7 +283,11 @@ export async function mount(el, ctx) {
             { class: "evidence" },
             Object.entries(p.evidence || {}).map(([k, v]) => [
               h("dt", null, k.replaceAll("_", " ")),
-              h("dd", null, typeof v === "object" && v !== null ? JSON.stringify(v) : fmt(v)),
+              h(
+                "dd",
+                { title: typeof v === "number" ? String(v) : null },
+                typeof v === "object" && v !== null ? JSON.stringify(v) : fmtNum(v),
+              ),
             ]),
           ),
         );
@@ -247,7 +320,8 @@ export async function mount(el, ctx) {
       "p",
       { class: "lead" },
       "Is each layer learning? Verdicts and scores per epoch; flagged filters (dead, noisy, " +
-        "not changing) are highlighted. Click a layer for its filters.",
+        "not changing) are highlighted. Layers the fit does not train are marked frozen. " +
+        "Click a layer for its filters.",
     ),
     h("div", { class: "controls" }, play.el),
     h(
