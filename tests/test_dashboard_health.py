@@ -15,7 +15,8 @@ import plugin_fixtures as pf
 from eventfiles import read_run
 from keras_cnnvis import datasets
 from keras_cnnvis.callbacks import FilterHealthCallback
-from test_dashboard_browser import ARGS, CHROMIUM, Dashboard, sync_api
+from browser_session import dashboard_session
+from test_dashboard_browser import Dashboard, shots  # noqa: F401 (the shots fixture)
 
 RUN = "frozen/cnnvis"
 LAYERS = ["base/b1", "base/b2", "top", "head"]
@@ -53,31 +54,11 @@ def logs(tmp_path_factory):
 def dash(logs):
     with pf.TensorBoardProcess(logs[0], ("--samples_per_plugin=cnnvis=0,images=0",)) as tb:
         tb.wait_ready()
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                problems = []
-                page.on("console", lambda m: m.type == "error" and problems.append(m.text))
-                page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-                page.goto(tb.url + "/#cnnvis")
-                frame = page.wait_for_selector(
-                    'iframe[src*="plugin_entry.html?name=cnnvis"]', timeout=30000
-                ).content_frame()
-                frame.wait_for_selector("section.page[data-state]", timeout=30000)
-                board = Dashboard(page, frame)
-                board.problems = problems
-                yield board
-                assert not problems, problems
-            finally:
-                browser.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory):
-    directory = os.environ.get("CNNVIS_SCREENSHOT_DIR") or str(tmp_path_factory.mktemp("shots"))
-    os.makedirs(directory, exist_ok=True)
-    return directory
+        with dashboard_session(tb.url) as (page, frame, seen):
+            board = Dashboard(page, frame)
+            yield board
+            assert not seen.problems, seen.problems
+            assert not seen.dialogs, seen.dialogs
 
 
 def open_health(dash, layer):
@@ -109,8 +90,7 @@ def test_frozen_layers_have_a_neutral_badge_of_their_own(dash, logs, shots):
         else:
             assert rec["frozen"] is False and tone != "verdict frozen", (layer, text)
     # Neutral: neither the red of a failing layer nor the amber of findings.
-    colours = dash.frame.evaluate(
-        """() => {
+    colours = dash.frame.evaluate("""() => {
           const probe = (cls) => {
             const s = document.createElement('span');
             s.className = cls;
@@ -120,8 +100,7 @@ def test_frozen_layers_have_a_neutral_badge_of_their_own(dash, logs, shots):
             return c;
           };
           return ['verdict frozen', 'verdict bad', 'verdict mid', 'verdict good'].map(probe);
-        }"""
-    )
+        }""")
     assert len(set(colours)) == 4, colours
     detail = dash.frame.inner_text(".health-detail p")
     assert detail.startswith("Verdict: frozen")
