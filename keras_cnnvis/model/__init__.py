@@ -17,6 +17,7 @@ from keras_cnnvis.model.layers import (
     find_layers,
     input_shape,
     is_conv,
+    is_trainable,
     iter_layers,
 )
 from keras_cnnvis.model.calls import (
@@ -68,6 +69,7 @@ __all__ = [
     "input_shape",
     "instance_function",
     "is_conv",
+    "is_trainable",
     "iter_layers",
     "model_overrides",
     "output_activation",
