@@ -83,6 +83,7 @@ def test_multi_output_models_explain_the_chosen_output():
     assert model_head(model, 1).task == "multiclass" and model_head(model, 1).n_classes == 3
     with pytest.raises(ValueError, match=r"has 2 output\(s\); output=2 does not exist"):
         model_head(model, 2)
+    assert (model_head(model).activation, model_head(model, 1).activation) == ("linear", "softmax")
     view = output_view(model, 1)
     x = np.random.default_rng(0).random((2, 8, 8, 3)).astype(np.float32)
     np.testing.assert_allclose(view(x), model(x)[1], rtol=1e-6)
@@ -106,3 +107,20 @@ def test_dense_outputs_give_per_pixel_classes_and_labels():
     assert inputs.is_pixel_labels(np.zeros((5, 4, 4)), 5) and not inputs.is_pixel_labels(
         np.zeros(5), 5
     )
+
+
+def test_each_output_of_a_multi_output_model_is_read_with_its_own_activation():
+    # Uncompiled, so only the activations tell a multi-label head from a multi-class one
+    # and a sigmoid mask (threshold 0.5) from logits (threshold 0).
+    i = keras.Input((8, 8, 3))
+    h = L.Conv2D(4, 3, padding="same", activation="relu", name="conv")(i)
+    mask = L.Conv2D(1, 1, activation="sigmoid", name="mask")(h)
+    tags = L.Dense(5, activation="sigmoid", name="tags")(L.GlobalAveragePooling2D()(h))
+    kind = L.Dense(3, activation="softmax", name="kind")(L.GlobalAveragePooling2D()(h))
+    model = keras.Model(i, [mask, tags, kind])
+    heads = [model_head(model, k) for k in range(3)]
+    assert [(h.task, h.n_classes, h.activation) for h in heads] == [
+        ("segmentation", 2, "sigmoid"),
+        ("multilabel", 5, "sigmoid"),
+        ("multiclass", 3, "softmax"),
+    ]

@@ -151,7 +151,10 @@ def model_head(model: keras.Model, output: int = 0) -> Head:
         shape = tuple(model.outputs[output].shape[1:])
     except (AttributeError, TypeError, ValueError, IndexError):
         shape = ()
-    activation = output_activation(model).name if n_outputs == 1 else None
+    try:  # the chosen output's own final activation (a multi-output model has none)
+        activation = output_activation(output_view(model, output)).name
+    except ValueError:  # a subclassed multi-output model: no graph to cut
+        activation = None
     loss = _output_loss(model, int(output), n_outputs)
     regression = _is(loss, _REGRESSION)
     binary_loss = _is(loss, _BINARY) and not _is(loss, _CATEGORICAL)
