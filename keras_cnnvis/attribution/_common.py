@@ -132,6 +132,29 @@ def resolve(model: keras.Model, images: np.ndarray, target: Any) -> Target:
     return resolve_target(model, target, len(images))
 
 
+def clean_run(
+    model: keras.Model,
+    images: np.ndarray,
+    target: Any,
+    logits: bool,
+    batch_size: int = 64,
+    capture: tuple = (),
+) -> tuple[Target, GradientResult]:
+    """Runs the unaltered images once (forward only) and fixes a predicted-class target on
+    them: `ceil(N / batch_size)` compiled calls.
+
+    Returns the resolved target (class targets hold the class of each image) and the
+    pass's result: the score of each image for it and, in `hidden`, the `capture` layers.
+    """
+    resolved = resolve(model, images, target)
+    result = run(
+        model, images, resolved, wrt=None, capture=capture, logits=logits, batch_size=batch_size
+    )
+    if resolved.kind == "class" and (resolved.args[0] < 0).any():
+        resolved = resolved.with_classes(result.aux)
+    return resolved, result
+
+
 def clean_pass(
     model: keras.Model, images: np.ndarray, target: Any, logits: bool, batch_size: int = 64
 ) -> tuple[Target, np.ndarray]:
@@ -140,10 +163,7 @@ def clean_pass(
     Returns the resolved target (class targets hold the class of each image) and the
     float32 `(N,)` score of each image for it: `ceil(N / batch_size)` compiled calls.
     """
-    resolved = resolve(model, images, target)
-    result = run(model, images, resolved, wrt=None, logits=logits, batch_size=batch_size)
-    if resolved.kind == "class" and (resolved.args[0] < 0).any():
-        resolved = resolved.with_classes(result.aux)
+    resolved, result = clean_run(model, images, target, logits, batch_size)
     return resolved, np.asarray(result.scores, np.float32)
 
 

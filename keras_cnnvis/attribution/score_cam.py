@@ -12,7 +12,7 @@ import numpy as np
 from keras_cnnvis.attribution._common import (
     check_images,
     check_spatial,
-    fixed_target,
+    clean_run,
     run,
     spatial_layer,
     upsample as _upsample,
@@ -67,10 +67,9 @@ def score_cam(
         raise ValueError(f"max_channels must be None or a positive int; got {max_channels!r}.")
     x = check_images(model, images)
     info = spatial_layer(model, layer, "score_cam")
-    resolved = fixed_target(model, x, target, logits, batch_size)
-    acts = run(
-        model, x, resolved, wrt=None, capture=(info.path,), logits=logits, batch_size=batch_size
-    ).hidden[0]
+    # One pass gives the layer's maps and fixes a predicted class.
+    resolved, clean = clean_run(model, x, target, logits, batch_size, capture=(info.path,))
+    acts = clean.hidden[0]
     check_spatial(acts, info.path, "score_cam")
     n, h, w, k = acts.shape
     keep = k if max_channels is None else min(k, max_channels)
