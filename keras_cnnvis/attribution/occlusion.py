@@ -9,7 +9,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_cnnvis.attribution._common import check_images, fixed_target, run
+from keras_cnnvis.attribution._common import check_images, clean_pass
+from keras_cnnvis.attribution._perturb import Scored, score_copies
 from keras_cnnvis.attribution.registry import register
 
 
@@ -123,8 +124,8 @@ def occlusion(
     sy, sx = size_pair(stride, "stride")
     _check_patch((height, width), (ph, pw), "images")
     color = fill_color(x, fill)
-    resolved = fixed_target(model, x, target, logits, batch_size)
-    clean = run(model, x, resolved, wrt=None, logits=logits, batch_size=batch_size).scores
+    # One clean pass: the scores the drops are measured from, and a predicted class fixed.
+    resolved, clean = clean_pass(model, x, target, logits, batch_size)
     boxes = [
         (y, x0) for y in patch_positions(height, ph, sy) for x0 in patch_positions(width, pw, sx)
     ]
@@ -133,18 +134,14 @@ def occlusion(
         occluded[k, y : y + ph, x0 : x0 + pw] = 1.0
     keep = 1.0 - occluded
     n_boxes = len(boxes)
-    drops = np.empty(n * n_boxes, np.float32)
-    pairs = n * n_boxes
-    chunk = max(1, int(batch_size))
-    for start in range(0, pairs, chunk):
-        stop = min(pairs, start + chunk)
-        idx = np.arange(start, stop)
-        img, box = idx // n_boxes, idx % n_boxes
-        copies = x[img] * keep[box] + color * occluded[box]
-        sub = resolved.take(img)
-        scores = run(model, copies, sub, wrt=None, logits=logits, batch_size=chunk).scores
-        drops[start:stop] = clean[img] - scores
-    drops = drops.reshape(n, n_boxes)
+
+    def build(index):
+        img, box = index // n_boxes, index % n_boxes
+        return x[img] * keep[box] + color * occluded[box], img
+
+    scored = Scored(x, resolved, clean, bool(logits), max(1, int(batch_size)))
+    scores = score_copies(model, scored, n * n_boxes, build).reshape(n, n_boxes)
+    drops = clean[:, None] - scores
     count = occluded[..., 0].sum(0)
     total = np.einsum("nb,bhw->nhw", drops, occluded[..., 0])
     return (total / np.maximum(count, 1)).astype(np.float32)
