@@ -13,10 +13,8 @@ import keras
 import numpy as np
 
 from keras_cnnvis import inputs
-from keras_cnnvis.model import conv_layers, find_layer, find_layers, iter_layers
+from keras_cnnvis.model import conv_layers, find_layers, iter_layers
 from keras_cnnvis.model.head import Head
-
-LABEL_KINDS = ("classes", "pixels", "values")
 
 
 def label_kind(y: Any, n: int) -> str | None:
@@ -112,7 +110,6 @@ def anatomy_layers(model: keras.Model, shape: tuple, n: int = 4) -> tuple:
     when the anatomy finds no stage."""
     from keras_cnnvis.model.anatomy import model_anatomy
 
-    anatomy = None
     try:
         anatomy = model_anatomy(model, shape)
     except Exception:  # e.g. a subclassed model the trace cannot follow
@@ -225,11 +222,3 @@ def task_target(head: Head) -> Any:
     if head.task == "segmentation":
         return PredictedMask(head)
     return None
-
-
-def feature_layer_or_default(model: keras.Model, path: str | None) -> Any:
-    """`path` when it names a layer of the model, else `"last_conv"`."""
-    if path is None:
-        return "last_conv"
-    find_layer(model, path)
-    return path
