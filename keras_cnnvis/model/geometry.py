@@ -6,7 +6,7 @@ without one. `receptive_field.py` composes them along a model's real graph.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import keras
 import numpy as np

@@ -75,8 +75,6 @@ class GradientFunction:
         image_shape: tuple | None = None,
         arg_specs: Sequence[tuple] = (),
     ):
-        import weakref
-
         self._model = weakref.ref(model)
         self._name = model.name
         self.score_fn = score_fn
@@ -183,6 +181,7 @@ class GradientFunction:
 
 
 _GRADIENT_CACHE_SIZE = 32
+_GRADIENT_CACHES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def gradient_function(
@@ -244,15 +243,6 @@ def gradient_function(
     while len(cache) > _GRADIENT_CACHE_SIZE:
         cache.pop(next(iter(cache)))
     return fn
-
-
-def _new_gradient_cache():
-    import weakref
-
-    return weakref.WeakKeyDictionary()
-
-
-_GRADIENT_CACHES = _new_gradient_cache()
 
 
 def value_and_gradients(fn: Callable[[], Any], variables: Sequence[Any]) -> tuple[Any, list]:

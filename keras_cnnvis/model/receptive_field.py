@@ -13,7 +13,13 @@ import numpy as np
 import tensorflow as tf
 
 from keras_cnnvis.model.calls import wrap_calls
-from keras_cnnvis.model.geometry import SUPPORTED, Geom, Unknown, _describe, rule
+from keras_cnnvis.model.geometry import (  # noqa: F401 (SUPPORTED: public here since 0.1)
+    SUPPORTED,
+    Geom,
+    Unknown,
+    _describe,
+    rule,
+)
 from keras_cnnvis.model.layers import (
     LayerInfo,
     check_image_model,
