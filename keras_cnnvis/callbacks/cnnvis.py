@@ -23,7 +23,7 @@ from keras_cnnvis.callbacks.base import (
 from keras_cnnvis.callbacks.budget import TimeBudget, estimate_cost, guess_cost
 from keras_cnnvis.callbacks.monitors import REGISTRY, MonitorData, monitor_names
 from keras_cnnvis.callbacks.plan import auto_layers, pick_probes  # noqa: F401 (public)
-from keras_cnnvis.model import input_shape, relu_sites
+from keras_cnnvis.model import find_layers, input_shape, relu_sites
 from keras_cnnvis.model.head import model_head, output_count, output_view
 
 # Names kept for compatibility; the registry (callbacks/monitors.py) is the one definition.
@@ -343,7 +343,7 @@ class CNNVisCallback(keras.callbacks.Callback):
         check_channels_last(model)
         input_shape(model)  # raises for several inputs
         if set(self.names) - {"classes"}:
-            plan.check_has_conv(model)
+            find_layers(model, "all_conv")  # raises for a model without a convolution
         plan.check_user_inputs(view, self.head, self)
         plan.warn_pixel_range(model, self.x_val if self.x_val is not None else self.probe)
         return view

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from keras_cnnvis import inputs
+from keras_cnnvis.confusion import class_names_for
 from keras_cnnvis.model import conv_layers, find_layers, iter_layers
 from keras_cnnvis.model.head import Head
 
@@ -133,28 +134,17 @@ def check_user_inputs(model: keras.Model, head: Head, cb: Any) -> None:
     if cb.x_val is not None:
         inputs.check_image_shape(cb.x_val, model, "validation images")
     n = head.n_classes
-    if n is not None and head.task != "multilabel" or head.task == "multilabel":
-        for labels in (cb.y_val, cb.probe_labels, cb.y_pixels):
-            if n is not None and labels is not None and np.size(labels) and labels.max() >= n:
-                bad = int(labels[labels >= n].flat[0])
-                raise ValueError(
-                    f"Class index {bad} is out of range for model '{model.name}' with {n} "
-                    f"classes; use indices 0..{n - 1}."
-                )
-    if cb.class_names is not None and n is not None and len(cb.class_names) != n:
-        raise ValueError(
-            f"{len(cb.class_names)} class names were given for {n} classes; pass one name "
-            "per model output."
-        )
-
-
-def check_has_conv(model: keras.Model) -> None:
-    """Raises for a model without any 2-D convolution (not a CNN)."""
-    if not conv_layers(model):
-        layers = ", ".join(f"'{i.path}' ({type(i.layer).__name__})" for i in iter_layers(model))
-        raise ValueError(
-            f"Model '{model.name}' has no 2-D convolution layer; layers are: {layers or 'none'}."
-        )
+    if n is None:
+        return
+    for labels in (cb.y_val, cb.probe_labels, cb.y_pixels):
+        if labels is not None and np.size(labels) and labels.max() >= n:
+            bad = int(labels[labels >= n].flat[0])
+            raise ValueError(
+                f"Class index {bad} is out of range for model '{model.name}' with {n} "
+                f"classes; use indices 0..{n - 1}."
+            )
+    if cb.class_names is not None:
+        class_names_for(n, cb.class_names)
 
 
 def warn_pixel_range(model: keras.Model, images: np.ndarray | None) -> None:
