@@ -201,10 +201,15 @@ def _needs_classes(data: MonitorData) -> str | None:
     return None
 
 
+def _dense(data: MonitorData) -> bool:
+    return data.head is not None and data.head.dense
+
+
 def _needs_example_classes(data: MonitorData) -> str | None:
-    if _needs_classes(data) is not None:
-        return _needs_classes(data)
-    if _task(data) in ("segmentation", "dense"):
+    reason = _needs_classes(data)
+    if reason is not None:
+        return reason
+    if _dense(data):
         return (
             f"the model is a {data.head.describe()}: this monitor colours and scores one "
             "class per image"
@@ -215,7 +220,7 @@ def _needs_example_classes(data: MonitorData) -> str | None:
 
 
 def _needs_class_outputs(data: MonitorData) -> str | None:
-    if _task(data) in ("segmentation", "dense"):
+    if _dense(data):
         return f"the model is a {data.head.describe()}: no class output to maximise"
     return _needs_classes(data)
 
