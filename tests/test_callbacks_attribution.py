@@ -128,6 +128,45 @@ def test_saliency_and_occlusion_callbacks_share_one_probe_record(tmp_path, data)
     )
 
 
+def test_a_record_finds_the_predicted_class_in_one_pass(tmp_path, data, monkeypatch):
+    """The callback's pass over the probes gives the predicted classes; SmoothGrad,
+    integrated gradients and occlusion explain those without running the clean probes
+    again to find them (occlusion still scores them once: its drops start there)."""
+    from keras_cnnvis.attribution import _common
+
+    forward, run = [], _common.run
+
+    def counted(model, images, target, wrt="input", *args, **kwargs):
+        if wrt is None:  # a forward-only pass over the clean probes
+            forward.append(len(images))
+        return run(model, images, target, wrt, *args, **kwargs)
+
+    monkeypatch.setattr(_common, "run", counted)
+    model = small_cnn()
+    x = data[0][:2]
+    methods = ["smoothgrad", "integrated_gradients"]
+    sal = SaliencyCallback(
+        str(tmp_path), x, methods=methods, n_samples=3, steps=4, on_error="raise"
+    )
+    occ = OcclusionCallback(str(tmp_path), x, patch=4, stride=4, fill=0.5, on_error="raise")
+    _fit(model, data, [sal, occ])
+    assert forward == [2, 2, 2]  # occlusion's clean scores at steps 0, 1, 2; nothing else
+    run_ = read_run(str(tmp_path / "cnnvis"))
+    for name, maps in (
+        ("smoothgrad", A.smoothgrad("saliency", model, x, n_samples=3)),
+        ("integrated_gradients", A.integrated_gradients(model, x, steps=4)),
+        ("occlusion", A.occlusion(model, x, patch=4, stride=4, fill=0.5)),
+    ):
+        payload = run_[f"json/attribution/{name}"][-1].value
+        assert payload["target"] == "predicted"
+        assert [p["class"] for p in payload["probes"]] == [
+            p["prediction"] for p in payload["probes"]
+        ]
+        np.testing.assert_allclose(
+            np.reshape(payload["maps"], (2, 16, 16)), display_maps(maps, name), atol=6e-4
+        )
+
+
 def test_large_probes_store_maps_at_most_64x64(tmp_path):
     keras.utils.set_random_seed(0)
     i = keras.Input((96, 80, 1))

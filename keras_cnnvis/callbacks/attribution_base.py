@@ -235,12 +235,15 @@ class AttributionCallback(MonitorCallback):
         scale = image.auto_scale(max(probe.shape[1:3]), target=128, max_scale=4)
         self._write_probes(shown, scale, step)
         probes = self._probe_classes(probe)
+        # The explained classes come from that one pass over the probes, so no method and
+        # no score runs the probes again to find the predicted class.
+        explained = self._target if probes["classes"] is None else probes["classes"]
         target = self._target_name()
         maps = {
-            method.name: method.fn(self.model, probe, target=self._target, **kwargs)
+            method.name: method.fn(self.model, probe, target=explained, **kwargs)
             for method, kwargs in self.methods
         }
-        faithfulness = self._faithfulness_or_warn(maps, step)
+        faithfulness = self._faithfulness_or_warn(maps, explained, step)
         for method, kwargs in self.methods:
             name = method.name
             shown_maps = render.display_maps(maps[name], method.display)
@@ -263,13 +266,13 @@ class AttributionCallback(MonitorCallback):
                 writer.scalar(f"localization/{name}/energy_in_mask", energy, step)
                 writer.scalar(f"localization/{name}/pointing_game", hits, step)
 
-    def _faithfulness_or_warn(self, maps: dict, step: int) -> dict:
+    def _faithfulness_or_warn(self, maps: dict, target: Any, step: int) -> dict:
         """`_faithfulness`, except that with `on_error="warn"` a failure turns the scores
         off for the rest of the fit (one warning) and the maps are still logged."""
         if self.faithfulness is None or self._faithfulness_failed:
             return {}
         try:
-            return self._faithfulness(maps, step)
+            return self._faithfulness(maps, target, step)
         except Exception as error:
             if self.on_error == "raise":
                 raise
@@ -283,19 +286,19 @@ class AttributionCallback(MonitorCallback):
             )
             return {}
 
-    def _faithfulness(self, maps: dict, step: int) -> dict:
-        """Scores `maps` and, unless a callback of this fit already did at this step for
-        the same probes, target and settings, the random reference; writes the scalars
-        (the reference's once per step) and returns each method's record entry."""
+    def _faithfulness(self, maps: dict, target: Any, step: int) -> dict:
+        """Scores `maps` for `target` and, unless a callback of this fit already did at this
+        step for the same probes, target and settings, the random reference; writes the
+        scalars (the reference's once per step) and returns each method's record entry."""
         settings, writer = self._faith_settings, self.writer
         shared = _REFERENCES.get(writer)
         if shared is None or shared["step"] != step:
             shared = _REFERENCES[writer] = {"step": step, "references": {}, "written": False}
-        key = (_digest(self._probe), _digest(self._target), _digest(sorted(settings.items())))
+        key = (_digest(self._probe), _digest(target), _digest(sorted(settings.items())))
         reference = shared["references"].get(key)
         draws = 0 if reference is not None else settings["draws"]
         scores = faithfulness_scores(
-            self.model, self._probe, maps, target=self._target, **{**settings, "draws": draws}
+            self.model, self._probe, maps, target=target, **{**settings, "draws": draws}
         )
         if RANDOM in scores:
             reference = shared["references"][key] = scores.pop(RANDOM)
