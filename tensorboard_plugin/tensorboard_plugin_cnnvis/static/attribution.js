@@ -27,18 +27,11 @@ import {
   select,
   setChildren,
   setState,
+  spacedSteps,
 } from "./util.js";
 
 const CELL = 96;
 const SPACED = 12;
-
-/** `n` steps spread evenly over `steps`, always with the first and the last. */
-export function spacedSteps(steps, n) {
-  if (steps.length <= n) return steps;
-  const picked = new Set();
-  for (let k = 0; k < n; k++) picked.add(steps[Math.round((k * (steps.length - 1)) / (n - 1))]);
-  return steps.filter((s) => picked.has(s));
-}
 
 function drawCell(canvas, probeImg, map, size, alpha, cmap) {
   const g = canvas.getContext("2d");

@@ -18,6 +18,7 @@ import {
   select,
   setChildren,
   setState,
+  spacedSteps,
   stepper,
 } from "./util.js";
 
@@ -62,14 +63,6 @@ export function pgdSubset(adv, count) {
   return `${adv.count}${of} images`;
 }
 const mean = (row) => row.reduce((a, b) => a + b, 0) / Math.max(row.length, 1);
-
-/** `n` steps spread evenly over `steps`, always with the first and the last. */
-function spread(steps, n) {
-  if (steps.length <= n) return steps;
-  const picked = new Set();
-  for (let k = 0; k < n; k++) picked.add(steps[Math.round((k * (steps.length - 1)) / (n - 1))]);
-  return steps.filter((s) => picked.has(s));
-}
 
 function heatmapTable(p) {
   const head = h(
@@ -245,7 +238,7 @@ export async function mount(el, ctx) {
     return null;
   }
   const info = await api("steps", { run, tag: TABLE });
-  const steps = spread(info.steps, MAX_RECORDS);
+  const steps = spacedSteps(info.steps, MAX_RECORDS);
   const records = await Promise.all(
     steps.map(async (s) => ({ step: s, payload: await api("data", { run, tag: TABLE, step: s }) })),
   );

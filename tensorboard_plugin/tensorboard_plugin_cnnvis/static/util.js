@@ -203,6 +203,14 @@ export function nearestStep(steps, wanted) {
   return best;
 }
 
+/** `n` steps spread evenly over `steps`, always with the first and the last. */
+export function spacedSteps(steps, n) {
+  if (steps.length <= n) return steps;
+  const picked = new Set();
+  for (let k = 0; k < n; k++) picked.add(steps[Math.round((k * (steps.length - 1)) / (n - 1))]);
+  return steps.filter((s) => picked.has(s));
+}
+
 /**
  * A step slider with play/pause. `onChange(step)` fires on every change (also while playing).
  * Returns {el, value(), set(step), stop()}.
