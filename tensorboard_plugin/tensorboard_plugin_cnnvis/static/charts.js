@@ -1,5 +1,5 @@
 // Drawing helpers of the cnnvis dashboard: colormaps for attribution maps, a categorical
-// palette for classes, and small SVG trend lines.
+// palette for classes, and SVG: elements built from text, path data, small trend lines.
 
 const ANCHORS = {
   inferno: [
@@ -85,27 +85,34 @@ export function classColor(index) {
 
 const SVG = "http://www.w3.org/2000/svg";
 
-function svg(tag, attrs) {
+/** An SVG element. Children that are not Nodes become text nodes (never parsed as markup). */
+export function svg(tag, attrs, ...children) {
   const el = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
+  for (const c of children) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   return el;
 }
 
+/** SVG path data through the points `[x, y]`; a null point lifts the pen (leaves a gap). */
+export function pathData(points) {
+  let d = "";
+  let pen = false;
+  for (const p of points) {
+    if (p) d += `${pen ? "L" : "M"}${p[0].toFixed(1)},${p[1].toFixed(1)}`;
+    pen = Boolean(p);
+  }
+  return d;
+}
+
 /**
- * A small SVG line of `values` over `steps` (nulls leave gaps) with a marker at `current`.
- * Returns the <svg> element; `data-points` holds the number of plotted values.
+ * A small SVG chart of lines over `steps` on one shared scale, 3 px inside its box (a flat
+ * range sits in the middle). `lines` are [values, class] pairs, drawn in order; non-finite
+ * values leave gaps. Returns {root, x, y} (the scales are null when no value is finite).
  */
-export function sparkline(steps, values, { width = 140, height = 34, current = null } = {}) {
-  const root = svg("svg", {
-    width,
-    height,
-    viewBox: `0 0 ${width} ${height}`,
-    class: "sparkline",
-    role: "img",
-  });
-  const finite = values.filter((v) => Number.isFinite(v));
-  root.dataset.points = String(finite.length);
-  if (!finite.length) return root;
+export function trendLines(steps, lines, { width, height, className }) {
+  const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, class: className });
+  const finite = lines.flatMap(([values]) => values).filter(Number.isFinite);
+  if (!finite.length) return { root, x: null, y: null };
   const pad = 3;
   const lo = Math.min(...finite);
   const hi = Math.max(...finite);
@@ -113,20 +120,28 @@ export function sparkline(steps, values, { width = 140, height = 34, current = n
   const s1 = steps[steps.length - 1];
   const x = (s) => pad + (s1 === s0 ? 0.5 : (s - s0) / (s1 - s0)) * (width - 2 * pad);
   const y = (v) => height - pad - (hi === lo ? 0.5 : (v - lo) / (hi - lo)) * (height - 2 * pad);
-  let d = "";
-  let pen = false;
-  steps.forEach((s, i) => {
-    const v = values[i];
-    if (!Number.isFinite(v)) {
-      pen = false;
-      return;
-    }
-    d += `${pen ? "L" : "M"}${x(s).toFixed(1)},${y(v).toFixed(1)}`;
-    pen = true;
+  for (const [values, cls] of lines) {
+    const points = steps.map((s, i) => (Number.isFinite(values[i]) ? [x(s), y(values[i])] : null));
+    const d = pathData(points);
+    if (d) root.append(svg("path", { d, class: cls }));
+  }
+  return { root, x, y };
+}
+
+/**
+ * A small SVG line of `values` over `steps` (nulls leave gaps) with a marker at `current`.
+ * Returns the <svg> element; `data-points` holds the number of plotted values.
+ */
+export function sparkline(steps, values, { width = 140, height = 34, current = null } = {}) {
+  const { root, x, y } = trendLines(steps, [[values, "line"]], {
+    width,
+    height,
+    className: "sparkline",
   });
-  root.append(svg("path", { d, class: "line" }));
+  root.setAttribute("role", "img");
+  root.dataset.points = String(values.filter(Number.isFinite).length);
   const i = current === null ? -1 : steps.indexOf(current);
-  if (i >= 0 && Number.isFinite(values[i])) {
+  if (x && i >= 0 && Number.isFinite(values[i])) {
     root.append(svg("circle", { cx: x(steps[i]), cy: y(values[i]), r: 2.5, class: "marker" }));
   }
   return root;

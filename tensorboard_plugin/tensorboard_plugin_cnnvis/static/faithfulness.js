@@ -2,6 +2,7 @@
 // method against the random-map reference (scalars faithfulness/<method>/<score> and the
 // `faithfulness` entry of json/attribution/<method>, see docs/log-format.md).
 
+import { pathData, svg, trendLines } from "./charts.js";
 import { api, h, setChildren } from "./util.js";
 
 export const RANDOM = "random";
@@ -12,15 +13,6 @@ export const SCORES = [
   { key: "insertion_auc", label: "Insertion AUC", lower: false },
   { key: "mu_fidelity", label: "MuFidelity", lower: false },
 ];
-
-const SVG = "http://www.w3.org/2000/svg";
-
-function svg(tag, attrs, ...children) {
-  const el = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
-  for (const c of children) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  return el;
-}
 
 const num = (v) => (Number.isFinite(v) ? v.toFixed(3) : "–");
 const short = (v) => String(Number(v.toFixed(2)));
@@ -84,33 +76,12 @@ export async function loadFaithfulness(run, jsonTags) {
 
 /** A small two-line SVG chart over steps: the method (accent) and the reference (dashed). */
 function trend(steps, values, reference, { width = 120, height = 30 } = {}) {
-  const all = [...values, ...reference].filter(Number.isFinite);
-  const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, class: "faith-trend" });
-  root.dataset.points = String(values.filter(Number.isFinite).length);
-  if (!all.length) return root;
-  const pad = 3;
-  const lo = Math.min(...all);
-  const hi = Math.max(...all);
-  const s0 = steps[0];
-  const s1 = steps[steps.length - 1];
-  const x = (s) => pad + (s1 === s0 ? 0.5 : (s - s0) / (s1 - s0)) * (width - 2 * pad);
-  const y = (v) => height - pad - (hi === lo ? 0.5 : (v - lo) / (hi - lo)) * (height - 2 * pad);
-  for (const [vals, cls] of [
+  const lines = [
     [reference, "reference"],
     [values, "method"],
-  ]) {
-    let d = "";
-    let pen = false;
-    steps.forEach((s, i) => {
-      if (!Number.isFinite(vals[i])) {
-        pen = false;
-        return;
-      }
-      d += `${pen ? "L" : "M"}${x(s).toFixed(1)},${y(vals[i]).toFixed(1)}`;
-      pen = true;
-    });
-    if (d) root.append(svg("path", { d, class: cls }));
-  }
+  ];
+  const { root } = trendLines(steps, lines, { width, height, className: "faith-trend" });
+  root.dataset.points = String(values.filter(Number.isFinite).length);
   return root;
 }
 
@@ -222,9 +193,7 @@ function curvePlot(title, fractions, curve, reference, { width = 230, height = 1
   const x = (f) => pad.left + f * (width - pad.left - pad.right);
   const y = (v) => height - pad.bottom - ((v - lo) / (hi - lo)) * (height - pad.top - pad.bottom);
   const path = (vals) =>
-    vals
-      .map((v, i) => (Number.isFinite(v) ? `${i ? "L" : "M"}${x(fractions[i]).toFixed(1)},${y(v).toFixed(1)}` : ""))
-      .join("");
+    pathData(vals.map((v, i) => (Number.isFinite(v) ? [x(fractions[i]), y(v)] : null)));
   root.append(
     svg("text", { x: pad.left, y: 13, class: "title" }, title),
     svg("line", { x1: x(0), y1: y(lo), x2: x(1), y2: y(lo), class: "axis" }),

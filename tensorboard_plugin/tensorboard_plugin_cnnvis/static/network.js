@@ -4,6 +4,7 @@
 // logged epoch and for each probe (tags json/network/overview, json/network/layer/<path>,
 // network/atlas, network/input).
 
+import { svg } from "./charts.js";
 import { probePicker, recordAt, showEmpty } from "./page.js";
 import {
   api,
@@ -29,8 +30,6 @@ import {
 } from "./network_maps.js";
 import { breakdown, channelMap, decodeAll, fromLogged, peak } from "./network_units.js";
 import { renderDetail } from "./network_detail.js";
-
-const SVG = "http://www.w3.org/2000/svg";
 
 function readUnit() {
   const path = getState("unit");
@@ -66,12 +65,10 @@ export async function mount(el, ctx) {
   const label = (path) => (prefix && path.startsWith(prefix) ? path.slice(prefix.length) : path);
 
   const host = h("div", { class: "net-graph" });
-  const svg = document.createElementNS(SVG, "svg");
-  svg.setAttribute("class", "net-edges");
-  const svgTop = document.createElementNS(SVG, "svg");
-  svgTop.setAttribute("class", "net-edges above");
+  const edgesBelow = svg("svg", { class: "net-edges" });
+  const edgesAbove = svg("svg", { class: "net-edges above" });
   const columnsEl = h("div", { class: "net-columns" });
-  host.append(svg, columnsEl, svgTop);
+  host.append(edgesBelow, columnsEl, edgesAbove);
   const detailBox = h("section", { class: "net-detail", "aria-live": "polite" });
   const prediction = h("p", { class: "meta net-prediction" });
   const records = new Map();
@@ -152,7 +149,7 @@ export async function mount(el, ctx) {
       graph.edges.filter(([a, b]) => depth.get(b) - depth.get(a) > 1).map(([a, b]) => `${a}>${b}`),
     );
     const head = (i) => nodeEls.get(i)?.querySelector(".net-head");
-    drawEdges([svg, svgTop], host, columnsEl, graph.edges, head, { hot, links, skip });
+    drawEdges([edgesBelow, edgesAbove], host, columnsEl, graph.edges, head, { hot, links, skip });
   }
 
   function toggle(group, unfold) {
@@ -277,7 +274,7 @@ export async function mount(el, ctx) {
       detailBox,
       h(
         "div",
-        { class: "net-detail-row" },
+        { class: "row" },
         mapEl,
         renderDetail(detail, { info, classNames: overview.class_names, inputMap }),
       ),

@@ -1,6 +1,8 @@
 // The graph of the Network page's overview: folding layers into blocks and stages, placing the
 // visible nodes in columns (longest path from the input), and drawing the edges between them.
 
+import { svg } from "./charts.js";
+
 export const LEVELS = ["stages", "blocks", "layers"];
 
 /**
@@ -101,33 +103,27 @@ export function visibleGraph(layers, groups, open) {
 
 // Edges -----------------------------------------------------------------------------------------
 
-const SVG = "http://www.w3.org/2000/svg";
-
-function curve(svg, x1, y1, x2, y2, cls) {
+function curve(layer, x1, y1, x2, y2, cls) {
   const mid = (x1 + x2) / 2;
-  const path = document.createElementNS(SVG, "path");
-  path.setAttribute("d", `M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2},${y2}`);
-  path.setAttribute("class", cls);
-  svg.append(path);
+  const d = `M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2},${y2}`;
+  layer.append(svg("path", { d, class: cls }));
 }
 
-function arc(svg, x1, y, x2, over, cls) {
-  const path = document.createElementNS(SVG, "path");
-  path.setAttribute("d", `M${x1},${y} C${x1 + 30},${over} ${x2 - 30},${over} ${x2},${y}`);
-  path.setAttribute("class", cls);
-  svg.append(path);
+function arc(layer, x1, y, x2, over, cls) {
+  const d = `M${x1},${y} C${x1 + 30},${over} ${x2 - 30},${over} ${x2},${y}`;
+  layer.append(svg("path", { d, class: cls }));
 }
 
 /**
  * Draws one curve per edge between node elements (right edge of the source's header to the left
- * edge of the target's) into the `svg` layer below the nodes, sized to `host`'s content `size`.
+ * edge of the target's) into the `below` layer under the nodes, sized to `host`'s content `size`.
  * Into the `top` layer above them go the `hot` edges (a Set of "from>to"), the `skip` edges
  * (those that pass over other columns: dashed, arched over the nodes when both ends are in one
  * row) and the `links`
  * ([element, element] pairs: an input channel's tile and the selected unit's tile).
  */
-export function drawEdges([svg, top], host, size, edges, elementOf, { hot, links, skip }) {
-  for (const layer of [svg, top]) {
+export function drawEdges([below, top], host, size, edges, elementOf, { hot, links, skip }) {
+  for (const layer of [below, top]) {
     layer.replaceChildren();
     layer.setAttribute("width", String(size.scrollWidth));
     layer.setAttribute("height", String(size.scrollHeight));
@@ -148,7 +144,7 @@ export function drawEdges([svg, top], host, size, edges, elementOf, { hot, links
     if (cls === "edge skip" && Math.abs(y1 - y2) < 2) {
       arc(top, ra.right + dx, y1, rb.left + dx, ra.top + dy - 6, cls); // over the columns between
     } else {
-      curve(cls === "edge" ? svg : top, ra.right + dx, y1, rb.left + dx, y2, cls);
+      curve(cls === "edge" ? below : top, ra.right + dx, y1, rb.left + dx, y2, cls);
     }
   }
   for (const [a, b] of links) {

@@ -1,19 +1,11 @@
 // The small multiples of the Robustness page: accuracy against severity (clean first) for one
 // corruption, one line per epoch, drawn as SVG.
 
+import { pathData, svg } from "./charts.js";
 import { fmtSig, h } from "./util.js";
 
 /** A corruption's name for people: "gaussian_noise" -> "gaussian noise". */
 export const pretty = (name) => String(name).replaceAll("_", " ");
-
-const SVG = "http://www.w3.org/2000/svg";
-
-function svg(tag, attrs, text) {
-  const el = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
-  if (text !== undefined) el.textContent = text;
-  return el;
-}
 
 /**
  * Accuracy against severity (clean first) for one corruption: one line per epoch, earlier
@@ -55,11 +47,10 @@ export function severityChart(title, severities, series, current) {
   return box;
 }
 
+/** One epoch's line; a severity without a value is skipped (the line joins its neighbours). */
 function path(s, x, y, attrs) {
-  let d = "";
-  s.values.forEach((v, i) => {
-    if (Number.isFinite(v)) d += `${d ? "L" : "M"}${x(i).toFixed(1)},${y(v).toFixed(1)}`;
-  });
+  const points = s.values.map((v, i) => (Number.isFinite(v) ? [x(i), y(v)] : null));
+  const d = pathData(points.filter(Boolean));
   const el = svg("path", { d, fill: "none", ...attrs, "data-step": s.step });
   el.append(svg("title", null, `epoch ${s.step}: ${s.values.map((v) => fmtSig(v, 2)).join(", ")}`));
   return el;
