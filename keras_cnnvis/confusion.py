@@ -107,16 +107,14 @@ def confusion_matrix(
     """
     x = inputs.check_images(x, model)
     dense = inputs.is_pixel_labels(y, len(x))
-    y = inputs.pixel_labels(y, len(x)) if dense else inputs.class_labels(y, len(x))
+    if not dense:
+        y = inputs.class_labels(y, len(x))
     if extractor is None:
         extractor = FeatureExtractor(model, [], batch_size=batch_size)
     _, outputs = extractor(x)
     pred, n_out = classes_from_outputs(outputs, output_activation(model).name, dense)
-    if dense and pred.shape != y.shape:
-        raise ValueError(
-            f"Per-pixel labels of shape {y.shape[1:]} do not match the model's output maps "
-            f"{pred.shape[1:]}; pass masks at the output's resolution."
-        )
+    if dense:  # masks at the output's resolution
+        y = inputs.pixel_labels(y, len(x), size=pred.shape[1:])
     return count_confusions(y, pred, int(n_classes or n_out))
 
 

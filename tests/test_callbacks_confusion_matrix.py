@@ -118,3 +118,16 @@ def test_callback_constructor_validation(data):
         match=r"The validation images have shape \(\d+, \d+, 3\); expected a batch of images \(N, height, width, channels\)\. For one image pass image\[None\]",
     ):
         ConfusionMatrixCallback("x", (x[0], y))
+
+
+def test_per_pixel_masks_of_another_size_raise_before_the_first_epoch(tmp_path, data):
+    x, y = data
+    i = keras.Input((6, 6, 3))
+    model = keras.Model(i, L.Conv2D(3, 1, activation="softmax")(i), name="seg")
+    model.compile("adam", "sparse_categorical_crossentropy")
+    masks = np.broadcast_to(y[:, None, None], (60, 6, 6))
+    epochs = EpochsSeen()
+    cb = ConfusionMatrixCallback(str(tmp_path), (x, masks[:, :3, :3]))
+    with pytest.raises(ValueError, match=r"size \(3, 3\) do not match the model's output maps"):
+        model.fit(x, masks, epochs=1, verbose=0, callbacks=[epochs, cb])
+    assert epochs.begun == []

@@ -87,3 +87,21 @@ def test_bad_input_raises_clear_errors():
         confusion_matrix(model, pixels([0, 1, 2, 0]), np.array([0, 1, 3, 0]))
     with pytest.raises(ValueError, match="2 class names were given for 3 classes"):
         class_names_for(3, ["a", "b"])
+
+
+def test_per_pixel_labels_count_pixels_at_the_output_resolution():
+    # A 1x1 convolution with identity weights + softmax predicts each pixel's brightest
+    # channel; the matrix counts pixels.
+    i = keras.Input((2, 2, 3))
+    conv = L.Conv2D(3, 1, activation="softmax", name="seg")
+    model = keras.Model(i, conv(i), name="seg")
+    conv.set_weights([np.eye(3, dtype=np.float32)[None, None], np.zeros(3, np.float32)])
+    preds = np.array([[[0, 1], [2, 2]], [[1, 1], [0, 2]]])
+    x = np.eye(3, dtype=np.float32)[preds]  # (2, 2, 2, 3)
+    masks = np.array([[[0, 1], [2, 0]], [[1, 2], [0, 2]]])
+    m = confusion_matrix(model, x, masks)
+    # true 0: predicted 0, 2, 0; true 1: 1, 1; true 2: 2, 1, 2.
+    np.testing.assert_array_equal(m, [[2, 0, 1], [0, 2, 0], [0, 1, 2]])
+    np.testing.assert_array_equal(confusion_matrix(model, x, np.eye(3)[masks]), m)  # one-hot
+    with pytest.raises(ValueError, match=r"size \(1, 1\) do not match the model's output maps"):
+        confusion_matrix(model, x, masks[:, :1, :1])

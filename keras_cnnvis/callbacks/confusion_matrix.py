@@ -96,11 +96,8 @@ class ConfusionMatrixCallback(MonitorCallback):
         pred, n_classes = classes_from_outputs(
             out, output_activation(self.model).name, dense=self.dense
         )
-        if self.dense and pred.shape[1:] != self.y.shape[1:]:
-            raise ValueError(
-                f"Per-pixel labels of size {self.y.shape[1:]} do not match the model's output "
-                f"maps {pred.shape[1:]}; pass masks at the output's resolution."
-            )
+        if self.dense:  # masks at the output's resolution
+            inputs.pixel_labels(self.y, size=pred.shape[1:])
         self._names = class_names_for(n_classes, self.class_names)
         count_confusions(self.y, np.zeros_like(self.y), n_classes)  # labels in range
 
