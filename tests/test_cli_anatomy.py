@@ -34,10 +34,10 @@ def test_an_application_name_at_a_small_size(capsys):
     assert out.startswith("Anatomy of model 'resnet50' at 64x64x3")
     assert rows(out) == [
         ("32x32", "conv1_relu", "conv1_conv"),
-        ("16x16", "conv2_block3_out", "conv2_block3_3_conv"),
-        ("8x8", "conv3_block4_out", "conv3_block4_3_conv"),
-        ("4x4", "conv4_block6_out", "conv4_block6_3_conv"),
-        ("2x2", "conv5_block3_out", "conv5_block3_3_conv"),
+        ("16x16", "conv2_block3_out", "conv2_block3_2_conv"),
+        ("8x8", "conv3_block4_out", "conv3_block4_2_conv"),
+        ("4x4", "conv4_block6_out", "conv4_block6_2_conv"),
+        ("2x2", "conv5_block3_out", "conv5_block3_2_conv"),
     ]
     assert "feature map: conv5_block3_out" in out
     assert "Grad-CAM layer: conv5_block3_out" in out
