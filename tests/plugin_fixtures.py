@@ -1,4 +1,5 @@
-"""Writes keras-cnnvis log directories with every record kind, for the cnnvis plugin tests.
+"""Writes keras-cnnvis log directories with every record kind, for the cnnvis plugin tests,
+and serves them: an in-process client of the plugin, a real `tensorboard` process.
 
 Records follow docs/log-format.md and go through `keras_cnnvis.summary.LogWriter`; the returned
 `WrittenRun` says exactly what was written so tests can compare the plugin's answers with it.
@@ -7,6 +8,7 @@ Records follow docs/log-format.md and go through `keras_cnnvis.summary.LogWriter
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import shutil
@@ -21,8 +23,17 @@ import urllib.request
 from typing import Any
 
 import numpy as np
+from tensorboard.backend import application
+from tensorboard.backend.event_processing import (
+    data_ingester,
+    data_provider,
+    plugin_event_multiplexer,
+)
+from tensorboard.plugins import base_plugin
+from werkzeug import test as werkzeug_test
 
 from keras_cnnvis.summary import LogWriter, jsonable
+from tensorboard_plugin_cnnvis import plugin as plugin_lib
 
 CLASS_NAMES = ("circle", "square", "triangle")
 CLASS_COLOURS = np.array([[230, 80, 60], [60, 140, 230], [240, 200, 40]], np.float32) / 255.0
@@ -616,3 +627,65 @@ class TensorBoardProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+# Asking the plugin ---------------------------------------------------------------------------
+
+PREFIX = "/data/plugin/cnnvis"
+
+
+def make_client(logdir, hints, guidance=None, provider_class=None) -> werkzeug_test.Client:
+    """A werkzeug client over TensorBoardWSGI with only the cnnvis plugin.
+
+    Like `tensorboard --samples_per_plugin`, `hints` set both the multiplexer's reservoir
+    sizes and the plugin's sampling hints, unless `guidance` gives other reservoir sizes.
+    """
+    tensor_size_guidance = dict(data_ingester.DEFAULT_TENSOR_SIZE_GUIDANCE)
+    tensor_size_guidance.update(hints or {} if guidance is None else guidance)
+    multiplexer = plugin_event_multiplexer.EventMultiplexer(
+        size_guidance=data_ingester.DEFAULT_SIZE_GUIDANCE,
+        tensor_size_guidance=tensor_size_guidance,
+    )
+    multiplexer.AddRunsFromDirectory(str(logdir))
+    multiplexer.Reload()
+    provider_class = provider_class or data_provider.MultiplexerDataProvider
+    provider = provider_class(multiplexer, str(logdir))
+    context = base_plugin.TBContext(
+        data_provider=provider,
+        logdir=str(logdir),
+        multiplexer=multiplexer,
+        sampling_hints=hints,
+    )
+    plugin = plugin_lib.CNNVisPlugin(context)
+    app = application.TensorBoardWSGI([plugin], data_provider=provider)
+    return werkzeug_test.Client(app)
+
+
+def _path(route: str) -> str:
+    """`route` relative to the plugin's prefix, or an absolute path when it starts with "/"."""
+    return route if route.startswith("/") else f"{PREFIX}/{route}"
+
+
+def url(route: str, **params) -> str:
+    """The URL of `route` (see `_path`) with the query `params` (lists repeat the key)."""
+    return f"{_path(route)}?{urllib.parse.urlencode(params, doseq=True)}"
+
+
+def fetch(client, route: str, **params) -> tuple[int, str, bytes]:
+    """GETs `route` (see `_path`) from a `make_client` client or a `TensorBoardProcess`.
+
+    Returns:
+        (status, content type, body).
+    """
+    if isinstance(client, TensorBoardProcess):
+        return client.get(_path(route), **params)
+    response = client.get(url(route, **params))
+    return response.status_code, response.headers.get("Content-Type", ""), response.get_data()
+
+
+def get_json(client, route: str, **params) -> Any:
+    """The parsed JSON answer of `route`, which must answer 200 with a JSON body."""
+    status, content_type, body = fetch(client, route, **params)
+    assert status == 200, body[:500]
+    assert content_type.startswith("application/json"), content_type
+    return json.loads(body)

@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import sys
-import urllib.parse
 
 import numpy as np
 import pytest
@@ -20,50 +19,18 @@ from PIL import Image
 from tensorboard import default as tb_default
 from tensorboard import errors as tb_errors
 from tensorboard.backend import application
-from tensorboard.backend.event_processing import (
-    data_ingester,
-    data_provider,
-    plugin_event_multiplexer,
-)
+from tensorboard.backend.event_processing import data_provider
 from tensorboard.plugins import base_plugin
-from werkzeug import test as werkzeug_test
 
 import plugin_fixtures as pf
 import tensorboard_plugin_cnnvis
+from plugin_fixtures import PREFIX, get_json, make_client, url
 from tensorboard_plugin_cnnvis import plugin as plugin_lib
 from tensorboard_plugin_cnnvis import reader
 
 DEMO = "demo/cnnvis"
 MANY = "many/cnnvis"
-PREFIX = "/data/plugin/cnnvis"
 PACKAGE_DIR = os.path.dirname(tensorboard_plugin_cnnvis.__file__)
-
-
-def make_client(logdir, hints, guidance=None, provider_class=None):
-    """A werkzeug client over TensorBoardWSGI with only the cnnvis plugin.
-
-    Like `tensorboard --samples_per_plugin`, `hints` set both the multiplexer's reservoir
-    sizes and the plugin's sampling hints, unless `guidance` gives other reservoir sizes.
-    """
-    tensor_size_guidance = dict(data_ingester.DEFAULT_TENSOR_SIZE_GUIDANCE)
-    tensor_size_guidance.update(hints or {} if guidance is None else guidance)
-    multiplexer = plugin_event_multiplexer.EventMultiplexer(
-        size_guidance=data_ingester.DEFAULT_SIZE_GUIDANCE,
-        tensor_size_guidance=tensor_size_guidance,
-    )
-    multiplexer.AddRunsFromDirectory(str(logdir))
-    multiplexer.Reload()
-    provider_class = provider_class or data_provider.MultiplexerDataProvider
-    provider = provider_class(multiplexer, str(logdir))
-    context = base_plugin.TBContext(
-        data_provider=provider,
-        logdir=str(logdir),
-        multiplexer=multiplexer,
-        sampling_hints=hints,
-    )
-    plugin = plugin_lib.CNNVisPlugin(context)
-    app = application.TensorBoardWSGI([plugin], data_provider=provider)
-    return werkzeug_test.Client(app)
 
 
 @pytest.fixture(scope="module")
@@ -75,19 +42,6 @@ def logs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(logs):
     return make_client(logs[0], {"cnnvis": 0, "images": 0})
-
-
-def url(route, **params):
-    """`route` relative to the plugin's prefix, or an absolute path when it starts with "/"."""
-    path = route if route.startswith("/") else f"{PREFIX}/{route}"
-    return f"{path}?{urllib.parse.urlencode(params, doseq=True)}"
-
-
-def get_json(client, route, **params):
-    response = client.get(url(route, **params))
-    assert response.status_code == 200, response.get_data(as_text=True)
-    assert response.headers["Content-Type"].startswith("application/json")
-    return json.loads(response.get_data(as_text=True))
 
 
 def kinds_written(run: pf.WrittenRun) -> list[str]:

@@ -15,10 +15,10 @@ from PIL import Image
 
 import plugin_fixtures as pf
 from keras_cnnvis.cli.board import SAMPLING
+from plugin_fixtures import fetch, get_json
 
 DEMO = "demo/cnnvis"
 MANY = "many/cnnvis"
-PREFIX = "/data/plugin/cnnvis/"
 ALL = "--samples_per_plugin=" + SAMPLING  # what `cnnvis board` passes
 MODES = {"rust": ("--load_fast=true", ALL), "python": ("--load_fast=false", ALL)}
 
@@ -42,13 +42,6 @@ def servers(logs):
         yield started
 
 
-def get_json(server, route, **params):
-    status, content_type, body = server.get(PREFIX + route, **params)
-    assert status == 200, body[:500]
-    assert content_type.startswith("application/json")
-    return json.loads(body)
-
-
 @pytest.mark.parametrize("mode", list(MODES))
 def test_tab_is_listed_and_loads_as_es_module(servers, mode):
     server = servers[mode]
@@ -56,7 +49,7 @@ def test_tab_is_listed_and_loads_as_es_module(servers, mode):
     listing = json.loads(body)["cnnvis"]
     assert status == 200 and listing["enabled"] is True
     assert listing["loading_mechanism"]["module_path"] == "/data/plugin/cnnvis/index.js"
-    status, content_type, body = server.get(PREFIX + "index.js")
+    status, content_type, body = fetch(server, "index.js")
     assert status == 200 and content_type.startswith("text/javascript")
     assert b"export async function render" in body
     status, _, body = server.get("/data/plugin_entry.html", name="cnnvis")
@@ -75,8 +68,8 @@ def test_routes_serve_the_written_records(servers, logs, mode):
     assert embedding == demo.json["json/embedding/tsne"][5]
     steps = get_json(server, "steps", run=DEMO, tag="activations/conv1")
     assert steps["steps"] == [0, 1, 2, 3, 4, 5] and steps["counts"] == [4] * 6
-    status, content_type, body = server.get(
-        PREFIX + "image", run=DEMO, tag="activations/conv1", step=4, index=3
+    status, content_type, body = fetch(
+        server, "image", run=DEMO, tag="activations/conv1", step=4, index=3
     )
     assert status == 200 and content_type == "image/png"
     np.testing.assert_array_equal(
@@ -105,7 +98,7 @@ def test_bad_requests_are_json_4xx(servers, mode):
         ("steps", {"run": pf.XSS_RUN, "tag": "activations/conv1"}, 404),
     ]
     for route, params, code in cases:
-        status, content_type, body = server.get(PREFIX + route, **params)
+        status, content_type, body = fetch(server, route, **params)
         assert status == code, (route, params, body)
         assert content_type.startswith("application/json") and json.loads(body)["error"]
 
