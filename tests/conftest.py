@@ -54,3 +54,12 @@ def trained_demo():
         "val_accuracy": acc,
         "history": history,
     }
+
+
+@pytest.fixture(scope="session")
+def shots(tmp_path_factory):
+    """Where the browser tests save their screenshots: $CNNVIS_SCREENSHOT_DIR, else a temporary
+    directory."""
+    directory = os.environ.get("CNNVIS_SCREENSHOT_DIR") or str(tmp_path_factory.mktemp("shots"))
+    os.makedirs(directory, exist_ok=True)
+    return directory

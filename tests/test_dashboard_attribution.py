@@ -12,14 +12,10 @@ import keras
 import numpy as np
 import pytest
 
-import plugin_fixtures as pf
+from browser_session import require_browser, served_dashboard
 from eventfiles import read_run
 
-from browser_session import dashboard_session, require_browser
-
 require_browser()
-
-from test_dashboard_browser import Dashboard  # noqa: E402
 
 RUN = "fit/cnnvis"
 PLAIN = "plain/cnnvis"
@@ -88,21 +84,8 @@ def logs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def dash(logs):
-    with pf.TensorBoardProcess(logs[0], ("--samples_per_plugin=cnnvis=0,images=0",)) as tb:
-        tb.wait_ready()
-        with dashboard_session(tb.url, height=1100) as (page, frame, seen):
-            board = Dashboard(page, frame)
-            board.problems, board.dialogs = seen.problems, seen.dialogs
-            yield board
-            assert not seen.problems, seen.problems
-            assert not seen.dialogs, seen.dialogs
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory):
-    directory = os.environ.get("CNNVIS_SCREENSHOT_DIR") or str(tmp_path_factory.mktemp("shots"))
-    os.makedirs(directory, exist_ok=True)
-    return directory
+    with served_dashboard(logs[0], height=1100) as board:
+        yield board
 
 
 def _value(run, name, score, step):

@@ -8,17 +8,14 @@ from __future__ import annotations
 import os
 import urllib.parse
 
+import numpy as np
 import pytest
 
-import numpy as np
-
 import plugin_fixtures as pf
+from browser_session import require_browser, served_dashboard
 from keras_cnnvis.summary import LogWriter
 
-CHROMIUM = "/usr/bin/chromium"
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"Chromium is not installed at {CHROMIUM}", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
+require_browser()
 
 DEMO = "demo/cnnvis"
 NEAR_DEAD = "near_dead/cnnvis"
@@ -38,15 +35,6 @@ NEAR_DEAD_TEXT = [
     ["0.232", "0.230", "0.218", "0.217"],
     ["0.0411", "0.0385", "0.0194", "0.00995"],
     ["≈0", "≈0", "0", "-2.34e-4"],
-]
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
 ]
 
 
@@ -150,78 +138,9 @@ def write_near_dead_run(run_dir: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(logs):
-    with pf.TensorBoardProcess(logs[0], ("--samples_per_plugin=cnnvis=0,images=0",)) as tb:
-        tb.wait_ready()
-        yield tb
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory):
-    directory = os.environ.get("CNNVIS_SCREENSHOT_DIR") or str(tmp_path_factory.mktemp("shots"))
-    os.makedirs(directory, exist_ok=True)
-    return directory
-
-
-class Dashboard:
-    """The TensorBoard page with the cnnvis iframe, plus everything the browser reported."""
-
-    def __init__(self, page, frame):
-        self.page = page
-        self.frame = frame
-        self.problems = []
-        self.dialogs = []
-
-    def open(self, state: dict, expect: str = "ready"):
-        """Sets the iframe's URL hash and waits until the page reaches `expect`."""
-        hash_ = urllib.parse.urlencode(state)
-        self.frame.evaluate(
-            "h => { document.querySelector('section.page')?.remove(); location.hash = h; }",
-            hash_,
-        )
-        selector = f'section.page[data-page="{state["page"]}"][data-state="{expect}"]'
-        return self.frame.wait_for_selector(selector, timeout=20000)
-
-    def wait(self, js: str, arg=None):
-        self.frame.wait_for_function(js, arg=arg, timeout=20000)
-
-    def data(self, key: str) -> str:
-        return self.frame.evaluate("k => document.querySelector('section.page').dataset[k]", key)
-
-
-@pytest.fixture(scope="module")
-def dash(server):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            problems, dialogs = [], []
-            page.on(
-                "console",
-                lambda m: (
-                    problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None
-                ),
-            )
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on(
-                "response",
-                lambda r: problems.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None,
-            )
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.goto(server.url + "/#cnnvis")
-            handle = page.wait_for_selector(
-                'iframe[src*="plugin_entry.html?name=cnnvis"]', timeout=30000
-            )
-            frame = handle.content_frame()
-            frame.wait_for_selector("section.page[data-state]", timeout=30000)
-            board = Dashboard(page, frame)
-            board.browser = browser
-            board.problems, board.dialogs = problems, dialogs
-            yield board
-            assert not problems, problems
-            assert not dialogs, dialogs
-        finally:
-            browser.close()
+def dash(logs):
+    with served_dashboard(logs[0]) as board:
+        yield board
 
 
 def natural_sizes(frame, selector):
@@ -553,15 +472,15 @@ def test_html_like_run_name_is_shown_as_text(dash):
     assert dash.dialogs == []
 
 
-def test_view_state_is_restored_from_the_url(dash, server):
+def test_view_state_is_restored_from_the_url(dash):
     url = (
-        server.url
+        dash.url
         + "/data/plugin_entry.html?name=cnnvis#"
         + urllib.parse.urlencode(
             {"page": "health", "run": DEMO, "layer": "block2/conv2", "step": 2}
         )
     )
-    page = dash.browser.new_page(viewport={"width": 1200, "height": 900})
+    page = dash.page.context.browser.new_page(viewport={"width": 1200, "height": 900})
     errors = []
     # The stand-alone entry page has no favicon (TensorBoard's own page does): ignore that 404.
     page.on(

@@ -11,12 +11,12 @@ import keras
 import numpy as np
 import pytest
 
-import plugin_fixtures as pf
+from browser_session import require_browser, served_dashboard
 from eventfiles import read_run
 from keras_cnnvis import datasets
 from keras_cnnvis.callbacks import FilterHealthCallback
-from browser_session import dashboard_session
-from test_dashboard_browser import Dashboard, shots  # noqa: F401 (the shots fixture)
+
+require_browser()
 
 RUN = "frozen/cnnvis"
 LAYERS = ["base/b1", "base/b2", "top", "head"]
@@ -52,13 +52,8 @@ def logs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def dash(logs):
-    with pf.TensorBoardProcess(logs[0], ("--samples_per_plugin=cnnvis=0,images=0",)) as tb:
-        tb.wait_ready()
-        with dashboard_session(tb.url) as (page, frame, seen):
-            board = Dashboard(page, frame)
-            yield board
-            assert not seen.problems, seen.problems
-            assert not seen.dialogs, seen.dialogs
+    with served_dashboard(logs[0]) as board:
+        yield board
 
 
 def open_health(dash, layer):

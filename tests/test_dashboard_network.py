@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-import plugin_fixtures as pf
+from browser_session import require_browser, served_dashboard
 from eventfiles import read_run
 from keras_cnnvis import datasets
 from keras_cnnvis.callbacks import NetworkCallback
@@ -19,7 +19,8 @@ from keras_cnnvis.demo import build_demo_model
 from keras_cnnvis.network import NetworkTracer
 from keras_cnnvis.network.records import decode
 from keras_cnnvis.summary import LogWriter
-from test_dashboard_browser import ARGS, CHROMIUM, Dashboard, sync_api
+
+require_browser()
 
 DEMO = "demo/cnnvis"
 UNITS = "units/cnnvis"
@@ -83,36 +84,9 @@ def logs(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def shots(tmp_path_factory):
-    directory = os.environ.get("CNNVIS_SCREENSHOT_DIR") or str(tmp_path_factory.mktemp("shots"))
-    os.makedirs(directory, exist_ok=True)
-    return directory
-
-
-@pytest.fixture(scope="module")
 def dash(logs):
-    with pf.TensorBoardProcess(logs[0], ("--samples_per_plugin=cnnvis=0,images=0",)) as tb:
-        tb.wait_ready()
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                problems, dialogs = [], []
-                page.on("console", lambda m: m.type == "error" and problems.append(m.text))
-                page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-                page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-                page.goto(tb.url + "/#cnnvis")
-                frame = page.wait_for_selector(
-                    'iframe[src*="plugin_entry.html?name=cnnvis"]', timeout=30000
-                ).content_frame()
-                frame.wait_for_selector("section.page[data-state]", timeout=30000)
-                board = Dashboard(page, frame)
-                board.problems, board.dialogs = problems, dialogs
-                yield board
-                assert not problems, problems
-                assert not dialogs, dialogs
-            finally:
-                browser.close()
+    with served_dashboard(logs[0]) as board:
+        yield board
 
 
 def logged(run, path, step, probe=0):

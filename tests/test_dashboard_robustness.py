@@ -5,7 +5,6 @@ and the corrupted examples of the chosen epoch, with class names shown as text.
 
 from __future__ import annotations
 
-import json
 import os
 import urllib.parse
 
@@ -13,10 +12,10 @@ import keras
 import numpy as np
 import pytest
 
-import plugin_fixtures as pf
+from browser_session import served_dashboard
 from eventfiles import read_run
 from keras_cnnvis.callbacks import RobustnessCallback
-from test_plugin_routes import PREFIX, make_client
+from plugin_fixtures import fetch, get_json, make_client
 
 RUN = "robust/cnnvis"
 NAMES = ["<b>red</b>", "green & co", '"blue"']
@@ -54,20 +53,12 @@ def logs(tmp_path_factory):
     return str(logdir), read_run(str(logdir / RUN))
 
 
-def get(client, route, **params):
-    response = client.get(f"{PREFIX}/{route}?{urllib.parse.urlencode(params, doseq=True)}")
-    body = response.get_data()
-    return response.status_code, (
-        json.loads(body) if response.mimetype == "application/json" else body
-    )
-
-
 def test_routes_serve_the_records_as_written(logs):
     logdir, written = logs
     client = make_client(logdir, {"cnnvis": 0, "images": 0, "scalars": 0})
-    status, runs = get(client, "runs")
-    assert status == 200 and {"run": RUN, "kinds": ["robustness"]} in runs["runs"]
-    status, tags = get(client, "tags", run=RUN, kind="robustness")
+    runs = get_json(client, "runs")
+    assert {"run": RUN, "kinds": ["robustness"]} in runs["runs"]
+    tags = get_json(client, "tags", run=RUN, kind="robustness")
     assert tags["images"] == {"examples": "robustness/examples", "heatmap": "robustness/heatmap"}
     assert tags["json"] == {
         "examples": "json/robustness/examples",
@@ -78,65 +69,31 @@ def test_routes_serve_the_records_as_written(logs):
         t for t in written if t.startswith("robustness/") and written[t][0].plugin == "scalars"
     }
     for name in ("heatmap", "examples"):
-        status, info = get(client, "steps", run=RUN, tag=f"json/robustness/{name}")
+        info = get_json(client, "steps", run=RUN, tag=f"json/robustness/{name}")
         assert info["steps"] == [0, 1, 2, 3]
         for record in written[f"json/robustness/{name}"]:
-            status, payload = get(
+            payload = get_json(
                 client, "data", run=RUN, tag=f"json/robustness/{name}", step=record.step
             )
-            assert status == 200 and payload == record.value
-    status, info = get(client, "steps", run=RUN, tag="robustness/examples")
+            assert payload == record.value
+    info = get_json(client, "steps", run=RUN, tag="robustness/examples")
+    count = info["counts"][0]
     assert info["counts"] == [N_PROBES * (1 + len(CORRUPTIONS) * len(SEVERITIES))] * 4
-    status, png = get(
-        client, "image", run=RUN, tag="robustness/examples", step=3, index=info["counts"][0] - 1
+    status, _, png = fetch(
+        client, "image", run=RUN, tag="robustness/examples", step=3, index=count - 1
     )
     assert status == 200 and png.startswith(b"\x89PNG")
-    assert (
-        get(client, "image", run=RUN, tag="robustness/examples", step=3, index=info["counts"][0])[0]
-        == 404
-    )
-    assert get(client, "tags", run=RUN, kind="robustnes")[0] == 400
-    assert get(client, "data", run=RUN, tag="json/robustness/heatmap", step="-1")[0] == 400
-    assert get(client, "data", run=RUN, tag="json/robustness/missing", step=0)[0] == 404
-
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    assert fetch(client, "image", run=RUN, tag="robustness/examples", step=3, index=count)[0] == 404
+    assert fetch(client, "tags", run=RUN, kind="robustnes")[0] == 400
+    assert fetch(client, "data", run=RUN, tag="json/robustness/heatmap", step="-1")[0] == 400
+    assert fetch(client, "data", run=RUN, tag="json/robustness/missing", step=0)[0] == 404
 
 
 @pytest.fixture(scope="module")
 def dash(logs):
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"Chromium is not installed at {CHROMIUM}")
-    sync_api = pytest.importorskip("playwright.sync_api")
     flags = ("--samples_per_plugin=cnnvis=0,images=0,scalars=0",)
-    with pf.TensorBoardProcess(logs[0], flags) as tb, sync_api.sync_playwright() as p:
-        tb.wait_ready()
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 2000})
-            problems, dialogs = [], []
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on(
-                "response",
-                lambda r: problems.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None,
-            )
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.goto(tb.url + "/#cnnvis")
-            frame = page.wait_for_selector(
-                'iframe[src*="plugin_entry.html?name=cnnvis"]', timeout=30000
-            ).content_frame()
-            frame.wait_for_selector("section.page[data-state]", timeout=30000)
-            yield page, frame
-            assert not problems, problems
-            assert not dialogs, dialogs
-        finally:
-            browser.close()
-
-
-def wait(frame, js, arg=None):
-    frame.wait_for_function(js, arg=arg, timeout=20000)
+    with served_dashboard(logs[0], flags, height=2000) as board:
+        yield board
 
 
 def heat_titles(frame):
@@ -146,19 +103,12 @@ def heat_titles(frame):
     )
 
 
-def test_page_shows_the_epoch_on_the_slider(dash, logs, tmp_path):
-    page, frame = dash
+def test_page_shows_the_epoch_on_the_slider(dash, logs, shots):
+    frame = dash.frame
     records = {r.step: r.value for r in logs[1]["json/robustness/heatmap"]}
     examples = {r.step: r.value for r in logs[1]["json/robustness/examples"]}
-    frame.evaluate(
-        "h => { document.querySelector('section.page')?.remove(); location.hash = h; }",
-        urllib.parse.urlencode({"page": "robustness", "run": RUN, "corruption": "fog"}),
-    )
-    frame.wait_for_selector(
-        'section.page[data-page="robustness"][data-state="ready"]', timeout=30000
-    )
-    wait(
-        frame,
+    dash.open({"page": "robustness", "run": RUN, "corruption": "fog"})
+    dash.wait(
         "() => [...document.querySelectorAll('td.example img')].every(i => i.complete && i.naturalWidth)",
     )
     assert frame.evaluate("document.querySelector('section.page').dataset.step") == "3"
@@ -222,10 +172,10 @@ def test_page_shows_the_epoch_on_the_slider(dash, logs, tmp_path):
         "table.robustness-examples tbody th", "e => e.map(x => x.textContent)"
     )
     assert labels == NAMES  # one probe per class, in class order
-    page.screenshot(path=str(tmp_path / "robustness.png"))
+    dash.page.screenshot(path=os.path.join(shots, "robustness.png"))
     # Back to the first record: its table, and the first epoch highlighted.
     frame.fill(".stepper input[type=range]", "0")
-    wait(frame, "() => document.querySelector('section.page').dataset.step === '0'")
+    dash.wait("() => document.querySelector('section.page').dataset.step === '0'")
     first = records[0]
     np.testing.assert_allclose(
         heat_titles(frame), [[first["clean"], *row, np.mean(row)] for row in first["accuracy"]]
@@ -233,8 +183,8 @@ def test_page_shows_the_epoch_on_the_slider(dash, logs, tmp_path):
     assert "step=0" in frame.evaluate("location.hash")
     # Another corruption from the picker.
     frame.select_option("select#cnnvis-corruption", "contrast")
-    wait(frame, "() => location.hash.includes('corruption=contrast')")
-    wait(frame, "() => document.querySelector('td.example img[alt^=\"contrast\"]') !== null")
+    dash.wait("() => location.hash.includes('corruption=contrast')")
+    dash.wait("() => document.querySelector('td.example img[alt^=\"contrast\"]') !== null")
     index = int(
         urllib.parse.parse_qs(frame.get_attribute("td.example:nth-child(3) img", "src"))["index"][0]
     )
