@@ -340,3 +340,24 @@ def test_initial_epoch_logs_at_the_right_steps(tmp_path, data):
     assert steps(run, "filters/conv_a") == [2, 3, 4, 5, 6, 7]
     # Expensive: the state at the start (2), after epochs 3 and 6 (multiples of 3), the end.
     assert steps(run, "patches/conv_a") == [2, 3, 6, 7]
+
+
+def test_segmentation_target_scores_the_predicted_foreground_class():
+    from keras_cnnvis.callbacks.plan import PredictedMask
+    from keras_cnnvis.model.head import Head
+
+    unit = np.array([[[0.4], [0.6]], [[0.9], [0.2]]], np.float32)[None]  # (1, 2, 2, 1)
+    sigmoid = PredictedMask(Head("segmentation", 2, "sigmoid", 0, (2, 2, 1)))
+    logit = PredictedMask(Head("segmentation", 2, "linear", 0, (2, 2, 1)))
+    np.testing.assert_allclose(sigmoid(unit), [0.6 + 0.9], rtol=1e-6)  # p > 0.5
+    np.testing.assert_allclose(logit(unit), [0.4 + 0.6 + 0.9 + 0.2], rtol=1e-6)  # z > 0
+    scores = np.array(
+        [
+            [[[0.8, 0.1, 0.1], [0.7, 0.2, 0.1]], [[0.6, 0.1, 0.3], [0.1, 0.2, 0.7]]],
+            [[[0.9, 0.05, 0.05]] * 2] * 2,  # background only
+        ],
+        np.float32,
+    )
+    classes = PredictedMask(Head("segmentation", 3, "softmax", 0, (2, 2, 3)))
+    # Image 0: class 2 on one pixel beats the background; image 1: the background itself.
+    np.testing.assert_allclose(classes(scores), [0.7, 4 * 0.9], rtol=1e-6)

@@ -184,6 +184,9 @@ class PredictedMask:
 
     def __init__(self, head: Head):
         self.head = head
+        # The one rule for a one-unit head; no output values are known in the graph, so
+        # an unknown activation reads as a logit.
+        self.threshold = inputs.binary_threshold((), head.activation)
 
     def __call__(self, outputs):
         import tensorflow as tf
@@ -192,8 +195,7 @@ class PredictedMask:
         if out.shape.rank == 3:
             out = out[..., None]
         if out.shape[-1] == 1:
-            threshold = 0.5 if self.head.activation == "sigmoid" else 0.0
-            mask = tf.cast(out[..., 0] > threshold, tf.float32)
+            mask = tf.cast(out[..., 0] > self.threshold, tf.float32)
             return tf.reduce_sum(out[..., 0] * mask, axis=[1, 2])
         n = out.shape[-1]
         pred = tf.argmax(out, axis=-1)
