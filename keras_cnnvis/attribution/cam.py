@@ -112,7 +112,7 @@ def cam(
     resolved = resolve(model, x, target)
     if resolved.kind != "class":
         raise ValueError(
-            "cam explains class scores only; for callable or hidden-unit targets use " "grad_cam."
+            "cam explains class scores only; for callable or hidden-unit targets use grad_cam."
         )
     result = run(model, x, resolved, wrt=None, capture=(info.path,), batch_size=batch_size)
     acts = result.hidden[0]
