@@ -1,10 +1,43 @@
-"""Small pieces the single-callback tests share: a 16x16 two-conv model, random data and a
-callback that records which epochs began."""
+"""Small pieces the callback tests share: a 16x16 two-conv model, random data, a callback that
+records which epochs began, and what each monitor of CNNVisCallback is and writes."""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
+
+# CNNVisCallback's monitors in the order it builds them: the prefix of the tags each one writes,
+# and its callback class.
+MONITOR_TAGS = {
+    "filters": "filters/",
+    "health": "json/health",
+    "activations": "activations/",
+    "grad_cam": "attribution/grad_cam",
+    "confusion": "confusion/matrix",
+    "saliency": "attribution/saliency",
+    "occlusion": "attribution/occlusion",
+    "patches": "patches/",
+    "embedding": "embedding/",
+    "neighbors": "neighbors/",
+    "classes": "synthesis/classes",
+    "network": "json/network/overview",
+    "robustness": "json/robustness/heatmap",
+}
+MONITOR_CALLBACKS = {
+    "filters": "FilterGridCallback",
+    "health": "FilterHealthCallback",
+    "activations": "ActivationMapsCallback",
+    "grad_cam": "GradCAMCallback",
+    "confusion": "ConfusionMatrixCallback",
+    "saliency": "SaliencyCallback",
+    "occlusion": "OcclusionCallback",
+    "patches": "MaxActivatingPatchesCallback",
+    "embedding": "EmbeddingCallback",
+    "neighbors": "NearestNeighborsCallback",
+    "classes": "ClassVisualizationCallback",
+    "network": "NetworkCallback",
+    "robustness": "RobustnessCallback",
+}
 
 
 def small_cnn(frozen: bool = False) -> keras.Model:

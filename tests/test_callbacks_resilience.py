@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from callback_helpers import MONITOR_CALLBACKS
 from eventfiles import read_run
 from keras_cnnvis import filter_grid, image
 from keras_cnnvis.callbacks import CNNVisCallback
@@ -22,21 +23,6 @@ from keras_cnnvis.callbacks.base import MonitorCallback
 from robustness_models import LIGHT, shapes_data, tiny_cnn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ALL_MONITORS = [
-    "FilterGridCallback",
-    "FilterHealthCallback",
-    "ActivationMapsCallback",
-    "GradCAMCallback",
-    "ConfusionMatrixCallback",
-    "SaliencyCallback",
-    "OcclusionCallback",
-    "MaxActivatingPatchesCallback",
-    "EmbeddingCallback",
-    "NearestNeighborsCallback",
-    "ClassVisualizationCallback",
-    "NetworkCallback",
-    "RobustnessCallback",
-]
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +213,7 @@ def test_diverged_training_warns_once_per_monitor_and_keeps_earlier_logs(tmp_pat
         history = model.fit(x, y, initial_epoch=1, epochs=4, verbose=0, callbacks=[cb])
     losses = history.history["loss"]
     assert len(losses) == 3 and not np.isfinite(losses).any()  # training went on
-    assert diverged_warnings(caught) == {name: 1 for name in ALL_MONITORS}
+    assert diverged_warnings(caught) == {name: 1 for name in MONITOR_CALLBACKS.values()}
     assert not [w for w in caught if "failed at step" in str(w.message)]
     after = read_run(str(tmp_path / "cnnvis"))
     assert set(after) == set(before)
@@ -254,7 +240,9 @@ def test_nan_weights_behind_a_finite_loss_skip_all_but_health(tmp_path, data):
         history = model.fit(x, y, epochs=2, verbose=0, callbacks=[cb])
     # ReLU maps NaN to 0 here, so the loss stays finite: only the weights tell.
     assert np.isfinite(history.history["loss"]).all()
-    assert diverged_warnings(caught) == {n: 1 for n in ALL_MONITORS if n != "FilterHealthCallback"}
+    assert diverged_warnings(caught) == {
+        n: 1 for n in MONITOR_CALLBACKS.values() if n != "FilterHealthCallback"
+    }
     assert not [w for w in caught if "All-NaN" in str(w.message) or "failed at" in str(w.message)]
     run = read_run(str(tmp_path / "cnnvis"))
     # Health is the monitor that diagnoses it: every conv_b filter flagged non-finite.

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 
+from callback_helpers import MONITOR_TAGS
 from eventfiles import read_run
 from keras_cnnvis import datasets
 from keras_cnnvis.callbacks import CNNVisCallback
@@ -220,25 +221,10 @@ def test_every_monitor_on_schedule_runs_or_says_why(tmp_path, name):
     failed = [str(w.message) for w in caught if "failed at step" in str(w.message)]
     assert not failed, failed
     assert all(not m.disabled for m in cb.monitors)
-    expected = {
-        "filters": "filters/",
-        "health": "json/health",
-        "activations": "activations/",
-        "grad_cam": "attribution/grad_cam",
-        "confusion": "confusion/matrix",
-        "saliency": "attribution/saliency",
-        "occlusion": "attribution/occlusion",
-        "patches": "patches/",
-        "embedding": "embedding/",
-        "neighbors": "neighbors/",
-        "classes": "synthesis/classes",
-        "network": "json/network/overview",
-        "robustness": "json/robustness/heatmap",
-    }
     for monitor in cb.names:
-        prefix = expected[monitor]
+        prefix = MONITOR_TAGS[monitor]
         assert any(tag.startswith(prefix) for tag in run), (monitor, sorted(run))
-    assert set(cb.names) | set(cb.not_applicable) == set(expected)
+    assert set(cb.names) | set(cb.not_applicable) == set(MONITOR_TAGS)
     if name.startswith("binary") or "one logit" in name:
         # one unit, two classes: class 1 maximises the unit, class 0 its opposite
         record = run["json/synthesis/classes"][-1].value

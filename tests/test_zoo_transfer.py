@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+from callback_helpers import MONITOR_TAGS
 from eventfiles import read_run
 from keras_cnnvis import datasets
 from keras_cnnvis.callbacks import CNNVisCallback
@@ -32,19 +33,8 @@ LIGHT = {
     "occlusion": {"patch": 24, "stride": 24},
     "patches": {"k": 2, "channels": 4},
 }
-TAGS = {
-    "filters": "filters/",
-    "health": "json/health",
-    "activations": "activations/",
-    "grad_cam": "attribution/grad_cam",
-    "confusion": "confusion/matrix",
-    "saliency": "attribution/saliency",
-    "occlusion": "attribution/occlusion",
-    "patches": "patches/",
-    "embedding": "embedding/",
-    "neighbors": "neighbors/",
-    "classes": "synthesis/classes",
-}
+# Every monitor but the Network page and robustness (each tested on its own).
+TAGS = {m: t for m, t in MONITOR_TAGS.items() if m not in ("network", "robustness")}
 
 
 @pytest.mark.slow
@@ -65,7 +55,7 @@ def test_transfer_model_logs_every_monitor(tmp_path, name):
         n_probes=2,
         budget=None,
         options=LIGHT,
-        include=[m for m in TAGS if m != "robustness"],
+        include=list(TAGS),
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
