@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from callback_helpers import EpochsSeen
 from eventfiles import read_run
 from keras_cnnvis import filter_grid, image
 from keras_cnnvis.callbacks import CNNVisCallback, FilterGridCallback, GradCAMCallback
@@ -156,7 +157,10 @@ def test_four_channel_probe_images_are_written_without_alpha(tmp_path, data):
     cb = GradCAMCallback(str(tmp_path), four(x_val[:2]), labels=y_val[:2], on_error="raise")
     tiny_cnn((16, 16, 4)).fit(four(x), y, epochs=1, verbose=0, callbacks=[cb])
     probes = read_run(str(tmp_path / "cnnvis"))["probes/images"][0].value
+    # RGB (no alpha channel): the first three channels, enlarged 4x (OpenCV reads BGR).
     assert [p.shape[-1] for p in probes] == [3, 3]
+    for img, x_probe in zip(probes, x_val[:2]):
+        np.testing.assert_array_equal(img[::4, ::4, ::-1], image.to_uint8(x_probe))
 
 
 def test_display_channels():
@@ -254,15 +258,6 @@ def channels_first_cnn():
     return model
 
 
-class EpochsBegun(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.epochs = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epochs.append(epoch)
-
-
 @pytest.mark.parametrize("make", ["cnnvis", "filters"])
 def test_channels_first_is_refused_before_the_first_epoch(tmp_path, data, make):
     (x, y), (x_val, y_val, _) = data
@@ -272,7 +267,7 @@ def test_channels_first_is_refused_before_the_first_epoch(tmp_path, data, make):
         if make == "cnnvis"
         else FilterGridCallback(str(tmp_path))
     )
-    begun = EpochsBegun()
+    begun = EpochsSeen()
     with pytest.raises(
         ValueError,
         match=r"^Layer 'conv_a' of model '\w+' uses data_format='channels_first'; "
@@ -280,5 +275,5 @@ def test_channels_first_is_refused_before_the_first_epoch(tmp_path, data, make):
         r"channels\)\. Build the model with data_format='channels_last'",
     ):
         channels_first_cnn().fit(x_cf, y, epochs=1, verbose=0, callbacks=[begun, cb])
-    assert begun.epochs == []
+    assert begun.begun == []
     assert not (tmp_path / "cnnvis").exists()
