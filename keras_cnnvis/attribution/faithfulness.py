@@ -231,10 +231,11 @@ def faithfulness_scores(
     names, maps_list = named_maps(maps, scored.images)
     n, height, width = scored.images.shape[:3]
     maps_list += [noise_maps(n, height, width, seed, d, noise_size) for d in range(draws)]
-    deletion = curve_runs(model, scored, maps_list, "deletion", steps, baseline)
-    insertion = curve_runs(model, scored, maps_list, "insertion", steps, baseline)
+    base = baseline_images(scored.images, baseline)  # once (a blur) for the three scores
+    deletion = curve_runs(model, scored, maps_list, "deletion", steps, base)
+    insertion = curve_runs(model, scored, maps_list, "insertion", steps, base)
     mu = mu_fidelity_runs(
-        model, scored, maps_list, grid_size, subset_percent, nb_samples, baseline, seed, correlation
+        model, scored, maps_list, grid_size, subset_percent, nb_samples, base, seed, correlation
     )
     out = {
         name: FaithfulnessScores(deletion[i], insertion[i], mu[i]) for i, name in enumerate(names)
