@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_cnnvis.model.calls import wrap_calls
+from keras_cnnvis.model.calls import recorded, wrap_calls
 from keras_cnnvis.model.layers import is_layer, iter_layers
 
 
@@ -59,15 +59,9 @@ def trace_graph(model: keras.Model, shape: tuple) -> list:
     producer: dict[int, tuple] = {}  # id(tensor) -> (tensor, node index)
 
     def find(t) -> int:
-        hit = producer.get(id(t))
-        if hit is not None:
-            return hit[1]
-        value = np.asarray(tf.cast(t, tf.float32))  # a cast or copy made a new tensor
-        for other, index in reversed(list(producer.values())):
-            if tuple(other.shape) == value.shape and np.allclose(
-                np.asarray(tf.cast(other, tf.float32)), value, rtol=1e-3, atol=1e-5
-            ):
-                return index
+        index = recorded(t, producer, rtol=1e-3, atol=1e-5)
+        if index is not None:
+            return index
         return len(nodes) - 1 if nodes else -1  # an untracked op in between: the last call
 
     def make(layer, original):

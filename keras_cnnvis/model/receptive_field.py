@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_cnnvis.model.calls import wrap_calls
+from keras_cnnvis.model.calls import recorded, wrap_calls
 from keras_cnnvis.model.geometry import (  # noqa: F401 (SUPPORTED: public here since 0.1)
     SUPPORTED,
     Geom,
@@ -158,17 +158,7 @@ class _Tracer:
         self.known[id(tensor)] = (tensor, geom)
 
     def get(self, tensor) -> Any:
-        entry = self.known.get(id(tensor))
-        if entry is not None:
-            return entry[1]
-        # A cast (mixed precision) or conversion made a new tensor: match it by value.
-        value = np.asarray(tf.cast(tensor, tf.float32))
-        for other, geom in reversed(list(self.known.values())):
-            if tuple(other.shape) == value.shape and np.allclose(
-                np.asarray(tf.cast(other, tf.float32)), value, rtol=1e-2, atol=1e-3
-            ):
-                return geom
-        return None
+        return recorded(tensor, self.known, rtol=1e-2, atol=1e-3)
 
     def wrap(self, info: LayerInfo, original, container: bool):
         def wrapped(*args, **kwargs):
