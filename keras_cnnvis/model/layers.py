@@ -189,13 +189,7 @@ def find_layer(model: keras.Model, layer: Any) -> LayerInfo:
             return find_layer(model, path)
         layer = "last_conv"
     if layer == "last_conv":
-        convs = conv_layers(model)
-        if not convs:
-            raise ValueError(
-                f"Model '{model.name}' has no 2-D convolution layer; layers are: "
-                f"{_describe(infos)}."
-            )
-        return convs[-1]
+        return find_layers(model, "all_conv")[-1]
     exact = [i for i in infos if i.path == layer]
     if exact:
         return exact[0]
