@@ -3,11 +3,9 @@ over TensorBoard's stock Projector plugin to read Projector data back the way th
 
 import cv2
 import numpy as np
-from tensorboard.backend import application
-from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
-from tensorboard.plugins import base_plugin
 from tensorboard.plugins.projector.projector_plugin import ProjectorPlugin
-from werkzeug import test as werkzeug_test
+
+from plugin_fixtures import make_client
 
 PREFIX = "/data/plugin/projector"
 
@@ -22,15 +20,7 @@ def blobs(n_per, centres, spread, seed):
 
 def projector_client(logdir):
     """A werkzeug client over TensorBoardWSGI serving only the stock Projector plugin."""
-    multiplexer = plugin_event_multiplexer.EventMultiplexer()
-    multiplexer.AddRunsFromDirectory(str(logdir))
-    multiplexer.Reload()
-    provider = data_provider.MultiplexerDataProvider(multiplexer, str(logdir))
-    context = base_plugin.TBContext(
-        logdir=str(logdir), data_provider=provider, multiplexer=multiplexer
-    )
-    app = application.TensorBoardWSGI([ProjectorPlugin(context)], data_provider=provider)
-    return werkzeug_test.Client(app)
+    return make_client(logdir, None, plugin=ProjectorPlugin)
 
 
 def get(client, route, **params):

@@ -634,8 +634,11 @@ class TensorBoardProcess:
 PREFIX = "/data/plugin/cnnvis"
 
 
-def make_client(logdir, hints, guidance=None, provider_class=None) -> werkzeug_test.Client:
-    """A werkzeug client over TensorBoardWSGI with only the cnnvis plugin.
+def make_client(
+    logdir, hints, guidance=None, provider_class=None, plugin=plugin_lib.CNNVisPlugin
+) -> werkzeug_test.Client:
+    """A werkzeug client over TensorBoardWSGI with only the cnnvis plugin (or `plugin`, a
+    TBPlugin class such as the stock Projector's).
 
     Like `tensorboard --samples_per_plugin`, `hints` set both the multiplexer's reservoir
     sizes and the plugin's sampling hints, unless `guidance` gives other reservoir sizes.
@@ -656,8 +659,7 @@ def make_client(logdir, hints, guidance=None, provider_class=None) -> werkzeug_t
         multiplexer=multiplexer,
         sampling_hints=hints,
     )
-    plugin = plugin_lib.CNNVisPlugin(context)
-    app = application.TensorBoardWSGI([plugin], data_provider=provider)
+    app = application.TensorBoardWSGI([plugin(context)], data_provider=provider)
     return werkzeug_test.Client(app)
 
 
