@@ -350,8 +350,8 @@ def _anatomy(model: keras.Model, shape: tuple) -> Anatomy:
             continue
         if not stages or stages[-1].resolution != res:
             stages.append(Stage(res, nodes[j].path, None))
-            last_at[len(stages) - 1] = j
         last_at[len(stages) - 1] = j
+    main_set = set(main)
     for k, stage in enumerate(stages):
         # A normalisation that only opens the next (downsampling) block is not the
         # stage's output: take what it normalises (ConvNeXt's residual sum).
@@ -359,15 +359,14 @@ def _anatomy(model: keras.Model, shape: tuple) -> Anatomy:
         while (
             isinstance(nodes[j].layer, _NORMALISATION)
             and nodes[j].inputs
-            and nodes[j].inputs[0] in set(main)
+            and nodes[j].inputs[0] in main_set
             and nodes[nodes[j].inputs[0]].spatial == stage.resolution
             and j != end
         ):
             j = nodes[j].inputs[0]
         stage.output = nodes[j].path
     for stage in stages:
-        members = [j for j in by_res.get(stage.resolution, ())]
-        stage.layers = [nodes[j].path for j in members]
+        stage.layers = [nodes[j].path for j in by_res.get(stage.resolution, ())]
         out = next(j for j in main if nodes[j].path == stage.output)
         conv = _main_conv(nodes, out, dom_set)
         stage.conv = nodes[conv].path if conv is not None else None
