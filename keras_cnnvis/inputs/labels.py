@@ -222,7 +222,7 @@ def balanced_indices(
         int64 indices.
     """
     if labels is None:
-        return np.arange(max(0, int(n)), dtype=np.int64)[: max(0, int(n))]
+        return np.arange(max(0, int(n)), dtype=np.int64)
     labels = np.asarray(labels).reshape(-1)
     if class_order == "sorted":
         classes = np.unique(labels).tolist()
