@@ -140,6 +140,11 @@ def _tag_name(tag: str, plugin_name: str) -> str:
     return tag.split("/", skip)[skip]
 
 
+def _named_tags(tags, plugin_name: str, kind: str) -> dict[str, str]:
+    """`{name: tag}` for the tags of `kind` among `tags`, listed for `plugin_name`."""
+    return {_tag_name(t, plugin_name): t for t in tags if tag_kind(t, plugin_name) == kind}
+
+
 def _decode_json(datum: provider.TensorDatum) -> Any:
     value = datum.numpy
     if getattr(value, "shape", None) not in ((), None):
@@ -246,12 +251,14 @@ class LogReader:
         """
         if kind not in KINDS:
             raise RequestError(400, "Unknown kind; expected one of " + ", ".join(KINDS) + ".")
-        self.check_run(ctx, eid, run)
-        images = self._named_tags(ctx, eid, run, IMAGES_PLUGIN, kind)
-        records = self._named_tags(ctx, eid, run, JSON_PLUGIN, kind)
+        listed = {name: self._run_tags(ctx, eid, run, name) for name in _PROVIDER_METHODS}
+        if not any(listed.values()):
+            raise RequestError(404, "Unknown run.")
+        images = _named_tags(listed[IMAGES_PLUGIN], IMAGES_PLUGIN, kind)
+        records = _named_tags(listed[JSON_PLUGIN], JSON_PLUGIN, kind)
         known = set(images) | set(records)
         scalars: dict[str, list[str]] = {}
-        for tag in self._run_tags(ctx, eid, run, SCALARS_PLUGIN):
+        for tag in listed[SCALARS_PLUGIN]:
             if tag_kind(tag, SCALARS_PLUGIN) != kind:
                 continue
             rest = tag.split("/", 1)[1]
@@ -265,14 +272,6 @@ class LogReader:
             "images": dict(sorted(images.items())),
             "json": dict(sorted(records.items())),
             "scalars": {name: sorted(tags) for name, tags in sorted(scalars.items())},
-        }
-
-    def _named_tags(self, ctx, eid, run: str, plugin_name: str, kind: str) -> dict[str, str]:
-        """`{name: tag}` for the `plugin_name` records of `kind` in `run`."""
-        return {
-            _tag_name(tag, plugin_name): tag
-            for tag in self._run_tags(ctx, eid, run, plugin_name)
-            if tag_kind(tag, plugin_name) == kind
         }
 
     def _check_tag(self, ctx, eid, run: str, tag: str) -> str:
