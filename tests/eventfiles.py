@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from tensorboard.backend.event_processing import plugin_event_accumulator as pea
+from tensorboard.util import tensor_util
 
 
 @dataclass
@@ -27,8 +28,6 @@ def read_run(run_dir: str) -> dict[str, list[Record]]:
         plugin = acc.SummaryMetadata(tag).plugin_data.plugin_name
         records = []
         for event in acc.Tensors(tag):
-            from tensorboard.util import tensor_util
-
             arr = tensor_util.make_ndarray(event.tensor_proto)
             if plugin == "images":
                 w, h = int(arr[0]), int(arr[1])
