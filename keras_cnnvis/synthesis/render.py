@@ -19,8 +19,8 @@ from keras_cnnvis.model import (
     check_image_model,
     find_layers,
     instance_function,
+    model_overrides,
     output_activation,
-    patched,
     predict_fn,
     value_and_gradients,
 )
@@ -84,22 +84,19 @@ def forward(
 ) -> tf.Tensor:
     """Calls the model on `model_input` and evaluates the objective (traceable)."""
     layers = objective.model_layers
-    call = predict_fn(model)
-    out_act = output_activation(model) if objective.needs_logits else None
-    if out_act is not None and not out_act.squashes:
-        out_act = None
     x = preprocess(model_input) if preprocess is not None else model_input
     with contextlib.ExitStack() as stack:
         cap = stack.enter_context(capture_outputs(model, layers)) if layers else None
-        if out_act is not None:
-            stack.enter_context(patched(out_act.layer, out_act.attribute, out_act.linear()))
-        out = call(x)
+        stack.enter_context(model_overrides(model, logits=objective.needs_logits))
+        out = predict_fn(model)(x)
     acts = {}
     if cap is not None:
         for ref, value in zip(layers, cap.ordered()):
             acts[_key(ref)] = value
-    logits = tf.cast(out, tf.float32)
-    output = out_act.fn(logits) if out_act is not None else logits
+    logits = output = tf.cast(out, tf.float32)
+    squasher = output_activation(model) if objective.needs_logits else None
+    if squasher is not None and squasher.squashes:  # made linear by model_overrides
+        output = squasher.fn(logits)
     return objective(Context(image, model_input, acts, logits, output))
 
 
