@@ -9,8 +9,10 @@ import pytest
 
 from callback_helpers import EpochsSeen
 from eventfiles import read_run
+from keras_cnnvis import attribution as A
 from keras_cnnvis import filter_grid, image
 from keras_cnnvis.callbacks import CNNVisCallback, FilterGridCallback, GradCAMCallback
+from keras_cnnvis.rendering.attribution import display_maps
 from robustness_models import LIGHT, shapes_data, tiny_cnn
 
 MAP_TAGS = [
@@ -207,9 +209,16 @@ def test_two_channel_images_without_attribution(tmp_path, data):
 
 def test_two_channel_images_with_attribution(tmp_path, data):
     (x, y), (x_val, y_val, _) = data
-    cb = GradCAMCallback(str(tmp_path), x_val[:2, ..., :2], labels=y_val[:2], on_error="raise")
-    tiny_cnn((16, 16, 2)).fit(x[..., :2], y, epochs=1, verbose=0, callbacks=[cb])
-    assert [r.step for r in read_run(str(tmp_path / "cnnvis"))["attribution/grad_cam"]] == [0, 1]
+    probe, labels = x_val[:2, ..., :2], y_val[:2]
+    cb = GradCAMCallback(str(tmp_path), probe, labels=labels, on_error="raise")
+    model = tiny_cnn((16, 16, 2))
+    model.fit(x[..., :2], y, epochs=1, verbose=0, callbacks=[cb])
+    run = read_run(str(tmp_path / "cnnvis"))
+    assert [r.step for r in run["attribution/grad_cam"]] == [0, 1]
+    # The last record is the trained model's Grad-CAM of the 2-channel probes.
+    want = display_maps(A.grad_cam(model, probe, labels), "grad_cam")
+    logged = np.reshape(run["json/attribution/grad_cam"][-1].value["maps"], want.shape)
+    np.testing.assert_allclose(logged, want, atol=6e-4)
 
 
 @pytest.mark.parametrize("as_uint8", [False, True])
