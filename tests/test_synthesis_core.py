@@ -57,6 +57,23 @@ def test_class_objectives_and_margin():
     assert float(O.class_margin(0)(c)) == pytest.approx((1 - 3) + (2 - 0))
 
 
+def test_class_objectives_read_one_unit_as_two_classes():
+    """One binary unit z is class 1 (z) and class 0 (-z), as keras_cnnvis.inputs reads it;
+    log-probabilities are log p and log(1 - p) with p = sigmoid(z)."""
+    z = np.array([[2.0], [-1.0]], np.float32)
+    c = ctx(logits=tf.constant(z))
+    assert float(O.class_logit(1)(c)) == pytest.approx(2.0 - 1.0)
+    assert float(O.class_logit(0, batch=1)(c)) == pytest.approx(1.0)
+    log_sigmoid = lambda v: -np.log1p(np.exp(-v))  # noqa: E731
+    assert float(O.class_log_probability([1, 0])(c)) == pytest.approx(
+        log_sigmoid(2.0) + log_sigmoid(1.0), rel=1e-6
+    )
+    assert float(O.class_log_probability(0)(c)) == pytest.approx(
+        log_sigmoid(-2.0) + log_sigmoid(1.0), rel=1e-6
+    )
+    assert float(O.class_margin(1)(c)) == pytest.approx(2 * 2.0 + 2 * -1.0)
+
+
 def test_gram_feature_match_tv_and_norms_by_hand():
     rng = np.random.default_rng(0)
     f = rng.normal(size=(2, 3, 4, 5)).astype(np.float32)

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
+from keras_cnnvis.inputs import n_classes_of
 from keras_cnnvis.model import capture_outputs, find_layer, predict_fn
 from keras_cnnvis.synthesis.render import _model_for
 
@@ -40,18 +41,20 @@ def check_channels(model, layer, channels: Sequence[int], shape, preprocess=None
 
 
 def check_classes(model, classes: Sequence[int], shape, preprocess=None) -> int:
-    """Raises ValueError for class indices out of range of the model's output."""
+    """Raises ValueError for class indices out of range of the model's output; returns the
+    number of classes (a one-unit binary head is two, the one rule of
+    `keras_cnnvis.inputs`: class 1 is the unit, class 0 its opposite)."""
     _, out = probe_outputs(model, [], shape, preprocess)
     if out.ndim != 2:
         raise ValueError(
             f"Model '{model.name}' outputs shape {out.shape[1:]} per image, not a vector of "
             "class scores; choose a layer and channel instead (visualize_filter)."
         )
-    n = int(out.shape[-1])
+    n = n_classes_of(out)
     bad = [int(c) for c in classes if not 0 <= int(c) < n]
     if bad:
-        raise ValueError(
-            f"Class index {bad[0]} is out of range: model '{model.name}' has {n} classes "
-            f"(0..{n - 1})."
-        )
+        what = f"has {n} classes (0..{n - 1})"
+        if out.shape[-1] == 1:
+            what = "is a binary classifier with one output unit (classes 0..1)"
+        raise ValueError(f"Class index {bad[0]} is out of range: model '{model.name}' {what}.")
     return n

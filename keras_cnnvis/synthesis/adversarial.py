@@ -9,11 +9,11 @@ from typing import Any, Callable, Sequence
 import keras
 import numpy as np
 
-from keras_cnnvis.inputs import predicted_classes
+from keras_cnnvis.inputs import class_scores, predicted_classes
 from keras_cnnvis.model import output_activation, predict_fn
 from keras_cnnvis.synthesis import objectives as obj
 from keras_cnnvis.synthesis import param as param_lib
-from keras_cnnvis.synthesis._checks import check_classes, probe_outputs
+from keras_cnnvis.synthesis._checks import check_classes
 from keras_cnnvis.synthesis.models import fit_image
 from keras_cnnvis.synthesis.regularizers import linf_ball
 from keras_cnnvis.synthesis.render import Renderer, image_size
@@ -31,21 +31,6 @@ def predict(
     """The model's outputs for an image batch in [0, 1], as float32 numpy."""
     x = images if preprocess is None else preprocess(images)
     return np.asarray(predict_fn(model)(np.asarray(x, np.float32)), np.float32)
-
-
-def _check_labels(model: keras.Model, classes: np.ndarray, shape, preprocess) -> None:
-    """`check_classes`, with a one-unit binary head read as classes 0 and 1 (the one rule
-    of `keras_cnnvis.inputs`)."""
-    _, out = probe_outputs(model, [], shape, preprocess)
-    if out.ndim != 2 or out.shape[-1] != 1:
-        check_classes(model, classes, shape, preprocess)
-        return
-    bad = [int(c) for c in classes if int(c) not in (0, 1)]
-    if bad:
-        raise ValueError(
-            f"Class index {bad[0]} is out of range: model '{model.name}' is a binary "
-            "classifier with one output unit (classes 0..1)."
-        )
 
 
 def adversarial_example(
@@ -114,8 +99,8 @@ def adversarial_example(
     labels = np.broadcast_to(np.asarray(labels, np.int64).reshape(-1), (n,))
     if target is not None:
         target = np.broadcast_to(np.asarray(target, np.int64).reshape(-1), (n,))
-        _check_labels(model, np.unique(target), x.shape[1:], preprocess)
-    _check_labels(model, np.unique(labels), x.shape[1:], preprocess)
+        check_classes(model, np.unique(target), x.shape[1:], preprocess)
+    check_classes(model, np.unique(labels), x.shape[1:], preprocess)
     eps = float(epsilon)
     if method == "fgsm":
         steps, lr = 1, eps
@@ -211,12 +196,13 @@ def fooling_image(
         preprocess=preprocess,
         seed=seed,
     )
+    activation = output_activation(model).name
     done, chunk = 0, 10
     while done < int(steps):
         renderer.run(min(chunk, int(steps) - done))
         done += chunk
-        probs = predict(model, renderer.images(), preprocess)
-        if np.all(probs[np.arange(len(classes)), classes] >= confidence):
+        outputs = predict(model, renderer.images(), preprocess)
+        if np.all(class_scores(outputs, classes, activation) >= confidence):
             break
     images = renderer.images()
     return images[0] if single else images

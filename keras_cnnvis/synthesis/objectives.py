@@ -136,6 +136,18 @@ def _pick(t: tf.Tensor, batch: int | None) -> tf.Tensor:
     return t if batch is None else t[batch : batch + 1]
 
 
+def _class_logits(logits: tf.Tensor) -> tf.Tensor:
+    """One logit per class; one binary unit `z` is classes `(-z, z)` (`keras_cnnvis.inputs`)."""
+    return tf.concat([-logits, logits], axis=-1) if logits.shape[-1] == 1 else logits
+
+
+def _log_probabilities(logits: tf.Tensor) -> tf.Tensor:
+    """Log-softmax; `(log(1 - p), log p)` with `p = sigmoid(z)` for one binary unit."""
+    if logits.shape[-1] == 1:
+        return tf.math.log_sigmoid(_class_logits(logits))
+    return tf.nn.log_softmax(logits)
+
+
 def _spatial_mean(t: tf.Tensor) -> tf.Tensor:
     """Mean over every axis except batch and channel: `(N, ..., C) -> (N, C)`."""
     if t.shape.rank is not None and t.shape.rank > 2:
@@ -200,6 +212,9 @@ def neuron(
 def class_logit(index: int, batch: int | None = None) -> Objective:
     """The pre-softmax score of one class (Simonyan et al. 2013 maximise this).
 
+    A one-unit binary head is two classes: class 1 scores the unit's logit `z`, class 0
+    its opposite `-z`.
+
     Args:
         index: the class index.
         batch: score only this image of the batch. Defaults to None (sum over the batch).
@@ -209,12 +224,17 @@ def class_logit(index: int, batch: int | None = None) -> Objective:
     """
     index = int(index)
     return Objective(
-        lambda c: tf.reduce_sum(_pick(c.logits, batch)[:, index]), [LOGITS], f"class_logit({index})"
+        lambda c: tf.reduce_sum(_class_logits(_pick(c.logits, batch))[:, index]),
+        [LOGITS],
+        f"class_logit({index})",
     )
 
 
 def class_log_probability(index: Any, batch: int | None = None) -> Objective:
     """The log-softmax of a class: maximising it drives the prediction to that class.
+
+    For a one-unit binary head, the log-sigmoid: `log p` for class 1, `log(1 - p)` for
+    class 0.
 
     Args:
         index: the class index, or one index per image of the batch (e.g. labels).
@@ -226,14 +246,14 @@ def class_log_probability(index: Any, batch: int | None = None) -> Objective:
     if isinstance(index, (int, np.integer)):
         index = int(index)
         return Objective(
-            lambda c: tf.reduce_sum(tf.nn.log_softmax(_pick(c.logits, batch))[:, index]),
+            lambda c: tf.reduce_sum(_log_probabilities(_pick(c.logits, batch))[:, index]),
             [LOGITS],
             f"class_log_probability({index})",
         )
     indices = np.asarray(index, np.int32).reshape(-1)
 
     def fn(c):
-        logp = tf.nn.log_softmax(_pick(c.logits, batch))
+        logp = _log_probabilities(_pick(c.logits, batch))
         return tf.reduce_sum(tf.gather(logp, indices, axis=1, batch_dims=1))
 
     return Objective(fn, [LOGITS], f"class_log_probability({len(indices)} labels)")
@@ -244,8 +264,7 @@ def class_margin(index: Any, batch: int | None = None) -> Objective:
     positive exactly when the class is predicted. Unlike the log-probability, its gradient
     does not vanish when the model is already confident.
 
-    A one-unit binary head is two classes, as in `keras_cnnvis.inputs.class_scores`: class
-    1 scores the unit's logit `z` and class 0 its opposite `-z`, so the margin of class 1 is
+    A one-unit binary head is two classes (see `class_logit`): the margin of class 1 is
     `2z` (positive exactly when the model predicts class 1) and that of class 0 is `-2z`.
 
     Args:
@@ -259,9 +278,7 @@ def class_margin(index: Any, batch: int | None = None) -> Objective:
     indices = np.asarray(index, np.int32).reshape(-1)
 
     def fn(c):
-        logits = _pick(c.logits, batch)
-        if logits.shape[-1] == 1:  # one binary unit: (class 0, class 1) = (-z, z)
-            logits = tf.concat([-logits, logits], axis=-1)
+        logits = _class_logits(_pick(c.logits, batch))
         idx = tf.fill([tf.shape(logits)[0]], int(indices[0])) if scalar else indices
         onehot = tf.one_hot(idx, tf.shape(logits)[1]) > 0.5
         own = tf.reduce_sum(tf.where(onehot, logits, 0.0), axis=1)
