@@ -201,6 +201,32 @@ def test_a_class_predictor_is_reused_and_checked():
         adversarial_accuracy(model, x * 255, y, value_range=(0, 255), predictor=predictor)
 
 
+def test_a_kept_attack_is_traced_once_and_keeps_no_state_between_runs():
+    """The predictor's attack reads labels, ball and step size from variables: one trace
+    per batch size (4, then the last 2 of 6) serves every epsilon, method and call, and a
+    run after others gives exactly the images of a fresh `adversarial_example`."""
+    model = brightness_classifier()
+    x, y = flat_images()
+    predictor = ClassPredictor(model, batch_size=4)
+    kwargs = dict(steps=10, batch_size=4, predictor=predictor)
+    np.testing.assert_array_equal(
+        adversarial_accuracy(model, x, y, [0, 0.1, 0.3], **kwargs), [1, 1, 0]
+    )
+    # The wrong labels: pushed away from them, every image stays wrong (stale labels: 1.0).
+    np.testing.assert_array_equal(adversarial_accuracy(model, x, 1 - y, [0.3], **kwargs), [0.0])
+    attack = predictor.attack(x.shape[1:])
+    assert attack is predictor.attack((8, 8, 1))
+    # FGSM through the same step: one sign step of 0.3 away from each label.
+    fgsm = attack(x, y, 0.3, method="fgsm", batch_size=4)
+    np.testing.assert_allclose(fgsm.mean(axis=(1, 2, 3)), [0.55] * 3 + [0.4] * 3, atol=1e-6)
+    fresh = adversarial_example(
+        model, x, method="pgd", epsilon=0.1, steps=10, labels=y, batch_size=4
+    )
+    np.testing.assert_array_equal(attack(x, y, 0.1, steps=10, batch_size=4), fresh)
+    traces = {k: run[0].step_fn.experimental_get_tracing_count() for k, run in attack._runs.items()}
+    assert traces == {(4, False): 1, (2, False): 1}
+
+
 def test_demo_cnn_loses_accuracy_as_noise_and_blur_grow(trained_demo):
     """The issue's criterion, on the trained demo CNN (300 validation shapes, 64 px)."""
     model, x, y = trained_demo["model"], trained_demo["x_val"], trained_demo["y_val"]

@@ -136,6 +136,17 @@ class ClassPredictor:
         self.to_input = _input_fn(value_range, preprocess)
         self.activation = output_activation(model).name
         self.forward = BatchFunction(predict_fn(model))
+        self._attacks: dict = {}
+
+    def attack(self, shape: Sequence[int]):
+        """The compiled attack of the model on [0, 1] images of `shape` through this
+        predictor's input mapping, built once and kept (`synthesis.adversarial.Attack`)."""
+        from keras_cnnvis.synthesis.adversarial import Attack
+
+        shape = tuple(int(s) for s in shape)
+        if shape not in self._attacks:
+            self._attacks[shape] = Attack(self.model, shape, self.to_input)
+        return self._attacks[shape]
 
     def outputs(self, x01: np.ndarray) -> np.ndarray:
         """The model's float32 outputs for images in [0, 1] (mapped to `value_range`)."""
@@ -307,7 +318,8 @@ def adversarial_accuracy(
         ValueError: for epsilons outside [0, 1], an unknown method, images the model does
             not take, or labels that are not one per image.
     """
-    from keras_cnnvis.synthesis.adversarial import adversarial_example
+    from keras_cnnvis.synthesis._checks import check_classes
+    from keras_cnnvis.synthesis.adversarial import check_attack
 
     eps = np.atleast_1d(np.asarray(epsilons, np.float64))
     if eps.ndim != 1 or eps.size == 0 or not np.all((eps >= 0) & (eps <= 1)):
@@ -315,24 +327,26 @@ def adversarial_accuracy(
             f"epsilons must be pixel changes in [0, 1] (fractions of the value range, e.g. "
             f"8 / 255); got {epsilons!r}."
         )
+    check_attack(method, 0.0)
     batch_size = _check_batch_size(batch_size)
     x01, labels = _prepare(model, x, y, value_range)
     classes = _predictor(model, batch_size, value_range, preprocess, predictor)
     clean = float(np.mean(classes(x01) == labels))
+    if np.any(eps > 0):
+        check_classes(model, np.unique(labels), x01.shape[1:], classes.to_input)
+    attack = classes.attack(x01.shape[1:])
     out = np.zeros(len(eps))
     for i, epsilon in enumerate(eps):
         if epsilon == 0:
             out[i] = clean
             continue
-        attacked = adversarial_example(
-            model,
+        attacked = attack(
             x01,
+            labels,
+            float(epsilon),
             method=method,
-            epsilon=float(epsilon),
             steps=steps,
             step_size=step_size,
-            labels=labels,
-            preprocess=classes.to_input,
             seed=seed,
             batch_size=batch_size,
         )

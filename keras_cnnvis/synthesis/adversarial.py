@@ -8,6 +8,7 @@ from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_cnnvis.inputs import class_scores, predicted_classes
 from keras_cnnvis.model import output_activation, predict_fn
@@ -15,7 +16,7 @@ from keras_cnnvis.synthesis import objectives as obj
 from keras_cnnvis.synthesis import param as param_lib
 from keras_cnnvis.synthesis._checks import check_classes
 from keras_cnnvis.synthesis.models import fit_image
-from keras_cnnvis.synthesis.regularizers import linf_ball
+from keras_cnnvis.synthesis.regularizers import Regularizer
 from keras_cnnvis.synthesis.render import Renderer, image_size
 
 METHODS = ("fgsm", "pgd")
@@ -31,6 +32,115 @@ def predict(
     """The model's outputs for an image batch in [0, 1], as float32 numpy."""
     x = images if preprocess is None else preprocess(images)
     return np.asarray(predict_fn(model)(np.asarray(x, np.float32)), np.float32)
+
+
+def check_attack(method: str, epsilon: float) -> None:
+    """Raises ValueError for an unknown attack method or an epsilon outside [0, 1]."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
+    if not 0 <= float(epsilon) <= 1:
+        raise ValueError(f"epsilon is a pixel change in [0, 1]; got {epsilon}.")
+
+
+class Attack:
+    """A compiled L-infinity attack (FGSM or PGD) of one model on [0, 1] images of one shape.
+
+    Each batch runs through a `Renderer` of sign steps on the raw pixels, each projected
+    into the epsilon-ball and [0, 1]. The classes, the ball and the step size are variables
+    the compiled step reads, so it is traced once per batch size and kept for every further
+    batch, strength and label set; it calls the live model, so it follows training.
+    `adversarial_example` builds one per call; `ClassPredictor.attack` keeps one, so
+    `adversarial_accuracy` attacks at every record of a callback without tracing again.
+
+    Example:
+
+    ```python
+    attack = Attack(model, (32, 32, 3))
+    adv = attack(x, labels, epsilon=8 / 255)   # untargeted PGD against the labels
+    ```
+
+    Args:
+        model: a Keras image classifier.
+        shape: `(height, width, channels)` of the images, as the model takes them.
+        preprocess: maps [0, 1] images to the model's input. Defaults to None.
+    """
+
+    def __init__(
+        self, model: keras.Model, shape: Sequence[int], preprocess: Callable | None = None
+    ):
+        self.model = model
+        self.shape = tuple(int(s) for s in shape)
+        self.preprocess = preprocess
+        self._runs: dict = {}
+
+    def _run(self, batch: int, targeted: bool) -> tuple:
+        """(renderer, classes, low, high) for `batch` images, built on first use."""
+        if (batch, targeted) not in self._runs:
+            classes = tf.Variable(tf.zeros(batch, tf.int32), trainable=False)
+            low = tf.Variable(tf.zeros((batch,) + self.shape), trainable=False)
+            high = tf.Variable(tf.zeros((batch,) + self.shape), trainable=False)
+            margin = obj.class_margin(classes)
+            renderer = Renderer(
+                self.model,
+                margin if targeted else -margin,
+                self.shape,
+                batch=batch,
+                param=_raw_pixels,
+                transforms=None,
+                optimizer="sign",
+                regularizers=[
+                    Regularizer("linf_ball", update=lambda v, g, s: tf.clip_by_value(v, low, high))
+                ],
+                preprocess=self.preprocess,
+            )
+            self._runs[(batch, targeted)] = (renderer, classes, low, high)
+        return self._runs[(batch, targeted)]
+
+    def __call__(
+        self,
+        images: np.ndarray,
+        classes: np.ndarray,
+        epsilon: float,
+        targeted: bool = False,
+        method: str = "pgd",
+        steps: int = 10,
+        step_size: float | None = None,
+        random_start: bool = True,
+        seed: int = 0,
+        batch_size: int = 64,
+    ) -> np.ndarray:
+        """Attacks `images` (float32 `(N, H, W, C)` in [0, 1]) away from `classes` (one per
+        image), or towards them when `targeted`; see `adversarial_example` for the rest.
+
+        Returns:
+            The adversarial images, float32 `(N, H, W, C)` in [0, 1].
+
+        Raises:
+            ValueError: for an unknown method or an epsilon outside [0, 1].
+        """
+        check_attack(method, epsilon)
+        eps = float(epsilon)
+        if method == "fgsm":
+            steps, lr = 1, eps
+        else:
+            steps = int(steps)
+            lr = float(step_size) if step_size is not None else 2.5 * eps / max(steps, 1)
+        rng = np.random.default_rng(seed)
+        out = []
+        for start in range(0, len(images), int(batch_size)):
+            chunk = images[start : start + int(batch_size)]
+            renderer, wanted, low, high = self._run(len(chunk), targeted)
+            init = chunk
+            if method == "pgd" and random_start and eps > 0:
+                init = np.clip(chunk + rng.uniform(-eps, eps, chunk.shape), 0, 1).astype(np.float32)
+            wanted.assign(np.asarray(classes[start : start + len(chunk)], np.int32))
+            center = chunk - 0.5  # the raw pixel variable is centred
+            low.assign(np.maximum(center - eps, -0.5))
+            high.assign(np.minimum(center + eps, 0.5))
+            renderer.learning_rate = lr
+            renderer.reset(init=init)
+            out.append(renderer.run(steps).images)
+        return np.concatenate(out).astype(np.float32)
 
 
 def adversarial_example(
@@ -86,55 +196,33 @@ def adversarial_example(
         ValueError: for an unknown method, a negative epsilon, class indices out of range,
             or a non-image model.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
-    if not 0 <= float(epsilon) <= 1:
-        raise ValueError(f"epsilon is a pixel change in [0, 1]; got {epsilon}.")
+    check_attack(method, epsilon)
     single = np.asarray(images).ndim == 3
     x = fit_image(images, model)
     n = len(x)
-    if labels is None:
-        outputs = predict(model, x, preprocess)
-        labels = predicted_classes(outputs, output_activation(model).name)
-    labels = np.broadcast_to(np.asarray(labels, np.int64).reshape(-1), (n,))
+    used = []
     if target is not None:
         target = np.broadcast_to(np.asarray(target, np.int64).reshape(-1), (n,))
-        check_classes(model, np.unique(target), x.shape[1:], preprocess)
-    check_classes(model, np.unique(labels), x.shape[1:], preprocess)
-    eps = float(epsilon)
-    if method == "fgsm":
-        steps, lr = 1, eps
-    else:
-        steps = int(steps)
-        lr = float(step_size) if step_size is not None else 2.5 * eps / max(steps, 1)
-    rng = np.random.default_rng(seed)
-    out = []
-    for start in range(0, n, int(batch_size)):
-        chunk = x[start : start + int(batch_size)]
-        sl = slice(start, start + len(chunk))
-        if target is None:
-            objective = -obj.class_margin(labels[sl])
-        else:
-            objective = obj.class_margin(target[sl])
-        init = chunk
-        if method == "pgd" and random_start and eps > 0:
-            init = np.clip(chunk + rng.uniform(-eps, eps, chunk.shape), 0, 1).astype(np.float32)
-        renderer = Renderer(
-            model,
-            objective,
-            chunk.shape[1:],
-            batch=len(chunk),
-            param=_raw_pixels,
-            init=init,
-            transforms=None,
-            optimizer="sign",
-            learning_rate=lr,
-            regularizers=[linf_ball(chunk, eps)],
-            preprocess=preprocess,
-            seed=seed,
-        )
-        out.append(renderer.run(steps).images)
-    adv = np.concatenate(out).astype(np.float32)
+        used.append(target)
+    if labels is None and target is None:
+        outputs = predict(model, x, preprocess)
+        labels = predicted_classes(outputs, output_activation(model).name)
+    if labels is not None:
+        labels = np.broadcast_to(np.asarray(labels, np.int64).reshape(-1), (n,))
+        used.append(labels)
+    check_classes(model, np.unique(np.concatenate(used)), x.shape[1:], preprocess)
+    adv = Attack(model, x.shape[1:], preprocess)(
+        x,
+        labels if target is None else target,
+        epsilon,
+        targeted=target is not None,
+        method=method,
+        steps=steps,
+        step_size=step_size,
+        random_start=random_start,
+        seed=seed,
+        batch_size=batch_size,
+    )
     return adv[0] if single else adv
 
 

@@ -268,14 +268,18 @@ def class_margin(index: Any, batch: int | None = None) -> Objective:
     `2z` (positive exactly when the model predicts class 1) and that of class 0 is `-2z`.
 
     Args:
-        index: the class index, or one index per image of the batch (e.g. labels).
+        index: the class index, or one index per image of the batch (e.g. labels), or an
+            int32 `tf.Variable` of them (read at every step).
         batch: score only this image of the batch. Defaults to None (sum over the batch).
 
     Returns:
         An `Objective`.
     """
     scalar = isinstance(index, (int, np.integer))
-    indices = np.asarray(index, np.int32).reshape(-1)
+    if isinstance(index, tf.Variable):  # labels that change between runs (no retrace)
+        indices = index
+    else:
+        indices = np.asarray(index, np.int32).reshape(-1)
 
     def fn(c):
         logits = _class_logits(_pick(c.logits, batch))
@@ -285,7 +289,7 @@ def class_margin(index: Any, batch: int | None = None) -> Objective:
         other = tf.reduce_max(tf.where(onehot, tf.float32.min, logits), axis=1)
         return tf.reduce_sum(own - other)
 
-    return Objective(fn, [LOGITS], f"class_margin({index if scalar else len(indices)})")
+    return Objective(fn, [LOGITS], f"class_margin({index if scalar else indices.shape[0]})")
 
 
 def deepdream(layer: Any, batch: int | None = None) -> Objective:

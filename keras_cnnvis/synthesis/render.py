@@ -254,7 +254,7 @@ class Renderer:
         self._initial = [v.numpy() for v in self.variables]
         self.transform = _resolve_transforms(transforms, min(self.shape[:2]))
         self.optimizer = optimizer
-        self.learning_rate = float(learning_rate)
+        self._learning_rate = tf.Variable(float(learning_rate), trainable=False)
         self.regularizers = list(regularizers or [])
         for reg in self.regularizers:
             reg.check(self.variables)
@@ -264,6 +264,15 @@ class Renderer:
         self._m = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables]
         self._v = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables]
         self.step_fn = instance_function(self._step)
+
+    @property
+    def learning_rate(self) -> float:
+        """The step size; set it between runs (it is read by the compiled step, no retrace)."""
+        return float(self._learning_rate.numpy())
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self._learning_rate.assign(float(value))
 
     def reset(self, init: Any = None) -> None:
         """Restores the start image (or sets a new one), optimiser state and seed."""
@@ -298,7 +307,7 @@ class Renderer:
         return x
 
     def _update(self, i: int, var: tf.Variable, g: tf.Tensor) -> tf.Tensor:
-        lr = self.learning_rate
+        lr = self._learning_rate
         if self.optimizer == "adam":
             b1, b2, eps = 0.9, 0.999, 1e-8
             t = tf.cast(self.step_count + 1, tf.float32)
