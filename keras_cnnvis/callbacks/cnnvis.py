@@ -91,12 +91,15 @@ class CNNVisCallback(keras.callbacks.Callback):
         on_error: `"warn"` or `"raise"`. Defaults to `"warn"`.
         budget: the largest share of training time the callback may take (0.1 =
             10%), or None for no limit. Defaults to 0.1.
+        output: the index of the output the monitors explain in a model with several
+            outputs. Defaults to None (the first, with a warning).
 
     Raises:
         ValueError: for unknown monitor names, a budget that is not positive, options a
             monitor does not take, masks that do not match the images, or malformed data
-            (at construction), and for misconfiguration against the model (several
-            outputs, unknown layers, probes that do not fit, ...) at the start of `fit`.
+            (at construction), and for misconfiguration against the model (an output
+            it does not have, several inputs, unknown layers, probes that do not fit, ...)
+            at the start of `fit`.
     """
 
     def __init__(
