@@ -41,15 +41,6 @@ class Images:
 
 
 # -- preprocessing ---------------------------------------------------------------------------
-def _application_module(name: str):
-    from keras_cnnvis.synthesis.models import APPLICATIONS
-
-    key = name.lower().replace("_", "").replace("-", "")
-    modules = {m.replace("_", ""): m for _, m in APPLICATIONS.values()}
-    module = APPLICATIONS[key][1] if key in APPLICATIONS else modules.get(key)
-    return None if module is None else getattr(keras.applications, module)
-
-
 def preprocess_function(name: str) -> Callable[[np.ndarray], np.ndarray] | None:
     """The function mapping [0, 1] images to a model's input for a preprocessing name.
 
@@ -83,13 +74,15 @@ def preprocess_function(name: str) -> Callable[[np.ndarray], np.ndarray] | None:
         return None
     if name in simple:
         return simple[name]
-    module = _application_module(str(name))
-    if module is None:
+    from keras_cnnvis.synthesis.models import application_preprocess
+
+    function = application_preprocess(str(name))
+    if function is None:
         raise ValueError(
             f"Unknown preprocessing {name!r}: use one of {', '.join(PREPROCESS)} or a "
             "keras.applications name such as resnet50, mobilenet_v2 or efficientnet."
         )
-    return lambda x: module.preprocess_input(x * 255.0)  # also on tensors (synthesis)
+    return function
 
 
 def auto_preprocess(model: keras.Model) -> str:

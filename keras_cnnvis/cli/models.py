@@ -83,27 +83,15 @@ def load_model(
     """
     import keras
 
-    from keras_cnnvis.analysis import preprocess_function
     from keras_cnnvis.model import check_image_model
     from keras_cnnvis.model.traps import warn_onednn_trap
-    from keras_cnnvis.synthesis.models import APPLICATIONS, is_application
+    from keras_cnnvis.synthesis.models import application, application_key, is_application
 
     check_source(source)
     if is_application(source):
-        key = source.lower().replace("_", "").replace("-", "")
-        ctor = getattr(keras.applications, APPLICATIONS[key][0])
-        weights = None if str(weights).lower() in ("none", "random") else weights
         shape = None if input_size is None else (int(input_size[0]), int(input_size[1]), 3)
-        try:
-            model = ctor(weights=weights, include_top=include_top, input_shape=shape)
-        except ValueError as error:
-            raise ValueError(f"{APPLICATIONS[key][0]}: {error}") from error
-        except Exception as error:
-            raise ValueError(
-                f"Could not load {weights!r} weights for {source} ({type(error).__name__}: "
-                f"{error}). Offline? Pass --weights none (random weights) or a saved model."
-            ) from error
-        loaded = LoadedModel(model, preprocess_function(key), key)
+        model, preprocess = application(source, weights, include_top, input_shape=shape)
+        loaded = LoadedModel(model, preprocess, application_key(source))
     else:
         try:
             model = keras.models.load_model(source, compile=False)

@@ -32,17 +32,36 @@ VGG_STYLE_LAYERS = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv
 VGG_CONTENT_LAYER = "block4_conv2"
 
 
-def _app_key(name: str) -> str:
+def application_key(name: str) -> str:
+    """The key of a keras.applications name in `APPLICATIONS`: `"MobileNet_V2"` ->
+    `"mobilenetv2"`."""
     return name.lower().replace("_", "").replace("-", "")
 
 
 def is_application(name: Any) -> bool:
     """Whether `name` is a keras.applications architecture we know (e.g. `"vgg16"`)."""
-    return isinstance(name, str) and _app_key(name) in APPLICATIONS
+    return isinstance(name, str) and application_key(name) in APPLICATIONS
+
+
+def application_preprocess(name: str) -> Callable | None:
+    """The function mapping [0, 1] images to a keras.applications model's input (its
+    `preprocess_input` on 0..255 pixels, also on tensors), by application name
+    (`"resnet50"`) or preprocessing module name (`"resnet"`, `"efficientnet"`); None for
+    other names."""
+    key = application_key(name)
+    modules = {m.replace("_", ""): m for _, m in APPLICATIONS.values()}
+    module_name = APPLICATIONS[key][1] if key in APPLICATIONS else modules.get(key)
+    if module_name is None:
+        return None
+    module = getattr(keras.applications, module_name)
+    return lambda images: module.preprocess_input(images * 255.0)
 
 
 def application(
-    name: str, weights: str | None = "imagenet", include_top: bool = False
+    name: str,
+    weights: str | None = "imagenet",
+    include_top: bool = False,
+    input_shape: tuple | None = None,
 ) -> tuple[keras.Model, Callable]:
     """A keras.applications model and the function mapping [0, 1] images to its input.
 
@@ -60,24 +79,28 @@ def application(
         weights: `"imagenet"` or None (random). Defaults to `"imagenet"`.
         include_top: keep the classifier (fixed input size, 1000 classes). Defaults to
             False (convolutional part only, any input size).
+        input_shape: `(height, width, 3)` to build it at. Defaults to None (the
+            application's own).
 
     Returns:
         `(model, preprocess)`.
 
     Raises:
-        ValueError: for an unknown name, or when the weights cannot be downloaded.
+        ValueError: for an unknown name, an input shape the application does not take, or
+            when the weights cannot be downloaded.
     """
-    key = _app_key(name)
+    key = application_key(name)
     if key not in APPLICATIONS:
         raise ValueError(
             f"Unknown keras.applications model {name!r}; known: {', '.join(APPLICATIONS)}."
         )
-    ctor_name, module_name = APPLICATIONS[key]
+    ctor_name = APPLICATIONS[key][0]
     ctor = getattr(keras.applications, ctor_name)
-    module = getattr(keras.applications, module_name)
-    weights = None if weights in (None, "none", "None", "random") else weights
+    weights = None if weights is None or str(weights).lower() in ("none", "random") else weights
     try:
-        model = ctor(weights=weights, include_top=include_top)
+        model = ctor(weights=weights, include_top=include_top, input_shape=input_shape)
+    except ValueError as error:  # the configuration (input size, weights file), not the network
+        raise ValueError(f"{ctor_name}: {error}") from error
     except Exception as error:
         if weights is None:
             raise
@@ -86,11 +109,7 @@ def application(
             "Offline? Use random weights (weights=None, or --weights none; fine for "
             "textures) or pass a saved model (.keras)."
         ) from error
-
-    def preprocess(images):
-        return module.preprocess_input(images * 255.0)
-
-    return model, preprocess
+    return model, application_preprocess(key)
 
 
 def load_model(
