@@ -98,13 +98,13 @@ class RobustnessCallback(MonitorCallback):
     logged: against a near-chance first record its denominator is about 0.
 
     Cost per record: `n_examples * (1 + corruptions x severities)` images through one
-    compiled forward pass (traced once, at the first record) plus the corruptions
-    themselves, and `pgd_steps` forward and backward passes of `n_adversarial` images per
-    epsilon. At the defaults (200 images, 5 corruptions x 3 severities, PGD at 2/255 and
-    8/255 on 64 images with 5 steps) a record of the demo CNN takes about as long as one
-    demo training epoch of 1600 images (0.9-1.0x on 2 busy CPU cores, about half of it
-    the attack); `corruptions="all"` with the five severities about 2.7 epochs
-    (`python benchmarks/corruptions.py --monitor [--all]`).
+    compiled forward pass plus the corruptions themselves, and `pgd_steps` forward and
+    backward passes of `n_adversarial` images per epsilon through one compiled attack step
+    (both traced once, at the first record). At the defaults (200 images, 5 corruptions x
+    3 severities, PGD at 2/255 and 8/255 on 64 images with 5 steps) a record of the demo
+    CNN takes a little less than one demo training epoch of 1600 images (0.87x on 2 busy
+    CPU cores, a third of it the attack); `corruptions="all"` with the five severities
+    about 2.7 epochs (`python benchmarks/corruptions.py --monitor [--all]`).
 
     Example:
 
