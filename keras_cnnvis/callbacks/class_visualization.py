@@ -100,34 +100,16 @@ class ClassVisualizationCallback(MonitorCallback):
             hw = (64, 64)
         channels = int(shape[2]) if shape[2] is not None else 3
         render_shape = hw + (channels,)
-        units = check_classes(self.model, [0], render_shape, self.preprocess)
         # One binary unit is two classes (the one rule of keras_cnnvis.inputs): class 1
-        # maximises the unit, class 0 its opposite.
-        self._binary = units == 1
-        n = 2 if self._binary else units
-        classes = (
-            self.classes if self.classes is not None else list(range(min(n, self.MAX_CLASSES)))
-        )
-        if self._binary:
-            bad = [int(c) for c in classes if not 0 <= int(c) < 2]
-            if bad:
-                raise ValueError(
-                    f"Class index {bad[0]} is out of range: model '{self.model.name}' is a "
-                    "binary classifier with one output unit (classes 0..1)."
-                )
-        else:
-            check_classes(self.model, classes, render_shape, self.preprocess)
+        # maximises the unit, class 0 its opposite (check_classes and class_logit say so).
+        given = self.classes if self.classes is not None else [0]
+        n = check_classes(self.model, given, render_shape, self.preprocess)  # one pass
+        classes = given if self.classes is not None else list(range(min(n, self.MAX_CLASSES)))
         if self.class_names is not None and len(self.class_names) < n:
             raise ValueError(f"{len(self.class_names)} class names for a model with {n} classes.")
         self._classes = classes
         if self._renderer is None or self._model_id != id(self.model):
-            if self._binary:
-                objective = sum(
-                    obj.class_logit(0, batch=i) * (1.0 if c == 1 else -1.0)
-                    for i, c in enumerate(classes)
-                )
-            else:
-                objective = sum(obj.class_logit(c, batch=i) for i, c in enumerate(classes))
+            objective = sum(obj.class_logit(c, batch=i) for i, c in enumerate(classes))
             self._renderer = Renderer(
                 self.model,
                 objective,
