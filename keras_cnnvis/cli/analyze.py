@@ -32,9 +32,7 @@ def run(args: argparse.Namespace) -> int:
     _check_arguments(args)
     size = tuple(args.input_size) if args.input_size else None
     loaded = load_model(args.model, args.weights, input_size=size, where="cnnvis analyze")
-    preprocess = args.preprocess
-    if preprocess == "auto" and loaded.application:
-        preprocess = loaded.application  # the application's own preprocess_input
+    preprocess = loaded.preprocess_name(args.preprocess)
     result = analyze(
         loaded.model,
         args.data,
@@ -81,7 +79,7 @@ def add_parser(sub) -> None:
         "embeddings, neighbours, class visualisations) and write the records "
         "CNNVisCallback writes at step 0, for `cnnvis board`.",
     )
-    add_model_arguments(p, weights="imagenet")
+    add_model_arguments(p, weights="imagenet", input_size=True)
     p.add_argument(
         "--data",
         required=True,
@@ -99,14 +97,6 @@ def add_parser(sub) -> None:
         "own for an application name, pixels for a model with a Rescaling layer at its "
         "input, else unit. Folders and built-in sets load as [0, 1]; integer or 0..255 "
         "arrays are divided by 255.",
-    )
-    p.add_argument(
-        "--input-size",
-        nargs=2,
-        type=int,
-        metavar=("HEIGHT", "WIDTH"),
-        help="input size for keras.applications names (random weights) and models that "
-        "take any size",
     )
     p.add_argument("--n", type=int, default=500, help="images to use at most (default 500)")
     p.add_argument("--n-probes", type=int, default=8, help="probe images (default 8)")

@@ -69,12 +69,5 @@ def add_parser(sub) -> None:
         "feature map feeding the head (the Grad-CAM layer), side branches skipped by "
         "default, and the layers CNNVisCallback watches.",
     )
-    add_model_arguments(p, weights="none")
-    p.add_argument(
-        "--input-size",
-        nargs=2,
-        type=int,
-        metavar=("HEIGHT", "WIDTH"),
-        help="input size for keras.applications names and models that take any size",
-    )
+    add_model_arguments(p, weights="none", input_size=True)
     p.set_defaults(func=run)

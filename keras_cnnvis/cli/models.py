@@ -27,6 +27,10 @@ class LoadedModel:
     preprocess: Callable | None
     application: str | None
 
+    def preprocess_name(self, requested: str) -> str:
+        """The `--preprocess` to use: `"auto"` is an application's own `preprocess_input`."""
+        return self.application if requested == "auto" and self.application else requested
+
 
 def application_names() -> list:
     from keras_cnnvis.synthesis.models import APPLICATIONS
@@ -124,8 +128,11 @@ def _tensor_input(model):
         return model
 
 
-def add_model_arguments(p: argparse.ArgumentParser, weights: str, positional: bool = True):
-    """Adds MODEL (positional, or `--model`) and `--weights` to a subcommand's parser."""
+def add_model_arguments(
+    p: argparse.ArgumentParser, weights: str, positional: bool = True, input_size: bool = False
+):
+    """Adds MODEL (positional, or `--model`), `--weights` and, with `input_size`,
+    `--input-size` to a subcommand's parser."""
     help_text = (
         "a saved model (.keras, or a Keras 2 .h5/.hdf5) or a keras.applications name "
         "(ResNet50, MobileNetV2, EfficientNetB0, VGG16, ...)"
@@ -138,3 +145,11 @@ def add_model_arguments(p: argparse.ArgumentParser, weights: str, positional: bo
         help=f"weights of a keras.applications model: none (random) or imagenet (downloads "
         f"once) (default {weights})",
     )
+    if input_size:
+        p.add_argument(
+            "--input-size",
+            nargs=2,
+            type=int,
+            metavar=("HEIGHT", "WIDTH"),
+            help="input size for keras.applications names and models that take any size",
+        )

@@ -79,10 +79,9 @@ def run(args: argparse.Namespace) -> int:
     if args.max_channels < 1 or args.top < 1:
         raise ValueError("--max-channels and --top must be at least 1.")
     loaded = load_model(args.model, args.weights, where="cnnvis network")
-    preprocess = args.preprocess
-    if preprocess == "auto" and loaded.application:
-        preprocess = loaded.application
-    images, preprocess = load_probes(args.image, loaded.model, preprocess)
+    images, preprocess = load_probes(
+        args.image, loaded.model, loaded.preprocess_name(args.preprocess)
+    )
     run_dir = os.path.join(args.logdir, args.run_name)
     writer = LogWriter(run_dir)
     try:

@@ -69,9 +69,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--n must be at least 1; got {args.n}.")
     size = tuple(args.input_size) if args.input_size else None
     loaded = load_model(args.model, args.weights, input_size=size, where="cnnvis robustness")
-    preprocess = args.preprocess
-    if preprocess == "auto" and loaded.application:
-        preprocess = loaded.application  # the application's own preprocess_input
+    preprocess = loaded.preprocess_name(args.preprocess)
     x, y, names, value_range, function, used = load_data(
         loaded.model, args.data, preprocess, args.n, args.seed, None if loaded.application else size
     )
@@ -129,7 +127,7 @@ def add_parser(sub) -> None:
         "labelled images; print the table and, with --logdir, write the records of "
         "RobustnessCallback (step 0) for the cnnvis tab's Robustness page.",
     )
-    add_model_arguments(p, weights="imagenet")
+    add_model_arguments(p, weights="imagenet", input_size=True)
     p.add_argument(
         "--data",
         required=True,
@@ -164,13 +162,6 @@ def add_parser(sub) -> None:
         default="auto",
         help=f"how [0, 1] images become the model's input: {', '.join(PREPROCESS[1:])} or a "
         "keras.applications name (default auto: see cnnvis analyze --help)",
-    )
-    p.add_argument(
-        "--input-size",
-        nargs=2,
-        type=int,
-        metavar=("HEIGHT", "WIDTH"),
-        help="input size for keras.applications names and models that take any size",
     )
     p.add_argument("--class-names", nargs="+", help="class names (default: from the data)")
     p.add_argument("--batch-size", type=int, default=64, help="images per pass (default 64)")
