@@ -10,7 +10,6 @@ from keras_cnnvis.patches.context import check_context, context_origins, context
 from keras_cnnvis.patches.mining import (
     MaxPatches,
     PatchMiner,
-    _TopK,
     check_k,
     max_activating_patches,
     seen_slices,
@@ -33,6 +32,7 @@ def check_image_batch(batch, expected: tuple, model_name: str) -> None:
     """Raises ValueError if a batch's per-image shape is not `expected` (the 0.1 name of
     `keras_cnnvis.inputs.check_image_shape`)."""
     check_image_shape(batch, _Named(model_name), "data images", tuple(expected))
+
 
 __all__ = [
     "VIEWS",
