@@ -182,3 +182,27 @@ def test_bad_images_are_refused():
         network_trace(model, np.zeros((16, 16, 3), np.float32))
     with pytest.raises(ValueError, match="NaN"):
         network_trace(model, np.full((32, 32, 3), np.nan, np.float32))
+
+
+def test_the_trace_cache_does_not_keep_models_alive():
+    """network_trace keeps one tracer per model (no retrace on the next call) without keeping
+    the model alive; a tracer built by hand keeps its own model."""
+    import gc
+    import weakref
+
+    def small():
+        return keras.Sequential(
+            [keras.Input((8, 8, 3)), L.Conv2D(2, 3), L.GlobalAveragePooling2D(), L.Dense(2)]
+        )
+
+    model = small()
+    first = network_trace(model, image((8, 8, 3)))
+    again = network_trace(model, image((8, 8, 3)))
+    np.testing.assert_array_equal(first[-1].output, again[-1].output)
+    dropped = weakref.ref(model)
+    del model, first, again
+    gc.collect()
+    assert dropped() is None
+    tracer = NetworkTracer(small())
+    gc.collect()
+    assert tracer(image((1, 8, 8, 3)))[0][-1].output.shape == (2,)

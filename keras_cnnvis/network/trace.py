@@ -135,7 +135,8 @@ class NetworkTracer:
     """
 
     def __init__(self, model: keras.Model, input_shape: Sequence[int] | None = None):
-        self.model = model
+        self._model = weakref.ref(model)
+        self._keep = model  # None in `network_trace`'s cache, which must not keep models alive
         self.anatomy = model_anatomy(model, input_shape)
         self.nodes = self.anatomy.nodes
         self.input_path = input_name(model)
@@ -149,6 +150,14 @@ class NetworkTracer:
         self._configs = [layer_config(node.layer) for node in self.nodes]
         self._fn = BatchFunction(self._forward)
         self._eager = False
+
+    @property
+    def model(self) -> keras.Model:
+        """The traced model."""
+        model = self._model()
+        if model is None:
+            raise RuntimeError("The model of this NetworkTracer no longer exists.")
+        return model
 
     @property
     def paths(self) -> list:
@@ -287,4 +296,5 @@ def network_trace(model: keras.Model, image: Any, input_shape: Sequence[int] | N
     per_model = _TRACERS.setdefault(model, {})
     if key not in per_model:
         per_model[key] = NetworkTracer(model, key)
+        per_model[key]._keep = None  # the cache is weak: it must not keep the model alive
     return per_model[key](images)[0]
