@@ -5,7 +5,6 @@ disk (defocus) kernel and the plasma fractal.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 from dataclasses import dataclass
@@ -13,6 +12,8 @@ from typing import Callable
 
 import cv2
 import numpy as np
+
+from keras_cnnvis._threads import one_blas_thread
 
 REFERENCE_SIZES = (32, 64, 224)
 # Image sides below this use the CIFAR-10-C constants, below the next the Tiny-ImageNet-C
@@ -110,24 +111,6 @@ def per_plane(
         outs.append(out.reshape(out.shape[0], out.shape[1], -1))
     out = np.concatenate(outs, axis=2)
     return np.ascontiguousarray(out.reshape(out.shape[0], out.shape[1], n, c).transpose(2, 0, 1, 3))
-
-
-@functools.lru_cache(maxsize=1)
-def _blas_controller():
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - scikit-learn installs it
-        return None
-    return ThreadpoolController()
-
-
-def one_blas_thread():
-    """A context with BLAS on one thread: these products are small, and threaded OpenBLAS
-    on a busy machine is many times slower than one thread."""
-    controller = _blas_controller()
-    if controller is None:  # pragma: no cover
-        return contextlib.nullcontext()
-    return controller.limit(limits=1, user_api="blas")
 
 
 def separable(x: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

@@ -22,11 +22,12 @@ where `alpha` cannot be fitted reliably.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from dataclasses import dataclass
 
 import numpy as np
+
+from keras_cnnvis._threads import one_blas_thread
 
 MIN_EIGENVALUES = 10
 """Fewer non-zero eigenvalues than this: no power-law fit (alpha is NaN)."""
@@ -36,25 +37,6 @@ MIN_TAIL = 5
 
 NULL_SAMPLES = 199
 """Monte-Carlo draws of the spike null distribution (p-values resolve down to 0.005)."""
-
-
-@functools.lru_cache(maxsize=1)
-def _controller():
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - scikit-learn installs it
-        return None
-    return ThreadpoolController()
-
-
-def _one_blas_thread():
-    """Small eigenproblems run fastest on one BLAS thread; on a busy machine, threaded
-    OpenBLAS is 20x slower here. Limits BLAS threads for the block (if threadpoolctl, a
-    scikit-learn dependency, is installed)."""
-    controller = _controller()
-    if controller is None:  # pragma: no cover
-        return contextlib.nullcontext()
-    return controller.limit(limits=1, user_api="blas")
 
 
 @dataclass
@@ -83,7 +65,7 @@ def eigenvalues(matrix: np.ndarray) -> np.ndarray:
     w = np.asarray(matrix, np.float64)
     if w.ndim != 2:
         raise ValueError(f"A weight matrix must be 2-D; got shape {w.shape}.")
-    with _one_blas_thread():
+    with one_blas_thread():
         s = np.linalg.svd(w, compute_uv=False)
     return np.sort(s**2)[::-1]
 
@@ -172,7 +154,7 @@ def spike_null(m: int, n: int, samples: int = NULL_SAMPLES, seed: int = 0) -> np
     p, dof = min(m, n), max(m, n)
     edge_unit = (np.sqrt(m) + np.sqrt(n)) ** 2 / (m * n)
     out = np.empty(samples)
-    with _one_blas_thread():
+    with one_blas_thread():
         for i in range(samples):
             a = np.tril(rng.standard_normal((p, p)), -1)
             a[np.diag_indices(p)] = np.sqrt(rng.chisquare(dof - np.arange(p)))
