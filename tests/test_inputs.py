@@ -252,3 +252,11 @@ def test_one_sigmoid_and_one_logit_unit_get_the_same_classes_everywhere(tmp_path
     np.testing.assert_allclose(a["scores"], np.abs(z[:8]), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(b["scores"], 1 / (1 + np.exp(-np.abs(z[:8]))), rtol=1e-4)
     assert a["knn"] == b["knn"]
+
+
+def test_check_class_range_names_the_first_bad_index():
+    inputs.check_class_range(np.array([0, 1, 1]), 2, "m")
+    inputs.check_class_range(None, 2, "m")
+    inputs.check_class_range(np.array([0, 9]), None, "m")  # no classes known: nothing to check
+    with pytest.raises(ValueError, match=r"^Class index 3 is out of range for model 'm' with 3 "):
+        inputs.check_class_range(np.array([[0, 3], [5, 1]]), 3, "m")  # per-pixel, first in order

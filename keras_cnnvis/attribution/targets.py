@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_cnnvis import inputs
 from keras_cnnvis.model import check_in_graph, find_layer
 from keras_cnnvis.model.layers import output_shape
 
@@ -247,13 +248,7 @@ def resolve_target(model: keras.Model, target: Any, n: int) -> Target:
         classes = np.full(n, int(target), np.int32)
     else:
         classes = _class_array(target, n)
-    n_classes = _n_classes(model)
-    if n_classes is not None and (classes >= n_classes).any():
-        bad = int(classes[classes >= n_classes][0])
-        raise ValueError(
-            f"Class index {bad} is out of range for model '{model.name}' with {n_classes} "
-            f"classes; use indices 0..{n_classes - 1}."
-        )
+    inputs.check_class_range(classes, _n_classes(model), model.name)
     if (classes < PREDICTED).any():
         raise ValueError(f"Class indices must be >= 0; got {int(classes.min())}.")
     return Target("class", ClassScore(model.name), (classes,), (((), tf.int32),))

@@ -137,12 +137,7 @@ def check_user_inputs(model: keras.Model, head: Head, cb: Any) -> None:
     if n is None:
         return
     for labels in (cb.y_val, cb.probe_labels, cb.y_pixels):
-        if labels is not None and np.size(labels) and labels.max() >= n:
-            bad = int(labels[labels >= n].flat[0])
-            raise ValueError(
-                f"Class index {bad} is out of range for model '{model.name}' with {n} "
-                f"classes; use indices 0..{n - 1}."
-            )
+        inputs.check_class_range(labels, n, model.name)
     if cb.class_names is not None:
         class_names_for(n, cb.class_names)
 

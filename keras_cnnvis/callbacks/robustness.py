@@ -254,11 +254,7 @@ class RobustnessCallback(MonitorCallback):
         inputs.predicted_classes(outputs, self._predictor.activation)  # class scores?
         n = inputs.n_classes_of(outputs)
         for labels in (self.y, self.probe_labels):
-            if labels is not None and len(labels) and labels.max() >= n:
-                raise ValueError(
-                    f"Class index {int(labels.max())} is out of range for model "
-                    f"'{self.model.name}' with {n} classes; use indices 0..{n - 1}."
-                )
+            inputs.check_class_range(labels, n, self.model.name)
         if self.class_names is not None and len(self.class_names) < n:
             raise ValueError(
                 f"{len(self.class_names)} class names were given for {n} classes; pass one "

@@ -15,6 +15,7 @@ from keras_cnnvis.inputs.images import (
 from keras_cnnvis.inputs.labels import (
     balanced_indices,
     binary_threshold,
+    check_class_range,
     class_labels,
     class_scores,
     is_pixel_labels,
@@ -27,6 +28,7 @@ __all__ = [
     "as_image_array",
     "balanced_indices",
     "binary_threshold",
+    "check_class_range",
     "check_image_shape",
     "check_images",
     "class_labels",

@@ -50,6 +50,25 @@ def class_labels(y: Any, n: int | None = None) -> np.ndarray:
     return y
 
 
+def check_class_range(labels: Any, n_classes: int | None, model_name: str) -> None:
+    """Raises ValueError for a class index a model with `n_classes` classes does not have.
+
+    Args:
+        labels: class indices (any shape; per example or per pixel), or None.
+        n_classes: the model's classes (2 for one binary unit), or None (nothing to check).
+        model_name: the model's name, for the message.
+    """
+    if labels is None or n_classes is None:
+        return
+    labels = np.asarray(labels)
+    if labels.size and labels.max() >= n_classes:
+        bad = int(labels[labels >= n_classes].flat[0])
+        raise ValueError(
+            f"Class index {bad} is out of range for model '{model_name}' with {n_classes} "
+            f"classes; use indices 0..{n_classes - 1}."
+        )
+
+
 def pixel_labels(y: Any, n: int | None = None, size: tuple | None = None) -> np.ndarray:
     """Per-pixel class labels `(N, H, W)` from `(N, H, W)`, `(N, H, W, 1)` or one-hot
     `(N, H, W, C)` masks (segmentation).
