@@ -57,7 +57,8 @@ def from_scratch_binary():
     return model, x * 255.0, (y == 0).astype(np.int64)
 
 
-def sigmoid_binary():
+def small_head(units, activation, loss):
+    """Two convolutions and global pooling under a Dense head of `units`."""
     model = keras.Sequential(
         [
             keras.Input((SIZE, SIZE, 3)),
@@ -65,10 +66,15 @@ def sigmoid_binary():
             L.MaxPooling2D(),
             L.Conv2D(16, 3, activation="relu"),
             L.GlobalAveragePooling2D(),
-            L.Dense(1, activation="sigmoid"),
+            L.Dense(units, activation=activation),
         ]
     )
-    model.compile("adam", "binary_crossentropy")
+    model.compile("adam", loss)
+    return model
+
+
+def sigmoid_binary():
+    model = small_head(1, "sigmoid", "binary_crossentropy")
     x, y, _ = shapes_data()
     return model, x, (y == 1).astype(np.int64)
 
@@ -92,34 +98,14 @@ def frozen_nested_base():
 
 
 def multi_label():
-    model = keras.Sequential(
-        [
-            keras.Input((SIZE, SIZE, 3)),
-            L.Conv2D(8, 3, activation="relu"),
-            L.MaxPooling2D(),
-            L.Conv2D(16, 3, activation="relu"),
-            L.GlobalAveragePooling2D(),
-            L.Dense(3, activation="sigmoid"),
-        ]
-    )
-    model.compile("adam", "binary_crossentropy")
+    model = small_head(3, "sigmoid", "binary_crossentropy")
     x, y, _ = shapes_data()
     labels = np.stack([y == 0, y >= 2, y % 2 == 1], axis=1).astype(np.float32)
     return model, x, labels
 
 
 def regression():
-    model = keras.Sequential(
-        [
-            keras.Input((SIZE, SIZE, 3)),
-            L.Conv2D(8, 3, activation="relu"),
-            L.MaxPooling2D(),
-            L.Conv2D(16, 3, activation="relu"),
-            L.GlobalAveragePooling2D(),
-            L.Dense(1),
-        ]
-    )
-    model.compile("adam", "mse")
+    model = small_head(1, None, "mse")
     x, _, masks = shapes_data()
     return model, x, masks.reshape(len(masks), -1).mean(axis=1).astype(np.float32)  # object size
 
