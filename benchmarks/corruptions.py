@@ -111,12 +111,12 @@ def measure_monitor(corruptions="default", every_severity: bool = False, records
         cb.set_model(model)
         cb.on_train_begin()
         start = time.perf_counter()
-        cb.log(0)
+        cb.log(0)()  # the record's model part, then its rendering and writing
         first = time.perf_counter() - start
         parts = []
 
         def record():
-            cb.log(len(parts) + 1)
+            cb.log(len(parts) + 1)()
             parts.append(dict(cb.seconds))
 
         times = interleaved(

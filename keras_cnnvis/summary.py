@@ -127,6 +127,7 @@ class LogWriter:
     def __init__(self, logdir: str):
         self.logdir = os.fspath(logdir)
         self._writer = None
+        self.worker = None  # the callbacks' background worker for this run, if any
 
     @property
     def created(self) -> bool:
@@ -196,11 +197,55 @@ class LogWriter:
             self._writer.flush()
 
     def close(self) -> None:
-        """Flushes and closes the event file; a later record opens a new one."""
+        """Runs the records still queued for the background worker, then flushes and closes
+        the event file; a later record opens a new one."""
+        if self.worker is not None:
+            self.worker.close()
         if self._writer is not None:
             self._writer.flush()
             self._writer.close()
             self._writer = None
+
+
+class Recorder:
+    """Stands in for a `LogWriter` while a record set is computed: it keeps the writes (by
+    reference: arrays and payloads given to it must not change afterwards) so that
+    `replay` can make them later, on another thread, in the same order.
+
+    Example:
+
+    ```python
+    recorder = Recorder(writer)
+    recorder.scalar("loss", 0.5, step=1)
+    recorder.replay()  # writer.scalar("loss", 0.5, step=1)
+    ```
+
+    Args:
+        writer: the `LogWriter` the writes are meant for.
+    """
+
+    def __init__(self, writer: LogWriter):
+        self.target = writer
+        self.logdir = writer.logdir
+        self.writes: list[tuple[str, tuple]] = []
+
+    def images(self, tag: str, images: np.ndarray, step: int) -> None:
+        self.writes.append(("images", (tag, images, int(step))))
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        self.writes.append(("scalar", (tag, float(value), int(step))))
+
+    def json(self, tag: str, payload: Any, step: int, kind: str) -> None:
+        self.writes.append(("json", (tag, payload, int(step), kind)))
+
+    def flush(self) -> None:
+        """Nothing to flush: the writes happen at `replay`."""
+
+    def replay(self) -> None:
+        """Makes the kept writes on the writer, in order, and forgets them."""
+        writes, self.writes = self.writes, []
+        for method, args in writes:
+            getattr(self.target, method)(*args)
 
 
 _SHARED: dict[str, list] = {}

@@ -229,8 +229,8 @@ class AttributionCallback(MonitorCallback):
         return target
 
     # -- logging ------------------------------------------------------------------------
-    def log(self, step: int, logs: dict | None = None) -> None:
-        probe, writer = self._probe, self.writer
+    def log(self, step: int, logs: dict | None = None):
+        probe = self._probe
         shown = image.display_images(probe)
         scale = image.auto_scale(max(probe.shape[1:3]), target=128, max_scale=4)
         self._write_probes(shown, scale, step)
@@ -238,22 +238,31 @@ class AttributionCallback(MonitorCallback):
         # The explained classes come from that one pass over the probes, so no method and
         # no score runs the probes again to find the predicted class.
         explained = self._target if probes["classes"] is None else probes["classes"]
-        target = self._target_name()
         maps = {
             method.name: method.fn(self.model, probe, target=explained, **kwargs)
             for method, kwargs in self.methods
         }
         faithfulness = self._faithfulness_or_warn(maps, explained, step)
-        for method, kwargs in self.methods:
+        layers = {
+            method.name: (
+                None if kw.get("layer") is None else find_layer(self.model, kw["layer"]).path
+            )
+            for method, kw in self.methods
+        }
+        # Overlays, records and localisation scores need no model: the background worker.
+        return lambda: self._record(step, maps, shown, scale, probes, faithfulness, layers)
+
+    def _record(self, step, maps, shown, scale, probes, faithfulness, layers) -> None:
+        writer, target = self.writer, self._target_name()
+        for method, _ in self.methods:
             name = method.name
             shown_maps = render.display_maps(maps[name], method.display)
             overlays = render.overlays(shown, shown_maps, self.alpha)
             writer.images(f"attribution/{name}", image.upscale(overlays, scale), step)
-            layer = kwargs.get("layer")
             record = render.attribution_record(
                 name,
                 shown_maps,
-                layer=None if layer is None else find_layer(self.model, layer).path,
+                layer=layers[name],
                 target=target,
                 class_names=self.class_names,
                 faithfulness=faithfulness.get(name),
@@ -291,9 +300,10 @@ class AttributionCallback(MonitorCallback):
         step for the same probes, target and settings, the random reference; writes the
         scalars (the reference's once per step) and returns each method's record entry."""
         settings, writer = self._faith_settings, self.writer
-        shared = _REFERENCES.get(writer)
+        run = getattr(writer, "target", writer)  # the run's writer behind a Recorder
+        shared = _REFERENCES.get(run)
         if shared is None or shared["step"] != step:
-            shared = _REFERENCES[writer] = {"step": step, "references": {}, "written": False}
+            shared = _REFERENCES[run] = {"step": step, "references": {}, "written": False}
         key = (_digest(self._probe), _digest(target), _digest(sorted(settings.items())))
         reference = shared["references"].get(key)
         draws = 0 if reference is not None else settings["draws"]
@@ -317,7 +327,7 @@ class AttributionCallback(MonitorCallback):
     def _write_probes(self, shown: np.ndarray, scale: int, step: int) -> None:
         writer = self.writer
         key = (int(step), hash(shown.tobytes()))
-        written = _PROBES_WRITTEN.setdefault(writer, set())
+        written = _PROBES_WRITTEN.setdefault(getattr(writer, "target", writer), set())
         if key in written:
             return
         written.add(key)

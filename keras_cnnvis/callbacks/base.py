@@ -9,6 +9,7 @@ import contextlib
 import json
 import math
 import os
+import threading
 import time
 import warnings
 
@@ -111,6 +112,17 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
     `ValueError` for misconfiguration, before any epoch runs) and `log(step, logs)`
     (compute and write one record set through `self.writer`).
 
+    With `background = True` (the default) only the model-dependent part of a record runs
+    on the training thread: the writes `log()` makes are queued, and `log()` may return a
+    callable, the part of the record that does not need the model (projections,
+    rendering, writing through `self.writer`); both run on the run directory's
+    `RecordWorker` thread, in order with every other record written there, and the event
+    file is flushed after each record set. Arrays and payloads handed to the writer must
+    not change afterwards; the callable must not touch the model. `on_train_end` waits for
+    the queue. A failure in the worker switches this monitor off (warned on the training
+    thread at its next hook, raised there with `on_error="raise"`). `background = False`
+    runs everything in line.
+
     Steps are counts of completed epochs: the state before training is logged at
     `step = initial_epoch` (when `log_initial`), the state after epoch `e` (0-based) at
     `step = e + 1`. Work happens in epoch hooks only, so Keras keeps its asynchronous
@@ -157,7 +169,12 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
         self.on_error = on_error
         self.disabled = False
         self.chief = True
-        self.log_seconds: list[float] = []  # wall time of each log() call, for benchmarks
+        self.log_seconds: list[float] = []  # training-thread seconds of each record
+        self.wait_seconds: list[float] = []  # of which waiting for room in the worker's queue
+        self.background_seconds: list[float] = []  # worker seconds of each record
+        self.background_error: tuple | None = None  # (step, error) of a failed background task
+        self._recorder: summary.Recorder | None = None
+        self._recording_thread: int | None = None
         self._warned_nonfinite = False
         self._writer: summary.LogWriter | None = None
         self._first_epoch: int | None = None
@@ -169,8 +186,13 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
         """Validates the configuration against `self.model`; raise ValueError if wrong."""
 
     @abc.abstractmethod
-    def log(self, step: int, logs: dict | None = None) -> None:
-        """Computes and writes the records for `step`."""
+    def log(self, step: int, logs: dict | None = None):
+        """Computes and writes the records for `step`; may return a callable of no
+        arguments: the rest of the record, which does not need the model (see the class
+        docstring)."""
+
+    background = True
+    """Whether the records' model-free part runs on the background worker."""
 
     # -- plumbing -------------------------------------------------------------------------
     @property
@@ -183,13 +205,50 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
 
     @property
     def writer(self) -> summary.LogWriter:
-        """The shared writer of this run directory (the event file opens on first write)."""
+        """The shared writer of this run directory (the event file opens on first write);
+        while `log()` runs with `background` on, a `summary.Recorder` queuing its writes."""
+        if self._recorder is not None and threading.get_ident() == self._recording_thread:
+            return self._recorder
         if self._writer is None:
             self._writer = summary.acquire(self.run_dir)
         return self._writer
 
+    def _worker(self):
+        """The background worker of this run directory's writer (one per writer)."""
+        from keras_cnnvis.callbacks.worker import RecordWorker
+
+        writer = self.writer
+        if writer.worker is None:
+            writer.worker = RecordWorker(writer)
+        return writer.worker
+
+    def drain(self) -> None:
+        """Waits until the background worker has written every queued record, then reports
+        a background failure (a warning, or the error with `on_error="raise"`)."""
+        if self._writer is not None and self._writer.worker is not None:
+            self._writer.worker.drain()
+        self._report_background()
+
+    def _report_background(self) -> None:
+        """Warns (or raises) once on the training thread about a failed background task."""
+        failure, self.background_error = self.background_error, None
+        if failure is None:
+            return
+        step, error = failure
+        self.disabled = True
+        if self.on_error == "raise":
+            raise error
+        warnings.warn(
+            f"{type(self).__name__} failed at step {step} (in the background worker) and is "
+            f"switched off for the rest of this fit (training continues): "
+            f"{type(error).__name__}: {error}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
     def on_train_begin(self, logs=None):
         self.disabled = False
+        self.background_error = None
         self._warned_nonfinite = False
         self._first_epoch = None
         self._last_logged = None
@@ -203,6 +262,7 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
             self.setup()
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._report_background()
         if self._first_epoch is None:
             self._first_epoch = epoch
             if (
@@ -215,6 +275,7 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
 
     def on_epoch_end(self, epoch, logs=None):
         self._last_completed = epoch + 1
+        self._report_background()
         if self.active and (epoch + 1) % self.every_n_epochs == 0:
             if self._diverged(logs) or not self._allowed("epoch"):
                 return
@@ -255,6 +316,7 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
                 and self._allowed("final")
             ):
                 self._safe_log(self._last_completed, logs)
+            self.drain()
         finally:
             if self._writer is not None:
                 summary.release(self._writer)
@@ -274,11 +336,16 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
     def _safe_log(self, step: int, logs) -> None:
         start = time.perf_counter()
         try:
-            self.log(step, logs)
+            if self.background:
+                self._log_in_background(step, logs)
+            else:
+                finish = self.log(step, logs)
+                if finish is not None:
+                    finish()
+                if self._writer is not None:
+                    self._writer.flush()
             self.log_seconds.append(time.perf_counter() - start)
             self._last_logged = step
-            if self._writer is not None:
-                self._writer.flush()
         except Exception as error:  # a visualisation must not kill training
             if self.on_error == "raise":
                 raise
@@ -292,3 +359,20 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
             if self._writer is not None:
                 with contextlib.suppress(Exception):  # keep what is already written
                     self._writer.flush()
+
+    def _log_in_background(self, step: int, logs) -> None:
+        """Runs `log()` with its writes queued, then hands them and its returned callable
+        to the worker as one task."""
+        recorder = summary.Recorder(self.writer)
+        self._recorder, self._recording_thread = recorder, threading.get_ident()
+        try:
+            finish = self.log(step, logs)
+        finally:
+            self._recorder = self._recording_thread = None
+
+        def task() -> None:
+            recorder.replay()
+            if finish is not None:
+                finish()
+
+        self.wait_seconds.append(self._worker().submit(self, step, task))

@@ -93,6 +93,9 @@ class CNNVisCallback(keras.callbacks.Callback):
             10%), or None for no limit. Defaults to 0.1.
         output: the index of the output the monitors explain in a model with several
             outputs. Defaults to None (the first, with a warning).
+        background: run the records' model-free part (projections, rendering, encoding,
+            writing) on a background thread, so training resumes once the model-dependent
+            part is done (see `MonitorCallback`). Defaults to True.
 
     Raises:
         ValueError: for unknown monitor names, a budget that is not positive, options a
@@ -121,8 +124,10 @@ class CNNVisCallback(keras.callbacks.Callback):
         on_error: str = "warn",
         budget: float | None = 0.1,
         output: int | None = None,
+        background: bool = True,
     ):
         super().__init__()
+        self.background = bool(background)
         self.budget = TimeBudget(budget)
         known = list(REGISTRY)
         names = set(include if include is not None else known) - set(exclude)
@@ -244,6 +249,7 @@ class CNNVisCallback(keras.callbacks.Callback):
             # ones too when the budget skipped their last epoch.
             callback.log_at_end = not monitor.cheap or self.budget.share is not None
             callback.gate = self._gate
+            callback.background = self.background
             monitors.append(callback)
             names.append(name)
         self.names = names
@@ -291,8 +297,14 @@ class CNNVisCallback(keras.callbacks.Callback):
         """Logs the share of training time used; at the end, warns about skipped records."""
         used = self.budget.used
         if self._writer is not None and step is not None and np.isfinite(used):
+            writer = self._writer
             try:
-                self._writer.scalar("cnnvis/overhead", used, step)
+                if self.background and writer.worker is not None:  # in order with the records
+                    writer.worker.submit(
+                        self, step, lambda: writer.scalar("cnnvis/overhead", used, step)
+                    )
+                else:
+                    writer.scalar("cnnvis/overhead", used, step)
             except Exception:  # reporting must not stop training
                 pass
         if step is None and self.skipped:

@@ -101,8 +101,11 @@ class ConfusionMatrixCallback(MonitorCallback):
         self._names = class_names_for(n_classes, self.class_names)
         count_confusions(self.y, np.zeros_like(self.y), n_classes)  # labels in range
 
-    def log(self, step: int, logs: dict | None = None) -> None:
+    def log(self, step: int, logs: dict | None = None):
         matrix = confusion_matrix(self.model, self.x, self.y, extractor=self._extractor)
+        return lambda: self._record(step, matrix)  # drawn and written in the background
+
+    def _record(self, step: int, matrix: np.ndarray) -> None:
         acc = per_class_accuracy(matrix)
         overall = float(np.trace(matrix) / max(1, matrix.sum()))
         unit = "pixels" if self.dense else "n"

@@ -19,7 +19,7 @@ from keras_cnnvis.features.snapshot import (
     check_methods,
     embedding_classes,
     embedding_payload,
-    embedding_snapshot,
+    snapshot_of_features,
 )
 from keras_cnnvis.model import output_activation
 from keras_cnnvis.rendering import embedding as render
@@ -201,10 +201,17 @@ class EmbeddingCallback(MonitorCallback):
             self._sprite = projector.make_sprite(self.images, self.sprite_size)
 
     # -- one record set ---------------------------------------------------------------------
-    def log(self, step: int, logs: dict | None = None) -> None:
-        snap = embedding_snapshot(
-            self._extract,
-            self.images,
+    def log(self, step: int, logs: dict | None = None):
+        # The model's part (one pass for features and outputs) runs here; projections,
+        # pictures and Projector files run after it, on the background worker.
+        raw, outputs = self._extract(self.images, outputs=True)
+        return lambda: self._record(step, raw, outputs)
+
+    def _record(self, step: int, raw: np.ndarray, outputs: np.ndarray) -> None:
+        snap = snapshot_of_features(
+            self._extract.label,
+            raw,
+            outputs,
             self.labels,
             self.methods,
             previous=self._layouts,

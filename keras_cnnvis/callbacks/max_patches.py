@@ -142,15 +142,26 @@ class MaxActivatingPatchesCallback(MonitorCallback):
             probe.update(first[:1])
             unit_views(self.model, probe.results()[0], self.view)
 
-    def log(self, step: int, logs: dict | None = None) -> None:
+    def log(self, step: int, logs: dict | None = None):
         miner = self._miner
         miner.reset()
         for batch in image_batches(self.data, self.batch_size):
             miner.update(batch)
-        for result in miner.results():
-            views = None
-            if self.view is not None:
-                views = unit_views(self.model, result, self.view, self.batch_size)
+        results = [
+            (
+                result,
+                (
+                    None
+                    if self.view is None
+                    else unit_views(self.model, result, self.view, self.batch_size)
+                ),
+            )
+            for result in miner.results()
+        ]
+        return lambda: self._record(step, results)  # grids and records: the background worker
+
+    def _record(self, step: int, results: list) -> None:
+        for result, views in results:
             grid, geometry = patch_grid(result, views, pad=self.PAD, unseen=self.pad_value)
             self.writer.images(f"patches/{result.layer}", grid, step)
             self.writer.json(

@@ -123,8 +123,12 @@ class NearestNeighborsCallback(MonitorCallback):
             )
             self._pixel = (idx, vote_accuracy(idx, self.y_ref, self.y_query))
 
-    def log(self, step: int, logs: dict | None = None) -> None:
-        idx, _ = nearest(self._embed(self.x_query), self._embed(self.x_ref), self.k, self.metric)
+    def log(self, step: int, logs: dict | None = None):
+        queries, references = self._embed(self.x_query), self._embed(self.x_ref)
+        return lambda: self._record(step, queries, references)  # search and grids: background
+
+    def _record(self, step: int, queries: np.ndarray, references: np.ndarray) -> None:
+        idx, _ = nearest(queries, references, self.k, self.metric)
         results = {"feature": (idx, vote_accuracy(idx, self.y_ref, self.y_query))}
         results["pixel"] = self._pixel
         for space, (indices, accuracy) in results.items():

@@ -261,7 +261,7 @@ class RobustnessCallback(MonitorCallback):
                 "name per class."
             )
 
-    def log(self, step: int, logs: dict | None = None) -> None:
+    def log(self, step: int, logs: dict | None = None):
         start = time.perf_counter()
         common = dict(
             batch_size=self.batch_size,
@@ -300,6 +300,12 @@ class RobustnessCallback(MonitorCallback):
             "corruptions": round(corrupted - start, 3),
             "attack": round(time.perf_counter() - corrupted, 3),
         }
+        examples = self._example_predictions() if len(self.probe) else None
+        seconds, baseline = self.seconds, self._baseline[0]
+        # The heatmap, the examples and every write need no model: the background worker.
+        return lambda: self._record(step, table, error, adversarial, examples, seconds, baseline)
+
+    def _record(self, step, table, error, adversarial, examples, seconds, baseline) -> None:
         self._write_scalars(step, table, error, adversarial)
         title = (
             f"step {step}: clean {table.clean:.3f}, corrupted {table.mean:.3f} (n={table.count})"
@@ -321,16 +327,16 @@ class RobustnessCallback(MonitorCallback):
                 "families": table.by_family(),
                 "mce": error.mce,
                 "ce": error.ce,
-                "baseline_step": self._baseline[0],
+                "baseline_step": baseline,
                 "adversarial": adversarial,
                 "seed": self.seed,
-                "seconds": self.seconds,
+                "seconds": seconds,
             },
             step,
             kind="robustness",
         )
-        if len(self.probe):
-            self._write_examples(step)
+        if examples is not None:
+            self._write_examples(step, *examples)
 
     def _write_scalars(self, step, table, error, adversarial) -> None:
         self.writer.scalar("robustness/clean_accuracy", table.clean, step)
@@ -343,12 +349,15 @@ class RobustnessCallback(MonitorCallback):
             for eps, acc in zip(adversarial["epsilons"][1:], adversarial["accuracy"][1:]):
                 self.writer.scalar(f"robustness/pgd_accuracy/{epsilon_tag(eps)}", acc, step)
 
-    def _write_examples(self, step: int) -> None:
-        """The probes clean, then under each corruption and severity, with predictions."""
+    def _example_predictions(self) -> tuple[np.ndarray, np.ndarray]:
+        """The predicted classes of the probes clean and corrupted, and their scores."""
         predictor = self._predictor
         outputs = predictor.outputs(self.tiles)
         predicted = inputs.predicted_classes(outputs, predictor.activation)
-        scores = inputs.class_scores(outputs, predicted, predictor.activation)
+        return predicted, inputs.class_scores(outputs, predicted, predictor.activation)
+
+    def _write_examples(self, step: int, predicted: np.ndarray, scores: np.ndarray) -> None:
+        """The probes clean, then under each corruption and severity, with predictions."""
         shape = (1 + len(self.corruptions) * len(self.severities), len(self.probe))
         self.writer.images("robustness/examples", self.tiles, step)
         labels = self.probe_labels

@@ -125,12 +125,69 @@ def embedding_snapshot(
     images = inputs.check_images(images, source.model, "embedding images")
     labels = inputs.class_labels(labels, len(images))
     raw, outputs = source(images, outputs=True)
+    if activation is None:
+        activation = output_activation(source.model).name
+    return snapshot_of_features(
+        source.label,
+        raw,
+        outputs,
+        labels,
+        methods,
+        previous,
+        spatial=spatial,
+        max_points=max_points,
+        perplexity=perplexity,
+        tsne_iter=tsne_iter,
+        knn_k=knn_k,
+        seed=seed,
+        activation=activation,
+    )
+
+
+def snapshot_of_features(
+    layer: str,
+    raw: np.ndarray,
+    outputs: Any,
+    labels: np.ndarray,
+    methods: Sequence[str] = METHODS,
+    previous: Mapping[str, np.ndarray] | None = None,
+    spatial: str = "avg",
+    max_points: int = 1000,
+    perplexity: float = 30.0,
+    tsne_iter: int = 1000,
+    knn_k: int = 5,
+    seed: int = 0,
+    activation: str = "softmax",
+) -> EmbeddingSnapshot:
+    """The model-free part of `embedding_snapshot`: from features and outputs already
+    computed to predictions, kNN accuracy and scored layouts (what the embedding monitor
+    runs on its background worker).
+
+    Example:
+
+    ```python
+    raw, outputs = LayerFeatures(model)(x_val, outputs=True)
+    snap = snapshot_of_features("features", raw, outputs, y_val, ("pca",))
+    ```
+
+    Args:
+        layer: what the features are (`LayerFeatures.label`).
+        raw: the feature layer's outputs `(n, ...)`.
+        outputs: the model's outputs on the same images.
+        labels: their classes `(n,)` (integers).
+        methods, previous, spatial, max_points, perplexity, tsne_iter, knn_k, seed: as
+            for `embedding_snapshot`.
+        activation: the model's output activation name. Defaults to `"softmax"`.
+
+    Returns:
+        An `EmbeddingSnapshot`.
+    """
+    methods = check_methods(methods)
+    labels = np.asarray(labels)
     feats = flatten_features(raw, spatial, warn=False)
     bad = int((~np.isfinite(feats).all(axis=1)).sum())
     if bad:
-        return EmbeddingSnapshot(source.label, feats, labels, nonfinite=bad)
-    if activation is None:
-        activation = output_activation(source.model).name
+        return EmbeddingSnapshot(layer, feats, labels, nonfinite=bad)
     preds = inputs.predicted_classes(outputs, activation)
     knn = knn_accuracy(feats, labels, knn_k)
     n_points = min(len(feats), int(max_points))
@@ -151,7 +208,7 @@ def embedding_snapshot(
         projections[method] = proj
         trust = trustworthiness(feats[proj.indices], proj.points)
         scores[method] = {"trustworthiness": trust, "knn_accuracy": knn}
-    return EmbeddingSnapshot(source.label, feats, labels, preds, knn, projections, scores)
+    return EmbeddingSnapshot(layer, feats, labels, preds, knn, projections, scores)
 
 
 def embedding_payload(
