@@ -1,5 +1,5 @@
 """Rendering of embeddings: class-coloured scatter plots (PCA with its principal axes) drawn
-with matplotlib's Agg canvas into arrays, and t-SNE image grids. No model, no files.
+straight into arrays (or as matplotlib figures), and t-SNE image grids. No model, no files.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from keras_cnnvis.features.projection import Projection, grid_assignment
-from keras_cnnvis.rendering import image
+from keras_cnnvis.rendering import image, scatter
 
 METHOD_TITLES = {"pca": "PCA", "tsne": "t-SNE"}
 """How each projection method is named in titles."""
@@ -60,27 +60,18 @@ def scatter_figure(
         size: `(width, height)` in pixels. Defaults to `(620, 560)`.
 
     Returns:
-        A `matplotlib.figure.Figure` (not attached to pyplot; `scatter_image` renders it
-        with the Agg canvas).
+        A `matplotlib.figure.Figure` (not attached to pyplot; `scatter_image` draws the
+        same picture without matplotlib).
     """
     from matplotlib.figure import Figure
 
-    pts = np.asarray(projection.points, np.float64)
-    labels = np.asarray(labels).astype(np.int64).reshape(-1)
-    if len(labels) != len(pts):
-        raise ValueError(f"{len(pts)} points but {len(labels)} labels.")
-    top_prediction = -1 if predictions is None else int(np.max(predictions, initial=-1))
-    n_classes = max(int(labels.max(initial=-1)), top_prediction) + 1
-    if class_names is not None:
-        n_classes = max(n_classes, len(class_names))
-    names = [str(c) for c in class_names] if class_names is not None else []
-    names += [f"class {i}" for i in range(len(names), n_classes)]
-    colors = class_colors(max(n_classes, 1))
-
+    pts, labels, wrong, names, colors = _scatter_inputs(
+        projection, labels, predictions, class_names
+    )
+    n_classes = len(names)
     dpi = 100
     fig = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)
     ax = fig.add_axes((0.1, 0.08, 0.63, 0.8))
-    wrong = None if predictions is None else np.asarray(predictions).reshape(-1) != labels
     for c in range(n_classes):
         sel = labels == c
         if not sel.any():
@@ -105,22 +96,17 @@ def scatter_figure(
             label=f"misclassified ({int(wrong.sum())})",
         )
     method = METHOD_TITLES.get(projection.method, projection.method)
-    subtitle = []
-    if projection.method == "pca" and projection.explained_variance is not None:
+    if _has_axes(projection):
         _draw_axes(ax, pts, projection)
-        ratio = projection.explained_variance_ratio
-        subtitle.append(f"PC1 + PC2 explain {100 * float(ratio.sum()):.1f}% of the variance")
-        ax.set_xlabel(f"PC1 ({100 * float(ratio[0]):.1f}%)")
-        ax.set_ylabel(f"PC2 ({100 * float(ratio[1]):.1f}%)")
+        ax.set_xlabel(_axis_labels(projection)[0])
+        ax.set_ylabel(_axis_labels(projection)[1])
     else:
         ax.set_xticks([])
         ax.set_yticks([])
-    for key, value in (scores or {}).items():
-        if value is not None and np.isfinite(value):
-            subtitle.append(f"{key.replace('_', ' ')} {float(value):.3f}")
+    subtitle = _subtitle(projection, scores)
     fig.text(0.03, 0.955, title or method, ha="left", fontsize=12)
     if subtitle:
-        fig.text(0.03, 0.915, " · ".join(subtitle), ha="left", fontsize=8.5, color="#444444")
+        fig.text(0.03, 0.915, subtitle, ha="left", fontsize=8.5, color="#444444")
     ax.set_aspect("equal", adjustable="box")
     ax.legend(
         loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False, borderaxespad=0
@@ -137,7 +123,11 @@ def scatter_image(
     scores: dict | None = None,
     size: tuple[int, int] = (620, 560),
 ) -> np.ndarray:
-    """`scatter_figure` rendered with matplotlib's Agg canvas into an RGB array.
+    """Draws a 2-D layout coloured by class, with a legend, straight into an RGB array.
+
+    The picture of `scatter_figure` (same title, subtitle, legend, misclassified rings and,
+    for PCA, ticks, axis labels and principal-axis arrows), drawn with numpy and OpenCV
+    instead of a matplotlib figure: about 10x cheaper, for pictures logged during training.
 
     Example:
 
@@ -158,20 +148,90 @@ def scatter_image(
     Returns:
         A float32 `(height, width, 3)` image in [0, 1].
     """
-    figure = scatter_figure(projection, labels, predictions, class_names, title, scores, size)
-    return image.figure_to_array(figure)
+    pts, labels, wrong, names, colors = _scatter_inputs(
+        projection, labels, predictions, class_names
+    )
+    method = METHOD_TITLES.get(projection.method, projection.method)
+    arrows = []
+    if _has_axes(projection):
+        centre, tips = _axis_tips(pts, projection)
+        ratio = projection.explained_variance_ratio
+        for j, (tip, color) in enumerate(zip(tips, ("#111111", "#555555"))):
+            if tip is not None:
+                label = f"PC{j + 1}: {100 * float(ratio[j]):.1f}%"
+                arrows.append(scatter.Arrow(tuple(centre), tuple(tip), color, label))
+    picture, _ = scatter.draw_scatter(
+        pts,
+        labels,
+        colors,
+        names,
+        wrong,
+        title or method,
+        _subtitle(projection, scores),
+        _axis_labels(projection) if _has_axes(projection) else None,
+        arrows,
+        size,
+    )
+    return picture
+
+
+def _scatter_inputs(projection, labels, predictions, class_names):
+    """`(points, labels, wrong, names, colors)` of a scatter plot, checked and completed."""
+    pts = np.asarray(projection.points, np.float64)
+    labels = np.asarray(labels).astype(np.int64).reshape(-1)
+    if len(labels) != len(pts):
+        raise ValueError(f"{len(pts)} points but {len(labels)} labels.")
+    top_prediction = -1 if predictions is None else int(np.max(predictions, initial=-1))
+    n_classes = max(int(labels.max(initial=-1)), top_prediction) + 1
+    if class_names is not None:
+        n_classes = max(n_classes, len(class_names))
+    names = [str(c) for c in class_names] if class_names is not None else []
+    names += [f"class {i}" for i in range(len(names), n_classes)]
+    wrong = None if predictions is None else np.asarray(predictions).reshape(-1) != labels
+    return pts, labels, wrong, names, class_colors(max(n_classes, 1))
+
+
+def _has_axes(projection: Projection) -> bool:
+    """PCA layouts have meaningful axes (ticks, labels, principal-axis arrows)."""
+    return projection.method == "pca" and projection.explained_variance is not None
+
+
+def _axis_labels(projection: Projection) -> tuple[str, str]:
+    ratio = projection.explained_variance_ratio
+    return f"PC1 ({100 * float(ratio[0]):.1f}%)", f"PC2 ({100 * float(ratio[1]):.1f}%)"
+
+
+def _subtitle(projection: Projection, scores: dict | None) -> str:
+    """The explained variance (PCA) and the finite scores, joined by " · "."""
+    parts = []
+    if _has_axes(projection):
+        ratio = projection.explained_variance_ratio
+        parts.append(f"PC1 + PC2 explain {100 * float(ratio.sum()):.1f}% of the variance")
+    for key, value in (scores or {}).items():
+        if value is not None and np.isfinite(value):
+            parts.append(f"{key.replace('_', ' ')} {float(value):.3f}")
+    return " · ".join(parts)
+
+
+def _axis_tips(pts: np.ndarray, projection: Projection) -> tuple[np.ndarray, list]:
+    """The mean of the points and the tips of the principal axes, 2 standard deviations
+    from it (None for an axis without variance). Non-finite points are left out."""
+    finite = pts[np.all(np.isfinite(pts), axis=1)]
+    centre = finite.mean(0) if len(finite) else np.zeros(2)
+    tips = []
+    for j in range(2):
+        length = 2.0 * float(np.sqrt(max(projection.explained_variance[j], 0.0)))
+        tips.append(centre + np.eye(2)[j] * length if length > 0 else None)
+    return centre, tips
 
 
 def _draw_axes(ax, pts: np.ndarray, projection: Projection) -> None:
     """Principal axes: arrows from the mean, 2 standard deviations long."""
-    centre = pts.mean(0)
+    centre, tips = _axis_tips(pts, projection)
     ratio = projection.explained_variance_ratio
-    for j, color in zip(range(2), ("#111111", "#555555")):
-        length = 2.0 * float(np.sqrt(max(projection.explained_variance[j], 0.0)))
-        if length <= 0:
+    for j, tip, color in zip(range(2), tips, ("#111111", "#555555")):
+        if tip is None:
             continue
-        direction = np.eye(2)[j]
-        tip = centre + direction * length
         # Annotations do not widen the axes and are hidden when their tip is outside them.
         ax.update_datalim(np.stack([centre, tip]))
         ax.annotate(

@@ -1,5 +1,5 @@
 """Draws a robustness table: accuracy per corruption (rows) and severity (columns), with the clean
-accuracy as the first column, as a float RGB image (matplotlib's Agg canvas, no pyplot state).
+accuracy as the first column, as a float RGB image (drawn directly, no matplotlib figure).
 """
 
 from __future__ import annotations
@@ -8,7 +8,11 @@ from typing import Sequence
 
 import numpy as np
 
-from keras_cnnvis.rendering.image import figure_to_array
+from keras_cnnvis.rendering import raster
+
+_PX, _TITLE_PX, _MARGIN = 12, 13, 10
+_CELL_W, _CELL_H = 64, 30
+_MAX_NAME_PX = 180  # longer corruption names are cut short with an ellipsis
 
 
 def render_heatmap(
@@ -20,9 +24,10 @@ def render_heatmap(
 ) -> np.ndarray:
     """Draws accuracy per corruption and severity as a heatmap with the values in the cells.
 
-    Cells are coloured from red (0) through yellow to green (1) on a fixed scale, so the
-    images of different epochs compare at a glance; the clean accuracy, when given, is the
-    first column (the same for every row).
+    Cells are coloured from red (0) through yellow to green (1) on a fixed scale
+    (matplotlib's "RdYlGn"), so the images of different epochs compare at a glance; the
+    clean accuracy, when given, is the first column (the same for every row), set off by
+    a white line. A missing (NaN) accuracy shows as a white cell with a dash.
 
     Example:
 
@@ -46,8 +51,6 @@ def render_heatmap(
         ValueError: if `accuracy` does not have one row per corruption and one column per
             severity.
     """
-    from matplotlib.figure import Figure
-
     table = np.asarray(accuracy, np.float64)
     if table.shape != (len(corruptions), len(severities)):
         raise ValueError(
@@ -59,26 +62,44 @@ def render_heatmap(
         table = np.concatenate([np.full((len(table), 1), float(clean)), table], axis=1)
         columns = ["clean"] + columns
     rows, cols = table.shape
-    longest = max((len(n) for n in corruptions), default=1)
-    fig = Figure(figsize=(1.4 + 0.075 * longest + 0.62 * cols, 1.0 + 0.34 * rows), dpi=100)
-    ax = fig.add_subplot()
-    ax.imshow(table, cmap="RdYlGn", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
+    names = [raster.fit_text(n.replace("_", " "), _PX, _MAX_NAME_PX) for n in corruptions]
+    name_w = max([raster.text_width(n, _PX) for n in names], default=0)
+    cell_w = max([_CELL_W] + [raster.text_width(c, _PX) + 10 for c in columns])
+    line = raster.line_height(_PX)
+    left = _MARGIN + name_w + 8
+    top = _MARGIN + (raster.line_height(_TITLE_PX) + 8 if title else 0)
+    title_w = raster.text_width(title, _TITLE_PX) if title else 0
+    centre = max(left + cols * cell_w / 2, _MARGIN + title_w / 2)  # of the title
+    width = int(np.ceil(max(left + cols * cell_w, centre + title_w / 2))) + _MARGIN
+    canvas = raster.Canvas(width, top + rows * _CELL_H + 6 + line + _MARGIN)
+
+    edges_x, edges_y = np.arange(cols + 1) * cell_w, np.arange(rows + 1) * _CELL_H
+    canvas.fill_cells(left, top, edges_x, edges_y, raster.colormap_colors(table, "RdYlGn"))
     for r in range(rows):
+        y = top + (r + 0.5) * _CELL_H
+        canvas.text(names[r], left - 8, y, _PX, ha="right", va="center")
         for c in range(cols):
             value = table[r, c]
-            text = "–" if not np.isfinite(value) else f"{value:.2f}"
-            dark = np.isfinite(value) and (value < 0.2 or value > 0.85)
-            colour = "white" if dark else "black"
-            ax.text(c, r, text, ha="center", va="center", fontsize=8, color=colour)
-    if clean is not None:
-        ax.axvline(0.5, color="white", linewidth=2)
-    ax.set_xticks(range(cols), columns, fontsize=8)
-    ax.set_yticks(range(rows), [n.replace("_", " ") for n in corruptions], fontsize=8)
-    ax.tick_params(length=0)
+            finite = bool(np.isfinite(value))
+            dark = finite and (value < 0.2 or value > 0.85)
+            canvas.text(
+                f"{value:.2f}" if finite else "\u2013",
+                left + (c + 0.5) * cell_w,
+                y,
+                _PX,
+                (1.0, 1.0, 1.0) if dark else (0.0, 0.0, 0.0),
+                ha="center",
+                va="center",
+            )
+    bottom = top + rows * _CELL_H
+    for c, label in enumerate(columns):
+        canvas.text(label, left + (c + 0.5) * cell_w, bottom + 6, _PX, ha="center", va="top")
+    if clean is not None:  # the clean column set off from the corrupted ones
+        canvas.fill_rect(left + cell_w - 1, top, left + cell_w + 1, bottom, (1.0, 1.0, 1.0))
+    canvas.outline(left, top, cols * cell_w, rows * _CELL_H, (0.2, 0.2, 0.2))
     if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    return figure_to_array(fig)
+        canvas.text(title, centre, _MARGIN, _TITLE_PX, ha="center", va="top")
+    return canvas.image()
 
 
 __all__ = ["render_heatmap"]
