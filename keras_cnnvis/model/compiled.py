@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import weakref
 from typing import Any, Callable
 
 import keras
@@ -13,7 +14,115 @@ import numpy as np
 import tensorflow as tf
 
 from keras_cnnvis.model.calls import capture_outputs
-from keras_cnnvis.model.layers import find_layers
+from keras_cnnvis.model.layers import find_layers, input_shape, iter_layers, output_shape
+
+BATCH_BYTES = 96 * 2**20
+"""The byte budget of one forward batch in `batch_size_for`: the batch's float32 input plus
+its largest layer output. The demo CNN at 64x64 (0.3 MB per image) reaches `MAX_BATCH`; a
+224x224 ResNet50 (3.9 MB per image: the input and the 114x114x64 padded map) gets 25."""
+
+MAX_BATCH = 256
+"""The most images `batch_size_for` puts in one forward pass. Measured on the demo CNN
+(2 CPU cores): 3200 images take 0.73 s at batch 64 and 0.53 s at 256; 512 or 800 are no
+faster (`benchmarks/model_time.py --sweep`)."""
+
+DEFAULT_BATCH = 64
+"""What `batch_size_for` returns when a model's layer shapes are unknown (a subclassed
+model that was never built symbolically): the batch size used before the byte budget."""
+
+
+_EXAMPLE_BYTES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _largest_symbolic(model: keras.Model) -> int | None:
+    """Elements of the largest layer output from symbolic shapes; None if any is unknown."""
+    largest = 0
+    for info in iter_layers(model):
+        if isinstance(info.layer, keras.Model):
+            continue  # its layers are visited
+        out = output_shape(info.layer)
+        if out is None or any(d is None for d in out[1:]):
+            return None
+        largest = max(largest, int(np.prod(out[1:])))
+    return largest or None
+
+
+def _largest_traced(model: keras.Model, shape: tuple) -> int | None:
+    """Elements of the largest layer output of one traced example (`trace_graph`)."""
+    from keras_cnnvis.model.graph import trace_graph
+
+    try:
+        nodes = trace_graph(model, shape)
+    except Exception:  # a model the trace cannot follow: the caller falls back
+        return None
+    sizes = [int(np.prod(n.shape)) for n in nodes if all(d is not None for d in n.shape)]
+    return max(sizes) if sizes else None
+
+
+def example_bytes(model: keras.Model, image_shape: Any = None) -> int | None:
+    """Bytes of one float32 example's input plus its largest layer output.
+
+    The layer outputs come from the layers' symbolic shapes (nested models included) when
+    they are all known, else from one traced example (`trace_graph`: models of any input
+    size, subclassed models). Kept per model and image shape.
+
+    Args:
+        model: a single-input image model.
+        image_shape: `(height, width, channels)`. Defaults to None (the model's).
+
+    Returns:
+        The byte count, or None when the image shape is unknown or the model cannot be
+        traced.
+    """
+    shape = tuple(image_shape) if image_shape is not None else input_shape(model)
+    if shape is None or any(s is None for s in shape):
+        return None
+    shape = tuple(int(s) for s in shape)
+    known = _EXAMPLE_BYTES.setdefault(model, {})
+    if shape not in known:
+        largest = None
+        if input_shape(model) == shape:
+            largest = _largest_symbolic(model)
+        if largest is None:
+            largest = _largest_traced(model, shape)
+        known[shape] = None if largest is None else 4 * (int(np.prod(shape)) + largest)
+    return known[shape]
+
+
+def batch_size_for(
+    model: keras.Model,
+    image_shape: Any = None,
+    budget: int = BATCH_BYTES,
+    limit: int = MAX_BATCH,
+) -> int:
+    """Images per forward pass: as many as keep one batch under a byte budget.
+
+    A batch's float32 input plus its largest layer output (`example_bytes`) must fit in
+    `budget`; never more than `limit` images, never fewer than one. Larger batches amortise
+    the per-call and per-operation cost of small models (the demo CNN: 0.73 s for 3200
+    images at batch 64, 0.53 s at 256) and stay small for large ones.
+
+    Example:
+
+    ```python
+    batch_size_for(build_demo_model((64, 64, 3)))        # 256
+    batch_size_for(keras.applications.ResNet50(weights=None))  # 26
+    ```
+
+    Args:
+        model: a single-input image model.
+        image_shape: `(height, width, channels)`. Defaults to None (the model's).
+        budget: bytes per batch. Defaults to `BATCH_BYTES` (96 MiB).
+        limit: the largest batch. Defaults to `MAX_BATCH` (256).
+
+    Returns:
+        The batch size; `DEFAULT_BATCH` (64, capped by `limit`) when the layer shapes are
+        unknown.
+    """
+    per_example = example_bytes(model, image_shape)
+    if per_example is None:
+        return max(1, min(int(limit), DEFAULT_BATCH))
+    return max(1, min(int(limit), int(budget) // per_example))
 
 
 def instance_function(method: Callable, **kwargs) -> Callable:
@@ -107,15 +216,23 @@ class FeatureExtractor:
     Args:
         model: a Keras model of any kind (single input).
         layers: layer references (see `find_layer`).
-        batch_size: examples per compiled call. Defaults to 64.
+        batch_size: examples per compiled call. Defaults to None (`batch_size_for` the
+            model: 256 for the demo CNN at 64x64, 25 for a 224x224 ResNet50).
+        capture: `"output"` (the layers' outputs) or `"input"` (their inputs).
+            Defaults to `"output"`.
     """
 
     def __init__(
-        self, model: keras.Model, layers: Any, batch_size: int = 64, capture: str = "output"
+        self,
+        model: keras.Model,
+        layers: Any,
+        batch_size: int | None = None,
+        capture: str = "output",
     ):
         self.model = model
         self.infos = find_layers(model, layers)
-        self.batch_size = int(batch_size)
+        self.batch_size = None if batch_size is None else max(1, int(batch_size))
+        self._auto: dict = {}  # image shape -> batch_size_for, when batch_size is None
         self.capture = capture
         self._call = predict_fn(model)
         self._fn = BatchFunction(self._forward)
@@ -123,6 +240,16 @@ class FeatureExtractor:
     @property
     def paths(self) -> list[str]:
         return [info.path for info in self.infos]
+
+    def batch_for(self, image_shape: Any) -> int:
+        """Examples per compiled call for images of `image_shape` (`batch_size`, or
+        `batch_size_for` the model when it is None)."""
+        if self.batch_size is not None:
+            return self.batch_size
+        shape = tuple(int(s) for s in image_shape)
+        if shape not in self._auto:
+            self._auto[shape] = batch_size_for(self.model, shape)
+        return self._auto[shape]
 
     def _forward(self, x):
         layers = [i.layer for i in self.infos]
@@ -149,8 +276,9 @@ class FeatureExtractor:
         images = np.asarray(images, dtype=np.float32)
         feats: list[list[np.ndarray]] = [[] for _ in self.infos]
         outs = []
-        for start in range(0, len(images), self.batch_size):
-            chunk = tf.convert_to_tensor(images[start : start + self.batch_size])
+        batch = self.batch_for(images.shape[1:])
+        for start in range(0, len(images), batch):
+            chunk = tf.convert_to_tensor(images[start : start + batch])
             f, o = self._fn(chunk)
             for store, value in zip(feats, f):
                 store.append(np.asarray(value, dtype=np.float32))

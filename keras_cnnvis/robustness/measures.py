@@ -12,15 +12,14 @@ import numpy as np
 
 from keras_cnnvis.robustness.corruptions import (
     BENCHMARK,
-    CORRUPTIONS,
     FAMILIES,
     SEVERITIES,
-    apply,
     check_name,
     check_severity,
-    check_value_range,
     to_unit,
 )
+from keras_cnnvis.robustness.predictor import ClassPredictor
+from keras_cnnvis.robustness.predictor import check_batch_size as _check_batch_size
 
 
 @dataclass
@@ -81,113 +80,9 @@ class CorruptionAccuracy:
         }
 
 
-def _input_fn(value_range: Sequence[float], preprocess: Callable | None) -> Callable:
-    """Maps [0, 1] images (numpy or tensors) to the model's input."""
-    low, high = check_value_range(value_range)
-
-    def fn(x):
-        if (low, high) != (0.0, 1.0):
-            x = x * (high - low) + low
-        return x if preprocess is None else preprocess(x)
-
-    return fn
-
-
-class ClassPredictor:
-    """A classifier's predicted classes for image batches within `value_range`, through one
-    compiled batched forward pass (traced once for every batch size) and the one
-    predicted-class rule (`keras_cnnvis.inputs.predicted_classes`).
-
-    Build one and pass it as `predictor=` to `corruption_accuracy` and
-    `adversarial_accuracy` to pay the trace once (e.g. across the epochs of a callback):
-    the pass calls the live model, so it sees the current weights.
-
-    Example:
-
-    ```python
-    predictor = ClassPredictor(model)
-    predictor(x_val)                   # int64 classes, one per image
-    corruption_accuracy(model, x_val, y_val, predictor=predictor)
-    ```
-
-    Args:
-        model: a Keras image classifier with one input and one output.
-        batch_size: images per forward pass. Defaults to 64.
-        value_range: the range of the pixels it is given. Defaults to `(0, 1)`.
-        preprocess: maps images in `value_range` to the model's input. Defaults to None.
-
-    Raises:
-        ValueError: for a batch size that is not a positive integer or a bad value range.
-    """
-
-    def __init__(
-        self,
-        model,
-        batch_size: int = 64,
-        value_range: Sequence[float] = (0, 1),
-        preprocess: Callable | None = None,
-    ):
-        from keras_cnnvis.model import BatchFunction, output_activation, predict_fn
-
-        self.model = model
-        self.batch_size = _check_batch_size(batch_size)
-        self.value_range = check_value_range(value_range)
-        self.preprocess = preprocess
-        self.to_input = _input_fn(value_range, preprocess)
-        self.activation = output_activation(model).name
-        self.forward = BatchFunction(predict_fn(model))
-        self._attacks: dict = {}
-
-    def attack(self, shape: Sequence[int]):
-        """The compiled attack of the model on [0, 1] images of `shape` through this
-        predictor's input mapping, built once and kept (`synthesis.adversarial.Attack`)."""
-        from keras_cnnvis.synthesis.adversarial import Attack
-
-        shape = tuple(int(s) for s in shape)
-        if shape not in self._attacks:
-            self._attacks[shape] = Attack(self.model, shape, self.to_input)
-        return self._attacks[shape]
-
-    def outputs(self, x01: np.ndarray) -> np.ndarray:
-        """The model's float32 outputs for images in [0, 1] (mapped to `value_range`)."""
-        out = []
-        for start in range(0, len(x01), self.batch_size):
-            batch = np.asarray(self.to_input(x01[start : start + self.batch_size]), np.float32)
-            out.append(np.asarray(self.forward(batch), np.float32))
-        return np.concatenate(out)
-
-    def __call__(self, x01: np.ndarray) -> np.ndarray:
-        """The predicted classes (int64) of images in [0, 1]."""
-        from keras_cnnvis.inputs import predicted_classes
-
-        return predicted_classes(self.outputs(x01), self.activation)
-
-    def check(self, model, value_range, preprocess) -> "ClassPredictor":
-        """Raises unless this predictor runs `model` with this value range and preprocess."""
-        if (
-            model is not self.model
-            or check_value_range(value_range) != self.value_range
-            or preprocess is not self.preprocess
-        ):
-            raise ValueError(
-                "predictor must be a ClassPredictor of this model with the same value_range "
-                "and preprocess; build it with ClassPredictor(model, batch_size, value_range, "
-                "preprocess)."
-            )
-        return self
-
-
-def _check_batch_size(batch_size: int) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size}.")
-    return int(batch_size)
-
-
-def _predictor(model, batch_size, value_range, preprocess, predictor) -> ClassPredictor:
+def _predictor(model, value_range, preprocess, predictor) -> ClassPredictor:
     if predictor is None:
-        return ClassPredictor(model, batch_size, value_range, preprocess)
+        return ClassPredictor(model, None, value_range, preprocess)
     return predictor.check(model, value_range, preprocess)
 
 
@@ -213,11 +108,13 @@ def corruption_accuracy(
 ) -> CorruptionAccuracy:
     """A classifier's accuracy on clean images and under each corruption and severity.
 
-    The images are corrupted a batch at a time (never all corruptions in memory) and run
-    through one compiled forward pass; classes follow `keras_cnnvis.inputs.
+    The images are corrupted `batch_size` at a time (never all corruptions in memory) and
+    run through one compiled forward pass; classes follow `keras_cnnvis.inputs.
     predicted_classes` (softmax or logits, one sigmoid or logit unit). The corruption of
-    the batch starting at image `i` draws from the seed `(seed, corruption, severity, i)`:
-    the same arguments give the same figures.
+    the chunk starting at image `i` draws from the seed `(seed, corruption, severity, i)`:
+    the same arguments give the same figures. A kept `predictor` also keeps the corrupted
+    images (up to its `cache_bytes`): called again on the same images, it runs only the
+    model, with the same figures bit for bit.
 
     Example:
 
@@ -233,13 +130,16 @@ def corruption_accuracy(
         y: labels, class indices `(N,)` or one-hot `(N, classes)`.
         corruptions: names from `CORRUPTIONS`. Defaults to None (the 15 of `BENCHMARK`).
         severities: from 1 to 5. Defaults to None (all five).
-        batch_size: images per corruption call and forward pass. Defaults to 64.
+        batch_size: images per corruption call (the chunks the noise is seeded by).
+            Defaults to 64.
         seed: seed of the random corruptions. Defaults to 0.
         value_range: the range of the pixels of `x`. Defaults to `(0, 1)`.
         preprocess: maps images in `value_range` to the model's input (e.g.
             `keras.applications.resnet50.preprocess_input`). Defaults to None.
         predictor: a `ClassPredictor` of `model` (same `value_range` and `preprocess`)
-            whose compiled pass to reuse. Defaults to None (a new one, traced once).
+            whose compiled pass and kept corruptions to reuse; its `batch_size` is the
+            forward batch. Defaults to None (a new one, traced once, forward batches of
+            `batch_size_for` the model).
 
     Returns:
         A `CorruptionAccuracy`.
@@ -254,17 +154,14 @@ def corruption_accuracy(
         raise ValueError("Pass at least one corruption and one severity (None: all).")
     batch_size = _check_batch_size(batch_size)
     x01, labels = _prepare(model, x, y, value_range)
-    classes = _predictor(model, batch_size, value_range, preprocess, predictor)
+    keep = predictor is not None  # a new predictor dies with this call: nothing to keep
+    classes = _predictor(model, value_range, preprocess, predictor)
     clean = float(np.mean(classes(x01) == labels))
     accuracy = np.zeros((len(names), len(levels)))
     for i, name in enumerate(names):
         for j, severity in enumerate(levels):
-            correct = 0
-            for start in range(0, len(x01), batch_size):
-                rng = np.random.default_rng([seed, CORRUPTIONS.index(name), severity, start])
-                chunk = apply(x01[start : start + batch_size], name, severity, rng)
-                correct += int(np.sum(classes(chunk) == labels[start : start + batch_size]))
-            accuracy[i, j] = correct / len(x01)
+            predicted = classes.corrupted_classes(x01, name, severity, batch_size, seed, keep)
+            accuracy[i, j] = int(np.sum(predicted == labels)) / len(x01)
     return CorruptionAccuracy(names, levels, accuracy, clean, len(x01))
 
 
@@ -318,7 +215,6 @@ def adversarial_accuracy(
         ValueError: for epsilons outside [0, 1], an unknown method, images the model does
             not take, or labels that are not one per image.
     """
-    from keras_cnnvis.synthesis._checks import check_classes
     from keras_cnnvis.synthesis.adversarial import check_attack
 
     eps = np.atleast_1d(np.asarray(epsilons, np.float64))
@@ -330,10 +226,10 @@ def adversarial_accuracy(
     check_attack(method, 0.0)
     batch_size = _check_batch_size(batch_size)
     x01, labels = _prepare(model, x, y, value_range)
-    classes = _predictor(model, batch_size, value_range, preprocess, predictor)
+    classes = _predictor(model, value_range, preprocess, predictor)
     clean = float(np.mean(classes(x01) == labels))
     if np.any(eps > 0):
-        check_classes(model, np.unique(labels), x01.shape[1:], classes.to_input)
+        classes.check_classes(labels, x01.shape[1:])
     attack = classes.attack(x01.shape[1:])
     out = np.zeros(len(eps))
     for i, epsilon in enumerate(eps):
