@@ -112,9 +112,38 @@ def confusion_matrix(
     if extractor is None:
         extractor = FeatureExtractor(model, [], batch_size=batch_size)
     _, outputs = extractor(x)
-    pred, n_out = classes_from_outputs(outputs, output_activation(model).name, dense)
+    return confusion_of_outputs(outputs, y, output_activation(model).name, n_classes, dense)
+
+
+def confusion_of_outputs(
+    outputs: np.ndarray,
+    y: np.ndarray,
+    activation: str,
+    n_classes: int | None = None,
+    dense: bool = False,
+) -> np.ndarray:
+    """The confusion matrix from a classifier's outputs already computed (the counting part
+    of `confusion_matrix`, for a forward pass shared with other monitors).
+
+    Example:
+
+    ```python
+    confusion_of_outputs(model.predict(x_val), y_val, "softmax")
+    ```
+
+    Args:
+        outputs: the model's outputs on the images.
+        y: their class indices `(N,)`, or per-pixel classes `(N, H, W)` when `dense`.
+        activation: the output activation's name (`output_activation(model).name`).
+        n_classes: number of classes. Defaults to None (the outputs' size).
+        dense: whether the labels are per pixel. Defaults to False.
+
+    Returns:
+        int64 `(n_classes, n_classes)` counts.
+    """
+    pred, n_out = classes_from_outputs(outputs, activation, dense)
     if dense:  # masks at the output's resolution
-        y = inputs.pixel_labels(y, len(x), size=pred.shape[1:])
+        y = inputs.pixel_labels(y, len(pred), size=pred.shape[1:])
     return count_confusions(y, pred, int(n_classes or n_out))
 
 

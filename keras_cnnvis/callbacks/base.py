@@ -194,6 +194,25 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
     background = True
     """Whether the records' model-free part runs on the background worker."""
 
+    shared = None
+    """A `SharedPass` over the validation images this monitor reads instead of running its
+    own forward pass (set by `CNNVisCallback` through `share`), or None."""
+
+    shared_rows: dict = {}
+    """Which rows of the shared pass's images are this monitor's images, by role."""
+
+    def share(self, shared, **rows) -> None:
+        """Lets this monitor read `shared` (a `SharedPass`); `rows` maps each of its image
+        sets (e.g. `data=`, `query=`) to row indices of the shared images."""
+        self.shared, self.shared_rows = shared, rows
+
+    def _shared_for(self, *roles: str):
+        """The shared pass when it is bound to this monitor's model and knows `roles`."""
+        shared = self.shared
+        if shared is None or shared.model is not self.model:
+            return None
+        return shared if all(role in self.shared_rows for role in roles) else None
+
     # -- plumbing -------------------------------------------------------------------------
     @property
     def active(self) -> bool:

@@ -23,6 +23,7 @@ from keras_cnnvis.callbacks.base import (
 from keras_cnnvis.callbacks.budget import TimeBudget, estimate_cost, guess_cost
 from keras_cnnvis.callbacks.monitors import REGISTRY, MonitorData, monitor_names
 from keras_cnnvis.callbacks.plan import auto_layers, pick_probes  # noqa: F401 (public)
+from keras_cnnvis.callbacks.shared import SharedPass
 from keras_cnnvis.model import find_layers, input_shape, relu_sites
 from keras_cnnvis.model.head import model_head, output_count, output_view
 
@@ -181,6 +182,9 @@ class CNNVisCallback(keras.callbacks.Callback):
         self._view_of: keras.Model | None = None  # the model it is a view of
         self.head = None
         self.not_applicable: dict[str, str] = {}  # monitor -> why it was skipped
+        # One forward pass over the validation images per record set, for the monitors
+        # that read the outputs or penultimate features there (see callbacks/shared.py).
+        self._shared = None if self.x_val is None else SharedPass(self.x_val)
 
     # -- building the monitors ----------------------------------------------------------
     def _data(self, layers: list, **more) -> MonitorData:
@@ -250,6 +254,8 @@ class CNNVisCallback(keras.callbacks.Callback):
             callback.log_at_end = not monitor.cheap or self.budget.share is not None
             callback.gate = self._gate
             callback.background = self.background
+            if monitor.shares is not None and self._shared is not None:
+                callback.share(self._shared, **monitor.shares(data))
             monitors.append(callback)
             names.append(name)
         self.names = names
@@ -288,6 +294,8 @@ class CNNVisCallback(keras.callbacks.Callback):
 
     def _run(self, hook: str, *args) -> None:
         """Calls `hook` on every monitor, charging the time to the budget."""
+        if self._shared is not None:
+            self._shared.invalidate()  # the weights may have changed since its last pass
         for monitor in self.monitors:
             start = time.perf_counter()
             getattr(monitor, hook)(*args)
@@ -324,6 +332,8 @@ class CNNVisCallback(keras.callbacks.Callback):
         if self._view is not None and self._view_of is not model:
             # A new model (e.g. reloaded from a file) fits on with the same callback.
             self._view, self._view_of = output_view(model, self.output or 0), model
+            if self._shared is not None:
+                self._shared.bind(self._view)
         for monitor in self.monitors:
             monitor.set_model(self._view if self._view is not None else model)
 
@@ -369,6 +379,8 @@ class CNNVisCallback(keras.callbacks.Callback):
         self.skipped = {}
         if not self.monitors:
             self._view, self._view_of = self._prepare(), self.model
+            if self._shared is not None:
+                self._shared.bind(self._view)
             self.monitors = self._build(self._view)
             for monitor in self.monitors:
                 monitor.set_model(self._view)

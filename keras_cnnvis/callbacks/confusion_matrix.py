@@ -15,6 +15,7 @@ from keras_cnnvis.confusion import (
     class_names_for,
     classes_from_outputs,
     confusion_matrix,
+    confusion_of_outputs,
     count_confusions,
     per_class_accuracy,
 )
@@ -93,16 +94,20 @@ class ConfusionMatrixCallback(MonitorCallback):
         inputs.check_image_shape(self.x, self.model, "validation images")
         self._extractor = FeatureExtractor(self.model, [], batch_size=self.batch_size)
         _, out = self._extractor(self.x[:1])
-        pred, n_classes = classes_from_outputs(
-            out, output_activation(self.model).name, dense=self.dense
-        )
+        self._activation = output_activation(self.model).name
+        pred, n_classes = classes_from_outputs(out, self._activation, dense=self.dense)
         if self.dense:  # masks at the output's resolution
             inputs.pixel_labels(self.y, size=pred.shape[1:])
         self._names = class_names_for(n_classes, self.class_names)
         count_confusions(self.y, np.zeros_like(self.y), n_classes)  # labels in range
 
     def log(self, step: int, logs: dict | None = None):
-        matrix = confusion_matrix(self.model, self.x, self.y, extractor=self._extractor)
+        shared = self._shared_for("x")
+        if shared is not None:  # the outputs of the pass shared with other monitors
+            outputs = shared.outputs(self.shared_rows["x"])
+            matrix = confusion_of_outputs(outputs, self.y, self._activation, dense=self.dense)
+        else:
+            matrix = confusion_matrix(self.model, self.x, self.y, extractor=self._extractor)
         return lambda: self._record(step, matrix)  # drawn and written in the background
 
     def _record(self, step: int, matrix: np.ndarray) -> None:

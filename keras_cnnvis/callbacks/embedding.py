@@ -204,7 +204,11 @@ class EmbeddingCallback(MonitorCallback):
     def log(self, step: int, logs: dict | None = None):
         # The model's part (one pass for features and outputs) runs here; projections,
         # pictures and Projector files run after it, on the background worker.
-        raw, outputs = self._extract(self.images, outputs=True)
+        shared = self._shared_for("data") if self.layer is None else None
+        if shared is not None and shared.has_features:  # the pass shared with other monitors
+            raw, outputs = shared.features(self.shared_rows["data"][self.indices])
+        else:
+            raw, outputs = self._extract(self.images, outputs=True)
         return lambda: self._record(step, raw, outputs)
 
     def _record(self, step: int, raw: np.ndarray, outputs: np.ndarray) -> None:

@@ -87,6 +87,14 @@ class MonitorData:
             return None
         return (self.x_val, self.y_val if self.y_pixels is None else self.y_pixels)
 
+    def rows(self, *parts: str) -> dict:
+        """Row indices of the validation images: `"all"`, or the two halves of `halves`
+        (`"query"`: the first, `"reference"`: the second)."""
+        n = 0 if self.x_val is None else len(self.x_val)
+        half = n // 2
+        ranges = {"all": (0, n), "query": (0, half), "reference": (half, n)}
+        return {part: np.arange(*ranges[part]) for part in parts}
+
     def halves(self) -> dict:
         """The validation data split in two: the second half is searched for the first's
         nearest neighbours."""
@@ -115,6 +123,10 @@ class Monitor:
         applies: `fn(MonitorData) -> reason or None`: why the monitor cannot apply to
             this (valid) model, e.g. a class-based monitor on a regression head. The
             monitor is then skipped with one warning giving the reason. Defaults to None.
+        shares: `fn(MonitorData) -> {role: rows}`: the rows of the validation images each
+            of the monitor's image sets is, for monitors that read the forward pass
+            shared over them (`callbacks.shared.SharedPass`, through the callback's
+            `share`). Defaults to None (the monitor runs its own passes).
     """
 
     name: str
@@ -123,6 +135,7 @@ class Monitor:
     needs: tuple = ()
     arguments: Callable[[MonitorData], dict] = field(default=lambda data: {})
     applies: Callable[[MonitorData], str | None] | None = None
+    shares: Callable[[MonitorData], dict] | None = None
 
     def reason_to_skip(self, data: MonitorData) -> str | None:
         """Why this monitor cannot run on `data`'s model, or None."""
@@ -266,6 +279,7 @@ for _monitor in (
         ("probe", "validation", "labels"),
         lambda d: {"validation_data": d.validation, "class_names": d.class_names},
         _needs_classes,
+        shares=lambda d: {"x": d.rows("all")["all"]},
     ),
     Monitor(
         "network",
@@ -296,6 +310,7 @@ for _monitor in (
         ("probe", "validation", "labels"),
         lambda d: {"data": d.validation, "class_names": d.class_names},
         _needs_example_classes,
+        shares=lambda d: {"data": d.rows("all")["all"]},
     ),
     Monitor(
         "neighbors",
@@ -304,6 +319,7 @@ for _monitor in (
         ("probe", "validation", "labels"),
         lambda d: d.halves(),
         _needs_example_classes,
+        shares=lambda d: d.rows("query", "reference"),
     ),
     Monitor(
         "classes",

@@ -30,6 +30,11 @@ def _pair(data: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     return x, inputs.class_labels(data[1], len(x))
 
 
+def _flat(raw: np.ndarray) -> np.ndarray:
+    """Feature vectors as `FeatureFunction` gives them: one flat float32 row per image."""
+    return np.asarray(raw, np.float32).reshape(len(raw), -1)
+
+
 class NearestNeighborsCallback(MonitorCallback):
     """Logs query images beside their nearest neighbours in feature and in pixel space,
     with the kNN accuracy of each space, every few epochs.
@@ -124,7 +129,13 @@ class NearestNeighborsCallback(MonitorCallback):
             self._pixel = (idx, vote_accuracy(idx, self.y_ref, self.y_query))
 
     def log(self, step: int, logs: dict | None = None):
-        queries, references = self._embed(self.x_query), self._embed(self.x_ref)
+        shared = self._shared_for("query", "reference") if self.layer is None else None
+        if shared is not None and shared.has_features:  # the pass shared with other monitors
+            queries, references = (
+                _flat(shared.features(self.shared_rows[role])[0]) for role in ("query", "reference")
+            )
+        else:
+            queries, references = self._embed(self.x_query), self._embed(self.x_ref)
         return lambda: self._record(step, queries, references)  # search and grids: background
 
     def _record(self, step: int, queries: np.ndarray, references: np.ndarray) -> None:
