@@ -45,7 +45,8 @@ def _unfitted_kerning():
 @functools.lru_cache(maxsize=4096)
 def _glyph(char: str, px: int, bold: bool) -> tuple[np.ndarray, int, int, float, int]:
     """`(coverage, left, top, advance, index)` of one character at `px` pixels per em: the
-    float32 ink box in [0, 1], its offset from the pen (right, up) and the hinted advance."""
+    uint8 ink box (coverage 0..255), its offset from the pen (right, up) and the hinted
+    advance."""
     face = _face(bold)
     with _FONT_LOCK:
         face.set_size(px, 72)
@@ -56,10 +57,10 @@ def _glyph(char: str, px: int, bold: bool) -> tuple[np.ndarray, int, int, float,
         index = face.get_char_index(ord(char))
     rows, cols = np.nonzero(bitmap)
     if not len(rows):
-        return np.zeros((0, 0), np.float32), 0, 0, glyph.horiAdvance / 64, index
+        return np.zeros((0, 0), np.uint8), 0, 0, glyph.horiAdvance / 64, index
     ink = bitmap[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
     left, top = round(glyph.horiBearingX / 64), round(glyph.horiBearingY / 64)
-    return ink.astype(np.float32) / 255.0, left, top, glyph.horiAdvance / 64, index
+    return ink.astype(np.uint8), left, top, glyph.horiAdvance / 64, index
 
 
 @functools.lru_cache(maxsize=65536)
@@ -77,11 +78,11 @@ def _line_metrics(px: int, bold: bool) -> tuple[int, int]:
     return _glyph("l", px, bold)[2], _glyph("p", px, bold)[0].shape[0] - _glyph("p", px, bold)[2]
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=2048)
 def text_bitmap(text: str, px: int, bold: bool = False) -> tuple[np.ndarray, int, int]:
     """The coverage of a one-line string: `(alpha, x0, baseline)`.
 
-    `alpha` is float32 in [0, 1]; the pen starts at column `-x0` of it and the baseline is
+    `alpha` is the uint8 coverage (0..255); the pen starts at column `-x0` of it and the baseline is
     the top edge of row `baseline` (so rows `< baseline` are above it). The bitmap spans
     the line's ascent and descent, whatever the letters, so strings align on their baseline.
     """
@@ -98,7 +99,7 @@ def text_bitmap(text: str, px: int, bold: bool = False) -> tuple[np.ndarray, int
     x_hi = max([int(math.ceil(pen))] + [x + ink.shape[1] for ink, x, _ in placed])
     y_hi = max([ascent] + [top for _, _, top in placed])
     y_lo = max([descent] + [ink.shape[0] - top for ink, _, top in placed])
-    alpha = np.zeros((y_hi + y_lo, x_hi - x_lo), np.float32)
+    alpha = np.zeros((y_hi + y_lo, x_hi - x_lo), np.uint8)
     for ink, x, top in placed:
         h, w = ink.shape
         region = alpha[y_hi - top : y_hi - top + h, x - x_lo : x - x_lo + w]
@@ -122,9 +123,9 @@ def _rotated_bitmap(text: str, px: int, bold: bool, angle: float) -> np.ndarray:
         bitmap = np.asarray(face.get_image())
     rows, cols = np.nonzero(bitmap)
     if not len(rows):
-        return np.zeros((0, 0), np.float32)
+        return np.zeros((0, 0), np.uint8)
     ink = bitmap[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-    return ink.astype(np.float32) / 255.0
+    return ink.astype(np.uint8)
 
 
 def rotated_size(text: str, px: int, angle: float, bold: bool = False) -> tuple[int, int]:
@@ -254,6 +255,7 @@ class Canvas:
         va: str = "baseline",
         rotation: float = 0.0,
         bold: bool = False,
+        halo: bool = False,
     ) -> tuple[int, int, int, int]:
         """Writes one line of text and returns the box it took, `(x0, y0, x1, y1)`.
 
@@ -268,6 +270,7 @@ class Canvas:
                 box for rotated text). Defaults to `"baseline"`.
             rotation: degrees counter-clockwise. Defaults to 0.
             bold: DejaVu Sans Bold. Defaults to False.
+            halo: a white rim around the letters, to read over points. Defaults to False.
 
         Returns:
             The drawn box in pixels (it may reach outside the canvas; drawing is clipped).
@@ -297,11 +300,15 @@ class Canvas:
                 }[va]
             )
         x0, y0 = int(round(left)), int(round(top))
+        if halo:
+            rim = cv2.dilate(np.pad(alpha, 1), np.ones((3, 3), np.uint8))
+            self.blend(rim, x0 - 1, y0 - 1, (1.0, 1.0, 1.0))
         self.blend(alpha, x0, y0, color)
         return x0, y0, x0 + w, y0 + h
 
     def blend(self, alpha: np.ndarray, x0: int, y0: int, color) -> None:
-        """Paints `color` with coverage `alpha` (`(h, w)` in [0, 1]) at top-left `(x0, y0)`."""
+        """Paints `color` with coverage `alpha` (`(h, w)` float in [0, 1], or uint8 0..255)
+        with its top-left corner at `(x0, y0)`."""
         h, w = alpha.shape
         cx0, cy0 = max(0, x0), max(0, y0)
         cx1, cy1 = min(self.width, x0 + w), min(self.height, y0 + h)
@@ -310,20 +317,24 @@ class Canvas:
         a = alpha[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0, None]
         region = self.pixels[cy0:cy1, cx0:cx1]
         mixed = region.astype(np.float32)
-        mixed += (np.asarray(to_rgb8(color), np.float32) - mixed) * a
+        step = (np.asarray(to_rgb8(color), np.float32) - mixed) * a
+        if alpha.dtype == np.uint8:
+            step *= np.float32(1.0 / 255.0)
+        mixed += step
         np.add(mixed, 0.5, out=region, casting="unsafe")  # rounds to the nearest level
 
 
 def nice_ticks(lo: float, hi: float, max_ticks: int = 7) -> np.ndarray:
-    """Round tick values (steps of 1, 2, 2.5 or 5 times a power of ten) within `[lo, hi]`."""
+    """Round tick values within `[lo, hi]`: the smallest step of 1, 2, 2.5 or 5 times a power
+    of ten that gives at most `max_ticks` of them."""
     if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
         return np.array([lo], np.float64) if np.isfinite(lo) else np.zeros(0)
-    raw = (hi - lo) / max(1, max_ticks - 1)
-    power = 10.0 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw * (1 - 1e-9))
-    first = math.ceil(lo / step - 1e-9) * step
-    ticks = np.arange(first, hi + step * 1e-9, step)
-    return np.round(ticks / step) * step
+    power = 10.0 ** math.floor(math.log10((hi - lo) / max(1, max_ticks)))
+    for step in (m * power * 10**e for e in (0, 1, 2) for m in (1, 2, 2.5, 5)):
+        first, last = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+        if last - first + 1 <= max_ticks:
+            break
+    return np.arange(first, last + 1) * step
 
 
 def tick_labels(ticks: Sequence[float]) -> list[str]:

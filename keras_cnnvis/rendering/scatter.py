@@ -203,7 +203,7 @@ def _draw_arrow(canvas: raster.Canvas, frame: Frame, arrow: Arrow, limit: int) -
     )
     text_w = raster.text_width(arrow.label, _ARROW_PX, bold=True)
     x = min(x1 + 6, limit - text_w)
-    canvas.text(arrow.label, x, y1 - 6, _ARROW_PX, arrow.color, bold=True)
+    canvas.text(arrow.label, x, y1 - 6, _ARROW_PX, arrow.color, bold=True, halo=True)
 
 
 def _legend_width(entries: list, width: int) -> int:
