@@ -137,9 +137,12 @@ def test_off_by_default_and_on_in_cnnvis_callback_for_grad_cam_only(tmp_path, da
     # grad_cam's monitor scores both its methods; saliency is opt-in (not asked here),
     # occlusion was asked for through options=.
     assert faith == {"grad_cam", "layer_cam", "occlusion", "random"}
-    assert _steps(run, "faithfulness/layer_cam/mu_fidelity") == [0, 1, 2]
+    # Grad-CAM's maps every epoch, its scores on the expensive monitors' schedule.
+    assert _steps(run, "json/attribution/grad_cam") == [0, 1, 2]
+    assert _steps(run, "faithfulness/layer_cam/mu_fidelity") == [0, 2]
+    assert "faithfulness" not in run["json/attribution/grad_cam"][1].value
     assert _steps(run, "faithfulness/occlusion/deletion_auc") == [0, 2]
-    assert _steps(run, "faithfulness/random/insertion_auc") == [0, 1, 2]
+    assert _steps(run, "faithfulness/random/insertion_auc") == [0, 2]
     entry = run["json/attribution/grad_cam"][-1].value["faithfulness"]
     assert entry["settings"]["steps"] == 10 and entry["settings"]["baseline"] == "blur"
     assert len(entry["curves"]["deletion"]) == 11
@@ -237,3 +240,18 @@ def test_a_constant_map_has_no_mu_fidelity_and_array_settings_are_named(tmp_path
     assert entry["scores"]["deletion_auc"] == pytest.approx(
         run["faithfulness/flat/deletion_auc"][-1].value, abs=6e-5
     )
+
+
+def test_faithfulness_every_n_epochs_scores_some_records_and_the_last(tmp_path, data):
+    x, _, _ = data
+    cb = GradCAMCallback(
+        str(tmp_path), x[:2], faithfulness={"every_n_epochs": 2, "nb_samples": 8}, on_error="raise"
+    )
+    _fit(small_cnn(), data, [cb], epochs=3)
+    run = read_run(str(tmp_path / "cnnvis"))
+    assert _steps(run, "json/attribution/grad_cam") == [0, 1, 2, 3]  # maps every epoch
+    assert _steps(run, "faithfulness/grad_cam/deletion_auc") == [0, 2, 3]  # 3: the last epoch
+    with_scores = [r.step for r in run["json/attribution/grad_cam"] if "faithfulness" in r.value]
+    assert with_scores == [0, 2, 3]
+    with pytest.raises(ValueError, match="every_n_epochs must be an integer >= 1; got 0"):
+        GradCAMCallback(str(tmp_path), x[:2], faithfulness={"every_n_epochs": 0})

@@ -53,6 +53,10 @@ Grad-CAM and LayerCAM."""
 def faithfulness_options(value: Any, name: str) -> dict | None:
     """The `faithfulness=` argument of the attribution callbacks as settings, or None (off).
 
+    Besides the settings of `faithfulness_scores`, the dict may hold `"every_n_epochs"`:
+    the scores then run only on records whose step is a multiple of it, and on the
+    record after the last epoch (the maps are logged on every record).
+
     Raises:
         ValueError: for a value that is not a bool or a dict, or an unknown setting.
     """
@@ -65,11 +69,17 @@ def faithfulness_options(value: Any, name: str) -> dict | None:
             f"{name}: faithfulness must be True, False or a dict of faithfulness_scores "
             f"settings (e.g. {{'steps': 20}}); got {type(value).__name__}."
         )
+    value = dict(value)
+    every = value.pop("every_n_epochs", 1)
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(
+            f"{name}: faithfulness every_n_epochs must be an integer >= 1; got {every!r}."
+        )
     try:
         faithfulness_settings(None, **value)
     except ValueError as error:
         raise ValueError(f"{name}: {error}") from None
-    return {**FAITHFULNESS, **value}
+    return {**FAITHFULNESS, **value, **({"every_n_epochs": every} if every > 1 else {})}
 
 
 def _digest(value: Any) -> Any:
@@ -205,7 +215,8 @@ class AttributionCallback(MonitorCallback):
         self._faith_settings = None
         if self.faithfulness is not None:
             try:
-                self._faith_settings = faithfulness_settings(probe, **self.faithfulness)
+                settings = {k: v for k, v in self.faithfulness.items() if k != "every_n_epochs"}
+                self._faith_settings = faithfulness_settings(probe, **settings)
             except ValueError as error:
                 raise ValueError(f"{name}: {error}") from None
         self._probe = probe
@@ -280,6 +291,9 @@ class AttributionCallback(MonitorCallback):
         off for the rest of the fit (one warning) and the maps are still logged."""
         if self.faithfulness is None or self._faithfulness_failed:
             return {}
+        every = self.faithfulness.get("every_n_epochs", 1)
+        if step % every and step != (self.params or {}).get("epochs"):
+            return {}  # a record between the scored ones: maps only
         try:
             return self._faithfulness(maps, target, step)
         except Exception as error:

@@ -223,6 +223,7 @@ class CNNVisCallback(keras.callbacks.Callback):
             feature_map=feature_map,
             target=plan.task_target(self.head),
             relu=relu,
+            faithfulness_every=self.expensive_every,
         )
 
     def _build(self, model: keras.Model) -> list[MonitorCallback]:
