@@ -17,9 +17,10 @@ _COLORBAR_TICKS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
 def _cell_size(n: int) -> int:
-    """Pixels per cell: 64 for a few classes, down to 14 (readable labels), smaller only
-    when the matrix would pass 1600 pixels."""
-    cell = int(np.clip(640 // max(n, 1), 14, 64))
+    """Pixels per cell: 64 for a few classes (the matrix at least 160 pixels, room for the
+    colour bar's label), down to 14 (readable labels), smaller only when the matrix would
+    pass 1600 pixels."""
+    cell = max(int(np.clip(640 // max(n, 1), 14, 64)), -(-160 // max(n, 1)))
     return cell if n * cell <= 1600 else max(2, 1600 // n)
 
 
