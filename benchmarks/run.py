@@ -415,7 +415,7 @@ def main() -> None:
 
         log("\nCNNVisCallback overhead on the demo fit (interleaved fits):")
         epochs, rounds = (2, 1) if args.quick else (8, 3)
-        result = ov.overhead(epochs, rounds, unlimited=not args.quick, log=log)
+        result = ov.overhead(epochs, rounds, log=log)
         loads += result["loads"]
         ov.report(result, log=lambda line: (overhead_lines.append(line), log(line)))
 
