@@ -77,7 +77,7 @@ def main() -> None:
             args.repeats,
         ),
         ("trustworthiness (k=5)", lambda: trustworthiness(feats, tsne.points), args.repeats),
-        ("scatter plot (matplotlib Agg)", lambda: scatter_image(pca, y, preds), args.repeats),
+        ("scatter plot (direct raster render)", lambda: scatter_image(pca, y, preds), args.repeats),
         (
             "t-SNE image grid (linear assignment)",
             lambda: grid_image(x, tsne.points, labels=y),
