@@ -176,6 +176,29 @@ def score_copies(
     return out
 
 
+def swapped_copies(
+    image: np.ndarray, mask: np.ndarray, swapped: np.ndarray, kept: np.ndarray
+) -> np.ndarray:
+    """`np.where(mask[..., None], swapped[image], kept[image])` without gathering a whole
+    image twice per copy: each run of copies of one image is filled from that image.
+
+    Args:
+        image: `(B,)` the image of each copy.
+        mask: `(B, *S)` bool, True where a copy takes `swapped`.
+        swapped, kept: `(N, *S, C)` per-image values.
+
+    Returns:
+        float32 `(B, *S, C)`.
+    """
+    out = np.empty(mask.shape + kept.shape[-1:], np.float32)
+    cuts = np.flatnonzero(np.diff(image)) + 1
+    for start, stop in zip(np.r_[0, cuts], np.r_[cuts, len(image)]):
+        i = image[start]
+        out[start:stop] = kept[i]
+        np.copyto(out[start:stop], swapped[i], where=mask[start:stop, ..., None])
+    return out
+
+
 def blur(images: np.ndarray, sigma: float | None = None) -> np.ndarray:
     """Gaussian blur of each image and channel (edges extended, not zero-padded).
 

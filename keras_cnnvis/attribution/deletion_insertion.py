@@ -19,6 +19,7 @@ from keras_cnnvis.attribution._perturb import (
     positive_int,
     score_clean,
     score_copies,
+    swapped_copies,
 )
 
 
@@ -45,7 +46,7 @@ def _curve(
     def build(index):
         image, point = index // steps, points[index % steps]
         swap = ranks[image] < counts[point][:, None]
-        copies = np.where(swap[..., None], end[image], start[image])
+        copies = swapped_copies(image, swap, end, start)
         return copies.reshape(len(index), height, width, channels), image
 
     scores = score_copies(model, scored, n * steps, build).reshape(n, steps)

@@ -19,6 +19,7 @@ from keras_cnnvis.attribution._perturb import (
     positive_int,
     score_clean,
     score_copies,
+    swapped_copies,
 )
 
 
@@ -94,7 +95,7 @@ def mu_fidelity_runs(
     def build(index):
         image, sample = index // nb_samples, index % nb_samples
         mask = removed[image, sample][:, cells]
-        return np.where(mask[..., None], base[image], x[image]), image
+        return swapped_copies(image, mask, base, x), image
 
     scores = score_copies(model, scored, n * nb_samples, build).reshape(n, nb_samples)
     drops = (scored.clean[:, None] - scores).astype(np.float32)

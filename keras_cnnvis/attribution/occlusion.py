@@ -129,19 +129,25 @@ def occlusion(
     boxes = [
         (y, x0) for y in patch_positions(height, ph, sy) for x0 in patch_positions(width, pw, sx)
     ]
-    occluded = np.zeros((len(boxes), height, width, 1), np.float32)
+    occluded = np.zeros((len(boxes), height, width), np.float32)
     for k, (y, x0) in enumerate(boxes):
         occluded[k, y : y + ph, x0 : x0 + pw] = 1.0
-    keep = 1.0 - occluded
     n_boxes = len(boxes)
+    patch_fill = np.broadcast_to(color.reshape(-1), (ph, pw, x.shape[-1]))
 
     def build(index):
+        # Copies of the images with the patch filled in place: the values of
+        # `image * (1 - mask) + fill * mask`, without three full-size temporaries.
         img, box = index // n_boxes, index % n_boxes
-        return x[img] * keep[box] + color * occluded[box], img
+        copies = x[img]
+        for k, b in enumerate(box):
+            y, x0 = boxes[b]
+            copies[k, y : y + ph, x0 : x0 + pw] = patch_fill
+        return copies, img
 
     scored = Scored(x, resolved, clean, bool(logits), max(1, int(batch_size)))
     scores = score_copies(model, scored, n * n_boxes, build).reshape(n, n_boxes)
     drops = clean[:, None] - scores
-    count = occluded[..., 0].sum(0)
-    total = np.einsum("nb,bhw->nhw", drops, occluded[..., 0])
+    count = occluded.sum(0)
+    total = np.einsum("nb,bhw->nhw", drops, occluded)
     return (total / np.maximum(count, 1)).astype(np.float32)

@@ -126,16 +126,17 @@ class LayerFeatures:
     Args:
         model: the model.
         layer: a layer reference or None (see `feature_layer`). Defaults to None.
-        batch_size: images per compiled call. Defaults to 64.
+        batch_size: images per compiled call. Defaults to None (`model.compiled.
+            batch_size_for` the model: 256 for the demo CNN at 64x64).
 
     Raises:
         ValueError: for an unknown layer, or no Dense layer when `layer` is None.
     """
 
-    def __init__(self, model: keras.Model, layer: Any = None, batch_size: int = 64):
+    def __init__(self, model: keras.Model, layer: Any = None, batch_size: int | None = None):
         self.model = model
         self.info, self.io = feature_layer(model, layer)
-        self.batch_size = max(1, int(batch_size))
+        self.batch_size = None if batch_size is None else max(1, int(batch_size))
         # One pass gives the features (the layer's output, or its input) and the outputs.
         self._both = FeatureExtractor(model, [self.info.layer], self.batch_size, capture=self.io)
         # The truncated pass, traced only when `vectors` is used.
@@ -168,9 +169,10 @@ class LayerFeatures:
     def vectors(self, images: Any) -> np.ndarray:
         """Flattened float32 features `(N, D)` (positions kept) from a truncated pass."""
         images = np.asarray(images, np.float32)
+        batch = self._both.batch_for(images.shape[1:])
         parts = [
-            np.asarray(self._fn(tf.constant(images[s : s + self.batch_size])))
-            for s in range(0, len(images), self.batch_size)
+            np.asarray(self._fn(tf.constant(images[s : s + batch])))
+            for s in range(0, len(images), batch)
         ]
         return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
@@ -248,7 +250,7 @@ def extract_features(
     model: keras.Model,
     data: Any,
     layer: Any = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     spatial: str = "avg",
     return_outputs: bool = False,
     warn: bool = True,
@@ -273,7 +275,8 @@ def extract_features(
         data: images `(N, H, W, C)` (numpy or tensor), or a `tf.data.Dataset` of image
             batches or `(images, labels)` batches.
         layer: a layer reference. Defaults to None (the input of the last Dense layer).
-        batch_size: images per compiled call. Defaults to 64.
+        batch_size: images per compiled call. Defaults to None (`model.compiled.
+            batch_size_for` the model).
         spatial: how spatial outputs become vectors: `"avg"`, `"max"` or `"flatten"`.
             Defaults to `"avg"`.
         return_outputs: also return the model's outputs (e.g. class probabilities).

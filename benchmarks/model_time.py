@@ -1,0 +1,305 @@
+"""Model time per record of the monitors' core functions on the demo setup, before and after a
+change, next to each piece's floor (the minimal compiled passes it needs).
+
+Run: `python benchmarks/model_time.py --before <git rev> [--rounds 3] [--reps 5]`
+     `python benchmarks/model_time.py --sweep` (forward time per batch size, demo CNN)
+
+Setup as `cnnvis demo` (random weights: costs do not depend on them): the demo CNN at 64x64,
+400 validation `shapes` images, 8 class-balanced probes. Each piece calls the core functions
+the way its callback does at `CNNVisCallback`'s defaults (robustness: 200 images, 5
+corruptions x 3 severities, PGD at 2/255 and 8/255 on 64 images with 5 steps, a kept
+predictor; occlusion 8x8 patches at stride 4; saliency + guided backprop + integrated
+gradients (32 steps); Grad-CAM + LayerCAM with `faithfulness=True`; patches: 4 stage outputs,
+8 channels, k=9, batches of 64; class visualisation: 5 classes, 32 steps; the embedding's
+forward pass). The old code is `git archive <rev> keras_cnnvis` in a temporary folder; the
+two versions run in separate worker processes in alternating order, `--rounds` times, each
+piece `--reps` times per worker after a warm-up call (tracing, the first corruption cache);
+a ratio is the median over rounds of after / before of that round's medians. The floor is
+measured in the "after" workers with plain `tf.function`s at batch 256 (forward) or the
+piece's own batch (forward+backward), outputs fetched to numpy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+from _timing import interleaved, load_average  # noqa: E402
+
+PIECES = (
+    "robustness",
+    "robustness_corruptions",
+    "robustness_pgd",
+    "occlusion",
+    "saliency",
+    "integrated_gradients",
+    "grad_cam_faithfulness",
+    "patches",
+    "classes",
+    "embedding_forward",
+)
+
+
+def demo_setup() -> dict:
+    from keras_cnnvis import datasets, inputs
+    from keras_cnnvis.demo import build_demo_model
+
+    images, labels, names = datasets.load("shapes", n=2000, size=64, seed=0)
+    model = build_demo_model((64, 64, 3), len(names), seed=0)
+    x_val, y_val = images[:400], labels[:400]
+    pick = inputs.balanced_indices(y_val, 8, sort=False)
+    subset = inputs.balanced_indices(y_val, 200, seed=0)
+    attacked = inputs.balanced_indices(y_val[subset], 64, seed=0)
+    return dict(
+        model=model,
+        x_val=x_val,
+        y_val=y_val,
+        probe=x_val[pick],
+        probe_y=y_val[pick].astype(np.int64),
+        x_sub=x_val[subset],
+        y_sub=y_val[subset],
+        attacked=attacked,
+    )
+
+
+def pieces(d: dict, predictor_batch: int | None = 64) -> dict:
+    """`{name: fn}` of one record's model work per monitor (see the module docstring)."""
+    from keras_cnnvis import attribution as A
+    from keras_cnnvis.attribution.faithfulness import faithfulness_scores
+    from keras_cnnvis.callbacks.attribution_base import FAITHFULNESS
+    from keras_cnnvis.callbacks.plan import anatomy_layers
+    from keras_cnnvis.callbacks.robustness import DEFAULT_CORRUPTIONS
+    from keras_cnnvis.features.embeddings import LayerFeatures
+    from keras_cnnvis.patches import PatchMiner
+    from keras_cnnvis.robustness import ClassPredictor, adversarial_accuracy, corruption_accuracy
+    from keras_cnnvis.synthesis import objectives as obj
+    from keras_cnnvis.synthesis.render import Renderer
+
+    model, probe, py = d["model"], d["probe"], d["probe_y"]
+    xs, ys, adv = d["x_sub"], d["y_sub"], d["attacked"]
+    predictor = ClassPredictor(model, predictor_batch, (0.0, 1.0), None)
+    common = dict(batch_size=64, seed=0, value_range=(0.0, 1.0), predictor=predictor)
+    layers, _, feature_map = anatomy_layers(model, (64, 64, 3))
+
+    def corruptions():
+        corruption_accuracy(model, xs, ys, DEFAULT_CORRUPTIONS, (1, 3, 5), **common)
+
+    def pgd():
+        adversarial_accuracy(model, xs[adv], ys[adv], (0.0, 2 / 255, 8 / 255), steps=5, **common)
+
+    def saliency():
+        A.saliency(model, probe, py)
+        A.guided_backprop(model, probe, py)
+        A.integrated_gradients(model, probe, py)
+
+    def grad_cam():
+        maps = {
+            "grad_cam": A.grad_cam(model, probe, py, layer=feature_map),
+            "layer_cam": A.layer_cam(model, probe, py, layer=feature_map),
+        }
+        faithfulness_scores(model, probe, maps, py, **FAITHFULNESS)
+
+    miner = PatchMiner(model, layers, 8, 9, 0.5, (64, 64, 3), "auto")
+
+    def patches():
+        miner.reset()
+        for start in range(0, len(d["x_val"]), 64):
+            miner.update(d["x_val"][start : start + 64])
+        miner.results()
+
+    classes = list(range(5))
+    renderer = Renderer(
+        model, sum(obj.class_logit(c, batch=i) for i, c in enumerate(classes)), (64, 64, 3), 5
+    )
+
+    def render():
+        renderer.reset()
+        renderer.run(32)
+
+    features = LayerFeatures(model)
+    return {
+        "robustness": lambda: (corruptions(), pgd()),
+        "robustness_corruptions": corruptions,
+        "robustness_pgd": pgd,
+        "occlusion": lambda: A.occlusion(model, probe, py, patch=8, stride=4, batch_size=256),
+        "saliency": saliency,
+        "integrated_gradients": lambda: A.integrated_gradients(model, probe, py),
+        "grad_cam_faithfulness": grad_cam,
+        "patches": patches,
+        "classes": render,
+        "embedding_forward": lambda: features(d["x_val"], outputs=True),
+    }
+
+
+def floors(d: dict) -> dict:
+    """`{name: fn}`: the minimal compiled passes of each piece."""
+    import keras
+    import tensorflow as tf
+
+    model = d["model"]
+    forward = tf.function(lambda t: model(t, training=False), reduce_retracing=True)
+
+    @tf.function(reduce_retracing=True)
+    def forward_backward(t, c):
+        with tf.GradientTape() as tape:
+            tape.watch(t)
+            score = tf.gather(model(t, training=False), c, batch_dims=1)
+        return tape.gradient(score, t)
+
+    rng = np.random.default_rng(0)
+
+    def images(n):
+        return tf.constant(rng.random((n, 64, 64, 3), dtype=np.float32))
+
+    def fwd(n, batch=256):
+        x = images(n)
+        return lambda: [forward(x[s : s + batch]).numpy() for s in range(0, n, batch)]
+
+    def fwd_bwd(n, batch, times=1):
+        x, c = images(n), tf.constant(rng.integers(0, 5, n).astype(np.int32))
+
+        def run():
+            for _ in range(times):
+                for s in range(0, n, batch):
+                    forward_backward(x[s : s + batch], c[s : s + batch]).numpy()
+
+        return run
+
+    from keras_cnnvis.callbacks.plan import anatomy_layers
+
+    layers, _, _ = anatomy_layers(model, (64, 64, 3))
+    outs = [model.get_layer(name).output for name in layers]
+    truncated = tf.function(keras.Model(model.inputs, outs))
+    x400 = images(400)
+    corrupt = fwd(200 + 15 * 200)
+    pgd = fwd_bwd(64, 64, times=10)
+    pgd_fwd = fwd(3 * 64)
+    ig = fwd_bwd(8 * 32, 64)
+    one = fwd_bwd(8, 8)
+    faith = fwd(8 + 8 * (20 * 3 + 50))
+    return {
+        "robustness": lambda: (corrupt(), pgd(), pgd_fwd()),
+        "robustness_corruptions": corrupt,
+        "robustness_pgd": lambda: (pgd(), pgd_fwd()),
+        "occlusion": fwd(8 + 8 * 15 * 15),
+        "saliency": lambda: (one(), one(), ig()),
+        "integrated_gradients": ig,
+        "grad_cam_faithfulness": lambda: (one(), one(), faith()),
+        "patches": lambda: [t.numpy() for t in truncated(x400)],
+        "classes": fwd_bwd(5, 5, times=32),
+        "embedding_forward": fwd(400),
+    }
+
+
+def worker(reps: int, with_floor: bool, variants: bool) -> dict:
+    warnings.simplefilter("ignore")
+    d = demo_setup()
+    fns = pieces(d)
+    if variants:  # the proposed RobustnessCallback change: forward batch by the budget
+        auto = pieces(d, predictor_batch=None)
+        for name in ("robustness", "robustness_corruptions"):
+            fns[f"{name} (predictor batch None)"] = auto[name]
+    if with_floor:
+        fns.update({f"floor:{k}": v for k, v in floors(d).items()})
+    times = interleaved(fns, repeats=reps)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def run_worker(path: str, reps: int, with_floor: bool, variants: bool) -> dict:
+    env = dict(os.environ, PYTHONPATH=path + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    args = [sys.executable, os.path.abspath(__file__), "--worker", "--reps", str(reps)]
+    args += ["--floor"] if with_floor else []
+    args += ["--variants"] if variants else []
+    out = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compare(before_rev: str, rounds: int, reps: int) -> None:
+    old = tempfile.mkdtemp(prefix="cnnvis_before_")
+    archive = subprocess.run(
+        ["git", "-C", ROOT, "archive", before_rev, "keras_cnnvis"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", old], input=archive, check=True)
+    results: dict = {"before": [], "after": []}
+    loads = [load_average()]
+    for r in range(rounds):
+        order = ("before", "after") if r % 2 == 0 else ("after", "before")
+        for which in order:
+            path = old if which == "before" else ROOT
+            results[which].append(run_worker(path, reps, which == "after", which == "after"))
+            loads.append(load_average())
+    before, after = results["before"], results["after"]
+    print(f"demo CNN 64x64, {rounds} rounds x {reps} reps; before = {before_rev}, after = HEAD")
+    print(f"load average during the run: {min(loads):.1f} - {max(loads):.1f} (2 cores)\n")
+    print(f"{'piece':<42}{'before s':>9}{'after s':>9}{'floor s':>9}{'after/before':>13}")
+    for name in after[0]:
+        if name.startswith("floor:"):
+            continue
+        base = name.split(" (")[0]
+        a = [r[name] for r in after]
+        b = [r.get(base) for r in before]
+        floor = np.median([r[f"floor:{base}"] for r in after])
+        ratio = np.median([x / y for x, y in zip(a, b)])
+        print(f"{name:<42}{np.median(b):>9.3f}{np.median(a):>9.3f}{floor:>9.3f}{ratio:>13.2f}")
+
+
+def sweep(rounds: int) -> None:
+    """Forward time of 3200 demo images per batch size, as ratios to batch 64."""
+    from keras_cnnvis.demo import build_demo_model
+    from keras_cnnvis.model import BatchFunction, predict_fn
+
+    model = build_demo_model((64, 64, 3), 5, seed=0)
+    x = np.random.default_rng(0).random((3200, 64, 64, 3), dtype=np.float32)
+    fn = BatchFunction(predict_fn(model))
+
+    def at(batch):
+        return lambda: [np.asarray(fn(x[s : s + batch])) for s in range(0, len(x), batch)]
+
+    sizes = (64, 128, 256, 512, 800)
+    start = load_average()
+    times = interleaved({str(b): at(b) for b in sizes}, repeats=rounds)
+    base = np.asarray(times["64"])
+    print(f"3200 images, demo CNN 64x64; load {start:.1f} -> {load_average():.1f} (2 cores)")
+    for b in sizes:
+        t = np.asarray(times[str(b)])
+        print(f"batch {b:>4}: median {np.median(t):.3f} s, x{np.median(t / base):.2f} of batch 64")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--before", default=None, help="git revision of the old code")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--sweep", action="store_true")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--variants", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.reps, args.floor, args.variants)))
+    elif args.sweep:
+        sweep(max(args.rounds, 5))
+    elif args.before:
+        started = time.perf_counter()
+        compare(args.before, args.rounds, args.reps)
+        print(f"\n({time.perf_counter() - started:.0f} s)")
+    else:
+        parser.error("pass --before <git rev> or --sweep")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""The batched paths of the perturbation and path methods against brute-force references:
+integrated gradients with several path points per compiled call, occlusion copies filled in
+place, and the perturbed copies of the faithfulness scores built per run of one image.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_cnnvis import attribution as A
+from keras_cnnvis.attribution._perturb import swapped_copies
+from keras_cnnvis.attribution.integrated_gradients import path_points
+from keras_cnnvis.attribution.occlusion import patch_positions
+
+
+def cnn(seed=0):
+    keras.utils.set_random_seed(seed)
+    i = keras.Input((12, 12, 3))
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="c1")(i)
+    x = keras.layers.MaxPooling2D(name="pool")(x)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c2")(x)
+    x = keras.layers.GlobalMaxPooling2D(name="gmp")(x)
+    x = keras.layers.Dense(8, activation="relu", name="hidden")(x)
+    return keras.Model(i, keras.layers.Dense(4, name="logits")(x), name="cnn")
+
+
+def batch(n=3, seed=1):
+    return np.random.default_rng(seed).random((n, 12, 12, 3), dtype=np.float32)
+
+
+def brute_force_ig(model, x, classes, baseline, steps, score=None):
+    """One tape per path point: sum_k w_k * grad f(x0 + a_k (x - x0)) * (x - x0)."""
+    alphas, weights = path_points(steps, "gausslegendre")
+    total = np.zeros_like(x, dtype=np.float64)
+    for alpha, weight in zip(alphas, weights):
+        point = tf.constant(baseline + np.float32(alpha) * (x - baseline))
+        with tf.GradientTape() as tape:
+            tape.watch(point)
+            out = model(point) if score is None else score(point)
+            chosen = out if score is not None else tf.gather(out, classes, batch_dims=1)
+            summed = tf.reduce_sum(chosen)
+        total += weight * tape.gradient(summed, point).numpy()
+    return (total * (x - baseline)).sum(-1)
+
+
+@pytest.mark.parametrize("steps, batch_size", [(8, 64), (7, 6), (5, 2)])
+def test_integrated_gradients_with_several_points_per_call_equal_one_tape_per_point(
+    steps, batch_size
+):
+    """3 images: 21 points per call at batch 64, 2 at batch 6 (the last call has one),
+    one at batch 2 (images split over two calls, as before)."""
+    model, x = cnn(), batch(3)
+    classes = np.array([0, 3, 1])
+    ig = A.integrated_gradients(model, x, classes, steps=steps, batch_size=batch_size)
+    want = brute_force_ig(model, x, classes, np.zeros_like(x), steps)
+    np.testing.assert_allclose(ig, want, rtol=1e-5, atol=1e-6)
+    one = A.integrated_gradients(model, x, classes, steps=steps, batch_size=3)  # a call/point
+    np.testing.assert_allclose(ig, one, rtol=1e-6, atol=1e-7)
+
+
+def test_grouped_points_keep_a_hidden_unit_target_per_image():
+    model, x = cnn(), batch(2)
+    unit = ("c2", 5)
+    ig = A.integrated_gradients(model, x, unit, baseline=0.25, steps=6, batch_size=64)
+    c2 = keras.Model(model.inputs, model.get_layer("c2").output)
+    want = brute_force_ig(
+        model,
+        x,
+        None,
+        np.full_like(x, 0.25),
+        6,
+        score=lambda t: tf.reduce_mean(c2(t)[..., 5], axis=(1, 2)),
+    )
+    np.testing.assert_allclose(ig, want, rtol=1e-5, atol=1e-6)
+
+
+def test_occlusion_copies_filled_in_place_equal_the_masked_formula():
+    model, x = cnn(), batch(2)
+    classes = np.array([2, 1])
+    fill = np.array([0.2, 0.5, 0.9], np.float32)
+    maps = A.occlusion(model, x, classes, patch=5, stride=3, fill=fill, batch_size=10)
+    positions = patch_positions(12, 5, 3)  # [0, 3, 6, 7]
+    total, count = np.zeros((2, 12, 12)), np.zeros((12, 12))
+    clean = model.predict(x, verbose=0)[np.arange(2), classes]
+    for y in positions:
+        for x0 in positions:
+            mask = np.zeros((12, 12, 1), np.float32)
+            mask[y : y + 5, x0 : x0 + 5] = 1
+            copies = x * (1 - mask) + fill * mask
+            drop = clean - model.predict(copies, verbose=0)[np.arange(2), classes]
+            total += drop[:, None, None] * mask[..., 0]
+            count += mask[..., 0]
+    np.testing.assert_allclose(maps, total / count, rtol=1e-5, atol=1e-6)
+
+
+def test_swapped_copies_equal_np_where_on_gathered_images():
+    rng = np.random.default_rng(0)
+    kept = rng.random((4, 5, 6, 3), dtype=np.float32)
+    swapped = rng.random((4, 5, 6, 3), dtype=np.float32)
+    image = np.array([0, 0, 1, 1, 1, 3, 2, 2])  # runs, in any order
+    mask = rng.random((8, 5, 6)) < 0.4
+    out = swapped_copies(image, mask, swapped, kept)
+    np.testing.assert_array_equal(out, np.where(mask[..., None], swapped[image], kept[image]))
+    flat = swapped_copies(
+        image, mask.reshape(8, 30), swapped.reshape(4, 30, 3), kept.reshape(4, 30, 3)
+    )
+    np.testing.assert_array_equal(flat.reshape(out.shape), out)
