@@ -41,8 +41,11 @@ def test_time_budget_arithmetic():
     assert budget.allows(0.249) and not budget.allows(0.251)
     budget.charge(0.25)
     assert budget.used == pytest.approx(0.45 / 3.0)
+    budget.one_time(5.0)  # measured, not charged
+    assert budget.setup_seconds == 5.0 and budget.used == pytest.approx(0.45 / 3.0)
+    assert budget.allows(0.0) and not budget.allows(0.001)
     budget.reset()
-    assert budget.own_seconds == budget.train_seconds == 0.0
+    assert budget.own_seconds == budget.train_seconds == budget.setup_seconds == 0.0
     unlimited = TimeBudget(None)
     assert unlimited.allows(1e9) and unlimited.allowance == float("inf")
 
@@ -76,8 +79,11 @@ def test_gate_runs_a_record_only_if_its_expected_cost_fits(tmp_path, data):
     cb.budget.charge(1.0)
     monitors["filters"].log_seconds = [0.6, 0.3, 0.5]  # estimate 0.4: 1.4 <= 1.5
     monitors["confusion"].log_seconds = [0.55]  # estimate 0.55: 1.55 > 1.5
-    assert cb._gate(monitors["filters"], "epoch")
+    assert cb._gate(monitors["filters"], "final")
     assert not cb._gate(monitors["confusion"], "final")
+    # During training a record runs while the callback is within budget (1.0 <= 1.5),
+    # whatever it costs: an overshoot is paid back by skipping later records.
+    assert cb._gate(monitors["confusion"], "epoch")
     # A monitor that never ran: during training any slack will do (1.0 <= 1.5) ...
     assert cb._gate(monitors["saliency"], "epoch")
     # ... but a final record needs room for 2 x 0.6, the slowest call so far.
@@ -85,9 +91,10 @@ def test_gate_runs_a_record_only_if_its_expected_cost_fits(tmp_path, data):
     cb.budget.train(10.0 / 3)  # allowance 2.0: 1.0 + 1.2 still too much, 1.0 + 0.55 fits
     assert not cb._gate(monitors["saliency"], "final")
     assert cb._gate(monitors["confusion"], "final")
-    cb.budget.charge(1.5)  # over the allowance: even a new monitor waits
+    cb.budget.charge(1.5)  # over the allowance: every record waits
     assert not cb._gate(monitors["saliency"], "epoch")
-    assert cb.skipped == {"confusion": 1, "saliency": 3}
+    assert not cb._gate(monitors["filters"], "epoch")
+    assert cb.skipped == {"confusion": 1, "saliency": 3, "filters": 1}
     cb.on_train_end()
 
 
@@ -136,18 +143,23 @@ def test_a_budget_that_always_binds_keeps_the_initial_state_and_says_what_it_ski
         on_error="raise",
         budget=1e-9,
     )
-    skipped = 4 * len(CHEAP) + 2 * len(EXPENSIVE)
+    # Setup and the initial records are not charged: at the end of epoch 1 the callback
+    # owes nothing, so the first cheap monitor (filters) records and from then on the
+    # callback is over its budget. Cheap: epochs 1-3 and the final record each (filters:
+    # 2, 3 and the final); expensive: epoch 2 and the final record.
+    skipped = 4 * len(CHEAP) - 1 + 2 * len(EXPENSIVE)
     with pytest.warns(
         UserWarning, match=rf"CNNVisCallback skipped {skipped} records .*budget=1e-09"
     ):
         tiny_cnn().fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[cb])
-    # Cheap: 3 epochs + the final record each; expensive: epoch 2 + the final record.
-    assert cb.skipped == {**{n: 4 for n in CHEAP}, **{n: 2 for n in EXPENSIVE}}
+    assert cb.names[0] == "filters"
+    assert cb.skipped == {**{n: 4 for n in CHEAP}, "filters": 3, **{n: 2 for n in EXPENSIVE}}
     run = read_run(str(tmp_path / "cnnvis"))
-    assert steps(run, "filters/conv_a") == [0] and steps(run, "health/conv_b") == [0]
+    assert steps(run, "filters/conv_a") == [0, 1] and steps(run, "health/conv_b") == [0]
     assert steps(run, "json/confusion/matrix") == [0]
     assert not [t for t in run if t.startswith(("patches", "embedding", "neighbors"))]
-    assert cb.budget.used > 1e-9  # the initial records and setup were paid anyway
+    assert cb.budget.used > 1e-9  # the filters record of epoch 1 was paid
+    assert cb.budget.setup_seconds > cb.budget.own_seconds  # setup, initial: not charged
 
 
 def test_custom_loop_without_epoch_begin_still_counts_training_time(tmp_path, data):

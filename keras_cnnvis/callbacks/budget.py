@@ -1,10 +1,14 @@
 """The time budget of `CNNVisCallback`: its own time stays within a share of training time.
 
 Training time is the wall time of the epochs (batches, validation and the other callbacks);
-the callback's own time is everything it does (setup and every record). A record runs only
-if the callback's time so far plus the record's estimated cost fits in `share` x the
-training time so far, so the callback never gets ahead of its budget, and records skipped
-early leave room for later ones.
+the callback's own time is the training thread's time in its records during training (the
+model-dependent part of each record and any wait for the background worker). One-time costs
+before the first epoch (building and checking the monitors, the initial records that trace
+their compiled functions) are measured but not charged, like the tracing of the training
+step itself. A record during training runs while the callback's time so far is within
+`share` x the training time so far (an overshoot is paid back by skipping later records); a
+final record after the last epoch, when nothing can be paid back, only if its estimated cost
+fits.
 """
 
 from __future__ import annotations
@@ -92,10 +96,15 @@ class TimeBudget:
         self.share = None if share is None else float(share)
         self.train_seconds = 0.0
         self.own_seconds = 0.0
+        self.setup_seconds = 0.0
 
     def reset(self) -> None:
-        """Starts a new fit: both clocks back to zero."""
-        self.train_seconds = self.own_seconds = 0.0
+        """Starts a new fit: the clocks back to zero."""
+        self.train_seconds = self.own_seconds = self.setup_seconds = 0.0
+
+    def one_time(self, seconds: float) -> None:
+        """Adds time spent before training (measured, not charged)."""
+        self.setup_seconds += max(0.0, float(seconds))
 
     def train(self, seconds: float) -> None:
         """Adds training time (an epoch's wall time without the callback's own work)."""

@@ -48,17 +48,23 @@ class CNNVisCallback(keras.callbacks.Callback):
     `validation_data` (or `probe`). Each monitor fails on its own: with
     `on_error="warn"` a failing monitor warns once and steps aside.
 
-    A time budget keeps the callback cheap on any model: its own time (setup and every
-    record) stays within `budget` (default 10%) of the training time so far. A due record
-    runs only if its expected cost (the median of its earlier records) fits; cheap
-    monitors go first. A monitor that never ran takes the first chance the budget has any
-    slack (its overshoot is paid back by skipping later records); the final records at
-    the end of training run only if their expected cost fits the whole fit. Before the
-    first epoch only the cheap monitors record the initial state. When epochs are long
-    next to the monitors' costs nothing is skipped; on short ones (a few seconds per
-    epoch) records are thinned, one warning at the end of `fit` says which, and the
-    scalar `cnnvis/overhead` logs the share used. `budget=None` runs every monitor on
-    its schedule whatever it costs.
+    Each record's model-dependent part runs on the training thread; the rest (t-SNE and
+    PCA, drawing, PNG and JSON encoding, writing) runs on a background thread, in order, so
+    training resumes as soon as the model is done (`background=False` runs it all in
+    line). In every record set the confusion matrix, the embedding and the nearest
+    neighbours share one forward pass over the validation images.
+
+    A time budget guards against models whose records cost more than their epochs: the
+    training thread's time in the records stays within `budget` (default 10%) of the
+    training time so far. A record runs while the callback is within its budget (an
+    overshoot is paid back by skipping later records); the final records after the last
+    epoch run only if their expected cost (the median of their earlier records) fits.
+    One-time costs before the first epoch (building and checking the monitors, the
+    initial records of the cheap monitors, which trace their compiled functions) are not
+    charged. On the demo CNN nothing is skipped once an epoch takes about 8 s; on shorter
+    ones records are thinned, one warning at the end of `fit` says which, and the scalar
+    `cnnvis/overhead` logs the share used. `budget=None` runs every monitor on its
+    schedule whatever it costs.
 
     Example:
 
@@ -177,6 +183,7 @@ class CNNVisCallback(keras.callbacks.Callback):
         self.monitors: list[MonitorCallback] = []
         self.skipped: dict[str, int] = {}  # records the budget skipped in the last fit
         self._mark: float | None = None  # when the callback's own work last finished
+        self._began = False
         self._writer = None
         self._view: keras.Model | None = None  # the explained single-output model
         self._view_of: keras.Model | None = None  # the model it is a view of
@@ -282,25 +289,31 @@ class CNNVisCallback(keras.callbacks.Callback):
             # Nothing has trained yet to pay for it: only the cheap monitors record the
             # initial state (the baseline every later record is compared with).
             return REGISTRY[name].cheap
-        cost = estimate_cost(monitor.log_seconds)
-        if cost is None:
-            # Never ran, cost unknown. During training it runs as soon as the budget has
-            # any slack (an overshoot is paid back by skipping later records); at the end,
-            # when nothing can be paid back, only if a cautious guess fits.
-            cost = 0.0 if phase == "epoch" else guess_cost(m.log_seconds for m in self.monitors)
+        if phase == "epoch":
+            # During training a record runs while the callback is within its budget; an
+            # overshoot is paid back by skipping later records.
+            cost = 0.0
+        else:
+            # After the last epoch nothing can be paid back: the record's expected cost
+            # (a cautious guess for a monitor that never ran) must fit.
+            cost = estimate_cost(monitor.log_seconds)
+            if cost is None:
+                cost = guess_cost(m.log_seconds for m in self.monitors)
         if self.budget.allows(cost):
             return True
         self.skipped[name] = self.skipped.get(name, 0) + 1
         return False
 
-    def _run(self, hook: str, *args) -> None:
-        """Calls `hook` on every monitor, charging the time to the budget."""
+    def _run(self, hook: str, *args, charge: bool = True) -> None:
+        """Calls `hook` on every monitor, charging the time to the budget (or, with
+        `charge=False`, counting it as a one-time cost)."""
         if self._shared is not None:
             self._shared.invalidate()  # the weights may have changed since its last pass
         for monitor in self.monitors:
             start = time.perf_counter()
             getattr(monitor, hook)(*args)
-            self.budget.charge(time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            self.budget.charge(seconds) if charge else self.budget.one_time(seconds)
 
     def _report_budget(self, step: int | None) -> None:
         """Logs the share of training time used; at the end, warns about skipped records."""
@@ -378,6 +391,7 @@ class CNNVisCallback(keras.callbacks.Callback):
         start = time.perf_counter()
         self.budget.reset()
         self.skipped = {}
+        self._began = False  # the first on_epoch_begin (initial records) is not charged
         if not self.monitors:
             self._view, self._view_of = self._prepare(), self.model
             if self._shared is not None:
@@ -400,10 +414,13 @@ class CNNVisCallback(keras.callbacks.Callback):
 
             self._writer = summary.acquire(self.monitors[0].run_dir)
         self._mark = time.perf_counter()
-        self.budget.charge(self._mark - start)
+        self.budget.one_time(self._mark - start)  # building and checking: not charged
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._run("on_epoch_begin", epoch, logs)
+        # The first epoch's hook writes the initial records (tracing the monitors'
+        # compiled functions): a one-time cost, not charged.
+        self._run("on_epoch_begin", epoch, logs, charge=self._began)
+        self._began = True
         self._mark = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
