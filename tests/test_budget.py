@@ -43,7 +43,7 @@ def test_time_budget_arithmetic():
     assert budget.used == pytest.approx(0.45 / 3.0)
     budget.one_time(5.0)  # measured, not charged
     assert budget.setup_seconds == 5.0 and budget.used == pytest.approx(0.45 / 3.0)
-    assert budget.allows(0.0) and not budget.allows(0.001)
+    assert budget.allowance == pytest.approx(0.45) and not budget.allows(0.01)
     budget.reset()
     assert budget.own_seconds == budget.train_seconds == budget.setup_seconds == 0.0
     unlimited = TimeBudget(None)
