@@ -185,8 +185,10 @@ def test_sigkill_mid_training_keeps_every_logged_step_readable(tmp_path):
         "attribution/grad_cam",
         "confusion/matrix",
     } <= complete
+    # (Grad-CAM's faithfulness scores follow the expensive schedule: every 5th step.)
+    every_step = {t for t in complete if "median_update_ratio" not in t and "faithfulness" not in t}
     for step in logged[:-1]:
-        assert by_step[step] >= complete - {t for t in complete if "median_update_ratio" in t}
+        assert by_step[step] >= every_step
     assert max(r.step for r in seen["json/confusion/matrix"]) <= logged[-1]
 
 
