@@ -93,7 +93,7 @@ class ConfusionMatrixCallback(MonitorCallback):
     def setup(self) -> None:
         inputs.check_image_shape(self.x, self.model, "validation images")
         self._extractor = FeatureExtractor(self.model, [], batch_size=self.batch_size)
-        _, out = self._extractor(self.x[:1])
+        _, out = self._extractor.eager(self.x[:1])  # checks without tracing
         self._activation = output_activation(self.model).name
         pred, n_classes = classes_from_outputs(out, self._activation, dense=self.dense)
         if self.dense:  # masks at the output's resolution

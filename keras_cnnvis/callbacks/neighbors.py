@@ -121,7 +121,7 @@ class NearestNeighborsCallback(MonitorCallback):
                 "a smaller k or more reference data."
             )
         self._embed = FeatureFunction(self.model, self.layer, self.batch_size)
-        self._embed(self.x_query[:1])  # a wrong layer fails now, not at the first record
+        self._embed.probe(self.x_query[:1])  # a wrong layer fails now (eager: no trace)
         if self._pixel is None:
             idx, _ = nearest(
                 pixel_vectors(self.x_query), pixel_vectors(self.x_ref), self.k, self.metric
