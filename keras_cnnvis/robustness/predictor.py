@@ -183,7 +183,9 @@ class ClassPredictor:
             self._match(x01, batch_size, seed)
             images = self._corrupted.get((name, severity))
             if images is None and self._fits(x01):
-                images = np.concatenate(list(corrupted_chunks(x01, name, severity, batch_size, seed)))
+                images = np.concatenate(
+                    list(corrupted_chunks(x01, name, severity, batch_size, seed))
+                )
                 self._corrupted[(name, severity)] = images
             if images is not None:
                 return self.stream([images])
