@@ -1,7 +1,10 @@
 """PCA and t-SNE layouts, Procrustes alignment and grid assignment, checked against the
-covariance eigendecomposition, isometries, brute force and properties that can fail."""
+covariance eigendecomposition, isometries, brute force, scikit-learn's TSNE (the t-SNE that
+openTSNE replaced) and properties that can fail."""
 
 import itertools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -68,6 +71,102 @@ def test_tsne_cap_is_enforced_and_result_is_seeded():
     assert cap_indices(50, 100).tolist() == list(range(50))
 
 
+def _digits(n):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return digits.data[:n] / 16.0, digits.target[:n]
+
+
+def _sklearn_tsne(x, init=None, max_iter=1000, warm_iter=500):
+    """scikit-learn's Barnes-Hut TSNE exactly as `project` called it before openTSNE: the
+    features on their first 50 principal axes, PCA start with exaggeration 12, or `init`
+    (centred) without; the result aligned onto `init`."""
+    from sklearn.manifold import TSNE
+
+    n = len(x)
+    centred = x - x.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    reduced = centred @ vt[:50].T
+    tsne = TSNE(
+        2,
+        perplexity=min(30.0, (n - 1) / 3.0),
+        init="pca" if init is None else init - init.mean(0),
+        early_exaggeration=12.0 if init is None else 1.0,
+        learning_rate=max(n / 48.0, 50.0),
+        max_iter=max_iter if init is None else warm_iter,
+        random_state=0,
+    )
+    points = tsne.fit_transform(reduced)
+    return points if init is None else align(points, init)
+
+
+def _displacement(points, previous):
+    """Mean distance moved, over the previous layout's mean distance from its centre."""
+    spread = np.linalg.norm(previous - previous.mean(0), axis=1).mean()
+    return np.linalg.norm(points - previous, axis=1).mean() / spread
+
+
+def test_tsne_on_digits_is_as_trustworthy_as_scikit_learn_and_far_above_pca():
+    x, labels = _digits(500)
+    ours = project(x, "tsne")
+    t_ours = trustworthiness(x, ours.points)
+    t_sklearn = trustworthiness(x, _sklearn_tsne(x))
+    t_pca = trustworthiness(x, project(x, "pca").points)
+    # The issue's rule for replacing scikit-learn: within 0.01 of its trustworthiness.
+    assert t_ours >= t_sklearn - 0.01, (t_ours, t_sklearn)
+    # t-SNE closes most of PCA's gap to a perfect layout (PCA: ~0.85 on digits).
+    assert t_ours > t_pca + 0.8 * (1.0 - t_pca), (t_ours, t_pca)
+    # The classes stay as separable in the layout as in feature space.
+    assert knn_accuracy(ours.points, labels) >= knn_accuracy(x, labels) - 0.02
+
+
+def test_tsne_warm_start_from_a_converged_layout_stays_on_it():
+    x, _ = _digits(400)
+    first = project(x, "tsne")
+    again = project(x, "tsne", init=first.points)
+    np.testing.assert_array_equal(project(x, "tsne", init=first.points).points, again.points)
+    moved = _displacement(again.points, first.points)
+    # scikit-learn's warm start (the behaviour before openTSNE) moves it about as little.
+    reference = _sklearn_tsne(x)
+    moved_sklearn = _displacement(_sklearn_tsne(x, init=reference), reference)
+    assert moved <= moved_sklearn + 0.05, (moved, moved_sklearn)
+    assert moved < 0.1, moved
+    assert trustworthiness(x, again.points) >= trustworthiness(x, first.points) - 0.01
+
+
+def test_tsne_iterations_are_used():
+    x, _ = _digits(200)
+    short = project(x, "tsne", max_iter=250).points
+    longer = project(x, "tsne", max_iter=400).points
+    # 250 iterations are the early-exaggeration phase alone: clusters squeezed together,
+    # the layout far smaller than after 150 more iterations without exaggeration.
+    spread = lambda p: np.linalg.norm(p - p.mean(0), axis=1).mean()
+    assert spread(longer) > 5.0 * spread(short), (spread(short), spread(longer))
+    warm = [project(x, "tsne", init=longer, warm_iter=w).points for w in (250, 300)]
+    assert not np.array_equal(warm[0], warm[1])
+
+
+def test_tsne_of_duplicated_rows_keeps_them_together():
+    # Dead ReLU units early in training: many images share one all-zero feature vector.
+    x, labels = blobs(40, np.eye(3) * 8, 1.0, 7)
+    x = np.r_[x, np.zeros((60, 3))]
+    labels = np.r_[labels, np.full(60, 3)]
+    proj = project(x, "tsne", max_iter=500)
+    assert np.isfinite(proj.points).all()
+    assert knn_accuracy(proj.points, labels, k=5) == 1.0
+
+
+def test_opentsne_is_imported_only_when_a_tsne_runs():
+    code = (
+        "import sys; import keras_cnnvis.features.projection as p; "
+        "import numpy as np; p.project(np.eye(6), 'pca'); "
+        "assert 'openTSNE' not in sys.modules; "
+        "p.project(np.eye(6), 'tsne', max_iter=250); assert 'openTSNE' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_tsne_keeps_separated_clusters_apart():
     x, labels = blobs(30, np.eye(4) * 10, 1.0, 5)
     proj = project(x, "tsne", max_iter=500)
@@ -127,12 +226,25 @@ def test_project_errors():
         project(x[None], "pca")
     with pytest.raises(ValueError, match="at least 250"):
         project(x, "tsne", max_iter=100)
+    with pytest.raises(ValueError, match="at least 250"):
+        project(x, "tsne", init=np.zeros((20, 2)), warm_iter=249)
+    with pytest.raises(ValueError, match="perplexity must be positive"):
+        project(x, "tsne", perplexity=0)
+    with pytest.raises(ValueError, match="pca_dims must be at least 1"):
+        project(x, "tsne", pca_dims=0)
 
 
 def test_tsne_on_few_points_lowers_the_perplexity():
     x, _ = blobs(3, [[0, 0, 0], [9, 9, 9]], 0.3, 1)
     proj = project(x, "tsne", max_iter=250)
     assert proj.points.shape == (6, 2) and np.isfinite(proj.points).all()
+    # The two triples stay apart: each point's nearest neighbour is in its own triple.
+    d = np.linalg.norm(proj.points[:, None] - proj.points[None], axis=-1)
+    np.fill_diagonal(d, np.inf)
+    assert (d.argmin(1) // 3 == np.arange(6) // 3).all()
+    # One-dimensional features (a single principal axis) still get a 2-D layout.
+    line = project(np.arange(8.0)[:, None], "tsne", max_iter=250).points
+    assert line.shape == (8, 2) and np.isfinite(line).all()
 
 
 def test_align_undoes_rotation_reflection_and_translation():

@@ -9,9 +9,14 @@ from typing import Any
 
 import numpy as np
 
+from keras_cnnvis._threads import one_blas_thread
+
 METHODS = ("pca", "tsne")
 MIN_POINTS = 4
 """The fewest points `project` embeds (t-SNE's perplexity must stay below the count)."""
+EXAGGERATION_ITER = 250
+"""t-SNE's first phase: iterations at momentum 0.5, with early exaggeration 12 in a fresh
+layout (scikit-learn's schedule, kept when openTSNE replaced it)."""
 
 
 @dataclass(frozen=True)
@@ -109,20 +114,24 @@ def project(
     pca_dims: int = 50,
     perplexity: float = 30.0,
     max_iter: int = 1000,
-    warm_iter: int = 500,
+    warm_iter: int = 250,
     n_threads: int = 1,
 ) -> Projection:
     """Projects feature vectors to 2-D with PCA or t-SNE.
 
     At most `max_points` rows are projected (a seeded random subset when there are more;
     `Projection.indices` says which). PCA is exact (full SVD of the centred features).
-    t-SNE (scikit-learn, Barnes-Hut) first reduces the features to `pca_dims` dimensions
-    with PCA, uses `perplexity` (lowered to `(n - 1) / 3` for few points) and a fixed
-    seed, so equal inputs give equal layouts.
+    t-SNE (openTSNE's Barnes-Hut gradient on one thread, exact neighbours) first reduces
+    the features to `pca_dims` dimensions with PCA, uses `perplexity` (lowered to
+    `(n - 1) / 3` for few points), starts from the PCA layout and runs 250 iterations with
+    early exaggeration 12, then the rest of `max_iter` without, at scikit-learn's step
+    size. Nothing in it is random, so equal inputs give equal layouts. (openTSNE replaced
+    scikit-learn's TSNE with the same schedule: faster per iteration and as trustworthy;
+    see benchmarks/results/tsne.md.)
 
     `init` is the previous layout of the same points (e.g. the last epoch's). For t-SNE it
     is a warm start: optimisation starts from that layout (centred, at its own scale)
-    without the early-exaggeration phase, for `warm_iter` iterations, and the result is
+    without early exaggeration, for `warm_iter` iterations, and the result is
     rotated/reflected onto it (`align`). The embedding then evolves across epochs instead
     of rearranging its clusters or jumping to an arbitrary orientation (with a fresh
     PCA-initialised t-SNE, clusters at similar distances swap places from one epoch to
@@ -142,15 +151,18 @@ def project(
         init: `(n_projected, 2)` previous layout of the same points, or None.
             Defaults to None.
         max_points: the most rows projected. Defaults to 1000.
-        seed: seed of the row subset and of t-SNE. Defaults to 0.
+        seed: seed of the row subset (and openTSNE's `random_state`, which the exact
+            neighbours and the PCA start leave unused). Defaults to 0.
         pca_dims: t-SNE's PCA pre-reduction dimension. Defaults to 50.
         perplexity: t-SNE perplexity. Defaults to 30.0.
         max_iter: t-SNE iterations without `init` (at least 250). Defaults to 1000.
-        warm_iter: t-SNE iterations from `init` (at least 250). Defaults to 500.
-        n_threads: OpenMP threads for t-SNE's gradient. One thread is the default because
-            in a training process TensorFlow's threads compete for the cores, and OpenMP
-            spin-waiting under contention made t-SNE many times slower (see
-            benchmarks/embeddings.py). Defaults to 1.
+        warm_iter: t-SNE iterations from `init` (at least 250). 250 keeps the
+            trustworthiness within 0.01 of 500's and moves clusters less, at half the
+            cost of the callback's steady record (benchmarks/tsne.py). Defaults to 250.
+        n_threads: OpenMP threads for t-SNE's gradient and neighbour search. One thread is
+            the default because in a training process TensorFlow's threads compete for the
+            cores, and OpenMP spin-waiting under contention made t-SNE many times slower (see
+            benchmarks/embeddings.py and benchmarks/tsne.py). Defaults to 1.
 
     Returns:
         A `Projection`.
@@ -185,7 +197,8 @@ def project(
 
 def _pca(x: np.ndarray, idx: np.ndarray, init: np.ndarray | None) -> Projection:
     centred = x - x.mean(0)
-    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    with one_blas_thread():  # many times faster for these small matrices on a busy machine
+        _, s, vt = np.linalg.svd(centred, full_matrices=False)
     var = s**2 / max(len(x) - 1, 1)
     total = var.sum()
     k = min(2, len(s))
@@ -215,40 +228,84 @@ def _pca(x: np.ndarray, idx: np.ndarray, init: np.ndarray | None) -> Projection:
     )
 
 
-def _tsne(x, idx, init, seed, pca_dims, perplexity, max_iter, warm_iter, n_threads) -> Projection:
-    from sklearn.manifold import TSNE
-    from threadpoolctl import threadpool_limits
+def _principal(x: np.ndarray) -> np.ndarray:
+    """The centred rows on all their principal axes (signs fixed as in `_pca`): a rotation,
+    so every distance is kept; the first columns are the PCA reduction and start."""
+    centred = x - x.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    signs = np.sign(vt[np.arange(len(vt)), np.argmax(np.abs(vt), axis=1)])
+    return centred @ (vt * np.where(signs == 0, 1.0, signs)[:, None]).T
 
+
+def _tsne(x, idx, init, seed, pca_dims, perplexity, max_iter, warm_iter, n_threads) -> Projection:
     if min(int(max_iter), int(warm_iter)) < 250:
         raise ValueError(
-            f"max_iter and warm_iter must be at least 250 (sklearn's minimum); got "
-            f"{max_iter} and {warm_iter}."
+            f"max_iter and warm_iter must be at least 250 (the early-exaggeration phase "
+            f"alone takes {EXAGGERATION_ITER}); got {max_iter} and {warm_iter}."
         )
     if float(perplexity) <= 0:
         raise ValueError(f"perplexity must be positive; got {perplexity}.")
-    n = len(x)
-    if x.shape[1] > pca_dims:
-        centred = x - x.mean(0)
-        _, _, vt = np.linalg.svd(centred, full_matrices=False)
-        x = centred @ vt[: min(pca_dims, len(vt))].T
-    if init is not None:
-        # Warm start: the previous layout at its own scale, no early exaggeration (its
-        # clusters are already formed) and `warm_iter` iterations.
-        start_arg: Any = init - init.mean(0)
-        exaggeration, iterations = 1.0, int(warm_iter)
-    else:
-        start_arg, exaggeration, iterations = "pca", 12.0, int(max_iter)
-    tsne = TSNE(
-        n_components=2,
-        perplexity=min(float(perplexity), (n - 1) / 3.0),
-        init=start_arg,
-        early_exaggeration=exaggeration,
-        learning_rate=max(n / 48.0, 50.0),  # sklearn's "auto" rate for the default 12
-        max_iter=iterations,
-        random_state=int(seed),
-    )
-    with threadpool_limits(limits=int(n_threads), user_api="openmp"):
-        points = tsne.fit_transform(x)
+    if int(pca_dims) < 1:
+        raise ValueError(f"pca_dims must be at least 1; got {pca_dims}.")
+    try:
+        from openTSNE import TSNEEmbedding
+        from openTSNE.affinity import PerplexityBasedNN
+    except ImportError as err:  # pragma: no cover - an install requirement
+        raise ImportError(
+            "t-SNE layouts need openTSNE (an install requirement of keras-cnnvis): "
+            "pip install openTSNE"
+        ) from err
+    from threadpoolctl import threadpool_limits
+
+    n, threads = len(x), max(1, int(n_threads))
+    # One BLAS thread: threaded OpenBLAS took ~0.8 s for this 400 x 64 SVD on a busy
+    # 2-core machine, one thread ~1 ms (benchmarks/tsne.py). The OpenMP limit also holds
+    # scikit-learn's neighbour search (inside the affinities) to `n_threads`.
+    with one_blas_thread(), threadpool_limits(limits=threads, user_api="openmp"):
+        scores = _principal(x)
+        affinities = PerplexityBasedNN(
+            scores[:, : int(pca_dims)],
+            perplexity=min(float(perplexity), (n - 1) / 3.0),
+            method="exact",
+            n_jobs=threads,
+            random_state=int(seed),
+        )
+        if init is None:
+            # PCA start at a tiny scale (std 1e-4 along PC1), as scikit-learn's init="pca".
+            start = np.zeros((n, 2))
+            start[:, : min(2, scores.shape[1])] = scores[:, :2]
+            scale = start[:, 0].std()
+            start *= 1e-4 / scale if scale > 0 else 1.0
+        else:
+            start = init - init.mean(0)
+        embedding = TSNEEmbedding(
+            start,
+            affinities,
+            negative_gradient_method="bh",
+            n_jobs=threads,
+            random_state=int(seed),
+        )
+        # scikit-learn's step: its learning rate max(n / 48, 50) times the factor 4 its
+        # gradient carries and openTSNE's does not.
+        rate = max(n / 12.0, 200.0)
+        # scikit-learn's schedule: the first 250 iterations at momentum 0.5 (exaggerated in
+        # a fresh layout), the rest at 0.8. A warm start keeps the previous layout's scale
+        # and skips the exaggeration (its clusters are already formed); the gentle first
+        # phase keeps its clusters in place.
+        exaggeration = 12.0 if init is None else 1.0
+        total = int(max_iter) if init is None else int(warm_iter)
+        embedding.optimize(
+            EXAGGERATION_ITER,
+            exaggeration=exaggeration,
+            momentum=0.5,
+            learning_rate=rate,
+            inplace=True,
+        )
+        if total > EXAGGERATION_ITER:
+            embedding.optimize(
+                total - EXAGGERATION_ITER, momentum=0.8, learning_rate=rate, inplace=True
+            )
+    points = np.asarray(embedding, np.float64)
     aligned = init is not None
     if aligned:
         points = align(points, init)
