@@ -1,29 +1,30 @@
 """Model time per record of the monitors' core functions on the demo setup, before and after a
 change, next to each piece's floor (the minimal compiled passes it needs).
 
-Run: `python benchmarks/model_time.py --before <git rev> [--rounds 3] [--reps 5]`
+Run: `python benchmarks/model_time.py --before <git rev> [--rounds 7]`
      `python benchmarks/model_time.py --sweep` (forward time per batch size, demo CNN)
 
 Setup as `cnnvis demo` (random weights: costs do not depend on them): the demo CNN at 64x64,
 400 validation `shapes` images, 8 class-balanced probes. Each piece calls the core functions
 the way its callback does at `CNNVisCallback`'s defaults (robustness: 200 images, 5
 corruptions x 3 severities, PGD at 2/255 and 8/255 on 64 images with 5 steps, a kept
-predictor; occlusion 8x8 patches at stride 4; saliency + guided backprop + integrated
-gradients (32 steps); Grad-CAM + LayerCAM with `faithfulness=True`; patches: 4 stage outputs,
-8 channels, k=9, batches of 64; class visualisation: 5 classes, 32 steps; the embedding's
-forward pass). The old code is `git archive <rev> keras_cnnvis` in a temporary folder; the
-two versions run in separate worker processes in alternating order, `--rounds` times, each
-piece `--reps` times per worker after a warm-up call (tracing, the first corruption cache);
-a ratio is the median over rounds of after / before of that round's medians. The floor is
-measured in the "after" workers with plain `tf.function`s at batch 256 (forward) or the
-piece's own batch (forward+backward), outputs fetched to numpy.
+predictor built as `RobustnessCallback` builds it (batch 64); occlusion 8x8 patches at
+stride 4; saliency + guided backprop + integrated gradients (32 steps); Grad-CAM + LayerCAM
+with `faithfulness=True`; patches: 4 stage outputs, 8 channels, k=9, batches of 64; class
+visualisation: 5 classes, 32 steps; the embedding's forward pass). The old code is
+`git archive <rev> keras_cnnvis`, renamed `keras_cnnvis_before` in a temporary folder, so
+both versions run in this one process on the same model and data: every round runs each
+piece before, after and its floor, in rotating order, after one warm-up call each (tracing,
+the first corruption cache). A ratio is the median over rounds of after / before of the
+same round. The floor: plain `tf.function`s, forward passes at batch 256 and
+forward+backward passes at the piece's own batch, outputs fetched to numpy.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -39,19 +40,6 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 from _timing import interleaved, load_average  # noqa: E402
-
-PIECES = (
-    "robustness",
-    "robustness_corruptions",
-    "robustness_pgd",
-    "occlusion",
-    "saliency",
-    "integrated_gradients",
-    "grad_cam_faithfulness",
-    "patches",
-    "classes",
-    "embedding_forward",
-)
 
 
 def demo_setup() -> dict:
@@ -76,18 +64,25 @@ def demo_setup() -> dict:
     )
 
 
-def pieces(d: dict, predictor_batch: int | None = 64) -> dict:
-    """`{name: fn}` of one record's model work per monitor (see the module docstring)."""
-    from keras_cnnvis import attribution as A
-    from keras_cnnvis.attribution.faithfulness import faithfulness_scores
-    from keras_cnnvis.callbacks.attribution_base import FAITHFULNESS
-    from keras_cnnvis.callbacks.plan import anatomy_layers
-    from keras_cnnvis.callbacks.robustness import DEFAULT_CORRUPTIONS
-    from keras_cnnvis.features.embeddings import LayerFeatures
-    from keras_cnnvis.patches import PatchMiner
-    from keras_cnnvis.robustness import ClassPredictor, adversarial_accuracy, corruption_accuracy
-    from keras_cnnvis.synthesis import objectives as obj
-    from keras_cnnvis.synthesis.render import Renderer
+def pieces(d: dict, package: str = "keras_cnnvis", predictor_batch: int | None = 64) -> dict:
+    """`{name: fn}` of one record's model work per monitor (see the module docstring), with
+    the functions of `package` (`keras_cnnvis`, or the old code's `keras_cnnvis_before`)."""
+    from importlib import import_module
+
+    def load(module):
+        return import_module(f"{package}.{module}")
+
+    A = load("attribution")
+    faithfulness_scores = load("attribution.faithfulness").faithfulness_scores
+    FAITHFULNESS = load("callbacks.attribution_base").FAITHFULNESS
+    anatomy_layers = load("callbacks.plan").anatomy_layers
+    DEFAULT_CORRUPTIONS = load("callbacks.robustness").DEFAULT_CORRUPTIONS
+    LayerFeatures = load("features.embeddings").LayerFeatures
+    PatchMiner = load("patches").PatchMiner
+    R = load("robustness")
+    ClassPredictor, adversarial_accuracy = R.ClassPredictor, R.adversarial_accuracy
+    corruption_accuracy = R.corruption_accuracy
+    obj, Renderer = load("synthesis.objectives"), load("synthesis.render").Renderer
 
     model, probe, py = d["model"], d["probe"], d["probe_y"]
     xs, ys, adv = d["x_sub"], d["y_sub"], d["attacked"]
@@ -115,10 +110,10 @@ def pieces(d: dict, predictor_batch: int | None = 64) -> dict:
 
     miner = PatchMiner(model, layers, 8, 9, 0.5, (64, 64, 3), "auto")
 
-    def patches():
+    def patches(batch=64):
         miner.reset()
-        for start in range(0, len(d["x_val"]), 64):
-            miner.update(d["x_val"][start : start + 64])
+        for start in range(0, len(d["x_val"]), batch):
+            miner.update(d["x_val"][start : start + batch])
         miner.results()
 
     classes = list(range(5))
@@ -140,6 +135,7 @@ def pieces(d: dict, predictor_batch: int | None = 64) -> dict:
         "integrated_gradients": lambda: A.integrated_gradients(model, probe, py),
         "grad_cam_faithfulness": grad_cam,
         "patches": patches,
+        "patches (batches of 256)": lambda: patches(256),
         "classes": render,
         "embedding_forward": lambda: features(d["x_val"], outputs=True),
     }
@@ -182,8 +178,8 @@ def floors(d: dict) -> dict:
     from keras_cnnvis.callbacks.plan import anatomy_layers
 
     layers, _, _ = anatomy_layers(model, (64, 64, 3))
-    outs = [model.get_layer(name).output for name in layers]
-    truncated = tf.function(keras.Model(model.inputs, outs))
+    sub = keras.Model(model.inputs, [model.get_layer(name).output for name in layers])
+    truncated = tf.function(lambda t: sub(t, training=False), reduce_retracing=True)
     x400 = images(400)
     corrupt = fwd(200 + 15 * 200)
     pgd = fwd_bwd(64, 64, times=10)
@@ -199,62 +195,60 @@ def floors(d: dict) -> dict:
         "saliency": lambda: (one(), one(), ig()),
         "integrated_gradients": ig,
         "grad_cam_faithfulness": lambda: (one(), one(), faith()),
-        "patches": lambda: [t.numpy() for t in truncated(x400)],
+        "patches": lambda: [
+            [t.numpy() for t in truncated(x400[s : s + 256])] for s in range(0, 400, 256)
+        ],
         "classes": fwd_bwd(5, 5, times=32),
         "embedding_forward": fwd(400),
     }
 
 
-def worker(reps: int, with_floor: bool, variants: bool) -> dict:
-    warnings.simplefilter("ignore")
-    d = demo_setup()
-    fns = pieces(d)
-    if variants:  # the proposed RobustnessCallback change: forward batch by the budget
-        auto = pieces(d, predictor_batch=None)
-        for name in ("robustness", "robustness_corruptions"):
-            fns[f"{name} (predictor batch None)"] = auto[name]
-    if with_floor:
-        fns.update({f"floor:{k}": v for k, v in floors(d).items()})
-    times = interleaved(fns, repeats=reps)
-    return {name: float(np.median(t)) for name, t in times.items()}
-
-
-def run_worker(path: str, reps: int, with_floor: bool, variants: bool) -> dict:
-    env = dict(os.environ, PYTHONPATH=path + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    args = [sys.executable, os.path.abspath(__file__), "--worker", "--reps", str(reps)]
-    args += ["--floor"] if with_floor else []
-    args += ["--variants"] if variants else []
-    out = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def compare(before_rev: str, rounds: int, reps: int) -> None:
-    old = tempfile.mkdtemp(prefix="cnnvis_before_")
+def old_package(rev: str) -> str:
+    """Extracts `keras_cnnvis` at `rev` as `keras_cnnvis_before` and puts it on the path."""
+    folder = tempfile.mkdtemp(prefix="cnnvis_before_")
     archive = subprocess.run(
-        ["git", "-C", ROOT, "archive", before_rev, "keras_cnnvis"], capture_output=True, check=True
+        ["git", "-C", ROOT, "archive", rev, "keras_cnnvis"], capture_output=True, check=True
     ).stdout
-    subprocess.run(["tar", "-x", "-C", old], input=archive, check=True)
-    results: dict = {"before": [], "after": []}
-    loads = [load_average()]
-    for r in range(rounds):
-        order = ("before", "after") if r % 2 == 0 else ("after", "before")
-        for which in order:
-            path = old if which == "before" else ROOT
-            results[which].append(run_worker(path, reps, which == "after", which == "after"))
-            loads.append(load_average())
-    before, after = results["before"], results["after"]
-    print(f"demo CNN 64x64, {rounds} rounds x {reps} reps; before = {before_rev}, after = HEAD")
-    print(f"load average during the run: {min(loads):.1f} - {max(loads):.1f} (2 cores)\n")
-    print(f"{'piece':<42}{'before s':>9}{'after s':>9}{'floor s':>9}{'after/before':>13}")
-    for name in after[0]:
-        if name.startswith("floor:"):
-            continue
+    subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+    package = os.path.join(folder, "keras_cnnvis_before")
+    os.rename(os.path.join(folder, "keras_cnnvis"), package)
+    for base, _, files in os.walk(package):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(base, name)
+                with open(path) as f:
+                    text = f.read()
+                with open(path, "w") as f:
+                    f.write(re.sub(r"\bkeras_cnnvis\b", "keras_cnnvis_before", text))
+    sys.path.insert(0, folder)
+    return "keras_cnnvis_before"
+
+
+def compare(rev: str, rounds: int, only: list[str] | None) -> None:
+    warnings.simplefilter("ignore")
+    before_package = old_package(rev)
+    d = demo_setup()
+    before, after, floor = pieces(d, before_package), pieces(d), floors(d)
+    auto = pieces(d, predictor_batch=None)  # the proposed RobustnessCallback change
+    for name in ("robustness", "robustness_corruptions"):
+        after[f"{name} (predictor batch None)"] = auto[name]
+    names = [n for n in after if only is None or n.split(" (")[0] in only]
+    fns = {}
+    for name in names:
         base = name.split(" (")[0]
-        a = [r[name] for r in after]
-        b = [r.get(base) for r in before]
-        floor = np.median([r[f"floor:{base}"] for r in after])
-        ratio = np.median([x / y for x, y in zip(a, b)])
-        print(f"{name:<42}{np.median(b):>9.3f}{np.median(a):>9.3f}{floor:>9.3f}{ratio:>13.2f}")
+        fns[f"before:{name}"] = before.get(name, before[base])
+        fns[f"after:{name}"] = after[name]
+        fns[f"floor:{base}"] = floor[base]
+    start = load_average()
+    times = interleaved(fns, repeats=rounds)
+    print(f"demo CNN 64x64, {rounds} rounds; before = {rev}, after = the working tree")
+    print(f"load average {start:.1f} -> {load_average():.1f} (2 cores)\n")
+    print(f"{'piece':<42}{'before s':>9}{'after s':>9}{'floor s':>9}{'after/before':>13}")
+    for name in names:
+        b, a = np.asarray(times[f"before:{name}"]), np.asarray(times[f"after:{name}"])
+        f = np.median(times[f"floor:{name.split(' (')[0]}"])
+        ratio = np.median(a / b)
+        print(f"{name:<42}{np.median(b):>9.3f}{np.median(a):>9.3f}{f:>9.3f}{ratio:>13.2f}")
 
 
 def sweep(rounds: int) -> None:
@@ -282,23 +276,18 @@ def sweep(rounds: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--before", default=None, help="git revision of the old code")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--only", default=None, help="comma-separated pieces")
     parser.add_argument("--sweep", action="store_true")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--variants", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(worker(args.reps, args.floor, args.variants)))
-    elif args.sweep:
+    started = time.perf_counter()
+    if args.sweep:
         sweep(max(args.rounds, 5))
     elif args.before:
-        started = time.perf_counter()
-        compare(args.before, args.rounds, args.reps)
-        print(f"\n({time.perf_counter() - started:.0f} s)")
+        compare(args.before, args.rounds, args.only.split(",") if args.only else None)
     else:
         parser.error("pass --before <git rev> or --sweep")
+    print(f"\n({time.perf_counter() - started:.0f} s)")
 
 
 if __name__ == "__main__":

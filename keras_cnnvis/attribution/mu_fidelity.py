@@ -10,6 +10,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_cnnvis._threads import one_blas_thread
 from keras_cnnvis.attribution._perturb import (
     MuFidelityResult,
     Scored,
@@ -101,11 +102,14 @@ def mu_fidelity_runs(
     drops = (scored.clean[:, None] - scores).astype(np.float32)
     one_hot = np.eye(n_cells, dtype=np.float64)[cells.ravel()]
     results = []
-    for maps in maps_list:
-        cell_sums = maps.reshape(n, -1).astype(np.float64) @ one_hot
-        sums = np.einsum("nsc,nc->ns", removed, cell_sums)
-        corr = _correlation(sums, drops, correlation)
-        results.append(MuFidelityResult(corr, sums.astype(np.float32), drops, correlation))
+    # One BLAS thread: threaded OpenBLAS took 0.13 s for this (8 x 4096) @ (4096 x 81)
+    # product next to TensorFlow's threads on 2 cores, one thread 0.3 ms.
+    with one_blas_thread():
+        for maps in maps_list:
+            cell_sums = maps.reshape(n, -1).astype(np.float64) @ one_hot
+            sums = np.einsum("nsc,nc->ns", removed, cell_sums)
+            corr = _correlation(sums, drops, correlation)
+            results.append(MuFidelityResult(corr, sums.astype(np.float32), drops, correlation))
     return results
 
 
