@@ -179,7 +179,11 @@ def floors(d: dict) -> dict:
 
     layers, _, _ = anatomy_layers(model, (64, 64, 3))
     sub = keras.Model(model.inputs, [model.get_layer(name).output for name in layers])
-    truncated = tf.function(lambda t: sub(t, training=False), reduce_retracing=True)
+
+    @tf.function(reduce_retracing=True)
+    def truncated(t):  # the layers' maps reduced to each channel's maximum, as mining needs
+        return [tf.reduce_max(m, axis=(1, 2)) for m in sub(t, training=False)]
+
     x400 = images(400)
     corrupt = fwd(200 + 15 * 200)
     pgd = fwd_bwd(64, 64, times=10)
@@ -196,7 +200,7 @@ def floors(d: dict) -> dict:
         "integrated_gradients": ig,
         "grad_cam_faithfulness": lambda: (one(), one(), faith()),
         "patches": lambda: [
-            [t.numpy() for t in truncated(x400[s : s + 256])] for s in range(0, 400, 256)
+            [t.numpy() for t in truncated(x400[s : s + 64])] for s in range(0, 400, 64)
         ],
         "classes": fwd_bwd(5, 5, times=32),
         "embedding_forward": fwd(400),

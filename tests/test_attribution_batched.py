@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from keras_cnnvis import attribution as A
 from keras_cnnvis.attribution._perturb import swapped_copies
-from keras_cnnvis.attribution.integrated_gradients import path_points
+from keras_cnnvis.attribution.integrated_gradients import path_points, points_per_call
 from keras_cnnvis.attribution.occlusion import patch_positions
 
 
@@ -106,3 +106,42 @@ def test_swapped_copies_equal_np_where_on_gathered_images():
         image, mask.reshape(8, 30), swapped.reshape(4, 30, 3), kept.reshape(4, 30, 3)
     )
     np.testing.assert_array_equal(flat.reshape(out.shape), out)
+
+
+def test_points_per_call_follow_the_batch_and_the_backward_budget():
+    from keras_cnnvis.demo import build_demo_model
+    from keras_cnnvis.model.compiled import example_bytes
+
+    demo = build_demo_model((64, 64, 3), 5)
+    # A forward+backward pass keeps 1.16 MB per image: 86 images in 96 MiB.
+    assert example_bytes(demo, backward=True) == 1163796
+    assert points_per_call(demo, (8, 64, 64, 3), 64) == 8
+    assert points_per_call(demo, (8, 64, 64, 3), 256) == 86 // 8
+    assert points_per_call(demo, (64, 64, 64, 3), 64) == 1
+    assert points_per_call(demo, (100, 64, 64, 3), 64) == 1  # images split, one point
+    big = keras.Sequential(
+        [keras.Input((224, 224, 3)), keras.layers.Conv2D(64, 7, strides=2, padding="same")]
+    )  # 3.8 MB forward+backward per image: 26 in 96 MiB
+    assert points_per_call(big, (8, 224, 224, 3), 64) == 3
+
+
+def test_perturbed_copies_default_to_the_forward_budget():
+    from keras_cnnvis.attribution._perturb import score_clean
+
+    small = cnn()
+    assert score_clean(small, batch(2), None, False, None).batch_size == 256
+    assert score_clean(small, batch(2), None, False, 7).batch_size == 7
+    big = keras.Sequential(
+        [
+            keras.Input((224, 224, 3)),
+            keras.layers.Conv2D(64, 7, strides=2, padding="same"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3),
+        ]
+    )  # 3.8 MB per image (input and a 112x112x64 map): 26 copies in 96 MiB
+    x = np.random.default_rng(0).random((1, 224, 224, 3), dtype=np.float32)
+    assert score_clean(big, x, None, False, None).batch_size == 26
+    maps = A.occlusion(big, x, 0, patch=112, stride=112)
+    np.testing.assert_allclose(
+        maps, A.occlusion(big, x, 0, patch=112, stride=112, batch_size=3), rtol=1e-5, atol=1e-6
+    )

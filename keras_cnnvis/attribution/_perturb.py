@@ -12,6 +12,7 @@ import numpy as np
 
 from keras_cnnvis.attribution._common import check_images, clean_pass, run, upsample
 from keras_cnnvis.attribution.targets import Target
+from keras_cnnvis.model.compiled import batch_size_for
 
 BASELINES = ("zeros", "blur", "mean")
 
@@ -136,15 +137,24 @@ def positive_int(value: Any, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def copies_per_call(model: keras.Model, images: np.ndarray, batch_size: int | None) -> int:
+    """`batch_size` checked, or for None as many copies as the forward byte budget allows
+    (`model.compiled.batch_size_for`: 256 for the demo CNN at 64x64, 25 for a 224x224
+    ResNet50)."""
+    if batch_size is None:
+        return batch_size_for(model, images.shape[1:])
+    return positive_int(batch_size, "batch_size")
+
+
 def score_clean(
-    model: keras.Model, images: Any, target: Any, logits: bool, batch_size: int
+    model: keras.Model, images: Any, target: Any, logits: bool, batch_size: int | None
 ) -> Scored:
     """Checks the images and scores them once (`_common.clean_pass`): `ceil(N / batch_size)`
     compiled calls, which also fix a predicted-class target to the class of each clean
     image, so the perturbed copies are scored for the class the model gave the original.
     """
     x = check_images(model, images)
-    batch_size = positive_int(batch_size, "batch_size")
+    batch_size = copies_per_call(model, x, batch_size)
     resolved, clean = clean_pass(model, x, target, logits, batch_size)
     return Scored(x, resolved, clean, bool(logits), batch_size)
 

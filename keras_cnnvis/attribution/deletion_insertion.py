@@ -69,7 +69,7 @@ def deletion_curve(
     steps: int = 20,
     baseline: Any = "zeros",
     logits: bool = False,
-    batch_size: int = 256,
+    batch_size: int | None = None,
 ) -> CurveResult | dict[str, CurveResult]:
     """The deletion curve (Petsiuk et al. 2018): the score as the map's top pixels are removed.
 
@@ -117,7 +117,8 @@ def deletion_curve(
             Defaults to `"zeros"`.
         logits: score pre-softmax outputs instead of the model's outputs.
             Defaults to False.
-        batch_size: copies per compiled call. Defaults to 256.
+        batch_size: copies per compiled call. Defaults to None (`model.compiled.
+            batch_size_for` the model: 256 for the demo CNN, 25 for a 224x224 ResNet50).
 
     Returns:
         A `CurveResult` with `kind="deletion"`, or for a dict of maps a dict name ->
@@ -139,7 +140,7 @@ def insertion_curve(
     steps: int = 20,
     baseline: Any = "blur",
     logits: bool = False,
-    batch_size: int = 256,
+    batch_size: int | None = None,
 ) -> CurveResult | dict[str, CurveResult]:
     """The insertion curve (Petsiuk et al. 2018): the score as the map's top pixels are added.
 

@@ -69,7 +69,7 @@ def random_reference(
     seed: int = 0,
     noise_size: int | None = None,
     logits: bool = False,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     **kwargs: Any,
 ) -> CurveResult | MuFidelityResult:
     """Chance level of a faithfulness score: the same procedure with random maps.
@@ -109,7 +109,8 @@ def random_reference(
         noise_size: None for one noise value per pixel, or the side of a coarse grid of
             values (each covering a block of pixels). Defaults to None.
         logits: score pre-softmax outputs. Defaults to False.
-        batch_size: copies per compiled call. Defaults to 256.
+        batch_size: copies per compiled call. Defaults to None (`model.compiled.
+            batch_size_for` the model: 256 for the demo CNN, 25 for a 224x224 ResNet50).
         **kwargs: the score's other arguments (`steps`, `baseline`, `grid_size`, ...),
             with the same defaults.
 
@@ -162,7 +163,7 @@ def faithfulness_scores(
     seed: int = 0,
     correlation: str = "spearman",
     logits: bool = False,
-    batch_size: int = 256,
+    batch_size: int | None = None,
 ) -> dict[str, FaithfulnessScores]:
     """Deletion, insertion and MuFidelity of several methods' maps and of random maps at once.
 
@@ -207,7 +208,8 @@ def faithfulness_scores(
         seed: seed of MuFidelity's subsets and of the noise. Defaults to 0.
         correlation: `"spearman"` or `"pearson"`. Defaults to `"spearman"`.
         logits: score pre-softmax outputs. Defaults to False.
-        batch_size: copies per compiled call. Defaults to 256.
+        batch_size: copies per compiled call. Defaults to None (`model.compiled.
+            batch_size_for` the model: 256 for the demo CNN, 25 for a 224x224 ResNet50).
 
     Returns:
         A dict name -> `FaithfulnessScores` in the order of `maps`, then `RANDOM`
@@ -286,7 +288,8 @@ def faithfulness_settings(images: Any = None, **settings: Any) -> dict[str, Any]
         raise ValueError(f"Unknown faithfulness setting(s) {unknown}; use some of {sorted(known)}.")
     out = {**known, **settings}
     positive_int(out["draws"], "draws", 0)
-    positive_int(out["batch_size"], "batch_size")
+    if out["batch_size"] is not None:
+        positive_int(out["batch_size"], "batch_size")
     if out["noise_size"] is not None:
         positive_int(out["noise_size"], "noise_size")
     if images is not None:

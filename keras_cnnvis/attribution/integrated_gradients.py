@@ -11,6 +11,7 @@ import numpy as np
 
 from keras_cnnvis.attribution._common import check_images, fixed_target, reduce_channels, run
 from keras_cnnvis.attribution.registry import register
+from keras_cnnvis.model.compiled import batch_size_for
 
 BASELINES = ("zeros", "mean", "blur", "noise")
 RULES = ("gausslegendre", "trapezoid")
@@ -72,6 +73,16 @@ def path_points(steps: int, rule: str) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(f"rule must be one of {RULES}; got {rule!r}.")
 
 
+def points_per_call(model: keras.Model, shape: tuple, batch_size: int) -> int:
+    """How many path points of `shape[0]` images share one compiled call: as many as fit in
+    `batch_size` images and in the byte budget of a forward+backward pass
+    (`model.compiled.batch_size_for(..., backward=True)`), at least one. 8 probes of the
+    demo CNN at batch 64: 8 points (4 calls for 32 points instead of 32); a 224x224
+    ResNet50: 1."""
+    per_call = min(int(batch_size), batch_size_for(model, shape[1:], backward=True))
+    return max(1, per_call // int(shape[0]))
+
+
 @register("integrated_gradients", family="gradient", options=("steps", "baseline"))
 def integrated_gradients(
     model: keras.Model,
@@ -88,9 +99,10 @@ def integrated_gradients(
 
     The integral is a quadrature over `steps` points, each a forward+backward pass of all
     images through one compiled function; when the images are fewer than `batch_size`,
-    several points share a call (`batch_size // N` of them). The explained class is fixed
-    on the original images, so summed attributions equal `f(x) - f(baseline)` up to
-    quadrature error.
+    several points share a call (up to `batch_size // N`, fewer if a forward+backward pass
+    of that many images would exceed `model.compiled.batch_size_for(..., backward=True)`).
+    The explained class is fixed on the original images, so summed attributions equal
+    `f(x) - f(baseline)` up to quadrature error.
 
     Example:
 
@@ -122,10 +134,8 @@ def integrated_gradients(
     alphas, weights = path_points(steps, rule)
     resolved = fixed_target(model, x, target, logits, batch_size)
     n = len(x)
-    # Several path points share a compiled call when the images are fewer than a batch
-    # (8 probes, 32 points, batch 64: 4 calls instead of 32); the sum runs point by point
-    # in the same order as one call per point.
-    group = max(1, int(batch_size) // n)
+    # The sum runs point by point in the same order as with one call per point.
+    group = points_per_call(model, x.shape, batch_size)
     repeated = {}  # points in a call -> the target repeated for them
     total = np.zeros_like(x)
     delta = x - base

@@ -132,7 +132,7 @@ def mu_fidelity(
     seed: int = 0,
     correlation: str = "spearman",
     logits: bool = False,
-    batch_size: int = 256,
+    batch_size: int | None = None,
 ) -> MuFidelityResult | dict[str, MuFidelityResult]:
     """MuFidelity (Bhatt et al. 2020): does the map's sum over a region predict its effect?
 
@@ -182,7 +182,8 @@ def mu_fidelity(
         seed: seed of the subsets. Defaults to 0.
         correlation: `"spearman"` or `"pearson"`. Defaults to `"spearman"`.
         logits: score pre-softmax outputs. Defaults to False.
-        batch_size: copies per compiled call. Defaults to 256.
+        batch_size: copies per compiled call. Defaults to None (`model.compiled.
+            batch_size_for` the model: 256 for the demo CNN, 25 for a 224x224 ResNet50).
 
     Returns:
         A `MuFidelityResult`, or for a dict of maps a dict name -> `MuFidelityResult`

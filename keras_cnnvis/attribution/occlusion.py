@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from keras_cnnvis.attribution._common import check_images, clean_pass
-from keras_cnnvis.attribution._perturb import Scored, score_copies
+from keras_cnnvis.attribution._perturb import Scored, copies_per_call, score_copies
 from keras_cnnvis.attribution.registry import register
 
 
@@ -81,7 +81,7 @@ def occlusion(
     stride: int | tuple = 4,
     fill: Any = "mean",
     logits: bool = False,
-    batch_size: int = 256,
+    batch_size: int | None = None,
 ) -> np.ndarray:
     """Occlusion maps: the score drop when a patch around each pixel is filled.
 
@@ -110,7 +110,9 @@ def occlusion(
             Defaults to `"mean"`.
         logits: score by pre-softmax outputs (default: the outputs, e.g. probabilities
             as in Zeiler & Fergus). Defaults to False.
-        batch_size: occluded copies per compiled call. Defaults to 256.
+        batch_size: occluded copies per compiled call. Defaults to None (`model.
+            compiled.batch_size_for` the model: 256 for the demo CNN, 25 for a 224x224
+            ResNet50).
 
     Returns:
         float32 `(N, H, W)` maps (positive where occlusion lowers the score).
@@ -124,6 +126,7 @@ def occlusion(
     sy, sx = size_pair(stride, "stride")
     _check_patch((height, width), (ph, pw), "images")
     color = fill_color(x, fill)
+    batch_size = copies_per_call(model, x, None if batch_size is None else max(1, int(batch_size)))
     # One clean pass: the scores the drops are measured from, and a predicted class fixed.
     resolved, clean = clean_pass(model, x, target, logits, batch_size)
     boxes = [
@@ -145,7 +148,7 @@ def occlusion(
             copies[k, y : y + ph, x0 : x0 + pw] = patch_fill
         return copies, img
 
-    scored = Scored(x, resolved, clean, bool(logits), max(1, int(batch_size)))
+    scored = Scored(x, resolved, clean, bool(logits), batch_size)
     scores = score_copies(model, scored, n * n_boxes, build).reshape(n, n_boxes)
     drops = clean[:, None] - scores
     count = occluded.sum(0)

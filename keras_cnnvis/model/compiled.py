@@ -31,24 +31,24 @@ DEFAULT_BATCH = 64
 model that was never built symbolically): the batch size used before the byte budget."""
 
 
-_EXAMPLE_BYTES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_ACTIVATIONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def _largest_symbolic(model: keras.Model) -> int | None:
-    """Elements of the largest layer output from symbolic shapes; None if any is unknown."""
-    largest = 0
+def _symbolic_sizes(model: keras.Model) -> list[int] | None:
+    """Elements of every layer output from symbolic shapes; None if any is unknown."""
+    sizes = []
     for info in iter_layers(model):
         if isinstance(info.layer, keras.Model):
             continue  # its layers are visited
         out = output_shape(info.layer)
         if out is None or any(d is None for d in out[1:]):
             return None
-        largest = max(largest, int(np.prod(out[1:])))
-    return largest or None
+        sizes.append(int(np.prod(out[1:])))
+    return sizes or None
 
 
-def _largest_traced(model: keras.Model, shape: tuple) -> int | None:
-    """Elements of the largest layer output of one traced example (`trace_graph`)."""
+def _traced_sizes(model: keras.Model, shape: tuple) -> list[int] | None:
+    """Elements of every layer output of one traced example (`trace_graph`)."""
     from keras_cnnvis.model.graph import trace_graph
 
     try:
@@ -56,11 +56,14 @@ def _largest_traced(model: keras.Model, shape: tuple) -> int | None:
     except Exception:  # a model the trace cannot follow: the caller falls back
         return None
     sizes = [int(np.prod(n.shape)) for n in nodes if all(d is not None for d in n.shape)]
-    return max(sizes) if sizes else None
+    return sizes or None
 
 
-def example_bytes(model: keras.Model, image_shape: Any = None) -> int | None:
-    """Bytes of one float32 example's input plus its largest layer output.
+def example_bytes(
+    model: keras.Model, image_shape: Any = None, backward: bool = False
+) -> int | None:
+    """Bytes of one float32 example's input plus its largest layer output, or with
+    `backward` plus every layer output (what a backward pass keeps).
 
     The layer outputs come from the layers' symbolic shapes (nested models included) when
     they are all known, else from one traced example (`trace_graph`: models of any input
@@ -69,6 +72,7 @@ def example_bytes(model: keras.Model, image_shape: Any = None) -> int | None:
     Args:
         model: a single-input image model.
         image_shape: `(height, width, channels)`. Defaults to None (the model's).
+        backward: count every layer output, not the largest. Defaults to False.
 
     Returns:
         The byte count, or None when the image shape is unknown or the model cannot be
@@ -78,15 +82,14 @@ def example_bytes(model: keras.Model, image_shape: Any = None) -> int | None:
     if shape is None or any(s is None for s in shape):
         return None
     shape = tuple(int(s) for s in shape)
-    known = _EXAMPLE_BYTES.setdefault(model, {})
+    known = _ACTIVATIONS.setdefault(model, {})
     if shape not in known:
-        largest = None
-        if input_shape(model) == shape:
-            largest = _largest_symbolic(model)
-        if largest is None:
-            largest = _largest_traced(model, shape)
-        known[shape] = None if largest is None else 4 * (int(np.prod(shape)) + largest)
-    return known[shape]
+        sizes = _symbolic_sizes(model) if input_shape(model) == shape else None
+        known[shape] = sizes if sizes is not None else _traced_sizes(model, shape)
+    sizes = known[shape]
+    if sizes is None:
+        return None
+    return 4 * (int(np.prod(shape)) + (sum(sizes) if backward else max(sizes)))
 
 
 def batch_size_for(
@@ -94,19 +97,21 @@ def batch_size_for(
     image_shape: Any = None,
     budget: int = BATCH_BYTES,
     limit: int = MAX_BATCH,
+    backward: bool = False,
 ) -> int:
-    """Images per forward pass: as many as keep one batch under a byte budget.
+    """Images per compiled call: as many as keep one batch under a byte budget.
 
-    A batch's float32 input plus its largest layer output (`example_bytes`) must fit in
-    `budget`; never more than `limit` images, never fewer than one. Larger batches amortise
-    the per-call and per-operation cost of small models (the demo CNN: 0.73 s for 3200
-    images at batch 64, 0.53 s at 256) and stay small for large ones.
+    A batch's float32 input plus its largest layer output (`example_bytes`; with
+    `backward`, every layer output, which a backward pass keeps) must fit in `budget`;
+    never more than `limit` images, never fewer than one. Larger batches amortise the
+    per-call and per-operation cost of small models and stay small for large ones.
 
     Example:
 
     ```python
-    batch_size_for(build_demo_model((64, 64, 3)))        # 256
-    batch_size_for(keras.applications.ResNet50(weights=None))  # 26
+    batch_size_for(build_demo_model((64, 64, 3)))                 # 256
+    batch_size_for(build_demo_model((64, 64, 3)), backward=True)  # 86
+    batch_size_for(keras.applications.ResNet50(weights=None))     # 25
     ```
 
     Args:
@@ -114,12 +119,13 @@ def batch_size_for(
         image_shape: `(height, width, channels)`. Defaults to None (the model's).
         budget: bytes per batch. Defaults to `BATCH_BYTES` (96 MiB).
         limit: the largest batch. Defaults to `MAX_BATCH` (256).
+        backward: budget a forward and backward pass. Defaults to False.
 
     Returns:
         The batch size; `DEFAULT_BATCH` (64, capped by `limit`) when the layer shapes are
         unknown.
     """
-    per_example = example_bytes(model, image_shape)
+    per_example = example_bytes(model, image_shape, backward)
     if per_example is None:
         return max(1, min(int(limit), DEFAULT_BATCH))
     return max(1, min(int(limit), int(budget) // per_example))
