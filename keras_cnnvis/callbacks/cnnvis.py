@@ -39,10 +39,12 @@ class CNNVisCallback(keras.callbacks.Callback):
     """Every keras-cnnvis monitor in one callback, with schedules that keep training fast.
 
     Cheap monitors (filter grids, filter health, activation maps, Grad-CAM, confusion
-    matrix) run every epoch; expensive ones (saliency/guided backprop/integrated
-    gradients, occlusion, max-activating patches, PCA/t-SNE embeddings, nearest
-    neighbours, class visualisations) every `expensive_every` epochs and once more at the
-    end of training. Layers and probe images are chosen automatically when not given:
+    matrix, the network view) run every epoch; expensive ones (saliency/guided
+    backprop/integrated gradients, occlusion, max-activating patches, PCA/t-SNE
+    embeddings, nearest neighbours, class visualisations) every `expensive_every` epochs
+    and once more at the end of training; robustness (accuracy under corruption and
+    attack, whose record costs about as much model time as all the other expensive
+    monitors together) every `2 * expensive_every` epochs and at the end. Layers and probe images are chosen automatically when not given:
     up to four convolution layers spread from first to last, and `n_probes` validation
     images, one per class in turn. Monitors that need data are off without
     `validation_data` (or `probe`). Each monitor fails on its own: with
@@ -245,7 +247,7 @@ class CNNVisCallback(keras.callbacks.Callback):
             kwargs = {
                 **monitor.arguments(data),
                 "log_dir": self.log_dir,
-                "every_n_epochs": 1 if monitor.cheap else self.expensive_every,
+                "every_n_epochs": (1 if monitor.cheap else self.expensive_every) * monitor.period,
                 "run_name": self.run_name,
                 "on_error": self.on_error,
                 **self.options.get(name, {}),
