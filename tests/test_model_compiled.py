@@ -1,13 +1,11 @@
 """Forward batch sizes from a byte budget: an example's input plus its largest layer output,
 from symbolic shapes or one traced example (free-size and subclassed models), and the
-FeatureExtractor batches they give (same features as any other batch size); a stateful step
-run n times in one compiled call equals n calls.
+FeatureExtractor batches they give (same features as any other batch size).
 """
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from keras_cnnvis.demo import build_demo_model
 from keras_cnnvis.model import FeatureExtractor
@@ -15,7 +13,6 @@ from keras_cnnvis.model.compiled import (
     BATCH_BYTES,
     DEFAULT_BATCH,
     MAX_BATCH,
-    StepLoop,
     batch_size_for,
     example_bytes,
 )
@@ -87,33 +84,3 @@ def test_a_feature_extractor_batches_by_the_budget_with_the_same_features():
     np.testing.assert_allclose(feats, small, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(out, small_out, rtol=1e-6, atol=1e-6)
     assert FeatureExtractor(model, ["conv_a"], batch_size=7).batch_for(x.shape[1:]) == 7
-
-
-def test_a_step_loop_runs_n_steps_in_one_call_like_n_calls():
-    counter = tf.Variable(0.0)
-
-    def step():
-        counter.assign(2 * counter + 1)
-        return counter.read_value()
-
-    loop = StepLoop(step)
-    np.testing.assert_array_equal(loop(5).numpy(), [1, 3, 7, 15, 31])
-    assert float(loop()) == 63  # one step: a scalar
-    assert loop(0).shape == (0,) and float(counter) == 63
-    assert loop.experimental_get_tracing_count() == 1
-
-
-def test_a_render_run_equals_its_steps_one_by_one():
-    """Fourier image, random transforms, Adam: `run(6)` in one call gives the images and
-    values of six calls of one step, bit for bit."""
-    from keras_cnnvis.synthesis import objectives as obj
-    from keras_cnnvis.synthesis.render import Renderer
-
-    model = build_demo_model((16, 16, 3), 3, seed=0)
-    renderer = Renderer(model, obj.class_logit(1) + obj.class_logit(2, batch=1), (16, 16, 3), 2)
-    looped = renderer.run(6)
-    renderer.reset()
-    one_by_one = np.array([float(renderer.step_fn()) for _ in range(6)], np.float32)
-    np.testing.assert_array_equal(looped.values, one_by_one)
-    np.testing.assert_array_equal(looped.images, renderer.images())
-    assert looped.values[-1] > looped.values[0]

@@ -187,53 +187,6 @@ class BatchFunction:
         return self.function(x)
 
 
-class StepLoop:
-    """A stateful compiled step run `n` times in one call (a `tf.while_loop`).
-
-    For optimisation loops whose step changes variables and returns a scalar (the render
-    loop): one call of `n` steps instead of `n` calls saves the per-call dispatch and the
-    wait for each value (8% of 32 class-visualisation steps on the demo CNN), with the same
-    operations in the same order. Traced once, whatever `n`.
-
-    Example:
-
-    ```python
-    loop = StepLoop(renderer._step)
-    values = loop(32)   # float32 tensor (32,): the step's value at each step
-    value = loop()      # one step, a scalar
-    ```
-
-    Args:
-        step: a function of no arguments returning a scalar tensor (a bound method is
-            compiled per instance, see `instance_function`).
-    """
-
-    def __init__(self, step: Callable):
-        self.step = step
-        self.function = instance_function(self._loop, input_signature=[tf.TensorSpec((), tf.int32)])
-
-    def _loop(self, n):
-        values = tf.TensorArray(tf.float32, size=n, element_shape=())
-
-        def body(i, values):
-            return i + 1, values.write(i, tf.cast(self.step(), tf.float32))
-
-        _, values = tf.while_loop(
-            lambda i, _: i < n, body, (tf.constant(0), values), parallel_iterations=1
-        )
-        return values.stack()
-
-    def __call__(self, n: int | None = None):
-        """Runs `n` steps and returns their values `(n,)`; without `n`, one step and its
-        value (a scalar)."""
-        values = self.function(tf.constant(1 if n is None else int(n), tf.int32))
-        return values[0] if n is None else values
-
-    def experimental_get_tracing_count(self) -> int:
-        """How many times the loop was traced (once per instance)."""
-        return self.function.experimental_get_tracing_count()
-
-
 def predict_fn(model: keras.Model) -> Callable:
     """Calls the model in inference mode on one input tensor and returns one output tensor.
 

@@ -18,12 +18,12 @@ from keras_cnnvis.model import (
     capture_outputs,
     check_image_model,
     find_layers,
+    instance_function,
     model_overrides,
     output_activation,
     predict_fn,
     value_and_gradients,
 )
-from keras_cnnvis.model.compiled import StepLoop
 from keras_cnnvis.synthesis import param as param_lib
 from keras_cnnvis.synthesis import transforms as transforms_lib
 from keras_cnnvis.synthesis.objectives import Context, Objective, _key, as_objective
@@ -187,11 +187,10 @@ def _resolve_transforms(transforms: Any, size: int):
 class Renderer:
     """A compiled optimisation loop for one model, objective and image batch.
 
-    A step is the parameterisation's image, random transforms, forward pass, objective,
-    gradient, optimiser update and regularisers; `run(n)` runs its `n` steps in one
-    compiled call (`step_fn`, a `model.compiled.StepLoop`), traced once and reused for
-    every run (and across `reset()`), so a step costs about a compiled forward + backward
-    pass. The objective is maximised.
+    `step()` is one `tf.function` call: image from the parameterisation, random
+    transforms, forward pass, objective, gradient, optimiser update and regularisers. It is
+    traced once and reused for every step (and across `reset()`), so a step costs about a
+    compiled forward + backward pass. The objective is maximised.
 
     Example:
 
@@ -264,7 +263,7 @@ class Renderer:
         self.step_count = tf.Variable(0, dtype=tf.int64, trainable=False)
         self._m = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables]
         self._v = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables]
-        self.step_fn = StepLoop(self._step)  # step_fn(n): n steps in one compiled call
+        self.step_fn = instance_function(self._step)
 
     @property
     def learning_rate(self) -> float:
@@ -357,14 +356,12 @@ class Renderer:
         steps = int(steps)
         if steps < 0:
             raise ValueError(f"steps must be >= 0; got {steps}.")
-        if not (progress and steps):
-            values = self.step_fn(steps).numpy() if steps else np.zeros(0, np.float32)
-            return RenderResult(self.images(), values.astype(np.float32))
-        bar = keras.utils.Progbar(steps, unit_name="step")
+        bar = keras.utils.Progbar(steps, unit_name="step") if progress and steps else None
         values = np.zeros(steps, np.float32)
         for i in range(steps):
             values[i] = float(self.step_fn())
-            bar.update(i + 1, values=[("objective", values[i])])
+            if bar is not None:
+                bar.update(i + 1, values=[("objective", values[i])])
         return RenderResult(self.images(), values)
 
 
