@@ -93,3 +93,22 @@ def test_one_pass_per_record_set_gives_the_records_of_separate_passes(tmp_path, 
         assert ra.value == pytest.approx(rb.value)
     for ra, rb in zip(a["neighbors/feature"], b["neighbors/feature"]):
         np.testing.assert_array_equal(ra.value[0], rb.value[0])  # the same neighbours drawn
+
+
+def test_forward_function_is_one_compiled_function_per_model(data):
+    import gc
+    import weakref
+
+    from keras_cnnvis.model.compiled import forward_function
+
+    _, (x_val, _, _) = data
+    model, other = tiny_cnn(), tiny_cnn(seed=1)
+    fn = forward_function(model)
+    assert forward_function(model) is fn and forward_function(other) is not fn
+    np.testing.assert_allclose(fn(x_val[:5]), model(x_val[:5], training=False), atol=1e-6)
+    fn(x_val)  # another batch size: the same trace
+    assert fn.function.experimental_get_tracing_count() == 1
+    ref = weakref.ref(model)
+    del model, fn
+    gc.collect()
+    assert ref() is None  # the cache does not keep the model alive

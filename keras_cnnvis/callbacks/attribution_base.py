@@ -22,7 +22,8 @@ from keras_cnnvis.attribution.localization import energy_in_mask, pointing_game
 from keras_cnnvis.attribution.registry import Method, choose, lookup, names
 from keras_cnnvis.attribution.targets import resolve_target
 from keras_cnnvis.callbacks.base import MonitorCallback
-from keras_cnnvis.model import find_layer, instance_function, output_activation
+from keras_cnnvis.model import find_layer, output_activation
+from keras_cnnvis.model.compiled import forward_function
 from keras_cnnvis.rendering import attribution as render
 from keras_cnnvis.rendering import image
 from keras_cnnvis.rendering.attribution import MAX_MAP_SIDE, display_maps, map_size
@@ -220,11 +221,8 @@ class AttributionCallback(MonitorCallback):
             except ValueError as error:
                 raise ValueError(f"{name}: {error}") from None
         self._probe = probe
-        self._predict = instance_function(self._call_model)  # compiled once per fit
+        self._predict = forward_function(self.model)  # one trace for every monitor
         self._activation = output_activation(self.model).name
-
-    def _call_model(self, x):
-        return self.model(x, training=False)
 
     def _resolve_target_choice(self) -> Any:
         target = self.target

@@ -187,6 +187,34 @@ class BatchFunction:
         return self.function(x)
 
 
+_FORWARD: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def forward_function(model: keras.Model) -> BatchFunction:
+    """The model's inference call on one batch, compiled once per model and shared by every
+    caller: the monitors that need a model's outputs on their images trace it once per
+    input signature instead of once each.
+
+    Example:
+
+    ```python
+    forward_function(model)(x_probe)  # traces for (None, *x_probe.shape[1:])
+    forward_function(model)(x_val)    # the same function: no new trace
+    ```
+
+    Args:
+        model: the model (held weakly: the cache never keeps it alive).
+
+    Returns:
+        A `BatchFunction` returning what `model(x, training=False)` returns.
+    """
+    fn = _FORWARD.get(model)
+    if fn is None:
+        ref = weakref.ref(model)
+        fn = _FORWARD[model] = BatchFunction(lambda x: ref()(x, training=False))
+    return fn
+
+
 def predict_fn(model: keras.Model) -> Callable:
     """Calls the model in inference mode on one input tensor and returns one output tensor.
 
