@@ -242,8 +242,8 @@ def _principal(x: np.ndarray) -> np.ndarray:
 def _tsne(x, idx, init, seed, pca_dims, perplexity, max_iter, warm_iter, n_threads) -> Projection:
     if min(int(max_iter), int(warm_iter)) < 250:
         raise ValueError(
-            f"max_iter and warm_iter must be at least 250 (the early-exaggeration phase "
-            f"alone takes {EXAGGERATION_ITER}); got {max_iter} and {warm_iter}."
+            f"max_iter and warm_iter must be at least 250 (the schedule's first phase alone "
+            f"takes {EXAGGERATION_ITER}); got {max_iter} and {warm_iter}."
         )
     if float(perplexity) <= 0:
         raise ValueError(f"perplexity must be positive; got {perplexity}.")
