@@ -77,7 +77,7 @@ class EmbeddingCallback(MonitorCallback):
             Defaults to 1000.
         perplexity: t-SNE perplexity. Defaults to 30.0.
         tsne_iter: t-SNE iterations of the first layout (later ones start from the
-            previous layout and run 500). Defaults to 1000.
+            previous layout and run 250). Defaults to 500.
         knn_k: neighbours of the k-NN accuracy. Defaults to 5.
         spatial: how spatial layer outputs become vectors (`"avg"`, `"max"`,
             `"flatten"`; a warning says so). Defaults to `"avg"`.
@@ -111,7 +111,7 @@ class EmbeddingCallback(MonitorCallback):
         class_names: Sequence[str] | None = None,
         max_points: int = 1000,
         perplexity: float = 30.0,
-        tsne_iter: int = 1000,
+        tsne_iter: int = 500,
         knn_k: int = 5,
         spatial: str = "avg",
         projector: bool = True,

@@ -69,7 +69,7 @@ def embedding_snapshot(
     spatial: str = "avg",
     max_points: int = 1000,
     perplexity: float = 30.0,
-    tsne_iter: int = 1000,
+    tsne_iter: int = 500,
     knn_k: int = 5,
     seed: int = 0,
     activation: str | None = None,
@@ -105,7 +105,7 @@ def embedding_snapshot(
             Defaults to `"avg"`.
         max_points: the most points a projection runs on. Defaults to 1000.
         perplexity: t-SNE perplexity. Defaults to 30.0.
-        tsne_iter: t-SNE iterations of a fresh layout. Defaults to 1000.
+        tsne_iter: t-SNE iterations of a fresh layout. Defaults to 500.
         knn_k: neighbours of the kNN accuracy. Defaults to 5.
         seed: seed of the point cap and of t-SNE. Defaults to 0.
         activation: the model's output activation name. Defaults to None (read from the
@@ -154,7 +154,7 @@ def snapshot_of_features(
     spatial: str = "avg",
     max_points: int = 1000,
     perplexity: float = 30.0,
-    tsne_iter: int = 1000,
+    tsne_iter: int = 500,
     knn_k: int = 5,
     seed: int = 0,
     activation: str = "softmax",
