@@ -69,3 +69,36 @@ class EpochsSeen(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.begun.append(epoch)
+
+
+def kill_when_ready(script: str, args: list, ready, timeout: float = 180.0) -> None:
+    """Runs `python <script> <args>`, calls `ready()` every 0.2 s until it holds (at most
+    `timeout` seconds), then SIGKILLs the process; asserts that it was still running, that
+    `ready()` held and that the signal killed it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, script, *map(str, args)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    try:
+        deadline, done = time.monotonic() + timeout, False
+        while time.monotonic() < deadline and proc.poll() is None and not done:
+            done = bool(ready())
+            if not done:
+                time.sleep(0.2)
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        assert done, f"{os.path.basename(script)} was not ready within {timeout:g} s"
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()

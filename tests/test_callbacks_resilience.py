@@ -4,10 +4,6 @@ diverged training (NaN/inf loss or weights) and monitors that raise.
 """
 
 import os
-import signal
-import subprocess
-import sys
-import time
 import warnings
 
 import keras
@@ -15,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from callback_helpers import MONITOR_CALLBACKS
+from callback_helpers import MONITOR_CALLBACKS, kill_when_ready
 from eventfiles import read_run
 from keras_cnnvis import filter_grid, image
 from keras_cnnvis.callbacks import CNNVisCallback
@@ -135,29 +131,15 @@ def test_saved_and_reloaded_model_fits_on_with_the_same_callback(tmp_path, data)
 def test_sigkill_mid_training_keeps_every_logged_step_readable(tmp_path):
     log_dir = tmp_path / "logs"
     run_dir = str(log_dir / "cnnvis")
-    proc = subprocess.Popen(
-        [sys.executable, os.path.join(HERE, "robustness_train_script.py"), str(log_dir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
     seen: dict = {}
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and proc.poll() is None:
-            if os.path.isdir(run_dir):
-                seen = read_run(run_dir)
-                if len(seen.get("json/confusion/matrix", [])) >= 3:
-                    break
-            time.sleep(0.3)
-        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
+
+    def three_steps_logged() -> bool:
+        if os.path.isdir(run_dir):
+            seen.clear()
+            seen.update(read_run(run_dir))
+        return len(seen.get("json/confusion/matrix", [])) >= 3
+
+    kill_when_ready(os.path.join(HERE, "robustness_train_script.py"), [log_dir], three_steps_logged)
     assert len(seen.get("json/confusion/matrix", [])) >= 3, "fewer than 3 steps logged in time"
 
     after = read_run(run_dir)

@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 import warnings
 
 import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_file_loader
 
+from callback_helpers import kill_when_ready
 from eventfiles import event_files, read_run
 from keras_cnnvis import summary
 from keras_cnnvis.callbacks import CNNVisCallback
@@ -174,26 +171,12 @@ def test_worker_waits_when_full_and_runs_tasks_in_order(tmp_path):
 def test_sigkill_with_records_queued_leaves_the_earlier_steps_readable(tmp_path):
     log_dir, marker = tmp_path / "logs", tmp_path / "blocked"
     run_dir = str(log_dir / "cnnvis")
-    proc = subprocess.Popen(
-        [sys.executable, os.path.join(HERE, "worker_kill_script.py"), str(log_dir), str(marker)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    queued = str(marker) + ".queued"  # written once records wait behind the blocked one
+    kill_when_ready(
+        os.path.join(HERE, "worker_kill_script.py"),
+        [log_dir, marker],
+        lambda: os.path.exists(queued),
     )
-    queued = str(marker) + ".queued"
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and proc.poll() is None and not os.path.exists(queued):
-            time.sleep(0.2)
-        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
-        assert os.path.exists(queued), "records never queued behind the blocked one"
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
     run = read_run(run_dir)
     # The toy monitor blocked at step 3: steps 0-2 of every monitor were written, in full.
     assert [r.value["step"] for r in run["json/toy/a"]] == [0, 1, 2]
