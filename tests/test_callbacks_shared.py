@@ -112,3 +112,14 @@ def test_forward_function_is_one_compiled_function_per_model(data):
     del model, fn
     gc.collect()
     assert ref() is None  # the cache does not keep the model alive
+
+
+def test_shared_pass_batches_by_the_models_byte_budget(data):
+    from keras_cnnvis.model.compiled import batch_size_for
+
+    _, (x_val, _, _) = data
+    model = tiny_cnn()
+    shared = SharedPass(x_val)
+    shared.bind(model)
+    shared.outputs()
+    assert shared._source._both.batch_for(x_val.shape[1:]) == batch_size_for(model)
