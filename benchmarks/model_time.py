@@ -16,8 +16,11 @@ visualisation: 5 classes, 32 steps; the embedding's forward pass). The old code 
 both versions run in this one process on the same model and data: every round runs each
 piece before, after and its floor, in rotating order, after one warm-up call each (tracing,
 the first corruption cache). A ratio is the median over rounds of after / before of the
-same round. The floor: plain `tf.function`s, forward passes at batch 256 and
-forward+backward passes at the piece's own batch, outputs fetched to numpy.
+same round. The floor: plain `tf.function`s with outputs fetched to numpy, forward passes at
+batch 256 and forward+backward passes at the piece's own batch; patches: the model truncated
+at the deepest mined layer, each channel's maximum, batches of 64 as the callback streams;
+class visualisation: 32 forward+backward passes of the 5 images without the Fourier image
+and the transforms, which are part of the method.
 """
 
 from __future__ import annotations
@@ -147,9 +150,11 @@ def floors(d: dict) -> dict:
     import tensorflow as tf
 
     model = d["model"]
-    forward = tf.function(lambda t: model(t, training=False), reduce_retracing=True)
+    forward = tf.function(
+        lambda t: model(t, training=False), reduce_retracing=True, autograph=False
+    )
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def forward_backward(t, c):
         with tf.GradientTape() as tape:
             tape.watch(t)
@@ -180,7 +185,7 @@ def floors(d: dict) -> dict:
     layers, _, _ = anatomy_layers(model, (64, 64, 3))
     sub = keras.Model(model.inputs, [model.get_layer(name).output for name in layers])
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def truncated(t):  # the layers' maps reduced to each channel's maximum, as mining needs
         return [tf.reduce_max(m, axis=(1, 2)) for m in sub(t, training=False)]
 

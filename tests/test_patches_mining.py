@@ -284,3 +284,14 @@ def test_forward_until_leaves_the_model_untouched(model, images):
     assert not np.allclose(model(x, training=True).numpy(), inference)
     with pytest.raises(ValueError, match="capture must be 'output' or 'input'"):
         forward_until(model, ["first"], x, capture="both")
+
+
+@pytest.mark.parametrize("channels", [[1, 2, 3], [3, 0, 2], [2], [0, 1, 2, 3]])
+def test_chosen_channels_equal_the_same_channels_of_all(model, images, channels):
+    """A run of channels is sliced, any other choice gathered: both give the rows of the
+    all-channel result (values, images, peaks and patches)."""
+    every = max_activating_patches(model, "second", images, k=4, batch_size=8)
+    chosen = max_activating_patches(model, "second", images, channels, k=4, batch_size=8)
+    assert chosen.channels == channels
+    for name in ("values", "indices", "positions", "patches"):
+        np.testing.assert_array_equal(getattr(chosen, name), getattr(every, name)[channels])

@@ -18,13 +18,16 @@ from keras_cnnvis.model.layers import find_layers, input_shape, iter_layers, out
 
 BATCH_BYTES = 96 * 2**20
 """The byte budget of one forward batch in `batch_size_for`: the batch's float32 input plus
-its largest layer output. The demo CNN at 64x64 (0.3 MB per image) reaches `MAX_BATCH`; a
-224x224 ResNet50 (3.9 MB per image: the input and the 114x114x64 padded map) gets 25."""
+its largest layer output. Enough for the demo CNN at 64x64 (0.3 MB per image, 80 MB at 256)
+to reach `MAX_BATCH`; a 224x224 ResNet50 (3.9 MB per image: the input and the 114x114x64
+padded map) gets 25, a few hundred MB with the two or three maps a residual block holds at
+once, where 256 copies (as occlusion used) held about 1 GB per map."""
 
 MAX_BATCH = 256
 """The most images `batch_size_for` puts in one forward pass. Measured on the demo CNN
-(2 CPU cores): 3200 images take 0.73 s at batch 64 and 0.53 s at 256; 512 or 800 are no
-faster (`benchmarks/model_time.py --sweep`)."""
+(3200 images, 2 shared CPU cores, `benchmarks/model_time.py --sweep`): batches of 128 to 800
+take 0.88-0.93x the time of batches of 64 at a load of 0.6-1.5 and the same time at a load
+of 2-3; 512 and 800 are no faster than 256 within that noise."""
 
 DEFAULT_BATCH = 64
 """What `batch_size_for` returns when a model's layer shapes are unknown (a subclassed

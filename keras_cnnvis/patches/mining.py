@@ -298,7 +298,10 @@ class PatchMiner:
         out = []
         for fmap, rf, chans in zip(maps, self.fields, self.channels):
             fmap = tf.cast(fmap, tf.float32)
-            if chans != list(range(rf.output_shape[-1])):
+            if chans == list(range(chans[0], chans[0] + len(chans))):  # a slice, no gather
+                if len(chans) != rf.output_shape[-1]:  # (a gather took a third of the step)
+                    fmap = fmap[..., chans[0] : chans[0] + len(chans)]
+            else:
                 fmap = tf.gather(fmap, chans, axis=-1)
             flat = tf.reshape(fmap, [tf.shape(fmap)[0], -1, len(chans)])
             # One pass over the map (argmax), then gather the B x C maxima.
