@@ -182,3 +182,17 @@ def test_custom_loop_without_epoch_begin_still_counts_training_time(tmp_path, da
     assert cb.budget.train_seconds > 0 and cb.skipped == {}
     run = read_run(str(tmp_path / "cnnvis"))
     assert steps(run, "filters/conv_a") == [1, 2]  # no on_epoch_begin: no initial record
+
+
+def test_admits_by_phase():
+    budget = TimeBudget(0.1)
+    assert budget.admits("initial", True, []) and not budget.admits("initial", False, [])
+    budget.train(10.0)  # 1 s allowed
+    assert budget.admits("epoch", False, [5.0])  # within budget: runs, overshoot paid later
+    assert not budget.admits("final", False, [9.0, 5.0])  # expected 5 s > 1 s
+    assert budget.admits("final", False, [9.0, 0.5, 0.7])  # expected 0.6 s (median after 1st)
+    assert not budget.admits("final", False, [], others=[[0.2], [0.6]])  # guess 1.2 s
+    assert budget.admits("final", False, [], others=[[0.2], [0.4]])  # guess 0.8 s
+    budget.charge(1.5)
+    assert not budget.admits("epoch", True, [0.0])  # in debt: every record waits
+    assert TimeBudget(None).admits("initial", False, [])  # no budget: everything runs

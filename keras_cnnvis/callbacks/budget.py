@@ -123,6 +123,49 @@ class TimeBudget:
         """Whether a record expected to take `cost` seconds fits in the budget now."""
         return self.own_seconds + max(0.0, float(cost)) <= self.allowance
 
+    def admits(
+        self,
+        phase: str,
+        cheap: bool,
+        seconds: Sequence[float],
+        others: Iterable[Sequence[float]] = (),
+    ) -> bool:
+        """Whether a due record may run.
+
+        Before training (`phase="initial"`) only cheap monitors record: nothing has
+        trained yet to pay for it. During training (`"epoch"`) a record runs while the
+        callback is within its budget; an overshoot is paid back by skipping later
+        records. After the last epoch (`"final"`) nothing can be paid back: the record's
+        expected cost (`estimate_cost(seconds)`, or for a monitor that never ran
+        `guess_cost(others)`) must fit.
+
+        Example:
+
+        ```python
+        budget = TimeBudget(0.1)
+        budget.train(10.0)
+        budget.admits("epoch", cheap=False, seconds=[5.0])  # True: nothing spent yet
+        budget.admits("final", cheap=False, seconds=[5.0])  # False: 5 s > 1 s allowed
+        ```
+
+        Args:
+            phase: `"initial"`, `"epoch"` or `"final"`.
+            cheap: whether the monitor is a cheap one.
+            seconds: the monitor's earlier record times.
+            others: every monitor's record times (for the guess).
+
+        Returns:
+            True if the record may run (always, without a budget).
+        """
+        if self.share is None:
+            return True
+        if phase == "initial":
+            return bool(cheap)
+        if phase == "epoch":
+            return self.allows(0.0)
+        cost = estimate_cost(seconds)
+        return self.allows(guess_cost(others) if cost is None else cost)
+
     @property
     def used(self) -> float:
         """The callback's own time over training time so far (NaN before any training)."""

@@ -20,7 +20,7 @@ from keras_cnnvis.callbacks.base import (
     check_writable,
     is_chief,
 )
-from keras_cnnvis.callbacks.budget import TimeBudget, estimate_cost, guess_cost
+from keras_cnnvis.callbacks.budget import TimeBudget
 from keras_cnnvis.callbacks.monitors import REGISTRY, MonitorData, monitor_names
 from keras_cnnvis.callbacks.plan import auto_layers, pick_probes  # noqa: F401 (public)
 from keras_cnnvis.callbacks.shared import SharedPass
@@ -283,27 +283,13 @@ class CNNVisCallback(keras.callbacks.Callback):
 
     # -- the time budget ----------------------------------------------------------------
     def _gate(self, monitor: MonitorCallback, phase: str) -> bool:
-        """Whether `monitor`'s due record fits in the budget (see the class docstring)."""
-        if self.budget.share is None:
-            return True
+        """Whether `monitor`'s due record fits in the budget (`TimeBudget.admits`)."""
         name = self.names[self.monitors.index(monitor)]
-        if phase == "initial":
-            # Nothing has trained yet to pay for it: only the cheap monitors record the
-            # initial state (the baseline every later record is compared with).
-            return REGISTRY[name].cheap
-        if phase == "epoch":
-            # During training a record runs while the callback is within its budget; an
-            # overshoot is paid back by skipping later records.
-            cost = 0.0
-        else:
-            # After the last epoch nothing can be paid back: the record's expected cost
-            # (a cautious guess for a monitor that never ran) must fit.
-            cost = estimate_cost(monitor.log_seconds)
-            if cost is None:
-                cost = guess_cost(m.log_seconds for m in self.monitors)
-        if self.budget.allows(cost):
+        others = (m.log_seconds for m in self.monitors)
+        if self.budget.admits(phase, REGISTRY[name].cheap, monitor.log_seconds, others):
             return True
-        self.skipped[name] = self.skipped.get(name, 0) + 1
+        if phase != "initial":  # the expensive monitors never record the initial state
+            self.skipped[name] = self.skipped.get(name, 0) + 1
         return False
 
     def _run(self, hook: str, *args, charge: bool = True) -> None:
