@@ -38,7 +38,9 @@ class OcclusionCallback(AttributionCallback):
         fill: patch value: `"mean"` (the probes' mean colour), a number or a colour;
             pass the training set's mean colour for the classic setting.
             Defaults to `"mean"`.
-        batch_size: occluded copies per compiled call. Defaults to 256.
+        batch_size: occluded copies per compiled call. Defaults to None (as many as
+            keep a batch under `model.compiled.batch_size_for`'s byte budget: 256 for the
+            demo CNN, 25 for a 224-pixel ResNet50).
         target: None (labels if given, else the prediction), `"predicted"`, `"label"`, a
             class index, a callable score or a hidden unit. Defaults to None.
         alpha: heatmap weight in the overlays. Defaults to 0.5.
@@ -71,7 +73,7 @@ class OcclusionCallback(AttributionCallback):
         patch: int | tuple = 8,
         stride: int | tuple = 4,
         fill: Any = "mean",
-        batch_size: int = 256,
+        batch_size: int | None = None,
         target: Any = None,
         alpha: float = 0.5,
         every_n_epochs: int = 1,
@@ -97,7 +99,7 @@ class OcclusionCallback(AttributionCallback):
         self.patch = size_pair(patch, "patch")
         self.stride = size_pair(stride, "stride")
         self.fill = fill
-        self.batch_size = int(batch_size)
+        self.batch_size = None if batch_size is None else int(batch_size)
         self.offer(
             "occlusion",
             patch=self.patch,

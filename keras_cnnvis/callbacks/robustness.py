@@ -136,7 +136,8 @@ class RobustnessCallback(MonitorCallback):
         value_range: the range of the images' pixels. Defaults to None (`(0, 1)` for
             pixels within [0, 1], else `(0, 255)`).
         preprocess: maps images in `value_range` to the model's input. Defaults to None.
-        batch_size: images per corruption call and forward pass. Defaults to 64.
+        batch_size: images per corruption call (the forward passes take as many as the
+            model's byte budget allows, `model.compiled.batch_size_for`). Defaults to 64.
         seed: seed of the subset, the corruption noise and PGD. Defaults to 0.
         every_n_epochs: log after every N-th epoch; 0 turns it off. Defaults to 1.
         log_initial: also log before training. Defaults to True.
@@ -246,9 +247,9 @@ class RobustnessCallback(MonitorCallback):
         if len(self.probe):
             inputs.check_image_shape(self.probe, self.model, "probe images")
         if self._predictor is None or self._predictor.model is not self.model:
-            self._predictor = ClassPredictor(
-                self.model, self.batch_size, self.value_range, self.preprocess
-            )
+            # Forward batches from the model's byte budget; `batch_size` sets the corruption
+            # chunks (and with them the seeds).
+            self._predictor = ClassPredictor(self.model, None, self.value_range, self.preprocess)
             self._baseline = None
         outputs = self._predictor.outputs(to_unit(self.x[:1], self.value_range))
         inputs.predicted_classes(outputs, self._predictor.activation)  # class scores?
