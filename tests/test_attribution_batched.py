@@ -12,17 +12,11 @@ from keras_cnnvis import attribution as A
 from keras_cnnvis.attribution._perturb import swapped_copies
 from keras_cnnvis.attribution.integrated_gradients import path_points, points_per_call
 from keras_cnnvis.attribution.occlusion import patch_positions
+from test_attribution_methods import cnn as methods_cnn
 
 
 def cnn(seed=0):
-    keras.utils.set_random_seed(seed)
-    i = keras.Input((12, 12, 3))
-    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="c1")(i)
-    x = keras.layers.MaxPooling2D(name="pool")(x)
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c2")(x)
-    x = keras.layers.GlobalMaxPooling2D(name="gmp")(x)
-    x = keras.layers.Dense(8, activation="relu", name="hidden")(x)
-    return keras.Model(i, keras.layers.Dense(4, name="logits")(x), name="cnn")
+    return methods_cnn(seed, activation=None)  # logits
 
 
 def batch(n=3, seed=1):

@@ -22,7 +22,8 @@ def linear_model(shape=(6, 6, 2), seed=0):
     return model, w.reshape(shape)
 
 
-def cnn(seed=0):
+def cnn(seed=0, activation="softmax"):
+    """12x12 images -> two convolutions -> 4 class scores (`activation=None`: logits)."""
     keras.utils.set_random_seed(seed)
     i = keras.Input((12, 12, 3))
     x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="c1")(i)
@@ -30,7 +31,7 @@ def cnn(seed=0):
     x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c2")(x)
     x = keras.layers.GlobalMaxPooling2D(name="gmp")(x)
     x = keras.layers.Dense(8, activation="relu", name="hidden")(x)
-    return keras.Model(i, keras.layers.Dense(4, activation="softmax", name="out")(x), name="cnn")
+    return keras.Model(i, keras.layers.Dense(4, activation=activation, name="out")(x), name="cnn")
 
 
 def batch(n=3, shape=(12, 12, 3), seed=1):

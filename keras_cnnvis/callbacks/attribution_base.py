@@ -312,7 +312,7 @@ class AttributionCallback(MonitorCallback):
         step for the same probes, target and settings, the random reference; writes the
         scalars (the reference's once per step) and returns each method's record entry."""
         settings, writer = self._faith_settings, self.writer
-        run = getattr(writer, "target", writer)  # the run's writer behind a Recorder
+        run = self.run_writer
         shared = _REFERENCES.get(run)
         if shared is None or shared["step"] != step:
             shared = _REFERENCES[run] = {"step": step, "references": {}, "written": False}
@@ -339,7 +339,7 @@ class AttributionCallback(MonitorCallback):
     def _write_probes(self, shown: np.ndarray, scale: int, step: int) -> None:
         writer = self.writer
         key = (int(step), hash(shown.tobytes()))
-        written = _PROBES_WRITTEN.setdefault(getattr(writer, "target", writer), set())
+        written = _PROBES_WRITTEN.setdefault(self.run_writer, set())
         if key in written:
             return
         written.add(key)

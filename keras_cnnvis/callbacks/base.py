@@ -228,6 +228,12 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
         while `log()` runs with `background` on, a `summary.Recorder` queuing its writes."""
         if self._recorder is not None and threading.get_ident() == self._recording_thread:
             return self._recorder
+        return self.run_writer
+
+    @property
+    def run_writer(self) -> summary.LogWriter:
+        """The run directory's shared `LogWriter` itself, never the `Recorder` standing in
+        for it: the key of state shared by the monitors of one run."""
         if self._writer is None:
             self._writer = summary.acquire(self.run_dir)
         return self._writer
@@ -236,7 +242,7 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
         """The background worker of this run directory's writer (one per writer)."""
         from keras_cnnvis.callbacks.worker import RecordWorker
 
-        writer = self.writer
+        writer = self.run_writer
         if writer.worker is None:
             writer.worker = RecordWorker(writer)
         return writer.worker

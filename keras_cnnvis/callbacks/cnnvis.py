@@ -309,7 +309,7 @@ class CNNVisCallback(keras.callbacks.Callback):
         if self._writer is not None and step is not None and np.isfinite(used):
             writer = self._writer
             try:
-                if self.background and writer.worker is not None:  # in order with the records
+                if writer.worker is not None:  # in order with the queued records
                     writer.worker.submit(
                         self, step, lambda: writer.scalar("cnnvis/overhead", used, step)
                     )

@@ -10,6 +10,7 @@ import numpy as np
 
 from keras_cnnvis import inputs
 from keras_cnnvis.callbacks.base import MonitorCallback
+from keras_cnnvis.features.embeddings import flatten_features
 from keras_cnnvis.features.knn import check_metric, nearest, vote_accuracy
 from keras_cnnvis.features.neighbors import FeatureFunction, pixel_vectors
 from keras_cnnvis.rendering.neighbors import OTHER, QUERY, SAME, neighbor_grid  # noqa: F401
@@ -28,11 +29,6 @@ def _pair(data: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
         )
     x = inputs.check_images(data[0], None, f"{name} images")
     return x, inputs.class_labels(data[1], len(x))
-
-
-def _flat(raw: np.ndarray) -> np.ndarray:
-    """Feature vectors as `FeatureFunction` gives them: one flat float32 row per image."""
-    return np.asarray(raw, np.float32).reshape(len(raw), -1)
 
 
 class NearestNeighborsCallback(MonitorCallback):
@@ -132,7 +128,8 @@ class NearestNeighborsCallback(MonitorCallback):
         shared = self._shared_for("query", "reference") if self.layer is None else None
         if shared is not None and shared.has_features:  # the pass shared with other monitors
             queries, references = (
-                _flat(shared.features(self.shared_rows[role])[0]) for role in ("query", "reference")
+                flatten_features(shared.features(self.shared_rows[role])[0], "flatten", warn=False)
+                for role in ("query", "reference")
             )
         else:
             queries, references = self._embed(self.x_query), self._embed(self.x_ref)
