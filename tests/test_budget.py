@@ -26,6 +26,10 @@ def steps(run, tag):
 def test_estimate_skips_the_tracing_call_and_guesses_for_new_monitors():
     assert estimate_cost([0.9, 0.2, 0.4, 0.3]) == pytest.approx(0.3)  # median of 2nd..
     assert estimate_cost([0.9]) == pytest.approx(0.9)  # one call: that call
+    # ... scaled by how much cheaper the others' later records were than their first
+    others = [[1.0, 0.2, 0.3], [0.5, 0.5], [0.4]]  # ratios 0.25 and 1.0: median 0.625
+    assert estimate_cost([0.8], others) == pytest.approx(0.8 * 0.625)
+    assert estimate_cost([0.8], [[0.1, 0.5]]) == pytest.approx(0.8)  # never more than 1x
     assert estimate_cost([]) is None
     # Never ran: twice the slowest call of any monitor so far; nothing ran: free.
     assert guess_cost([[0.1, 0.05], [], [0.7, 0.2]]) == pytest.approx(1.4)
@@ -78,7 +82,9 @@ def test_gate_runs_a_record_only_if_its_expected_cost_fits(tmp_path, data):
     cb.budget.train(10.0)  # 15% -> 1.5 s allowed so far
     cb.budget.charge(1.0)
     monitors["filters"].log_seconds = [0.6, 0.3, 0.5]  # estimate 0.4: 1.4 <= 1.5
-    monitors["confusion"].log_seconds = [0.55]  # estimate 0.55: 1.55 > 1.5
+    # One (first) record of 0.8 s, scaled as the filters' later records were (0.4 / 0.6):
+    # estimate 0.53, and 1.53 > 1.5.
+    monitors["confusion"].log_seconds = [0.8]
     assert cb._gate(monitors["filters"], "final")
     assert not cb._gate(monitors["confusion"], "final")
     # During training a record runs while the callback is within budget (1.0 <= 1.5),
@@ -86,15 +92,17 @@ def test_gate_runs_a_record_only_if_its_expected_cost_fits(tmp_path, data):
     assert cb._gate(monitors["confusion"], "epoch")
     # A monitor that never ran: during training any slack will do (1.0 <= 1.5) ...
     assert cb._gate(monitors["saliency"], "epoch")
-    # ... but a final record needs room for 2 x 0.6, the slowest call so far.
+    # ... but its final record (its first: a one-time cost) needs 2 x 0.8, the slowest
+    # call so far, to fit in the whole allowance (1.6 > 1.5).
     assert not cb._gate(monitors["saliency"], "final")
-    cb.budget.train(10.0 / 3)  # allowance 2.0: 1.0 + 1.2 still too much, 1.0 + 0.55 fits
-    assert not cb._gate(monitors["saliency"], "final")
+    cb.budget.train(10.0 / 3)  # allowance 2.0: the guess 1.6 fits it, 1.0 + 0.53 fits
+    assert cb._gate(monitors["saliency"], "final")
     assert cb._gate(monitors["confusion"], "final")
     cb.budget.charge(1.5)  # over the allowance: every record waits
     assert not cb._gate(monitors["saliency"], "epoch")
     assert not cb._gate(monitors["filters"], "epoch")
-    assert cb.skipped == {"confusion": 1, "saliency": 3, "filters": 1}
+    assert not cb._gate(monitors["confusion"], "final")
+    assert cb.skipped == {"confusion": 2, "saliency": 2, "filters": 1}
     cb.on_train_end()
 
 
@@ -193,6 +201,12 @@ def test_admits_by_phase():
     assert budget.admits("final", False, [9.0, 0.5, 0.7])  # expected 0.6 s (median after 1st)
     assert not budget.admits("final", False, [], others=[[0.2], [0.6]])  # guess 1.2 s
     assert budget.admits("final", False, [], others=[[0.2], [0.4]])  # guess 0.8 s
-    budget.charge(1.5)
+    assert budget.admits("final", False, [0.8], others=[[1.0, 0.2]])  # 0.8 x 0.2 fits
+    budget.charge(0.9)
+    assert not budget.admits("final", False, [0.8], others=[[1.0, 0.2]])  # 0.16 > 0.1 left
+    budget.charge(0.6)
     assert not budget.admits("epoch", True, [0.0])  # in debt: every record waits
+    # A first record is a one-time cost: in debt, a never-run monitor's guess (0.8 s) still
+    # fits the whole allowance (1 s) at the end.
+    assert budget.admits("final", False, [], others=[[0.2], [0.4]])
     assert TimeBudget(None).admits("initial", False, [])  # no budget: everything runs

@@ -3,6 +3,8 @@ grayscale and 4-channel images, 0-255 inputs (float or uint8) with a Rescaling l
 the model, and channels_first models (refused before the first epoch).
 """
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -226,7 +228,8 @@ def test_0_255_inputs_with_rescaling_inside_the_model(tmp_path, data, reference,
     (x, y), (x_val, y_val, m_val) = data
     to255 = lambda a: np.round(a * 255).astype(np.uint8 if as_uint8 else np.float32)  # noqa: E731
     model = tiny_cnn(preprocessing=keras.layers.Rescaling(1 / 255, name="rescale"))
-    with pytest.warns() as caught:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         run = run_all(tmp_path, model, to255(x), y, to255(x_val), y_val, m_val)
     assert not [w for w in caught if "0-255" in str(w.message)]  # the model rescales
     # The Network page shows the Rescaling layer too.

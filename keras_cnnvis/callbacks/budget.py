@@ -1,11 +1,13 @@
 """The time budget of `CNNVisCallback`: its own time stays within a share of training time.
 
 Training time is the wall time of the epochs (batches, validation and the other callbacks);
-the callback's own time is the training thread's time in its records during training (the
-model-dependent part of each record and any wait for the background worker). One-time costs
-before the first epoch (building and checking the monitors, the initial records that trace
-their compiled functions) are measured but not charged, like the tracing of the training
-step itself. A record during training runs while the callback's time so far is within
+the callback's own time is the time of its records during training: the whole record on the
+model's twin in the background worker (it shares the machine with training), or, without a
+twin, the training thread's part of each record (the model-dependent part and any wait for
+the background worker). One-time costs
+(building and checking the monitors before the first epoch, and each monitor's first record,
+which traces its compiled functions) are measured but not charged, like the tracing of the
+training step itself. A record during training runs while the callback's time so far is within
 `share` x the training time so far (an overshoot is paid back by skipping later records); a
 final record after the last epoch, when nothing can be paid back, only if its estimated cost
 fits.
@@ -18,20 +20,24 @@ from typing import Iterable, Sequence
 import numpy as np
 
 
-def estimate_cost(seconds: Sequence[float]) -> float | None:
+def estimate_cost(seconds: Sequence[float], others: Iterable[Sequence[float]] = ()) -> float | None:
     """The expected seconds of a monitor's next record, or None if it never ran.
 
-    The median of its calls after the first (the first one traces and warms caches), or
-    its only call if it ran once.
+    The median of its calls after the first (the first one traces and warms caches). A
+    monitor that ran once: its call, scaled by how much cheaper the later records of the
+    monitors that ran more often were than their first (`others`; the median ratio, at
+    most 1), or its call as it is when no other monitor ran twice.
 
     Example:
 
     ```python
     estimate_cost([0.9, 0.2, 0.3])  # 0.25
+    estimate_cost([0.8], others=[[1.0, 0.2, 0.3]])  # 0.8 x 0.25 = 0.2
     ```
 
     Args:
         seconds: wall times of the monitor's earlier records.
+        others: wall times of every monitor's records. Defaults to ().
 
     Returns:
         The estimate in seconds, or None without any earlier record.
@@ -39,7 +45,10 @@ def estimate_cost(seconds: Sequence[float]) -> float | None:
     seconds = list(seconds)
     if len(seconds) > 1:
         return float(np.median(seconds[1:]))
-    return float(seconds[0]) if seconds else None
+    if not seconds:
+        return None
+    ratios = [np.median(s[1:]) / s[0] for s in map(list, others) if len(s) > 1 and s[0] > 0]
+    return float(seconds[0] * (min(1.0, np.median(ratios)) if ratios else 1.0))
 
 
 def guess_cost(calls: Iterable[Sequence[float]]) -> float:
@@ -136,8 +145,9 @@ class TimeBudget:
         trained yet to pay for it. During training (`"epoch"`) a record runs while the
         callback is within its budget; an overshoot is paid back by skipping later
         records. After the last epoch (`"final"`) nothing can be paid back: the record's
-        expected cost (`estimate_cost(seconds)`, or for a monitor that never ran
-        `guess_cost(others)`) must fit.
+        expected cost (`estimate_cost(seconds, others)`) must fit in what is left; for a
+        monitor that never ran, whose first record is a one-time cost (it traces), the
+        cautious `guess_cost(others)` must fit in the whole allowance.
 
         Example:
 
@@ -163,8 +173,11 @@ class TimeBudget:
             return bool(cheap)
         if phase == "epoch":
             return self.allows(0.0)
-        cost = estimate_cost(seconds)
-        return self.allows(guess_cost(others) if cost is None else cost)
+        others = [list(s) for s in others]
+        cost = estimate_cost(seconds, others)
+        if cost is None:
+            return guess_cost(others) <= self.allowance
+        return self.allows(cost)
 
     @property
     def used(self) -> float:

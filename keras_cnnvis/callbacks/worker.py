@@ -58,7 +58,12 @@ class RecordWorker:
 
     def submit(self, owner: Any, step: int, task: Callable[[], None]) -> float:
         """Queues `task` (run after every task queued before it); returns the seconds the
-        caller waited for room in the queue."""
+        caller waited for room in the queue. Called from a running task (the worker's own
+        thread), it runs `task` at once: it comes right after the running task, and
+        waiting for room there would wait for itself."""
+        if threading.current_thread() is self._thread:
+            self._execute(owner, step, task)
+            return 0.0
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
@@ -75,30 +80,38 @@ class RecordWorker:
             try:
                 if item is None:
                     return
-                owner, step, task = item
-                if getattr(owner, "background_error", None) is not None:
-                    continue  # the owner failed earlier: its later records are dropped
-                start = time.perf_counter()
-                try:
-                    task()
-                except BaseException as error:  # noqa: BLE001 - reported on the training thread
-                    owner.background_error = (step, error)
-                    owner.disabled = True
-                finally:
-                    try:
-                        self.writer.flush()
-                    except Exception:  # noqa: BLE001 - a full disk must not kill the thread
-                        pass
-                seconds = getattr(owner, "background_seconds", None)
-                if seconds is not None:
-                    seconds.append(time.perf_counter() - start)
+                self._execute(*item)
             finally:
                 self._queue.task_done()
 
+    def _execute(self, owner: Any, step: int, task: Callable[[], None]) -> None:
+        """Runs one task (unless its owner failed before), stores its failure on the
+        owner, flushes the writer and adds the task's seconds to the owner's."""
+        if getattr(owner, "background_error", None) is not None:
+            return  # the owner failed earlier: its later records are dropped
+        start = time.perf_counter()
+        try:
+            task()
+        except BaseException as error:  # noqa: BLE001 - reported on the training thread
+            owner.background_error = (step, error)
+            owner.disabled = True
+        finally:
+            try:
+                self.writer.flush()
+            except Exception:  # noqa: BLE001 - a full disk must not kill the thread
+                pass
+        seconds = getattr(owner, "background_seconds", None)
+        if seconds is not None:
+            seconds.append(time.perf_counter() - start)
+
     def drain(self, timeout: float | None = None) -> bool:
         """Waits until every queued task has run; returns False if `timeout` (seconds)
-        passed first."""
+        passed first. On the worker's own thread (a task that drains, e.g. a monitor's
+        `on_train_end` run by the worker) it returns at once: the tasks queued after the
+        running one cannot run before it ends."""
         if self._thread is None or not self._thread.is_alive():
+            return True
+        if threading.current_thread() is self._thread:
             return True
         if timeout is None:
             self._queue.join()
@@ -113,8 +126,8 @@ class RecordWorker:
     def close(self) -> None:
         """Runs what is queued, then stops the thread (a later `submit` starts a new one)."""
         thread = self._thread
-        if thread is None or not thread.is_alive():
-            return
+        if thread is None or not thread.is_alive() or thread is threading.current_thread():
+            return  # (a task closing its own writer: the thread runs on)
         self._queue.put(None)
         thread.join()
 

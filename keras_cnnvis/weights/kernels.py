@@ -106,7 +106,7 @@ def kernel_variable(info: LayerInfo) -> Any:
 
 def kernel_array(info: LayerInfo) -> np.ndarray:
     """The current value of the layer's kernel variable as a float32 numpy copy."""
-    return np.array(kernel_variable(info), dtype=np.float32)
+    return np.array(kernel_variable(info).numpy(), dtype=np.float32)
 
 
 def dense_image_shape(model: keras.Model, info: LayerInfo) -> tuple[int, int, int] | None:
@@ -180,7 +180,7 @@ def layer_kernel(model: keras.Model, layer: Any, raw: np.ndarray | None = None) 
     var = kernel_variable(info)
     shape = tuple(int(s) for s in var.shape)
     if raw is None:
-        k = np.array(var, dtype=np.float32)
+        k = np.array(var.numpy(), dtype=np.float32)
     else:
         k = np.asarray(raw, dtype=np.float32)
         if tuple(k.shape) != shape:
