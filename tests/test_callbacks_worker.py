@@ -48,7 +48,8 @@ def comparable(record) -> object:
     return record.value
 
 
-def test_records_through_the_worker_equal_records_written_in_line(tmp_path, data):
+@pytest.mark.parametrize("twin", [True, False], ids=["twin", "split"])
+def test_records_through_the_worker_equal_records_written_in_line(tmp_path, data, twin):
     (x, y), (x_val, y_val, masks) = data
     kwargs = dict(
         validation_data=(x_val, y_val),
@@ -59,16 +60,25 @@ def test_records_through_the_worker_equal_records_written_in_line(tmp_path, data
         options=LIGHT,
         budget=None,
     )
-    worker = CNNVisCallback(str(tmp_path / "worker"), **kwargs)
+    worker = CNNVisCallback(str(tmp_path / "worker"), twin=twin, **kwargs)
     in_line = CNNVisCallback(str(tmp_path / "inline"), background=False, **kwargs)
+    model = tiny_cnn()
     # One fit feeds both: each record set is computed from the same weights.
-    tiny_cnn().fit(x, y, epochs=2, verbose=0, callbacks=[worker, in_line])
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[worker, in_line])
     assert worker.names == in_line.names and len(worker.names) >= 12
-    assert all(m.background for m in worker.monitors)
     assert not any(m.background for m in in_line.monitors)
-    # The worker did the model-free part: its monitors recorded background time.
-    assert all(len(m.background_seconds) == len(m.log_seconds) > 0 for m in worker.monitors)
     assert not any(m.background_seconds for m in in_line.monitors)
+    assert in_line.twin_model is None and all(m.model is model for m in in_line.monitors)
+    if twin:
+        # Whole records ran in the worker on the twin (never on the trained model).
+        assert worker.twin_model is not None and worker.twin_model is not model
+        assert all(m.model is worker.twin_model for m in worker.monitors)
+        assert not any(m.background for m in worker.monitors)
+        assert all(len(m.log_seconds) > 0 for m in worker.monitors)
+    else:
+        assert worker.twin_model is None and all(m.background for m in worker.monitors)
+        # The worker did the model-free part: its monitors recorded background time.
+        assert all(len(m.background_seconds) == len(m.log_seconds) > 0 for m in worker.monitors)
 
     a = read_run(str(tmp_path / "worker" / "cnnvis"))
     b = read_run(str(tmp_path / "inline" / "cnnvis"))
@@ -184,3 +194,24 @@ def test_sigkill_with_records_queued_leaves_the_earlier_steps_readable(tmp_path)
         assert [r.step for r in run[tag]][:3] == [0, 1, 2], tag
         assert max(r.step for r in run[tag]) <= 3, tag  # queued ones never reached the file
     assert run["json/confusion/matrix"][2].value["n_examples"] == 24
+
+
+def test_a_task_that_submits_runs_the_new_task_at_once_in_order(tmp_path):
+    writer = summary.LogWriter(str(tmp_path))
+    worker = RecordWorker(writer, max_pending=1)  # a full queue cannot hold the inner task
+    order = []
+
+    class Owner:
+        background_error = None
+
+    def outer():
+        order.append("outer starts")
+        worker.submit(Owner(), 1, lambda: order.append("inner"))
+        order.append("outer ends")
+
+    worker.submit(Owner(), 0, outer)
+    worker.submit(Owner(), 2, lambda: order.append("next"))
+    worker.drain()
+    assert order == ["outer starts", "inner", "outer ends", "next"]
+    worker.close()
+    writer.close()

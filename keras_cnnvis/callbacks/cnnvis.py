@@ -4,7 +4,7 @@ layer and probe choice, and the rule that no monitor can stop training.
 
 from __future__ import annotations
 
-import os
+import functools
 import time
 import warnings
 from typing import Any, Sequence
@@ -14,18 +14,14 @@ import numpy as np
 
 from keras_cnnvis import inputs
 from keras_cnnvis.callbacks import plan
-from keras_cnnvis.callbacks.base import (
-    MonitorCallback,
-    check_channels_last,
-    check_writable,
-    is_chief,
-)
+from keras_cnnvis.callbacks.assembly import MonitorAssembly
+from keras_cnnvis.callbacks.base import MonitorCallback, is_chief
 from keras_cnnvis.callbacks.budget import TimeBudget
-from keras_cnnvis.callbacks.monitors import REGISTRY, MonitorData, monitor_names
+from keras_cnnvis.callbacks.monitors import REGISTRY, monitor_names
 from keras_cnnvis.callbacks.plan import auto_layers, pick_probes  # noqa: F401 (public)
 from keras_cnnvis.callbacks.shared import SharedPass
-from keras_cnnvis.model import find_layers, input_shape, relu_sites
-from keras_cnnvis.model.head import model_head, output_count, output_view
+from keras_cnnvis.callbacks.twin import TwinRunner
+from keras_cnnvis.model.head import output_view
 
 # Names kept for compatibility; the registry (callbacks/monitors.py) is the one definition.
 CHEAP = monitor_names(cheap=True)
@@ -35,7 +31,7 @@ CLASSES = {name: str(monitor.callback) for name, monitor in REGISTRY.items()}
 NEEDS_DATA = tuple(name for name, monitor in REGISTRY.items() if monitor.needs)
 
 
-class CNNVisCallback(keras.callbacks.Callback):
+class CNNVisCallback(MonitorAssembly, keras.callbacks.Callback):
     """Every keras-cnnvis monitor in one callback, with schedules that keep training fast.
 
     Cheap monitors (filter grids, filter health, activation maps, Grad-CAM, confusion
@@ -44,28 +40,32 @@ class CNNVisCallback(keras.callbacks.Callback):
     embeddings, nearest neighbours, class visualisations) every `expensive_every` epochs
     and once more at the end of training; robustness (accuracy under corruption and
     attack, whose record costs about as much model time as all the other expensive
-    monitors together) every `2 * expensive_every` epochs and at the end. Layers and probe images are chosen automatically when not given:
-    up to four convolution layers spread from first to last, and `n_probes` validation
-    images, one per class in turn. Monitors that need data are off without
-    `validation_data` (or `probe`). Each monitor fails on its own: with
-    `on_error="warn"` a failing monitor warns once and steps aside.
+    monitors together) every `2 * expensive_every` epochs and at the end. Layers and probe
+    images are chosen automatically when not given: up to four convolution layers spread
+    from first to last, and `n_probes` validation images, one per class in turn. Monitors
+    that need data are off without `validation_data` (or `probe`). Each monitor fails on
+    its own: with `on_error="warn"` a failing monitor warns once and steps aside.
 
-    Each record's model-dependent part runs on the training thread; the rest (t-SNE and
-    PCA, drawing, PNG and JSON encoding, writing) runs on a background thread, in order, so
-    training resumes as soon as the model is done (`background=False` runs it all in
-    line). In every record set the confusion matrix, the embedding and the nearest
-    neighbours share one forward pass over the validation images.
+    Records run on a background thread, in order, so training resumes at once: the monitors
+    work on a twin of the model (a clone loaded with a copy of the weights taken when the
+    record set was due; `callbacks/twin.py`), and the training thread only copies the
+    weights. A model that cannot be cloned faithfully (e.g. a subclassed model without
+    `get_config`) keeps each record's model-dependent part on the training thread and
+    sends the rest (t-SNE and PCA, drawing, PNG and JSON encoding, writing) to the
+    background (`twin_reason` says why). `background=False` runs it all in line. In every
+    record set the confusion matrix, the embedding and the nearest neighbours share one
+    forward pass over the validation images.
 
     A time budget guards against models whose records cost more than their epochs: the
-    training thread's time in the records stays within `budget` (default 10%) of the
-    training time so far. A record runs while the callback is within its budget (an
-    overshoot is paid back by skipping later records); the final records after the last
-    epoch run only if their expected cost (the median of their earlier records) fits.
-    One-time costs before the first epoch (building and checking the monitors, the
-    initial records of the cheap monitors, which trace their compiled functions) are not
-    charged. On the demo CNN nothing is skipped once an epoch takes about 8 s; on shorter
-    ones records are thinned, one warning at the end of `fit` says which, and the scalar
-    `cnnvis/overhead` logs the share used. `budget=None` runs every monitor on its
+    records' time (on the twin in the worker, else on the training thread) stays within
+    `budget` (default 10%) of the training time so far. A record runs while the callback
+    is within its budget (an overshoot is paid back by skipping later records); the final
+    records after the last epoch run only if their expected cost (the median of their
+    earlier records) fits. One-time costs (building and checking the monitors before the
+    first epoch, and each monitor's first record, which traces its compiled functions) are
+    not charged. On the demo CNN nothing is skipped once an epoch takes about 8 s; on
+    shorter ones records are thinned, one warning at the end of `fit` says which, and the
+    scalar `cnnvis/overhead` logs the share used. `budget=None` runs every monitor on its
     schedule whatever it costs.
 
     Example:
@@ -102,9 +102,12 @@ class CNNVisCallback(keras.callbacks.Callback):
             10%), or None for no limit. Defaults to 0.1.
         output: the index of the output the monitors explain in a model with several
             outputs. Defaults to None (the first, with a warning).
-        background: run the records' model-free part (projections, rendering, encoding,
-            writing) on a background thread, so training resumes once the model-dependent
-            part is done (see `MonitorCallback`). Defaults to True.
+        background: run the records on a background thread (see above and
+            `MonitorCallback`). Defaults to True.
+        twin: with `background`, compute whole records on a twin of the model (one more
+            copy of the weights in memory, and up to `twin.SNAPSHOT_BYTES` of weight
+            copies waiting for the worker); False keeps the model-dependent part on the
+            training thread. Defaults to True.
 
     Raises:
         ValueError: for unknown monitor names, a budget that is not positive, options a
@@ -134,9 +137,14 @@ class CNNVisCallback(keras.callbacks.Callback):
         budget: float | None = 0.1,
         output: int | None = None,
         background: bool = True,
+        twin: bool = True,
     ):
         super().__init__()
         self.background = bool(background)
+        self.use_twin = bool(twin)
+        self.twin_model: keras.Model | None = None  # the model the monitors run on, if a twin
+        self.twin_reason: str | None = None  # why there is no twin (with background on)
+        self._runner: TwinRunner | None = None  # runs the hooks on the twin during a fit
         self.budget = TimeBudget(budget)
         known = list(REGISTRY)
         names = set(include if include is not None else known) - set(exclude)
@@ -195,92 +203,6 @@ class CNNVisCallback(keras.callbacks.Callback):
         # that read the outputs or penultimate features there (see callbacks/shared.py).
         self._shared = None if self.x_val is None else SharedPass(self.x_val)
 
-    # -- building the monitors ----------------------------------------------------------
-    def _data(self, layers: list, **more) -> MonitorData:
-        return MonitorData(
-            layers=layers,
-            probe=self.probe,
-            probe_labels=self.probe_labels,
-            probe_masks=self.probe_masks,
-            class_names=self.class_names,
-            x_val=self.x_val,
-            y_val=self.y_val,
-            y_pixels=self.y_pixels,
-            y_values=self.label_kind == "values",
-            **more,
-        )
-
-    def _plan(self, model: keras.Model) -> MonitorData:
-        """The monitors' data for `model`: layers from its anatomy, its head's target."""
-        images = self.probe if self.probe is not None else self.x_val
-        shape = None if images is None else tuple(images.shape[1:])
-        layers, kernels, feature_map = plan.anatomy_layers(model, shape)
-        if self.layers is not None:
-            layers = kernels = list(self.layers)
-        relu = bool(relu_sites(model))
-        if not relu and "saliency" in self.names:
-            self._skip(
-                "saliency/guided_backprop",
-                f"model '{model.name}' has no ReLU that guided backprop can override (e.g. "
-                "swish or GELU activations); the saliency monitor logs saliency and "
-                "integrated gradients",
-            )
-        return self._data(
-            list(layers),
-            head=self.head,
-            kernel_layers=list(kernels),
-            feature_map=feature_map,
-            target=plan.task_target(self.head),
-            relu=relu,
-            faithfulness_every=self.expensive_every,
-        )
-
-    def _build(self, model: keras.Model) -> list[MonitorCallback]:
-        data = self._plan(model)
-        monitors, names = [], []
-        for name in self.names:
-            monitor = REGISTRY[name]
-            reason = monitor.reason_to_skip(data)
-            if reason is not None:
-                self._skip(name, reason)
-                continue
-            kwargs = {
-                **monitor.arguments(data),
-                "log_dir": self.log_dir,
-                "every_n_epochs": (1 if monitor.cheap else self.expensive_every) * monitor.period,
-                "run_name": self.run_name,
-                "on_error": self.on_error,
-                **self.options.get(name, {}),
-            }
-            try:
-                callback = monitor.callback_class(**kwargs)
-            except ValueError as error:
-                if name in self.options:  # the user's own options: theirs to fix
-                    raise
-                self._skip(name, str(error).rstrip("."))
-                continue
-            # Expensive monitors always end with a record of the trained model; cheap
-            # ones too when the budget skipped their last epoch.
-            callback.log_at_end = not monitor.cheap or self.budget.share is not None
-            callback.gate = self._gate
-            callback.background = self.background
-            if monitor.shares is not None and self._shared is not None:
-                callback.share(self._shared, **monitor.shares(data))
-            monitors.append(callback)
-            names.append(name)
-        self.names = names
-        return monitors
-
-    def _skip(self, name: str, reason: str) -> None:
-        """Leaves a monitor out for this model, with one warning saying why."""
-        self.not_applicable[name] = reason
-        warnings.warn(
-            f"CNNVisCallback: the '{name}' monitor is skipped: {reason}. The other monitors "
-            "run.",
-            UserWarning,
-            stacklevel=3,
-        )
-
     # -- the time budget ----------------------------------------------------------------
     def _gate(self, monitor: MonitorCallback, phase: str) -> bool:
         """Whether `monitor`'s due record fits in the budget (`TimeBudget.admits`)."""
@@ -292,22 +214,39 @@ class CNNVisCallback(keras.callbacks.Callback):
             self.skipped[name] = self.skipped.get(name, 0) + 1
         return False
 
-    def _run(self, hook: str, *args, charge: bool = True) -> None:
+    def _run(self, hook: str, *args, step: int = -1, charge: bool = True, after=None) -> None:
         """Calls `hook` on every monitor, charging the time to the budget (or, with
-        `charge=False`, counting it as a one-time cost)."""
+        `charge=False`, counting it as a one-time cost); with a twin, queues the calls for
+        the worker (`after` runs there once they are done)."""
+        account = functools.partial(self._account, charge)
+        if self._runner is not None:
+            invalidate = None if self._shared is None else self._shared.invalidate
+            self._runner.run(self.monitors, hook, args, step, account, invalidate, after)
+            return
         if self._shared is not None:
             self._shared.invalidate()  # the weights may have changed since its last pass
         for monitor in self.monitors:
+            before = len(monitor.log_seconds)
             start = time.perf_counter()
             getattr(monitor, hook)(*args)
-            seconds = time.perf_counter() - start
-            self.budget.charge(seconds) if charge else self.budget.one_time(seconds)
+            account(monitor, time.perf_counter() - start, before)
+
+    def _account(self, charge: bool, monitor, seconds: float, before: int | None) -> None:
+        """Charges a hook's seconds to the budget, or counts them as one-time: before
+        training (`charge=False`) and a monitor's first record (it traces the monitor's
+        compiled functions, like the training step's own first call)."""
+        first = monitor is not None and before == 0 and len(monitor.log_seconds) == 1
+        if charge and not first:
+            self.budget.charge(seconds)
+        else:
+            self.budget.one_time(seconds)
 
     def _report_budget(self, step: int | None) -> None:
         """Logs the share of training time used; at the end, warns about skipped records."""
         used = self.budget.used
-        if self._writer is not None and step is not None and np.isfinite(used):
-            writer = self._writer
+        writer = self._writer
+        logged = self.budget.share is not None and np.isfinite(used)
+        if writer is not None and step is not None and logged:
             try:
                 if writer.worker is not None:  # in order with the queued records
                     writer.worker.submit(
@@ -334,46 +273,38 @@ class CNNVisCallback(keras.callbacks.Callback):
         if self._view is not None and self._view_of is not model:
             # A new model (e.g. reloaded from a file) fits on with the same callback.
             self._view, self._view_of = output_view(model, self.output or 0), model
-            if self._shared is not None:
-                self._shared.bind(self._view)
+            self._bind(self._view)
         for monitor in self.monitors:
-            monitor.set_model(self._view if self._view is not None else model)
+            monitor.set_model(self._target(model))
 
-    def _drop(self, monitor: MonitorCallback, name: str, reason: str) -> None:
-        index = self.monitors.index(monitor)
-        del self.monitors[index]
-        del self.names[index]
-        self._skip(name, reason)
+    def _report_twin(self) -> None:
+        """Reports, on the training thread, what failed in the worker since the last hook:
+        a monitor's failure (a warning, or raised with `on_error="raise"`) or the twin's
+        (every monitor stops, with one warning)."""
+        if self._runner is None:
+            return
+        failure = self._runner.take_failure()
+        if failure is not None:
+            step, error = failure
+            if self.on_error == "raise":
+                raise error
+            for monitor in self.monitors:
+                monitor.disabled = True
+            warnings.warn(
+                f"CNNVisCallback: the model's twin failed at step {step} and every monitor is "
+                f"switched off for the rest of this fit (training continues): "
+                f"{type(error).__name__}: {error}. Pass twin=False to compute the records "
+                "on the model itself.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        for monitor in self.monitors:
+            monitor._report_background()
 
     def set_params(self, params):
         super().set_params(params)
         for monitor in self.monitors:
             monitor.set_params(params)
-
-    def _prepare(self) -> keras.Model:
-        """Reads the model's head, checks what the user can fix, warns about pixel ranges;
-        returns the single-output model the monitors explain."""
-        model = self.model
-        if self.output is None and output_count(model) > 1:
-            warnings.warn(
-                f"CNNVisCallback: model '{model.name}' has {output_count(model)} outputs; the "
-                "monitors explain the first. Pass output=<index> to choose another.",
-                UserWarning,
-                stacklevel=3,
-            )
-        self.head = model_head(model, self.output or 0)
-        view = output_view(model, self.output or 0)
-        if self.head.task in ("regression", "dense") and self.label_kind == "classes":
-            self.y_val = self.probe_labels = None  # regression targets are not classes
-        if is_chief(model):
-            check_writable(os.path.join(self.log_dir, self.run_name))
-        check_channels_last(model)
-        input_shape(model)  # raises for several inputs
-        if set(self.names) - {"classes"}:
-            find_layers(model, "all_conv")  # raises for a model without a convolution
-        plan.check_user_inputs(view, self.head, self)
-        plan.warn_pixel_range(model, self.x_val if self.x_val is not None else self.probe)
-        return view
 
     def on_train_begin(self, logs=None):
         start = time.perf_counter()
@@ -382,11 +313,10 @@ class CNNVisCallback(keras.callbacks.Callback):
         self._began = False  # the first on_epoch_begin (initial records) is not charged
         if not self.monitors:
             self._view, self._view_of = self._prepare(), self.model
-            if self._shared is not None:
-                self._shared.bind(self._view)
-            self.monitors = self._build(self._view)
+            self._bind(self._view)
+            self.monitors = self._build(self._target())
             for monitor in self.monitors:
-                monitor.set_model(self._view)
+                monitor.set_model(self._target())
                 monitor.set_params(self.params)
         for monitor, name in list(zip(self.monitors, self.names)):
             try:
@@ -397,17 +327,25 @@ class CNNVisCallback(keras.callbacks.Callback):
                 if self.on_error == "raise" and name not in self.not_applicable:
                     raise
                 self._drop(monitor, name, str(error).rstrip("."))
-        if self.budget.share is not None and self.monitors and is_chief(self.model):
+        has_writer = self.budget.share is not None or self.twin_model is not None
+        if has_writer and self.monitors and is_chief(self.model):
             from keras_cnnvis import summary
+            from keras_cnnvis.callbacks.worker import RecordWorker
 
             self._writer = summary.acquire(self.monitors[0].run_dir)
+            if self.twin_model is not None:
+                if self._writer.worker is None:
+                    self._writer.worker = RecordWorker(self._writer)
+                self._runner = TwinRunner(self._view, self.twin_model, self._writer.worker)
         self._mark = time.perf_counter()
         self.budget.one_time(self._mark - start)  # building and checking: not charged
 
     def on_epoch_begin(self, epoch, logs=None):
         # The first epoch's hook writes the initial records (tracing the monitors'
         # compiled functions): a one-time cost, not charged.
-        self._run("on_epoch_begin", epoch, logs, charge=self._began)
+        self._report_twin()
+        if self._runner is None or not self._began:  # later ones only report failures
+            self._run("on_epoch_begin", epoch, _copy(logs), step=epoch, charge=self._began)
         self._began = True
         self._mark = time.perf_counter()
 
@@ -416,17 +354,32 @@ class CNNVisCallback(keras.callbacks.Callback):
         # custom loops that never call on_epoch_begin).
         if self._mark is not None:
             self.budget.train(time.perf_counter() - self._mark)
-        self._run("on_epoch_end", epoch, logs)
-        self._report_budget(epoch + 1)
+        self._report_twin()
+        report = lambda: self._report_budget(epoch + 1)  # noqa: E731
+        self._run("on_epoch_end", epoch, _copy(logs), step=epoch + 1, after=report)
+        if self._runner is None:
+            report()
         self._mark = time.perf_counter()
 
     def on_train_end(self, logs=None):
         try:
-            self._run("on_train_end", logs)
+            self._report_twin()
+            self._run("on_train_end", _copy(logs))
+            if self._runner is not None:
+                self._runner.drain()
+                self._report_twin()
             self._report_budget(None)
         finally:
+            runner, self._runner = self._runner, None
+            if runner is not None:
+                runner.drain()  # (after a failure) the queued records still write
             if self._writer is not None:
                 from keras_cnnvis import summary
 
                 summary.release(self._writer)
                 self._writer = None
+
+
+def _copy(logs: dict | None) -> dict | None:
+    """The epoch's logs as they are now (Keras reuses its dict)."""
+    return None if logs is None else dict(logs)
