@@ -13,6 +13,9 @@ other processes hits all of them alike:
 - `full`: the full schedule of `cnnvis demo` (`budget=None`, `expensive_every=2`): cheap
   monitors before training and after every epoch, expensive ones before training, every 2
   epochs and at the end;
+  (whole records on a twin of the model in the background worker);
+- `full, no twin`: the same with `twin=False` (each record's model part on the training
+  thread, the rest in the worker);
 - `full, in line`: the same with `background=False` (everything on the training thread);
 - `issue-19 set`: the full schedule of the monitors that existed when issue 19 measured 83%
   (no robustness, no network view, no faithfulness scores);
@@ -54,6 +57,7 @@ ISSUE_19_SET = {
 view and Grad-CAM's faithfulness scores existed)."""
 VARIANTS = {
     "full": FULL,
+    "full, no twin": {**FULL, "twin": False},
     "full, in line": {**FULL, "background": False},
     "issue-19 set": ISSUE_19_SET,
     "defaults": {},
@@ -140,17 +144,20 @@ def fit_once(
 
 
 def breakdown(callback) -> dict:
-    """Per monitor: records, training-thread seconds (first record and all), of which
-    waits for the worker's queue, background seconds, and records the budget skipped."""
+    """Per monitor: records, seconds of the first record and training-thread seconds of
+    all (of which waits for the worker's queue), background seconds, and records the budget
+    skipped. With a twin the records ran whole in the worker: their seconds are background
+    seconds."""
     out = {}
+    twin = callback.twin_model is not None
     for name, monitor in zip(callback.names, callback.monitors):
         s = list(monitor.log_seconds)
         out[name] = {
             "calls": len(s),
             "first": s[0] if s else 0.0,
-            "thread": float(np.sum(s)),
+            "thread": 0.0 if twin else float(np.sum(s)),
             "wait": float(np.sum(monitor.wait_seconds)),
-            "background": float(np.sum(monitor.background_seconds)),
+            "background": float(np.sum(s if twin else monitor.background_seconds)),
             "failed": bool(monitor.disabled),
             "skipped": int(callback.skipped.get(name, 0)),
         }
@@ -266,7 +273,7 @@ def report(result: dict, log=print) -> None:
             f"  {'monitor':<12}{'calls':>6}{'skipped':>8}{'first s':>9}{'thread s':>10}"
             f"{'(wait)':>8}{'background s':>14}"
         )
-        rows = sorted(r["monitors"].items(), key=lambda kv: -kv[1]["thread"])
+        rows = sorted(r["monitors"].items(), key=lambda kv: -kv[1]["thread"] - kv[1]["background"])
         for monitor, m in rows:
             note = "  (failed, switched off)" if m["failed"] else ""
             log(
