@@ -144,8 +144,9 @@ CASES = [
         cnnvis(probe=U8_PROBES, include=("filters", "activations")),
         "warn",
         UserWarning,
-        rf"^CNNVisCallback: the images range over \[0, {U8_PROBES.max()}\] \(0-255 pixels\?\) but model "
-        r"'tiny_cnn' has no Rescaling or Normalization layer\. If it was trained on inputs in "
+        rf"^CNNVisCallback: the images range over \[0, {U8_PROBES.max()}\] \(0-255 pixels\?\) but the "
+        rf"first convolution receives values in \[0, {U8_PROBES.max()}\]: model 'tiny_cnn' does "
+        r"not scale them\. If it was trained on inputs in "
         r"\[0, 1\], pass the images divided by 255",
     ),
     (

@@ -215,3 +215,35 @@ def test_every_monitor_on_schedule_runs_or_says_why(tmp_path, name):
         # one unit, two classes: class 1 maximises the unit, class 0 its opposite
         record = run["json/synthesis/classes"][-1].value
         assert record["classes"] == [0, 1] and len(record["predicted"]) == 2
+
+
+def _scaled_by(preprocess):
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = L.Conv2D(4, 3, activation="relu")(preprocess(inputs))
+    return keras.Model(inputs, L.Dense(5)(L.GlobalAveragePooling2D()(x)), name="scaled")
+
+
+@pytest.mark.parametrize(
+    "preprocess, warns",
+    [
+        (lambda t: t, True),  # 0-255 pixels straight into the first convolution
+        (L.Rescaling(1 / 255), False),
+        (keras.applications.resnet50.preprocess_input, False),  # caffe: BGR minus the mean
+        (keras.applications.densenet.preprocess_input, False),  # torch: standardised
+        (keras.applications.mobilenet_v2.preprocess_input, False),  # tf: [-1, 1]
+    ],
+    ids=["unscaled", "Rescaling", "resnet50", "densenet", "mobilenet_v2"],
+)
+def test_pixel_range_warning_reads_what_the_first_convolution_receives(preprocess, warns):
+    """keras.io fine-tuning puts `keras.applications.*.preprocess_input` inside the model
+    and feeds 0-255 images: no Rescaling layer, yet nothing to warn about."""
+    from keras_cnnvis.callbacks import plan
+
+    x = shapes_data(8)[0] * 255.0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plan.warn_pixel_range(_scaled_by(preprocess), x)
+    messages = [str(w.message) for w in caught if "0-255 pixels?" in str(w.message)]
+    assert len(messages) == int(warns), messages
+    if warns:
+        assert f"first convolution receives values in [0, {x.max():g}]" in messages[0]

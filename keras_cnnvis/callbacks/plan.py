@@ -142,25 +142,55 @@ def check_user_inputs(model: keras.Model, head: Head, cb: Any) -> None:
         class_names_for(n, cb.class_names)
 
 
+def first_conv_input_range(model: keras.Model, images: np.ndarray) -> tuple[float, float] | None:
+    """The range of the values the model's first convolution receives for `images` (up to
+    8 of them, in inference mode), or None if it cannot be read."""
+    from keras_cnnvis.model.calls import forward_until
+
+    try:
+        first = find_layers(model, "all_conv")[0]
+        seen = forward_until(model, [first.layer], np.asarray(images[:8]), capture="input")[0]
+        seen = np.asarray(keras.ops.convert_to_numpy(seen), dtype=np.float64)
+    except Exception:  # noqa: BLE001 - only a warning depends on it
+        return None
+    if seen.size == 0 or not np.all(np.isfinite(seen)):
+        return None
+    return float(seen.min()), float(seen.max())
+
+
 def warn_pixel_range(model: keras.Model, images: np.ndarray | None) -> None:
-    """Warns about 0-255 images for a model without a Rescaling or Normalization layer."""
+    """Warns about 0-255 images that reach the first convolution unscaled.
+
+    Images in [0, 255] are fine when the model scales them itself (a Rescaling or
+    Normalization layer, or `keras.applications.*.preprocess_input` applied inside it):
+    what the first convolution receives for a few of them decides. Where that cannot be
+    read, a Rescaling or Normalization layer anywhere in the model counts as scaling.
+    """
     if images is None or images.size == 0:
         return
     lo, hi = float(np.min(images)), float(np.max(images))
-    rescales = (keras.layers.Rescaling, keras.layers.Normalization)
-    if (
-        lo >= 0.0
-        and hi > 2.0
-        and not any(isinstance(i.layer, rescales) for i in iter_layers(model))
-    ):
-        warnings.warn(
-            f"CNNVisCallback: the images range over [{lo:g}, {hi:g}] (0-255 pixels?) "
-            f"but model '{model.name}' has no Rescaling or Normalization layer. If it "
-            "was trained on inputs in [0, 1], pass the images divided by 255: every "
-            "visualisation shows the model's response to exactly these inputs.",
-            UserWarning,
-            stacklevel=4,
+    if lo < 0.0 or hi <= 2.0:
+        return
+    seen = first_conv_input_range(model, images)
+    if seen is not None:
+        if seen[0] < 0.0 or seen[1] <= 2.0:
+            return
+        what = (
+            f"the first convolution receives values in [{seen[0]:g}, {seen[1]:g}]: model "
+            f"'{model.name}' does not scale them"
         )
+    else:
+        rescales = (keras.layers.Rescaling, keras.layers.Normalization)
+        if any(isinstance(i.layer, rescales) for i in iter_layers(model)):
+            return
+        what = f"model '{model.name}' has no Rescaling or Normalization layer"
+    warnings.warn(
+        f"CNNVisCallback: the images range over [{lo:g}, {hi:g}] (0-255 pixels?) but "
+        f"{what}. If it was trained on inputs in [0, 1], pass the images divided by 255: "
+        "every visualisation shows the model's response to exactly these inputs.",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 class OutputValue:
