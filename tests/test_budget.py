@@ -210,3 +210,58 @@ def test_admits_by_phase():
     # fits the whole allowance (1 s) at the end.
     assert budget.admits("final", False, [], others=[[0.2], [0.4]])
     assert TimeBudget(None).admits("initial", False, [])  # no budget: everything runs
+
+
+def test_projected_allowance_keeps_room_for_the_final_records():
+    budget = TimeBudget(0.1)
+    assert budget.projected_allowance is None  # nothing trained, epochs unknown
+    budget.expect(4)
+    budget.train(10.0)  # 1 s allowed now, 4 s projected at the end of 4 epochs
+    assert budget.projected_allowance == pytest.approx(4.0)
+    budget.charge(0.5)
+    # 0.5 spent + 0.6 for this record + 2.8 kept for the finals = 3.9 <= 4: runs ...
+    assert budget.admits("epoch", True, [0.9, 0.6], reserve=2.8)
+    # ... 0.5 + 0.6 + 3.0 > 4: waits, though the callback is within budget now
+    assert not budget.admits("epoch", True, [0.9, 0.6], reserve=3.0)
+    assert budget.admits("epoch", True, [0.9, 0.6])  # no reserve: the old rule
+    assert budget.admits("epoch", False, [], reserve=3.6)  # a first record: one-time
+    budget.expect(None)  # epochs unknown (a custom loop): no projection
+    assert budget.admits("epoch", True, [0.9, 0.6], reserve=3.0)
+    budget.expect(4)
+    budget.train(10.0)
+    budget.train(10.0)
+    budget.train(10.0)  # more epochs than expected: the projection is what trained
+    assert budget.epochs_trained == 4 and budget.projected_allowance == pytest.approx(4.0)
+    budget.reset()
+    assert budget.epochs_trained == 0 and budget.epochs_expected is None
+
+
+def test_gate_keeps_room_for_the_expensive_monitors_final_records(tmp_path, data):
+    (x, y), (x_val, y_val, _) = data
+    cb = CNNVisCallback(str(tmp_path), validation_data=(x_val, y_val), options=LIGHT, budget=0.1)
+    cb.set_model(tiny_cnn())
+    cb.set_params({"epochs": 4, "steps": 2, "verbose": 0})
+    cb.on_train_begin()
+    monitors = dict(zip(cb.names, cb.monitors))
+    for monitor in cb.monitors:
+        monitor.log_seconds = []
+    cb.budget.reset()
+    cb.budget.expect(4)
+    cb.budget.train(10.0)
+    cb.budget.train(10.0)  # 2 s allowed now, 4 s projected
+    cb.budget.charge(1.0)
+    monitors["filters"].log_seconds = [0.3, 0.5]  # this record: 0.5 s
+    assert cb._gate(monitors["filters"], "epoch")  # 1.0 + 0.5 <= 4: no final to keep
+    monitors["embedding"].log_seconds = [3.0, 2.0]  # its final: 2 s
+    # One (tracing) record of 1.2 s; the others' later records were not cheaper on the
+    # median (0.5/0.3 and 2/3): its final is expected to take 1.2 s.
+    monitors["occlusion"].log_seconds = [1.2]
+    # 1.0 + 0.5 + 2.0 + 1.2 = 4.7 > 4: the trained model's final records come first
+    assert not cb._gate(monitors["filters"], "epoch")
+    monitors["occlusion"]._last_logged = 4  # its final is written: only the embedding's
+    assert cb._gate(monitors["filters"], "epoch")  # 3.5 <= 4
+    # The embedding's own record at the last epoch is its final: not counted twice.
+    monitors["embedding"]._last_completed = 4
+    assert cb._gate(monitors["embedding"], "epoch")  # 1.0 + 2.0 <= 4
+    assert cb.skipped == {"filters": 1}
+    cb.on_train_end()

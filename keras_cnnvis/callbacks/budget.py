@@ -10,7 +10,9 @@ which traces its compiled functions) are measured but not charged, like the trac
 training step itself. A record during training runs while the callback's time so far is within
 `share` x the training time so far (an overshoot is paid back by skipping later records); a
 final record after the last epoch, when nothing can be paid back, only if its estimated cost
-fits.
+fits. When the number of epochs is known, the final records of the trained model come first:
+a record during training also needs room, in the allowance projected to the end of the fit,
+for itself and the final records of the expensive monitors (`reserve`).
 """
 
 from __future__ import annotations
@@ -106,10 +108,17 @@ class TimeBudget:
         self.train_seconds = 0.0
         self.own_seconds = 0.0
         self.setup_seconds = 0.0
+        self.epochs_trained = 0
+        self.epochs_expected: int | None = None
 
     def reset(self) -> None:
-        """Starts a new fit: the clocks back to zero."""
+        """Starts a new fit: the clocks back to zero, the number of epochs unknown."""
         self.train_seconds = self.own_seconds = self.setup_seconds = 0.0
+        self.epochs_trained, self.epochs_expected = 0, None
+
+    def expect(self, epochs: int | None) -> None:
+        """Sets how many epochs this fit trains in all (None: unknown)."""
+        self.epochs_expected = None if epochs is None or epochs < 1 else int(epochs)
 
     def one_time(self, seconds: float) -> None:
         """Adds time spent before training (measured, not charged)."""
@@ -118,6 +127,16 @@ class TimeBudget:
     def train(self, seconds: float) -> None:
         """Adds training time (an epoch's wall time without the callback's own work)."""
         self.train_seconds += max(0.0, float(seconds))
+        self.epochs_trained += 1
+
+    @property
+    def projected_allowance(self) -> float | None:
+        """The allowance at the end of the fit, from the epochs so far (None when the
+        number of epochs is unknown or none has trained yet)."""
+        if self.share is None or self.epochs_expected is None or self.epochs_trained < 1:
+            return None
+        per_epoch = self.train_seconds / self.epochs_trained
+        return self.share * per_epoch * max(self.epochs_expected, self.epochs_trained)
 
     def charge(self, seconds: float) -> None:
         """Adds the callback's own time."""
@@ -138,13 +157,16 @@ class TimeBudget:
         cheap: bool,
         seconds: Sequence[float],
         others: Iterable[Sequence[float]] = (),
+        reserve: float = 0.0,
     ) -> bool:
         """Whether a due record may run.
 
         Before training (`phase="initial"`) only cheap monitors record: nothing has
         trained yet to pay for it. During training (`"epoch"`) a record runs while the
         callback is within its budget; an overshoot is paid back by skipping later
-        records. After the last epoch (`"final"`) nothing can be paid back: the record's
+        records. When the number of epochs is known (`expect`), a record that is not the
+        monitor's first (a one-time cost) must also leave room for the final records: its
+        expected cost plus `reserve` must fit in `projected_allowance`. After the last epoch (`"final"`) nothing can be paid back: the record's
         expected cost (`estimate_cost(seconds, others)`) must fit in what is left; for a
         monitor that never ran, whose first record is a one-time cost (it traces), the
         cautious `guess_cost(others)` must fit in the whole allowance.
@@ -163,6 +185,8 @@ class TimeBudget:
             cheap: whether the monitor is a cheap one.
             seconds: the monitor's earlier record times.
             others: every monitor's record times (for the guess).
+            reserve: the expected seconds of the final records still to come (see
+                `final_reserve`). Defaults to 0.
 
         Returns:
             True if the record may run (always, without a budget).
@@ -171,10 +195,15 @@ class TimeBudget:
             return True
         if phase == "initial":
             return bool(cheap)
-        if phase == "epoch":
-            return self.allows(0.0)
         others = [list(s) for s in others]
         cost = estimate_cost(seconds, others)
+        if phase == "epoch":
+            projected = self.projected_allowance
+            # (A first record, cost None, is a one-time cost: it takes no room.)
+            if projected is not None and reserve > 0 and cost is not None:
+                if self.own_seconds + cost + reserve > projected:
+                    return False
+            return self.allows(0.0)
         if cost is None:
             return guess_cost(others) <= self.allowance
         return self.allows(cost)
@@ -183,3 +212,41 @@ class TimeBudget:
     def used(self) -> float:
         """The callback's own time over training time so far (NaN before any training)."""
         return self.own_seconds / self.train_seconds if self.train_seconds > 0 else float("nan")
+
+
+def final_reserve(entries: Iterable[tuple], asking: object, final_step: int | None) -> float:
+    """The expected seconds of the expensive monitors' final records still to come.
+
+    Each entry is `(monitor, cheap)`. An expensive monitor counts when it records at the end
+    (`log_at_end`), is active, has run before (its first record is a one-time cost) and
+    has not yet written the step `final_step` (the last epoch's); the `asking` monitor's
+    own final counts unless the record it asks for is that final one.
+
+    Example:
+
+    ```python
+    final_reserve(zip(callback.monitors, cheap_flags), monitor, callback.params["epochs"])
+    ```
+
+    Args:
+        entries: `(monitor, cheap)` pairs of every monitor.
+        asking: the monitor whose record is being gated.
+        final_step: the step of the last epoch, or None when unknown (no reserve).
+
+    Returns:
+        The seconds to keep for the final records (0 without a known last step).
+    """
+    if final_step is None:
+        return 0.0
+    entries = list(entries)
+    seconds = [list(m.log_seconds) for m, _ in entries]
+    total = 0.0
+    for monitor, cheap in entries:
+        if cheap or not monitor.log_at_end or not monitor.active or not monitor.log_seconds:
+            continue
+        done = monitor._last_logged == final_step
+        if monitor is asking:
+            done = done or monitor._last_completed == final_step  # asking for the final
+        if not done:
+            total += estimate_cost(monitor.log_seconds, seconds) or 0.0
+    return total

@@ -16,7 +16,7 @@ from keras_cnnvis import inputs
 from keras_cnnvis.callbacks import plan
 from keras_cnnvis.callbacks.assembly import MonitorAssembly
 from keras_cnnvis.callbacks.base import MonitorCallback, is_chief
-from keras_cnnvis.callbacks.budget import TimeBudget
+from keras_cnnvis.callbacks.budget import TimeBudget, final_reserve
 from keras_cnnvis.callbacks.monitors import REGISTRY, monitor_names
 from keras_cnnvis.callbacks.plan import auto_layers, pick_probes  # noqa: F401 (public)
 from keras_cnnvis.callbacks.shared import SharedPass
@@ -61,9 +61,11 @@ class CNNVisCallback(MonitorAssembly, keras.callbacks.Callback):
     `budget` (default 10%) of the training time so far. A record runs while the callback
     is within its budget (an overshoot is paid back by skipping later records); the final
     records after the last epoch run only if their expected cost (the median of their
-    earlier records) fits. One-time costs (building and checking the monitors before the
-    first epoch, and each monitor's first record, which traces its compiled functions) are
-    not charged. On the demo CNN nothing is skipped once an epoch takes about 8 s; on
+    earlier records) fits, and a record during training must leave room, in the allowance
+    projected to the last epoch, for the expensive monitors' final records (the trained
+    model's). One-time costs (building and checking the monitors before the first epoch,
+    and each monitor's first record, which traces its compiled functions) are not charged.
+    On the demo CNN nothing or one final record is skipped once an epoch takes 8-10 s; on
     shorter ones records are thinned, one warning at the end of `fit` says which, and the
     scalar `cnnvis/overhead` logs the share used. `budget=None` runs every monitor on its
     schedule whatever it costs.
@@ -208,7 +210,12 @@ class CNNVisCallback(MonitorAssembly, keras.callbacks.Callback):
         """Whether `monitor`'s due record fits in the budget (`TimeBudget.admits`)."""
         name = self.names[self.monitors.index(monitor)]
         others = (m.log_seconds for m in self.monitors)
-        if self.budget.admits(phase, REGISTRY[name].cheap, monitor.log_seconds, others):
+        reserve = 0.0
+        if phase == "epoch" and self.budget.epochs_expected is not None:
+            entries = [(m, REGISTRY[n].cheap) for m, n in zip(self.monitors, self.names)]
+            reserve = final_reserve(entries, monitor, (self.params or {}).get("epochs"))
+        cheap = REGISTRY[name].cheap
+        if self.budget.admits(phase, cheap, monitor.log_seconds, others, reserve):
             return True
         if phase != "initial":  # the expensive monitors never record the initial state
             self.skipped[name] = self.skipped.get(name, 0) + 1
@@ -353,6 +360,9 @@ class CNNVisCallback(MonitorAssembly, keras.callbacks.Callback):
         # Training time: everything since the callback's own work last finished (also in
         # custom loops that never call on_epoch_begin).
         if self._mark is not None:
+            if self.budget.epochs_trained == 0:  # the epochs this fit trains in all
+                total = (self.params or {}).get("epochs")
+                self.budget.expect(None if total is None else int(total) - epoch)
             self.budget.train(time.perf_counter() - self._mark)
         self._report_twin()
         report = lambda: self._report_budget(epoch + 1)  # noqa: E731
