@@ -11,8 +11,8 @@ training step itself. A record during training runs while the callback's time so
 `share` x the training time so far (an overshoot is paid back by skipping later records); a
 final record after the last epoch, when nothing can be paid back, only if its estimated cost
 fits. When the number of epochs is known, the final records of the trained model come first:
-a record during training also needs room, in the allowance projected to the end of the fit,
-for itself and the final records of the expensive monitors (`reserve`).
+a record during training (but a monitor's first) also needs room, in the allowance projected
+to the end of the fit, for itself and the final records of the expensive monitors (`reserve`).
 """
 
 from __future__ import annotations
@@ -166,8 +166,8 @@ class TimeBudget:
         callback is within its budget; an overshoot is paid back by skipping later
         records. When the number of epochs is known (`expect`), a record that is not the
         monitor's first (a one-time cost) must also leave room for the final records: its
-        expected cost plus `reserve` must fit in `projected_allowance`. After the last epoch (`"final"`) nothing can be paid back: the record's
-        expected cost (`estimate_cost(seconds, others)`) must fit in what is left; for a
+        expected cost plus `reserve` must fit in `projected_allowance`. After the last
+        epoch (`"final"`) nothing can be paid back: the record's expected cost (`estimate_cost(seconds, others)`) must fit in what is left; for a
         monitor that never ran, whose first record is a one-time cost (it traces), the
         cautious `guess_cost(others)` must fit in the whole allowance.
 
