@@ -167,9 +167,10 @@ class TimeBudget:
         records. When the number of epochs is known (`expect`), a record that is not the
         monitor's first (a one-time cost) must also leave room for the final records: its
         expected cost plus `reserve` must fit in `projected_allowance`. After the last
-        epoch (`"final"`) nothing can be paid back: the record's expected cost (`estimate_cost(seconds, others)`) must fit in what is left; for a
-        monitor that never ran, whose first record is a one-time cost (it traces), the
-        cautious `guess_cost(others)` must fit in the whole allowance.
+        epoch (`"final"`) nothing can be paid back: the record's expected cost
+        (`estimate_cost(seconds, others)`) must fit in what is left; for a monitor that
+        never ran, whose first record is a one-time cost (it traces), the cautious
+        `guess_cost(others)` must fit in the whole allowance.
 
         Example:
 
