@@ -391,3 +391,32 @@ def test_squeeze_and_excitation_gate_is_a_channel_scale():
         ValueError, match=r"'squeeze' \(GlobalAveragePooling2D\) has no spatial output"
     ):
         receptive_field(build(True), "excite")
+
+
+def _preprocessed(preprocess):
+    inputs = keras.Input((32, 32, 3))
+    x = L.Conv2D(4, 3, strides=2, kernel_initializer=POS, name="c1")(preprocess(inputs))
+    x = L.Conv2D(4, 3, kernel_initializer=POS, name="c2")(x)
+    return keras.Model(inputs, L.Dense(2)(L.GlobalAveragePooling2D()(x)))
+
+
+@pytest.mark.parametrize(
+    "preprocess",
+    [
+        keras.applications.resnet50.preprocess_input,  # caffe: x[..., i] stacked as BGR
+        keras.applications.densenet.preprocess_input,  # torch: per-channel arithmetic
+        lambda x: keras.ops.stack([x[..., 2] * 2.0, x[..., 1], x[..., 0]], axis=-1),
+    ],
+    ids=["caffe", "torch", "stack"],
+)
+def test_preprocessing_inside_the_model_keeps_the_exact_field(preprocess):
+    """keras.io fine-tuning puts `preprocess_input` inside the model: picking channels out
+    (`x[..., i]`) and stacking them back is pixel-wise, so the field is the one without it."""
+    model = _preprocessed(preprocess)
+    rf = receptive_field(model, "c2")
+    plain = receptive_field(_preprocessed(lambda x: x), "c2")
+    assert (rf.size, rf.jump, rf.start, rf.measured) == (plain.size, plain.jump, plain.start, ())
+    assert rf.size == (7, 7) and rf.jump == (2, 2)  # 3 + (3 - 1) x 2
+    for row, col in [(0, 0), (5, 8), (12, 12)]:  # the input-gradient support, end exclusive
+        top, left = rf.start[0] + row * 2, rf.start[1] + col * 2
+        assert empirical_box(model, "c2", row, col) == (top, left, top + 7, left + 7)

@@ -66,6 +66,18 @@ def _is_merge(layer: Any) -> bool:
     return not isinstance(layer, L.Layer) and type(layer).__name__ in _MERGE_OPS
 
 
+def _is_channel_stack(layer: Any, in_shapes: list, out_shape) -> bool:
+    """`ops.stack` of single-channel maps along the channel axis (e.g. the RGB->BGR swap
+    of `keras.applications.*.preprocess_input` in "caffe" mode)."""
+    return (
+        not isinstance(layer, L.Layer)
+        and type(layer).__name__ == "Stack"
+        and getattr(layer, "axis", None) in (-1, 3)
+        and len(out_shape) == 4
+        and all(len(s) == 3 for s in in_shapes)
+    )
+
+
 def _is_augmentation(layer: Any) -> bool:
     if not isinstance(layer, L.Layer):
         return False
@@ -217,7 +229,20 @@ def rule(path: str, layer, geoms: list, in_shapes: list, out_shape, measure=None
     for g in geoms:
         if not isinstance(g, Geom):
             return g if g is not None else Unknown(_not_from_image(path, layer))
-    if len(out_shape) != 4:
+    if (
+        len(out_shape) == 3
+        and len(geoms) == 1
+        and len(in_shapes[0]) == 4
+        and tuple(out_shape[1:3]) == tuple(in_shapes[0][1:3])
+        and measure is not None
+    ):
+        return _picked_channel(path, layer, geoms[0], in_shapes[0], out_shape, measure)
+    channel_maps = (  # element-wise arithmetic on picked channels (x[..., i] * k, ...)
+        _is_merge(layer)
+        and len(out_shape) == 3
+        and all(len(s) == 3 and tuple(s[1:3]) == tuple(out_shape[1:3]) for s in in_shapes)
+    )
+    if len(out_shape) != 4 and not channel_maps:
         return Unknown(
             f"layer {_describe(path, layer)} has no spatial output (output shape "
             f"{tuple(out_shape)}); choose a layer before it"
@@ -227,7 +252,7 @@ def rule(path: str, layer, geoms: list, in_shapes: list, out_shape, measure=None
             f"layer {_describe(path, layer)} is channels_first; only channels_last is supported"
         )
     name = _describe(path, layer)
-    if _is_merge(layer):
+    if _is_merge(layer) or _is_channel_stack(layer, in_shapes, out_shape):
         if isinstance(layer, L.Concatenate) and layer.axis not in (-1, 3):
             return Unknown(f"layer {name} concatenates along axis {layer.axis}, not channels")
         jumps = {g.jump for g in geoms}
@@ -285,6 +310,26 @@ def rule(path: str, layer, geoms: list, in_shapes: list, out_shape, measure=None
             )
         return measured_geometry(g, path, deps, n_in, n_out)
     return Unknown(f"layer {name} has no known receptive-field rule (supported: {SUPPORTED})")
+
+
+def _picked_channel(path: str, layer, g: Geom, in_shape, out_shape, measure) -> Any:
+    """The geometry of a map of the same size with the channel axis dropped (`x[..., i]`):
+    `g` when each position depends on the same position only (measured), else the
+    measured geometry."""
+    try:
+        deps = [measure(a) for a in range(2)]
+    except Exception as error:  # noqa: BLE001 - becomes the reason
+        return Unknown(
+            f"layer {_describe(path, layer)} has no spatial output (output shape "
+            f"{tuple(out_shape)}) and could not be measured ({type(error).__name__}: {error})"
+        )
+    n = tuple(int(v) for v in in_shape[1:3])
+    if all(
+        np.array_equal(lo, np.arange(k)) and np.array_equal(hi, np.arange(k))
+        for (lo, hi), k in zip(deps, n)
+    ):
+        return g
+    return measured_geometry(g, path, deps, n, n)
 
 
 def _whole(v: float) -> Any:

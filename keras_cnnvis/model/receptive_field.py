@@ -127,7 +127,7 @@ def _dependency(call, args, kwargs, x, out_shape, axis: int) -> tuple:
             batch = tf.constant(np.repeat(base, len(rows), 0), x.dtype)
             pick = np.zeros((len(rows), n_out), np.float32)
             pick[np.arange(len(rows)), rows] = 1.0
-            shape = [len(rows), 1, 1, 1]
+            shape = [len(rows)] + [1] * (len(out_shape) - 1)  # (a channel picked: rank 3)
             shape[1 + axis] = n_out
             mask = tf.constant(pick.reshape(shape))
             with tf.GradientTape() as tape:
