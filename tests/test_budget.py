@@ -61,21 +61,28 @@ def test_budget_must_be_a_positive_share(share):
         CNNVisCallback("unused", budget=share)
 
 
-def test_gate_runs_a_record_only_if_its_expected_cost_fits(tmp_path, data):
-    (x, y), (x_val, y_val, _) = data
+def gated(tmp_path, data, budget: float, epochs: int):
+    """A CNNVisCallback set up for `epochs` epochs of the tiny CNN, its monitors' record
+    times cleared (the initial records of `on_train_begin` are not kept); returns it and
+    its monitors by name, for the tests to set the clocks by hand."""
+    _, (x_val, y_val, _) = data
     cb = CNNVisCallback(
         str(tmp_path),
         validation_data=(x_val, y_val),
         options=LIGHT,
         on_error="raise",
-        budget=0.15,
+        budget=budget,
     )
     cb.set_model(tiny_cnn())
-    cb.set_params({"epochs": 2, "steps": 2, "verbose": 0})
+    cb.set_params({"epochs": epochs, "steps": 2, "verbose": 0})
     cb.on_train_begin()
-    monitors = dict(zip(cb.names, cb.monitors))
     for monitor in cb.monitors:
         monitor.log_seconds = []
+    return cb, dict(zip(cb.names, cb.monitors))
+
+
+def test_gate_runs_a_record_only_if_its_expected_cost_fits(tmp_path, data):
+    cb, monitors = gated(tmp_path, data, budget=0.15, epochs=2)
     # Before training only the cheap monitors record, whatever the clocks say.
     assert [cb._gate(m, "initial") for m in cb.monitors] == [n in CHEAP for n in cb.names]
     cb.budget.reset()
@@ -237,14 +244,7 @@ def test_projected_allowance_keeps_room_for_the_final_records():
 
 
 def test_gate_keeps_room_for_the_expensive_monitors_final_records(tmp_path, data):
-    (x, y), (x_val, y_val, _) = data
-    cb = CNNVisCallback(str(tmp_path), validation_data=(x_val, y_val), options=LIGHT, budget=0.1)
-    cb.set_model(tiny_cnn())
-    cb.set_params({"epochs": 4, "steps": 2, "verbose": 0})
-    cb.on_train_begin()
-    monitors = dict(zip(cb.names, cb.monitors))
-    for monitor in cb.monitors:
-        monitor.log_seconds = []
+    cb, monitors = gated(tmp_path, data, budget=0.1, epochs=4)
     cb.budget.reset()
     cb.budget.expect(4)
     cb.budget.train(10.0)
