@@ -211,7 +211,7 @@ class CNNVisCallback(MonitorAssembly, keras.callbacks.Callback):
         name = self.names[self.monitors.index(monitor)]
         others = (m.log_seconds for m in self.monitors)
         reserve = 0.0
-        if phase == "epoch" and self.budget.epochs_expected is not None:
+        if phase == "epoch" and self.budget.projected_allowance is not None:
             entries = [(m, REGISTRY[n].cheap) for m, n in zip(self.monitors, self.names)]
             reserve = final_reserve(entries, monitor, (self.params or {}).get("epochs"))
         cheap = REGISTRY[name].cheap
