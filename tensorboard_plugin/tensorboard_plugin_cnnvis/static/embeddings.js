@@ -20,21 +20,64 @@ const WIDTH = 640;
 const HEIGHT = 440;
 const PAD = 18;
 const RADIUS = 4;
+// Tukey's outer fences: values beyond the quartiles by more than FENCE interquartile ranges are
+// far out, even for skewed clouds, and do not set the axis limits.
+const FENCE = 3;
+// A side of an axis with such values beyond it gets this fraction of the range as a margin.
+const WIDEN = 0.05;
+// Points outside the plot are drawn this far inside the canvas border, with an outward arrow.
+const EDGE = RADIUS + 8;
 
-/** Maps points into the canvas, one scale for both axes so the layout is not distorted. */
+/** The `q`-quantile (0..1) of sorted values, interpolated between neighbours. */
+function quantile(sorted, q) {
+  const at = (sorted.length - 1) * q;
+  const i = Math.floor(at);
+  const next = sorted[Math.min(i + 1, sorted.length - 1)];
+  return sorted[i] + (next - sorted[i]) * (at - i);
+}
+
+/**
+ * The limits of one axis: the extent of the values inside Tukey's outer fences, so that a few
+ * far-off points (common in PCA) do not squeeze the others into a corner. A side beyond which
+ * values lie is widened by WIDEN of the range; without such values this is min..max.
+ */
+function axisLimits(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const [q1, q3] = [quantile(sorted, 0.25), quantile(sorted, 0.75)];
+  const reach = FENCE * (q3 - q1);
+  const inside = reach > 0 ? sorted.filter((v) => v >= q1 - reach && v <= q3 + reach) : sorted;
+  let [lo, hi] = [inside[0], inside[inside.length - 1]];
+  const margin = WIDEN * (hi - lo);
+  if (sorted[0] < lo) lo -= margin;
+  if (sorted[sorted.length - 1] > hi) hi += margin;
+  return [lo, hi];
+}
+
+const clamp = (v, lo, hi) => Math.min(Math.max(v, lo), hi);
+
+/**
+ * Maps points into the canvas, one scale for both axes so the layout is not distorted, the axis
+ * limits from axisLimits. Returns {positions, pinned}: a point that falls outside the canvas is
+ * placed EDGE inside its border and pinned[i] is the angle towards its true place (else null).
+ */
 function layout(points) {
-  const xs = points.map((p) => p[0]).filter(Number.isFinite);
-  const ys = points.map((p) => p[1]).filter(Number.isFinite);
-  if (!xs.length) return points.map(() => [WIDTH / 2, HEIGHT / 2]);
-  const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  const finite = ([x, y]) => Number.isFinite(x) && Number.isFinite(y);
+  const shown = points.filter(finite);
+  const pinned = points.map(() => null);
+  if (!shown.length) return { positions: points.map(() => [WIDTH / 2, HEIGHT / 2]), pinned };
+  const [x0, x1] = axisLimits(shown.map((p) => p[0]));
+  const [y0, y1] = axisLimits(shown.map((p) => p[1]));
   const scale = Math.min((WIDTH - 2 * PAD) / (x1 - x0 || 1), (HEIGHT - 2 * PAD) / (y1 - y0 || 1));
   const ox = (WIDTH - (x1 - x0) * scale) / 2;
   const oy = (HEIGHT - (y1 - y0) * scale) / 2;
-  return points.map(([x, y]) =>
-    Number.isFinite(x) && Number.isFinite(y)
-      ? [ox + (x - x0) * scale, HEIGHT - (oy + (y - y0) * scale)]
-      : [NaN, NaN],
-  );
+  const positions = points.map((p, i) => {
+    if (!finite(p)) return [NaN, NaN];
+    const [x, y] = [ox + (p[0] - x0) * scale, HEIGHT - (oy + (p[1] - y0) * scale)];
+    const at = [clamp(x, EDGE, WIDTH - EDGE), clamp(y, EDGE, HEIGHT - EDGE)];
+    if (at[0] !== x || at[1] !== y) pinned[i] = Math.atan2(y - at[1], x - at[0]);
+    return at;
+  });
+  return { positions, pinned };
 }
 
 export async function mount(el, ctx) {
@@ -66,6 +109,7 @@ export async function mount(el, ctx) {
   const scores = h("p", { class: "meta" });
   let payload = null;
   let shown = [];
+  let pinned = [];
   let frame = null;
   let sprite = null;
   let hovered = -1;
@@ -74,6 +118,24 @@ export async function mount(el, ctx) {
     const labels = payload.labels || [];
     const preds = payload.predictions || [];
     return shown.map((_, i) => classColor(colorBy === "class" ? labels[i] : preds[i] ?? labels[i]));
+  }
+
+  /** A point outside the plot, at its edge (the path is its circle): hollow, arrow outwards. */
+  function drawPinned(x, y, angle, colour) {
+    g.fillStyle = "#ffffff";
+    g.fill();
+    g.lineWidth = 2;
+    g.strokeStyle = colour;
+    g.stroke();
+    const [dx, dy] = [Math.cos(angle), Math.sin(angle)];
+    const at = (along, across) => [x + dx * along - dy * across, y + dy * along + dx * across];
+    g.beginPath();
+    g.moveTo(...at(RADIUS + 7, 0));
+    g.lineTo(...at(RADIUS + 2, 3.5));
+    g.lineTo(...at(RADIUS + 2, -3.5));
+    g.closePath();
+    g.fillStyle = colour;
+    g.fill();
   }
 
   function draw(positions) {
@@ -86,13 +148,22 @@ export async function mount(el, ctx) {
     let count = 0;
     positions.forEach(([x, y], i) => {
       if (!Number.isFinite(x)) return;
+      const angle = pinned[i] ?? null;
       g.beginPath();
       g.arc(x, y, RADIUS, 0, 2 * Math.PI);
-      g.fillStyle = cols[i];
-      g.globalAlpha = 0.85;
-      g.fill();
-      g.globalAlpha = 1;
+      if (angle === null) {
+        g.fillStyle = cols[i];
+        g.globalAlpha = 0.85;
+        g.fill();
+        g.globalAlpha = 1;
+      } else {
+        drawPinned(x, y, angle, cols[i]);
+      }
       if (colorBy === "prediction" && preds[i] !== undefined && preds[i] !== labels[i]) {
+        if (angle !== null) {
+          g.beginPath();
+          g.arc(x, y, RADIUS + 2, 0, 2 * Math.PI);
+        }
         g.lineWidth = 1.5;
         g.strokeStyle = "#111";
         g.stroke();
@@ -136,6 +207,8 @@ export async function mount(el, ctx) {
   function renderLegend() {
     const names = payload.class_names || [];
     const used = [...new Set([...(payload.labels || []), ...(payload.predictions || [])])].sort((a, b) => a - b);
+    const n = pinned.filter((a) => a !== null).length;
+    const outside = `hollow, arrow: ${n} point${n === 1 ? "" : "s"} beyond the plot, shown at its edge`;
     setChildren(
       legend,
       used.map((c) =>
@@ -147,6 +220,7 @@ export async function mount(el, ctx) {
         ),
       ),
       colorBy === "prediction" ? h("span", { class: "muted" }, "dark ring: misclassified") : null,
+      n ? h("span", { class: "muted" }, outside) : null,
     );
   }
 
@@ -165,7 +239,9 @@ export async function mount(el, ctx) {
     const p = await api("data", { run, tag, step: s });
     if (!ctx.alive() || step !== s) return;
     payload = p;
-    const target = layout(p.points || []);
+    const { positions: target, pinned: out } = layout(p.points || []);
+    pinned = out;
+    canvas.dataset.pinned = out.flatMap((a, i) => (a === null ? [] : [i])).join(",");
     if (!shown.length) {
       shown = target;
       draw(shown);
@@ -206,6 +282,7 @@ export async function mount(el, ctx) {
     const label = payload.labels?.[best];
     const pred = payload.predictions?.[best];
     const name = (c) => (names[c] !== undefined ? String(names[c]) : `class ${c}`);
+    const [px, py] = payload.points?.[best] || [];
     const thumb = h("canvas", { width: 64, height: 64, class: "thumb-canvas" });
     if (sprite) {
       const [sh, sw] = sprite.info.single_image_dim || [0, 0];
@@ -225,12 +302,17 @@ export async function mount(el, ctx) {
         h("div", null, `#${best}`),
         h("div", null, `label: ${name(label)}`),
         pred !== undefined ? h("div", null, `predicted: ${name(pred)}`) : null,
+        h("div", null, `at (${fmt(px)}, ${fmt(py)})`),
+        pinned[best] !== null ? h("div", null, "beyond the plot, shown at its edge") : null,
       ),
     );
     tooltip.hidden = false;
     tooltip.dataset.index = String(best);
-    tooltip.style.left = `${Math.min(shown[best][0] + 12, WIDTH - 150)}px`;
-    tooltip.style.top = `${Math.max(shown[best][1] - 40, 0)}px`;
+    // Right of the point, or left of it where the canvas ends (points at its edge included).
+    const [x, y] = shown[best];
+    const w = tooltip.offsetWidth;
+    tooltip.style.left = `${x + 12 + w <= WIDTH ? x + 12 : Math.max(x - 12 - w, 0)}px`;
+    tooltip.style.top = `${Math.max(y - 40, 0)}px`;
   }
   canvas.addEventListener("mousemove", hover);
   canvas.addEventListener("mouseleave", () => {
