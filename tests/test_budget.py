@@ -2,6 +2,7 @@
 in which the budget never binds, always binds, or binds on a slow monitor.
 """
 
+import time
 import warnings
 
 import numpy as np
@@ -9,7 +10,13 @@ import pytest
 
 from eventfiles import read_run
 from keras_cnnvis.callbacks import CNNVisCallback
-from keras_cnnvis.callbacks.budget import TimeBudget, estimate_cost, guess_cost
+from keras_cnnvis.callbacks.budget import (
+    CONTENTION_FLOOR,
+    TimeBudget,
+    contention,
+    estimate_cost,
+    guess_cost,
+)
 from keras_cnnvis.callbacks.cnnvis import CHEAP, EXPENSIVE
 from robustness_models import CLASSES, CONVS, LIGHT, shapes_data, tiny_cnn
 
@@ -99,13 +106,13 @@ def test_gate_runs_a_record_only_if_its_expected_cost_fits(tmp_path, data):
     assert cb._gate(monitors["confusion"], "epoch")
     # A monitor that never ran: during training any slack will do (1.0 <= 1.5) ...
     assert cb._gate(monitors["saliency"], "epoch")
-    # ... but its final record (its first: a one-time cost) needs 2 x 0.8, the slowest
-    # call so far, to fit in the whole allowance (1.6 > 1.5).
+    # ... but its final record needs a cautious guess, 2 x 0.8 (the slowest call so far),
+    # to fit in what is left (1.0 + 1.6 > 1.5).
     assert not cb._gate(monitors["saliency"], "final")
-    cb.budget.train(10.0 / 3)  # allowance 2.0: the guess 1.6 fits it, 1.0 + 0.53 fits
+    cb.budget.train(10.0)  # allowance 3.0: 1.0 + 1.6 fits, 1.0 + 0.53 fits
     assert cb._gate(monitors["saliency"], "final")
     assert cb._gate(monitors["confusion"], "final")
-    cb.budget.charge(1.5)  # over the allowance: every record waits
+    cb.budget.charge(2.5)  # over the allowance: every record waits
     assert not cb._gate(monitors["saliency"], "epoch")
     assert not cb._gate(monitors["filters"], "epoch")
     assert not cb._gate(monitors["confusion"], "final")
@@ -213,9 +220,8 @@ def test_admits_by_phase():
     assert not budget.admits("final", False, [0.8], others=[[1.0, 0.2]])  # 0.16 > 0.1 left
     budget.charge(0.6)
     assert not budget.admits("epoch", True, [0.0])  # in debt: every record waits
-    # A first record is a one-time cost: in debt, a never-run monitor's guess (0.8 s) still
-    # fits the whole allowance (1 s) at the end.
-    assert budget.admits("final", False, [], others=[[0.2], [0.4]])
+    # In debt, a never-run monitor's guess (0.8 s) no longer fits what is left either.
+    assert not budget.admits("final", False, [], others=[[0.2], [0.4]])
     assert TimeBudget(None).admits("initial", False, [])  # no budget: everything runs
 
 
@@ -264,4 +270,73 @@ def test_gate_keeps_room_for_the_expensive_monitors_final_records(tmp_path, data
     monitors["embedding"]._last_completed = 4
     assert cb._gate(monitors["embedding"], "epoch")  # 1.0 + 2.0 <= 4
     assert cb.skipped == {"filters": 1}
+    cb.on_train_end()
+
+
+def test_contention_is_the_slope_of_epoch_time_on_the_workers_busy_seconds():
+    busy = (1.0, 1.0, 4.0, 1.0, 2.0)
+    exact = [(12.0, 3.0)] + [(10.0 + 0.4 * b, b) for b in busy]
+    assert contention(exact) == pytest.approx(0.4)  # noise-free: the slope itself
+    # The first epoch (it traces the training step) is left out.
+    assert contention([(30.0, 0.0)] + exact[1:]) == pytest.approx(0.4)
+    # Noise raises it by two standard errors: residuals +-0.1 on the first two epochs
+    # leave the slope at 0.4; busy spread sum((b - 1.8)^2) = 6.8, 3 degrees of freedom.
+    noisy = [exact[0]] + [(t + e, b) for (t, b), e in zip(exact[1:], (0.1, -0.1, 0, 0, 0))]
+    assert contention(noisy) == pytest.approx(0.4 + 2 * np.sqrt(0.02 / 3 / 6.8))
+    # Unmeasured: fewer than 4 epochs after the first, or busy seconds that never vary.
+    assert contention(exact[:4]) == 1.0
+    assert contention([(10.0, 1.0)] * 6) == 1.0
+    # Within [floor, 1]: training not slowed at all (a GPU), or slowed beyond the worker.
+    assert contention([(10.0, b) for b in (0, 0, 1, 2, 3, 4)]) == CONTENTION_FLOOR
+    assert contention([(10.0 + 2 * b, b) for b in (0, 0, 1, 2, 3, 4)]) == 1.0
+
+
+def test_concurrent_seconds_are_charged_at_the_measured_contention():
+    budget = TimeBudget(0.1)
+    budget.concurrent = True  # records on a twin, beside training
+    budget.expect(8)
+    budget.charge(0.5)  # the training thread's time: in full
+    budget.charge(2.0, concurrent=True)
+    budget.train(12.0, 3.0)
+    assert budget.contention == 1.0 and budget.own_seconds == pytest.approx(2.5)  # unmeasured
+    for b in (1.0, 1.0, 4.0, 1.0):
+        budget.train(10.0 + 0.4 * b, b)
+    assert budget.contention == pytest.approx(0.4)
+    assert budget.own_seconds == pytest.approx(0.5 + 0.4 * 2.0)  # re-priced as it is measured
+    # Projected: 0.1 x 10.96 s per epoch x 8 = 8.768 s. A record expected to take 2 s beside
+    # training costs 0.8: 1.3 + 0.8 + 6.0 kept for the finals fits; at full price it would not.
+    assert budget.projected_allowance == pytest.approx(8.768)
+    assert budget.beside_training
+    assert budget.admits("epoch", True, [3.0, 2.0], reserve=6.0)
+    budget.concurrent = False  # the same record in line: the training thread pays it all
+    assert not budget.beside_training
+    assert not budget.admits("epoch", True, [3.0, 2.0], reserve=6.0)
+    budget.concurrent = True
+    for _ in range(3):
+        budget.train(10.4, 1.0)
+    # After the last epoch records run with nothing beside them: full price again.
+    assert budget.epochs_trained == 8 and not budget.beside_training
+    assert not budget.admits("epoch", True, [3.0, 2.0], reserve=6.0)
+    budget.reset()
+    assert budget.epochs == [] and budget.own_seconds == 0.0 and budget.concurrent
+
+
+def test_a_twin_record_is_charged_as_concurrent_until_training_ends_and_in_full_after(
+    tmp_path, data
+):
+    cb, monitors = gated(tmp_path, data, budget=0.1, epochs=4)
+    assert cb._runner is not None and cb.budget.concurrent  # records on the twin
+    budget = cb.budget
+    budget.reset()
+    cb._account(True, monitors["filters"], 0.4)  # training goes on: all beside it
+    assert budget.concurrent_seconds == pytest.approx(0.4) and budget.full_seconds == 0.0
+    cb._ended = time.perf_counter() - 0.3  # the last epoch ended 0.3 s ago
+    cb._account(True, monitors["filters"], 1.0)  # began 1 s ago: 0.7 beside, 0.3 after
+    assert budget.concurrent_seconds == pytest.approx(1.1, abs=0.02)
+    assert budget.full_seconds == pytest.approx(0.3, abs=0.02)
+    cb._account(True, None, 0.05)  # the training thread's copy of the weights
+    assert budget.full_seconds == pytest.approx(0.35, abs=0.02)
+    cb._account(False, monitors["filters"], 2.0)  # the state before training: setup
+    assert budget.setup_seconds == pytest.approx(2.0)
+    assert budget.own_seconds == pytest.approx(1.45, abs=0.03)  # contention unmeasured: 1
     cb.on_train_end()

@@ -244,6 +244,9 @@ def test_nan_weights_behind_a_finite_loss_skip_all_but_health(tmp_path, data):
     for record in run["json/health/conv_b"]:
         assert record.value["flags"]["non_finite"] == list(range(6))
     assert steps(run, "json/health/conv_b") == [0, 1, 2]
+    # The weights are read once per record set (before training, 2 epochs, the expensive
+    # monitors' final records), not once per monitor.
+    assert cb._finite.checks == 4
 
 
 class FailsAtStep(MonitorCallback):

@@ -94,6 +94,7 @@ class MonitorAssembly:
             # ones too when the budget skipped their last epoch.
             callback.log_at_end = not monitor.cheap or self.budget.share is not None
             callback.gate = self._gate
+            callback.finite_weights = self._finite
             callback.background = self.split_records
             if monitor.shares is not None and self._shared is not None:
                 callback.share(self._shared, **monitor.shares(data))

@@ -69,6 +69,36 @@ def weights_finite(model) -> bool:
     return True
 
 
+class FiniteWeights:
+    """`weights_finite` once per record set, shared by every monitor of a record set (each
+    checked every weight of the model itself before: 13 checks per hook for
+    `CNNVisCallback`).
+
+    Example:
+
+    ```python
+    finite = FiniteWeights()
+    monitor.finite_weights = finite  # for each monitor
+    finite.invalidate()              # the weights changed (before each record set)
+    ```
+    """
+
+    def __init__(self):
+        self._model = None
+        self._value: bool | None = None
+        self.checks = 0  # times the weights were read
+
+    def invalidate(self) -> None:
+        """Forgets the answer: the weights may have changed."""
+        self._value = None
+
+    def __call__(self, model) -> bool:
+        if self._value is None or self._model is not model:
+            self._model, self._value = model, weights_finite(model)
+            self.checks += 1
+        return self._value
+
+
 def check_channels_last(model) -> None:
     """Raises ValueError if any layer of `model` computes in `channels_first` format."""
     from keras_cnnvis.model import iter_layers
@@ -309,6 +339,10 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
     skip_non_finite_weights = True
     """Whether to skip logging while the model's weights hold NaN/inf (a diverged run)."""
 
+    finite_weights = None
+    """An optional `FiniteWeights` shared with other monitors (set by `CNNVisCallback`):
+    the weights are checked once per record set instead of once per monitor."""
+
     def _diverged(self, logs) -> bool:
         """Skips (warning once) while the loss or, unless `skip_non_finite_weights` is
         False, any weight of the model is NaN or infinite."""
@@ -318,7 +352,8 @@ class MonitorCallback(keras.callbacks.Callback, metaclass=abc.ABCMeta):
         except (TypeError, ValueError):
             finite = True
         what = f"the training loss is {loss}"
-        if finite and self.skip_non_finite_weights and not weights_finite(self.model):
+        check = self.finite_weights or weights_finite
+        if finite and self.skip_non_finite_weights and not check(self.model):
             finite, what = False, "the model's weights hold NaN or infinite values"
         if not finite and not self._warned_nonfinite:
             self._warned_nonfinite = True

@@ -1,18 +1,25 @@
-"""The time budget of `CNNVisCallback`: its own time stays within a share of training time.
+"""The time budget of `CNNVisCallback`: what its records cost the fit stays within a share of
+training time.
 
-Training time is the wall time of the epochs (batches, validation and the other callbacks);
-the callback's own time is the time of its records during training: the whole record on the
-model's twin in the background worker (it shares the machine with training), or, without a
-twin, the training thread's part of each record (the model-dependent part and any wait for
-the background worker). One-time costs
-(building and checking the monitors before the first epoch, and each monitor's first record,
-which traces its compiled functions) are measured but not charged, like the tracing of the
-training step itself. A record during training runs while the callback's time so far is within
-`share` x the training time so far (an overshoot is paid back by skipping later records); a
-final record after the last epoch, when nothing can be paid back, only if its estimated cost
-fits. When the number of epochs is known, the final records of the trained model come first:
-a record during training (but a monitor's first) also needs room, in the allowance projected
-to the end of the fit, for itself and the final records of the expensive monitors (`reserve`).
+Training time is the wall time of the epochs (batches, validation and the other callbacks).
+The callback's own time is what its records cost the fit: the training thread's part of them
+(without a twin: the model-dependent part and any wait for the background worker; with one:
+the copy of the weights) in full, and the records the twin computes in the background worker.
+Those run beside training until the last epoch ends and cost the fit only what training loses
+to them (on two CPU cores about half their wall time, on a GPU machine little): they are
+charged at the contention measured in this fit (`contention`: training seconds lost per
+second of background records, from the epochs' times against the worker's busy seconds in
+each), and in full until enough epochs tell and after the last epoch. Setup (building and
+checking the monitors) and the records of the state before training are measured, not
+charged: nothing has trained yet to pay for them. Every later record is charged, a monitor's
+first (which traces its compiled functions) included.
+
+A record during training runs while the callback's time so far is within `share` x the
+training time so far (an overshoot is paid back by skipping later records); a final record
+after the last epoch, when nothing can be paid back, only if its expected cost fits. When the
+number of epochs is known, the final records of the trained model come first: a record during
+training (but a monitor's first) also needs room, in the allowance projected to the end of the
+fit, for itself and the final records of the expensive monitors (`reserve`).
 """
 
 from __future__ import annotations
@@ -51,6 +58,51 @@ def estimate_cost(seconds: Sequence[float], others: Iterable[Sequence[float]] = 
         return None
     ratios = [np.median(s[1:]) / s[0] for s in map(list, others) if len(s) > 1 and s[0] > 0]
     return float(seconds[0] * (min(1.0, np.median(ratios)) if ratios else 1.0))
+
+
+CONTENTION_FLOOR = 0.1
+"""The least share of a concurrent record's seconds charged, whatever the measurement."""
+
+MIN_EPOCHS = 4
+"""Epochs after the first a contention estimate needs (with busy seconds that differ)."""
+
+
+def contention(epochs: Sequence[tuple[float, float]]) -> float:
+    """Training seconds lost per second of background records, measured over a fit.
+
+    `epochs` holds `(training seconds, worker busy seconds)` per epoch; the first is left
+    out (it traces the training step). The least-squares slope of epoch time against busy
+    seconds, `epoch = base + c x busy`, plus two standard errors (a cautious end), within
+    `[CONTENTION_FLOOR, 1]`; 1 (everything charged) with fewer than `MIN_EPOCHS` epochs
+    after the first or busy seconds that do not vary.
+
+    Example:
+
+    ```python
+    # 10 s epochs, each busy second of the worker costs training 0.4 s:
+    contention([(12.0, 3.0)] + [(10.0 + 0.4 * b, b) for b in (1.0, 1.0, 4.0, 1.0, 2.0)])
+    # 0.4
+    contention([(12.0, 3.0), (10.4, 1.0), (11.6, 4.0)])  # 1.0: too few epochs
+    ```
+
+    Args:
+        epochs: `(training seconds, busy seconds)` of every epoch of the fit, in order.
+
+    Returns:
+        The share of concurrent seconds to charge.
+    """
+    points = np.asarray(list(epochs)[1:], np.float64).reshape(-1, 2)
+    if len(points) < MIN_EPOCHS:
+        return 1.0
+    y, x = points[:, 0], points[:, 1]
+    dx = x - x.mean()
+    sxx = float(dx @ dx)
+    if sxx <= 1e-12:
+        return 1.0
+    slope = float(dx @ (y - y.mean())) / sxx
+    residual = y - y.mean() - slope * dx
+    error = np.sqrt(float(residual @ residual) / (len(points) - 2) / sxx)
+    return float(np.clip(slope + 2.0 * error, CONTENTION_FLOOR, 1.0))
 
 
 def guess_cost(calls: Iterable[Sequence[float]]) -> float:
@@ -105,16 +157,28 @@ class TimeBudget:
                 f"None for no limit; got {share!r}."
             )
         self.share = None if share is None else float(share)
-        self.train_seconds = 0.0
-        self.own_seconds = 0.0
-        self.setup_seconds = 0.0
-        self.epochs_trained = 0
-        self.epochs_expected: int | None = None
+        self.concurrent = False  # whether records run beside training (set with a twin)
+        self.reset()
 
     def reset(self) -> None:
         """Starts a new fit: the clocks back to zero, the number of epochs unknown."""
-        self.train_seconds = self.own_seconds = self.setup_seconds = 0.0
+        self.train_seconds = self.setup_seconds = 0.0
+        self.full_seconds = 0.0  # own seconds charged in full
+        self.concurrent_seconds = 0.0  # background seconds beside training
+        self.epochs: list[tuple[float, float]] = []  # (training, busy) seconds per epoch
         self.epochs_trained, self.epochs_expected = 0, None
+
+    @property
+    def contention(self) -> float:
+        """The share of concurrent seconds charged (`contention` of this fit's epochs)."""
+        return contention(self.epochs)
+
+    @property
+    def own_seconds(self) -> float:
+        """The callback's own time so far: full charges plus concurrent seconds at the
+        measured contention."""
+        concurrent = self.concurrent_seconds
+        return self.full_seconds + (self.contention * concurrent if concurrent else 0.0)
 
     def expect(self, epochs: int | None) -> None:
         """Sets how many epochs this fit trains in all (None: unknown)."""
@@ -124,9 +188,11 @@ class TimeBudget:
         """Adds time spent before training (measured, not charged)."""
         self.setup_seconds += max(0.0, float(seconds))
 
-    def train(self, seconds: float) -> None:
-        """Adds training time (an epoch's wall time without the callback's own work)."""
+    def train(self, seconds: float, busy: float = 0.0) -> None:
+        """Adds training time (an epoch's wall time without the callback's own work) and
+        the seconds the background worker computed records during it."""
         self.train_seconds += max(0.0, float(seconds))
+        self.epochs.append((max(0.0, float(seconds)), max(0.0, float(busy))))
         self.epochs_trained += 1
 
     @property
@@ -138,9 +204,20 @@ class TimeBudget:
         per_epoch = self.train_seconds / self.epochs_trained
         return self.share * per_epoch * max(self.epochs_expected, self.epochs_trained)
 
-    def charge(self, seconds: float) -> None:
-        """Adds the callback's own time."""
-        self.own_seconds += max(0.0, float(seconds))
+    def charge(self, seconds: float, concurrent: bool = False) -> None:
+        """Adds the callback's own time: in full, or (`concurrent`) background seconds that
+        ran beside training, charged at the measured `contention`."""
+        if concurrent:
+            self.concurrent_seconds += max(0.0, float(seconds))
+        else:
+            self.full_seconds += max(0.0, float(seconds))
+
+    @property
+    def beside_training(self) -> bool:
+        """Whether a record due now runs beside training: records run in the background
+        (`concurrent`) and epochs are still to come (unknown counts as to come)."""
+        expected = self.epochs_expected
+        return self.concurrent and (expected is None or self.epochs_trained < expected)
 
     @property
     def allowance(self) -> float:
@@ -165,12 +242,12 @@ class TimeBudget:
         trained yet to pay for it. During training (`"epoch"`) a record runs while the
         callback is within its budget; an overshoot is paid back by skipping later
         records. When the number of epochs is known (`expect`), a record that is not the
-        monitor's first (a one-time cost) must also leave room for the final records: its
-        expected cost plus `reserve` must fit in `projected_allowance`. After the last
-        epoch (`"final"`) nothing can be paid back: the record's expected cost
-        (`estimate_cost(seconds, others)`) must fit in what is left; for a monitor that
-        never ran, whose first record is a one-time cost (it traces), the cautious
-        `guess_cost(others)` must fit in the whole allowance.
+        monitor's first (whose cost is unknown) must also leave room for the final records:
+        its expected cost (at the measured `contention` when it runs beside training) plus
+        `reserve` must fit in `projected_allowance`. After the last epoch (`"final"`)
+        nothing can be paid back: the record's expected cost (`estimate_cost(seconds,
+        others)`), or for a monitor that never ran the cautious `guess_cost(others)`, must
+        fit in what is left.
 
         Example:
 
@@ -202,12 +279,11 @@ class TimeBudget:
             projected = self.projected_allowance
             # (A first record, cost None, is a one-time cost: it takes no room.)
             if projected is not None and reserve > 0 and cost is not None:
-                if self.own_seconds + cost + reserve > projected:
+                share = self.contention if self.beside_training else 1.0
+                if self.own_seconds + share * cost + reserve > projected:
                     return False
             return self.allows(0.0)
-        if cost is None:
-            return guess_cost(others) <= self.allowance
-        return self.allows(cost)
+        return self.allows(guess_cost(others) if cost is None else cost)
 
     @property
     def used(self) -> float:

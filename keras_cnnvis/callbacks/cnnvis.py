@@ -15,7 +15,7 @@ import numpy as np
 from keras_cnnvis import inputs
 from keras_cnnvis.callbacks import plan
 from keras_cnnvis.callbacks.assembly import MonitorAssembly
-from keras_cnnvis.callbacks.base import MonitorCallback, is_chief
+from keras_cnnvis.callbacks.base import FiniteWeights, MonitorCallback, is_chief
 from keras_cnnvis.callbacks.budget import TimeBudget, final_reserve
 from keras_cnnvis.callbacks.monitors import REGISTRY, monitor_names
 from keras_cnnvis.callbacks.plan import auto_layers, pick_probes  # noqa: F401 (public)
@@ -56,18 +56,20 @@ class CNNVisCallback(MonitorAssembly, keras.callbacks.Callback):
     record set the confusion matrix, the embedding and the nearest neighbours share one
     forward pass over the validation images.
 
-    A time budget guards against models whose records cost more than their epochs: the
-    records' time (on the twin in the worker, else on the training thread) stays within
-    `budget` (default 10%) of the training time so far. A record runs while the callback
-    is within its budget (an overshoot is paid back by skipping later records); the final
-    records after the last epoch run only if their expected cost (the median of their
-    earlier records) fits, and a record during training must leave room, in the allowance
-    projected to the last epoch, for the expensive monitors' final records (the trained
-    model's). One-time costs (building and checking the monitors before the first epoch,
-    and each monitor's first record, which traces its compiled functions) are not charged.
-    On the demo CNN nothing or one final record is skipped once an epoch takes 8-10 s; on
-    shorter ones records are thinned, one warning at the end of `fit` says which, and the
-    scalar `cnnvis/overhead` logs the share used. `budget=None` runs every monitor on its
+    A time budget guards against models whose records cost more than their epochs: what
+    the records cost the fit stays within `budget` (default 10%) of the training time so
+    far. The training thread's part of a record is charged in full; a record on the twin
+    runs beside training and is charged at the contention measured in this fit (training
+    seconds lost per second of background records, from the epochs' times against the
+    worker's busy seconds; in full until four epochs after the first tell, and after the
+    last epoch). A record runs while the callback is within its budget (an overshoot is
+    paid back by skipping later records); the final records after the last epoch run only
+    if their expected cost fits, and a record during training must leave room, in the
+    allowance projected to the last epoch, for the expensive monitors' final records (the
+    trained model's). Setup and the records of the state before training are not charged;
+    every later record is, a monitor's first (which traces) included. On shorter epochs
+    records are thinned, one warning at the end of `fit` says which, and the scalar
+    `cnnvis/overhead` logs the share used. `budget=None` runs every monitor on its
     schedule whatever it costs.
 
     Example:
@@ -195,6 +197,7 @@ class CNNVisCallback(MonitorAssembly, keras.callbacks.Callback):
         self.monitors: list[MonitorCallback] = []
         self.skipped: dict[str, int] = {}  # records the budget skipped in the last fit
         self._mark: float | None = None  # when the callback's own work last finished
+        self._ended: float | None = None  # when the last epoch of the fit ended
         self._began = False
         self._writer = None
         self._view: keras.Model | None = None  # the explained single-output model
@@ -204,6 +207,7 @@ class CNNVisCallback(MonitorAssembly, keras.callbacks.Callback):
         # One forward pass over the validation images per record set, for the monitors
         # that read the outputs or penultimate features there (see callbacks/shared.py).
         self._shared = None if self.x_val is None else SharedPass(self.x_val)
+        self._finite = FiniteWeights()  # one check of the weights per record set
 
     # -- the time budget ----------------------------------------------------------------
     def _gate(self, monitor: MonitorCallback, phase: str) -> bool:
@@ -227,26 +231,37 @@ class CNNVisCallback(MonitorAssembly, keras.callbacks.Callback):
         the worker (`after` runs there once they are done)."""
         account = functools.partial(self._account, charge)
         if self._runner is not None:
-            invalidate = None if self._shared is None else self._shared.invalidate
-            self._runner.run(self.monitors, hook, args, step, account, invalidate, after)
+            self._runner.run(self.monitors, hook, args, step, account, self._invalidate, after)
             return
-        if self._shared is not None:
-            self._shared.invalidate()  # the weights may have changed since its last pass
+        self._invalidate()
         for monitor in self.monitors:
-            before = len(monitor.log_seconds)
             start = time.perf_counter()
             getattr(monitor, hook)(*args)
-            account(monitor, time.perf_counter() - start, before)
+            account(monitor, time.perf_counter() - start)
 
-    def _account(self, charge: bool, monitor, seconds: float, before: int | None) -> None:
-        """Charges a hook's seconds to the budget, or counts them as one-time: before
-        training (`charge=False`) and a monitor's first record (it traces the monitor's
-        compiled functions, like the training step's own first call)."""
-        first = monitor is not None and before == 0 and len(monitor.log_seconds) == 1
-        if charge and not first:
-            self.budget.charge(seconds)
-        else:
+    def _invalidate(self) -> None:
+        """Before a record set: the weights may have changed since the last one, so the
+        shared pass and the shared check for non-finite weights are stale."""
+        self._finite.invalidate()
+        if self._shared is not None:
+            self._shared.invalidate()
+
+    def _account(self, charge: bool, monitor, seconds: float) -> None:
+        """Charges a hook's seconds to the budget, or (`charge=False`: the records of the
+        state before training) counts them as setup. A record on the twin (called in the
+        worker as it ends) ran beside training until training ended: those seconds are
+        charged as concurrent, the rest in full."""
+        if not charge:
             self.budget.one_time(seconds)
+            return
+        beside = 0.0
+        if monitor is not None and self._runner is not None:
+            end, ended = time.perf_counter(), self._ended
+            beside = seconds if ended is None else max(0.0, min(end, ended) - (end - seconds))
+            beside = min(seconds, beside)
+        self.budget.charge(seconds - beside)
+        if beside > 0:
+            self.budget.charge(beside, concurrent=True)
 
     def _report_budget(self, step: int | None) -> None:
         """Logs the share of training time used; at the end, warns about skipped records."""
@@ -316,6 +331,7 @@ class CNNVisCallback(MonitorAssembly, keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         start = time.perf_counter()
         self.budget.reset()
+        self._ended = None
         self.skipped = {}
         self._began = False  # the first on_epoch_begin (initial records) is not charged
         if not self.monitors:
@@ -344,6 +360,7 @@ class CNNVisCallback(MonitorAssembly, keras.callbacks.Callback):
                 if self._writer.worker is None:
                     self._writer.worker = RecordWorker(self._writer)
                 self._runner = TwinRunner(self._view, self.twin_model, self._writer.worker)
+        self.budget.concurrent = self._runner is not None
         self._mark = time.perf_counter()
         self.budget.one_time(self._mark - start)  # building and checking: not charged
 
@@ -363,7 +380,10 @@ class CNNVisCallback(MonitorAssembly, keras.callbacks.Callback):
             if self.budget.epochs_trained == 0:  # the epochs this fit trains in all
                 total = (self.params or {}).get("epochs")
                 self.budget.expect(None if total is None else int(total) - epoch)
-            self.budget.train(time.perf_counter() - self._mark)
+            now = time.perf_counter()
+            runner = self._runner
+            busy = 0.0 if runner is None else runner.busy_seconds(self._mark, now)
+            self.budget.train(now - self._mark, busy)
         self._report_twin()
         report = lambda: self._report_budget(epoch + 1)  # noqa: E731
         self._run("on_epoch_end", epoch, _copy(logs), step=epoch + 1, after=report)
@@ -372,6 +392,7 @@ class CNNVisCallback(MonitorAssembly, keras.callbacks.Callback):
         self._mark = time.perf_counter()
 
     def on_train_end(self, logs=None):
+        self._ended = time.perf_counter()  # later background seconds are charged in full
         try:
             self._report_twin()
             self._run("on_train_end", _copy(logs))

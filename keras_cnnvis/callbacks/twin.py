@@ -125,6 +125,20 @@ class TwinRunner:
         self.snapshot_seconds: list[float] = []  # training thread: copying the weights
         self.failure: tuple | None = None  # (step, error) outside every monitor
         self._reported = False
+        self._busy: list[tuple[float, float]] = []  # (start, end) of the record sets run
+        self._busy_since: float | None = None  # start of the record set running now
+        self._busy_lock = threading.Lock()
+
+    def busy_seconds(self, start: float, end: float) -> float:
+        """Seconds (`time.perf_counter`) within `[start, end]` in which the worker computed
+        record sets, the one running now included; forgets those that ended before
+        `start`."""
+        with self._busy_lock:
+            self._busy = [(a, b) for a, b in self._busy if b > start]
+            spans = list(self._busy)
+            if self._busy_since is not None:
+                spans.append((self._busy_since, end))
+        return float(sum(max(0.0, min(b, end) - max(a, start)) for a, b in spans))
 
     def run(
         self,
@@ -143,9 +157,9 @@ class TwinRunner:
             hook: the `keras.callbacks.Callback` method to call.
             args: its arguments.
             step: the step the records are for (reported with a failure).
-            charge: called in the worker as `charge(monitor, seconds, records_before)` for
-                each monitor's hook (`records_before`: its records before the hook), then as
-                `charge(None, seconds, None)` for the copy of the weights. Defaults to None.
+            charge: called in the worker as `charge(monitor, seconds)` for each monitor's
+                hook, then as `charge(None, seconds)` for the copy of the weights. Defaults
+                to None.
             before: called in the worker after the weights are loaded, before the monitors
                 (e.g. a shared pass's `invalidate`). Defaults to None.
             after: called in the worker after the monitors. Defaults to None.
@@ -162,6 +176,8 @@ class TwinRunner:
         self.snapshot_seconds.append(copied)
 
         def task() -> None:
+            with self._busy_lock:
+                self._busy_since = time.perf_counter()
             try:
                 if self.failure is not None:
                     return  # the twin is in an unknown state: nothing more runs on it
@@ -170,7 +186,6 @@ class TwinRunner:
                 if before is not None:
                     before()
                 for monitor in monitors:
-                    records = len(getattr(monitor, "log_seconds", ()))
                     begin = time.perf_counter()
                     try:
                         getattr(monitor, hook)(*args)
@@ -178,9 +193,9 @@ class TwinRunner:
                         monitor.background_error = (step, error)
                         monitor.disabled = True
                     if charge is not None:
-                        charge(monitor, time.perf_counter() - begin, records)
+                        charge(monitor, time.perf_counter() - begin)
                 if charge is not None:  # the copy, paid after like the records
-                    charge(None, copied, None)
+                    charge(None, copied)
                 if after is not None:
                     after()
             except BaseException as error:  # noqa: BLE001 - reported by take_failure
@@ -188,6 +203,9 @@ class TwinRunner:
             finally:
                 weights.clear()
                 self._slots.release()
+                with self._busy_lock:
+                    self._busy.append((self._busy_since, time.perf_counter()))
+                    self._busy_since = None
 
         self.worker.submit(self, step, task)
 
