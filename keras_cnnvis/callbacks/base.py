@@ -16,6 +16,7 @@ import warnings
 import keras
 
 from keras_cnnvis import summary
+from keras_cnnvis.callbacks.finite import weights_finite
 from keras_cnnvis.model.traps import warn_onednn_trap
 
 _ON_ERROR = ("warn", "raise")
@@ -59,44 +60,6 @@ def check_writable(path: str) -> None:
             f"Log directory '{path}' cannot be written ('{probe}' is not a writable "
             "directory); pass a log_dir you can write to."
         )
-
-
-def weights_finite(model) -> bool:
-    """Whether every floating-point weight of `model` is finite (no NaN, no inf)."""
-    for variable in getattr(model, "weights", ()):
-        if "float" in str(variable.dtype) and not bool(keras.ops.all(keras.ops.isfinite(variable))):
-            return False
-    return True
-
-
-class FiniteWeights:
-    """`weights_finite` once per record set, shared by every monitor of a record set (each
-    checked every weight of the model itself before: 13 checks per hook for
-    `CNNVisCallback`).
-
-    Example:
-
-    ```python
-    finite = FiniteWeights()
-    monitor.finite_weights = finite  # for each monitor
-    finite.invalidate()              # the weights changed (before each record set)
-    ```
-    """
-
-    def __init__(self):
-        self._model = None
-        self._value: bool | None = None
-        self.checks = 0  # times the weights were read
-
-    def invalidate(self) -> None:
-        """Forgets the answer: the weights may have changed."""
-        self._value = None
-
-    def __call__(self, model) -> bool:
-        if self._value is None or self._model is not model:
-            self._model, self._value = model, weights_finite(model)
-            self.checks += 1
-        return self._value
 
 
 def check_channels_last(model) -> None:
