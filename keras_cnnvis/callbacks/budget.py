@@ -277,7 +277,7 @@ class TimeBudget:
         cost = estimate_cost(seconds, others)
         if phase == "epoch":
             projected = self.projected_allowance
-            # (A first record, cost None, is a one-time cost: it takes no room.)
+            # (A first record's cost is unknown: it is charged after, not checked here.)
             if projected is not None and reserve > 0 and cost is not None:
                 share = self.contention if self.beside_training else 1.0
                 if self.own_seconds + share * cost + reserve > projected:

@@ -16,8 +16,8 @@ from keras_cnnvis import inputs
 from keras_cnnvis.callbacks import plan
 from keras_cnnvis.callbacks.assembly import MonitorAssembly
 from keras_cnnvis.callbacks.base import MonitorCallback, is_chief
-from keras_cnnvis.callbacks.finite import FiniteWeights
 from keras_cnnvis.callbacks.budget import TimeBudget, final_reserve
+from keras_cnnvis.callbacks.finite import FiniteWeights
 from keras_cnnvis.callbacks.monitors import REGISTRY, monitor_names
 from keras_cnnvis.callbacks.plan import auto_layers, pick_probes  # noqa: F401 (public)
 from keras_cnnvis.callbacks.shared import SharedPass

@@ -15,9 +15,9 @@ def weights_finite(model) -> bool:
 
 
 class FiniteWeights:
-    """`weights_finite` once per record set, shared by every monitor of a record set (each
-    checked every weight of the model itself before: 13 checks per hook for
-    `CNNVisCallback`).
+    """`weights_finite` once per record set, the answer shared by the monitors of the set
+    (instead of each monitor reading every weight: 13 reads per record set for
+    `CNNVisCallback`'s monitors).
 
     Example:
 
