@@ -226,7 +226,7 @@ def long_epochs(data: dict, epoch_seconds: float, epochs: int = 6, target: float
         "skipped": dict(callback.skipped),
         "calls": {name: len(m.log_seconds) for name, m in zip(callback.names, callback.monitors)},
         "budget_used": callback.budget.used,
-        "contention": getattr(callback.budget, "contention", float("nan")),
+        "contention": callback.budget.contention,
         "notes": notes,
     }
 

@@ -192,7 +192,7 @@ def test_the_training_thread_waits_once_the_weight_copies_fill_their_bytes(tmp_p
     writer.close()
 
 
-def test_the_runner_counts_the_seconds_the_worker_computed_within_a_window(tmp_path):
+def test_the_worker_counts_the_seconds_it_computed_record_sets_within_a_window(tmp_path):
     import time
 
     model = tiny_cnn()
@@ -204,17 +204,17 @@ def test_the_runner_counts_the_seconds_the_worker_computed_within_a_window(tmp_p
     while hook.calls == 0:  # the record set has started
         time.sleep(0.01)
     time.sleep(0.3)
-    running = runner.busy_seconds(start, time.perf_counter())
+    running = runner.worker.busy_seconds(start, time.perf_counter())
     assert 0.3 <= running <= time.perf_counter() - start  # the running set counts
     hook.release.set()
     runner.drain()
     end = time.perf_counter()
-    total = runner.busy_seconds(start, end)
+    total = runner.worker.busy_seconds(start, end)
     assert running < total <= end - start
-    assert runner.busy_seconds(end, end + 10.0) == 0.0  # nothing ran after it
+    assert runner.worker.busy_seconds(end, end + 10.0) == 0.0  # nothing ran after it
     # Half of a window cut through the set: at most the window's length.
     middle = start + (end - start) / 2
-    assert runner.busy_seconds(middle, end) <= end - middle
+    assert runner.worker.busy_seconds(middle, end) <= end - middle
     writer.close()
 
 

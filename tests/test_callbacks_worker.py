@@ -215,3 +215,26 @@ def test_a_task_that_submits_runs_the_new_task_at_once_in_order(tmp_path):
     assert order == ["outer starts", "inner", "outer ends", "next"]
     worker.close()
     writer.close()
+
+
+def test_a_task_submitted_from_a_running_task_is_busy_time_counted_once(tmp_path):
+    import time
+
+    writer = summary.LogWriter(str(tmp_path))
+    worker = RecordWorker(writer)
+    owner = ToyMonitor(str(tmp_path))
+
+    def inner():
+        time.sleep(0.2)
+
+    def outer():
+        time.sleep(0.2)
+        worker.submit(owner, 1, inner)  # on the worker's thread: runs at once, inside outer
+
+    start = time.perf_counter()
+    worker.submit(owner, 1, outer)
+    worker.drain()
+    end = time.perf_counter()
+    busy = worker.busy_seconds(start, end)
+    assert 0.4 <= busy <= end - start  # both sleeps, the inner one not counted twice
+    writer.close()

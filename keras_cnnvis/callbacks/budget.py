@@ -177,8 +177,7 @@ class TimeBudget:
     def own_seconds(self) -> float:
         """The callback's own time so far: full charges plus concurrent seconds at the
         measured contention."""
-        concurrent = self.concurrent_seconds
-        return self.full_seconds + (self.contention * concurrent if concurrent else 0.0)
+        return self.full_seconds + self.contention * self.concurrent_seconds
 
     def expect(self, epochs: int | None) -> None:
         """Sets how many epochs this fit trains in all (None: unknown)."""
@@ -295,9 +294,9 @@ def final_reserve(entries: Iterable[tuple], asking: object, final_step: int | No
     """The expected seconds of the expensive monitors' final records still to come.
 
     Each entry is `(monitor, cheap)`. An expensive monitor counts when it records at the end
-    (`log_at_end`), is active, has run before (its first record is a one-time cost) and
-    has not yet written the step `final_step` (the last epoch's); the `asking` monitor's
-    own final counts unless the record it asks for is that final one.
+    (`log_at_end`), is active, has run before (else its cost is unknown) and has not yet
+    written the step `final_step` (the last epoch's); the `asking` monitor's own final
+    counts unless the record it asks for is that final one.
 
     Example:
 

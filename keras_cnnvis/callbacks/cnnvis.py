@@ -259,7 +259,6 @@ class CNNVisCallback(MonitorAssembly, keras.callbacks.Callback):
         if monitor is not None and self._runner is not None:
             end, ended = time.perf_counter(), self._ended
             beside = seconds if ended is None else max(0.0, min(end, ended) - (end - seconds))
-            beside = min(seconds, beside)
         self.budget.charge(seconds - beside)
         if beside > 0:
             self.budget.charge(beside, concurrent=True)
@@ -383,7 +382,7 @@ class CNNVisCallback(MonitorAssembly, keras.callbacks.Callback):
                 self.budget.expect(None if total is None else int(total) - epoch)
             now = time.perf_counter()
             runner = self._runner
-            busy = 0.0 if runner is None else runner.busy_seconds(self._mark, now)
+            busy = 0.0 if runner is None else runner.worker.busy_seconds(self._mark, now)
             self.budget.train(now - self._mark, busy)
         self._report_twin()
         report = lambda: self._report_budget(epoch + 1)  # noqa: E731

@@ -125,20 +125,6 @@ class TwinRunner:
         self.snapshot_seconds: list[float] = []  # training thread: copying the weights
         self.failure: tuple | None = None  # (step, error) outside every monitor
         self._reported = False
-        self._busy: list[tuple[float, float]] = []  # (start, end) of the record sets run
-        self._busy_since: float | None = None  # start of the record set running now
-        self._busy_lock = threading.Lock()
-
-    def busy_seconds(self, start: float, end: float) -> float:
-        """Seconds (`time.perf_counter`) within `[start, end]` in which the worker computed
-        record sets, the one running now included; forgets those that ended before
-        `start`."""
-        with self._busy_lock:
-            self._busy = [(a, b) for a, b in self._busy if b > start]
-            spans = list(self._busy)
-            if self._busy_since is not None:
-                spans.append((self._busy_since, end))
-        return float(sum(max(0.0, min(b, end) - max(a, start)) for a, b in spans))
 
     def run(
         self,
@@ -176,8 +162,6 @@ class TwinRunner:
         self.snapshot_seconds.append(copied)
 
         def task() -> None:
-            with self._busy_lock:
-                self._busy_since = time.perf_counter()
             try:
                 if self.failure is not None:
                     return  # the twin is in an unknown state: nothing more runs on it
@@ -203,9 +187,6 @@ class TwinRunner:
             finally:
                 weights.clear()
                 self._slots.release()
-                with self._busy_lock:
-                    self._busy.append((self._busy_since, time.perf_counter()))
-                    self._busy_since = None
 
         self.worker.submit(self, step, task)
 

@@ -49,7 +49,19 @@ class RecordWorker:
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(max_pending)))
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._busy: list[tuple[float, float]] = []  # (start, end) of the tasks run
+        self._busy_since: float | None = None  # start of the task running now
         _LIVE.add(self)
+
+    def busy_seconds(self, start: float, end: float) -> float:
+        """Seconds (`time.perf_counter`) within `[start, end]` in which the worker ran
+        tasks, the one running now included; forgets those that ended before `start`."""
+        with self._lock:
+            self._busy = [(a, b) for a, b in self._busy if b > start]
+            spans = list(self._busy)
+            if self._busy_since is not None:
+                spans.append((self._busy_since, end))
+        return float(sum(max(0.0, min(b, end) - max(a, start)) for a, b in spans))
 
     @property
     def thread(self) -> threading.Thread | None:
@@ -80,8 +92,14 @@ class RecordWorker:
             try:
                 if item is None:
                     return
-                self._execute(*item)
+                with self._lock:
+                    self._busy_since = time.perf_counter()
+                self._execute(*item)  # (tasks it submits run inside it: counted once)
             finally:
+                with self._lock:
+                    if self._busy_since is not None:
+                        self._busy.append((self._busy_since, time.perf_counter()))
+                    self._busy_since = None
                 self._queue.task_done()
 
     def _execute(self, owner: Any, step: int, task: Callable[[], None]) -> None:
