@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from keras_cnnvis import attribution as A
 from keras_cnnvis.attribution.integrated_gradients import make_baseline, path_points
-from keras_cnnvis.attribution.occlusion import patch_positions
+from keras_cnnvis.attribution.occlusion import occluder, patch_positions
 
 
 def linear_model(shape=(6, 6, 2), seed=0):
@@ -64,6 +64,25 @@ def test_occlusion_on_a_linear_model_is_the_hand_computed_drop_per_patch():
     mean_fill = A.occlusion(model, x, 1, patch=6, stride=1)
     expected = np.sum(w * (x - x.mean(axis=(0, 1, 2))), axis=(1, 2, 3))
     np.testing.assert_allclose(mean_fill[:, 0, 0], expected, rtol=1e-4)
+
+
+def test_occlusion_patch_scales_with_the_image_side():
+    # An eighth of the side, at least 8 pixels; the stride half the patch; given sizes win.
+    assert occluder((4, 64, 64, 3)) == ((8, 8), (4, 4))
+    assert occluder((4, 16, 16, 3)) == ((8, 8), (4, 4))
+    assert occluder((4, 224, 224, 3)) == ((28, 28), (14, 14))
+    assert occluder((4, 96, 160, 3)) == ((12, 20), (6, 10))
+    assert occluder((4, 224, 224, 3), patch=10) == ((10, 10), (5, 5))
+    assert occluder((4, 224, 224, 3), stride=3) == ((28, 28), (3, 3))
+    # 15 x 15 positions on a 224-pixel image (the 8-pixel patch had 55 x 55).
+    assert len(patch_positions(224, 28, 14)) == 15 and len(patch_positions(224, 8, 4)) == 55
+    with pytest.raises(ValueError, match="patch must be a positive int"):
+        occluder((4, 64, 64, 3), patch=0)
+    # The defaults are the sizes given explicitly; an image under 8 pixels needs a patch.
+    model, x = cnn(), batch(2)
+    np.testing.assert_array_equal(A.occlusion(model, x), A.occlusion(model, x, None, 8, 4))
+    with pytest.raises(ValueError, match=r"patch \(8, 8\) is larger than the images"):
+        A.occlusion(linear_model()[0], batch(2, (6, 6, 2)), 1)
 
 
 def test_occlusion_batching_does_not_change_the_result():

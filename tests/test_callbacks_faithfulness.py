@@ -141,7 +141,7 @@ def test_off_by_default_and_on_in_cnnvis_callback_for_grad_cam_only(tmp_path, da
     assert _steps(run, "json/attribution/grad_cam") == [0, 1, 2]
     assert _steps(run, "faithfulness/layer_cam/mu_fidelity") == [0, 2]
     assert "faithfulness" not in run["json/attribution/grad_cam"][1].value
-    assert _steps(run, "faithfulness/occlusion/deletion_auc") == [0, 2]
+    assert _steps(run, "faithfulness/occlusion/deletion_auc") == [2]  # not the untrained
     assert _steps(run, "faithfulness/random/insertion_auc") == [0, 2]
     entry = run["json/attribution/grad_cam"][-1].value["faithfulness"]
     assert entry["settings"]["steps"] == 10 and entry["settings"]["baseline"] == "blur"

@@ -35,14 +35,16 @@ def data():
 
 
 def run_all(log_dir, model, x, y, x_val, y_val, m_val, **kwargs):
-    """One epoch with every monitor on (expensive ones every epoch); returns the records."""
+    """One epoch with every monitor on (expensive ones every epoch, the attributions also
+    before training, to compare the same weights across formats); returns the records."""
+    options = {**LIGHT, "saliency": {**LIGHT["saliency"], "log_initial": True}}
     cb = CNNVisCallback(
         str(log_dir),
         validation_data=(x_val, y_val),
         masks=m_val,
         n_probes=5,
         expensive_every=1,
-        options=LIGHT,
+        options={**options, "occlusion": {"log_initial": True}},
         on_error="raise",
         **kwargs,
         budget=None,

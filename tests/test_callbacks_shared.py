@@ -82,8 +82,12 @@ def test_one_pass_per_record_set_gives_the_records_of_separate_passes(tmp_path, 
     assert all(m.shared is cnnvis._shared for m in cnnvis.monitors)
     assert cnnvis._shared.passes == 3  # before training and after each epoch: 3 record sets
     a, b = read_run(str(tmp_path / "shared" / "cnnvis")), read_run(own + "/cnnvis")
-    for tag in ("json/confusion/matrix", "json/embedding/pca", "neighbors/knn_accuracy_feature"):
-        assert [r.step for r in a[tag]] == [r.step for r in b[tag]] == [0, 1, 2], tag
+    assert [r.step for r in a["json/confusion/matrix"]] == [0, 1, 2]
+    for tag in ("json/embedding/pca", "neighbors/feature", "neighbors/knn_accuracy_feature"):
+        # Expensive monitors do not record the untrained model; the separate ones do.
+        assert [r.step for r in a[tag]] == [1, 2] and [r.step for r in b[tag]] == [0, 1, 2]
+        b[tag] = b[tag][1:]
+    assert [r.step for r in b["json/confusion/matrix"]] == [0, 1, 2]
     for ra, rb in zip(a["json/confusion/matrix"], b["json/confusion/matrix"]):
         assert ra.value["matrix"] == rb.value["matrix"]
     for ra, rb in zip(a["json/embedding/pca"], b["json/embedding/pca"]):

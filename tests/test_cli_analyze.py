@@ -19,6 +19,7 @@ from eventfiles import read_run
 from keras_cnnvis import datasets
 from keras_cnnvis.analysis import prepare
 from keras_cnnvis.callbacks import CNNVisCallback
+from keras_cnnvis.callbacks.cnnvis import EXPENSIVE
 from keras_cnnvis.callbacks.monitors import REGISTRY
 from keras_cnnvis.cli import main
 from keras_cnnvis.rendering.image import to_uint8
@@ -106,6 +107,8 @@ def test_the_records_equal_those_of_cnnvis_callback_at_step_0(analysed, folder, 
         max_examples=len(x),
         budget=None,
         on_error="raise",
+        # Before training only the cheap monitors record, unless asked.
+        options={name: {"log_initial": True} for name in EXPENSIVE},
     )
     model.fit(x, y, epochs=1, batch_size=len(x), verbose=0, callbacks=[callback])
     reference = at_step_0(read_run(str(tmp_path / "cnnvis")))

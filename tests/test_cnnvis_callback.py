@@ -65,7 +65,9 @@ def test_default_run_writes_every_monitor_on_its_schedule(tmp_path, data):
     )
     run = read_run(str(tmp_path / "cnnvis"))
     assert len(event_files(tmp_path / "cnnvis")) == 1
-    cheap, expensive = [0, 1, 2, 3], [0, 2, 3]  # expensive: every 2nd epoch and the end
+    # Expensive: every 2nd epoch and the end, never the untrained model; Grad-CAM's
+    # faithfulness scores (a cheap monitor's) on the expensive schedule from the start.
+    cheap, expensive, faithful = [0, 1, 2, 3], [2, 3], [0, 2, 3]
 
     expected = {}
     for layer in CONVS:  # auto_layers: both convolutions
@@ -87,7 +89,7 @@ def test_default_run_writes_every_monitor_on_its_schedule(tmp_path, data):
             expected[f"localization/{method}/{score}"] = when  # masks were given
     for method in ("grad_cam", "layer_cam", "random"):  # faithfulness: on for grad_cam,
         for score in ("deletion_auc", "insertion_auc", "mu_fidelity"):  # on the expensive
-            expected[f"faithfulness/{method}/{score}"] = expensive  # schedule
+            expected[f"faithfulness/{method}/{score}"] = faithful  # schedule
     expected["probes/images"] = cheap
     expected["confusion/matrix"] = expected["json/confusion/matrix"] = cheap
     for name in CLASSES:
@@ -116,7 +118,7 @@ def test_default_run_writes_every_monitor_on_its_schedule(tmp_path, data):
     assert all(steps(run, t) == cheap for t in network)
     assert {"robustness/clean_accuracy", "json/robustness/heatmap"} <= robustness
     # Robustness every 2 x expensive_every epochs (4 here) and at the end.
-    assert all(steps(run, t) == [0, 3] for t in robustness)
+    assert all(steps(run, t) == [3] for t in robustness)
     others = set(run) - set(health_scalars) - network - robustness
     assert {t: steps(run, t) for t in others} == expected
     for layer in CONVS:
@@ -251,7 +253,7 @@ def test_without_validation_data_only_weight_monitors_run(tmp_path, data):
         "synthesis",
     }
     assert {t for t in run if "dead_fraction" in t} == set()  # no probe images: not scored
-    assert steps(run, "synthesis/classes") == [0, 1]  # expensive: start and end
+    assert steps(run, "synthesis/classes") == [1]  # expensive: the end, not the start
     assert steps(run, "filters/conv_a") == [0, 1]
     # Probe images alone: the per-probe monitors run, the data-set ones (patches,
     # embedding, neighbours, confusion) do not.
@@ -318,8 +320,8 @@ def test_two_fits_in_a_row_continue_the_steps(tmp_path, data):
     assert cb.monitors == monitors  # built once, reused
     run = read_run(str(tmp_path / "cnnvis"))
     assert steps(run, "filters/conv_a") == [0, 1, 2, 3, 3, 4, 5]
-    # Patches: fit 1 at 0, 2 and its end 3; fit 2 at its start 3, epoch 4, its end 5.
-    assert steps(run, "patches/conv_b") == [0, 2, 3, 3, 4, 5]
+    # Patches: fit 1 at 2 and its end 3; fit 2 at epoch 4 and its end 5.
+    assert steps(run, "patches/conv_b") == [2, 3, 4, 5]
     # The end of fit 1 and the start of fit 2 show the same weights.
     grids = run["filters/conv_b"]
     np.testing.assert_array_equal(grids[3].value[0], grids[4].value[0])
@@ -339,8 +341,8 @@ def test_initial_epoch_logs_at_the_right_steps(tmp_path, data):
     tiny_cnn().fit(x, y, initial_epoch=2, epochs=7, verbose=0, callbacks=[cb])
     run = read_run(str(tmp_path / "cnnvis"))
     assert steps(run, "filters/conv_a") == [2, 3, 4, 5, 6, 7]
-    # Expensive: the state at the start (2), after epochs 3 and 6 (multiples of 3), the end.
-    assert steps(run, "patches/conv_a") == [2, 3, 6, 7]
+    # Expensive: after epochs 3 and 6 (multiples of 3) and at the end (not at the start).
+    assert steps(run, "patches/conv_a") == [3, 6, 7]
 
 
 def test_segmentation_target_scores_the_predicted_foreground_class():

@@ -61,7 +61,7 @@ def test_mirrored_strategy_on_two_cpu_devices(tmp_path):
     run = read_run(run_dir)
     for tag in ("filters/conv_a", "health/conv_b", "activations/conv_a", "attribution/grad_cam"):
         assert [r.step for r in run[tag]] == [0, 1, 2], tag
-    assert [r.step for r in run["patches/conv_b"]] == [0, 2]
+    assert [r.step for r in run["patches/conv_b"]] == [2]  # expensive: not untrained
     assert [r.step for r in run["localization/grad_cam/pointing_game"]] == [0, 1, 2]
     # The last records show the replicated model's final state.
     kernel = np.load(out / "conv_a.npy")
@@ -118,7 +118,7 @@ def test_multi_worker_only_the_chief_writes(tmp_path):
     np.testing.assert_array_equal(kernels[0], kernels[1])
     run = read_run(str(tmp_path / "logs0" / "cnnvis"))
     assert [r.step for r in run["filters/conv_a"]] == [0, 1, 2]
-    assert [r.step for r in run["patches/conv_a"]] == [0, 2]
+    assert [r.step for r in run["patches/conv_a"]] == [2]  # expensive: not untrained
     np.testing.assert_array_equal(
         run["filters/conv_a"][-1].value[0][..., ::-1], rendered_filters(kernels[0])
     )

@@ -60,7 +60,8 @@ def analyze(
     """Runs every monitor of `CNNVisCallback` once on a trained model, as records at step 0.
 
     The records are those `CNNVisCallback(logdir, validation_data=..., budget=None)` writes
-    before the first epoch of a fit, so `cnnvis board logdir` shows them in the cnnvis tab.
+    before the first epoch of a fit (the expensive monitors' too, which a fit records only
+    once training has begun), so `cnnvis board logdir` shows them in the cnnvis tab.
 
     Example:
 
@@ -140,6 +141,7 @@ def analyze(
     try:
         for i, (monitor, name) in enumerate(zip(callback.monitors, callback.names)):
             monitor.on_error = "raise"  # caught here, so the others still run
+            monitor.log_initial = True  # a trained model: the expensive monitors record too
             start = time.perf_counter()
             try:
                 monitor.on_epoch_begin(0)

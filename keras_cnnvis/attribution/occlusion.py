@@ -4,7 +4,7 @@ how much the explained score drops; the occluded copies are batched through the 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import keras
 import numpy as np
@@ -29,6 +29,24 @@ def size_pair(value: Any, name: str) -> tuple[int, int]:
     if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v >= 1 for v in pair):
         raise ValueError(f"{name} must be a positive int or (height, width); got {value!r}.")
     return int(pair[0]), int(pair[1])
+
+
+def occluder(
+    shape: Sequence[int], patch: Any = None, stride: Any = None
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The patch and stride `(height, width)` for images of `shape` `(..., H, W, C)`.
+
+    None sizes the patch to an eighth of the image side, at least 8 pixels (8 up to 64
+    pixels, 28 at 224), and the stride to half the patch: about 15 positions per side on
+    large images instead of 3025 positions of an 8-pixel patch on a 224-pixel image.
+    """
+    side = tuple(int(s) for s in shape[-3:-1])
+    if patch is None:
+        patch = tuple(max(8, s // 8) for s in side)
+    ph, pw = size_pair(patch, "patch")
+    if stride is None:
+        stride = (max(1, ph // 2), max(1, pw // 2))
+    return (ph, pw), size_pair(stride, "stride")
 
 
 def fill_color(images: np.ndarray, fill: Any) -> np.ndarray:
@@ -56,13 +74,12 @@ def _check_patch(size: tuple, patch: tuple, what: str) -> None:
 def _check_probe(
     model: keras.Model,
     probe: np.ndarray,
-    patch: int | tuple = 8,
-    stride: int | tuple = 4,
+    patch: int | tuple | None = None,
+    stride: int | tuple | None = None,
     fill: Any = "mean",
     **kwargs: Any,
 ) -> None:
-    _check_patch(probe.shape[1:3], size_pair(patch, "patch"), "probe images")
-    size_pair(stride, "stride")
+    _check_patch(probe.shape[1:3], occluder(probe.shape, patch, stride)[0], "probe images")
     fill_color(probe, fill)
 
 
@@ -77,8 +94,8 @@ def occlusion(
     model: keras.Model,
     images: Any,
     target: Any = None,
-    patch: int | tuple = 8,
-    stride: int | tuple = 4,
+    patch: int | tuple | None = None,
+    stride: int | tuple | None = None,
     fill: Any = "mean",
     logits: bool = False,
     batch_size: int | None = None,
@@ -103,8 +120,10 @@ def occlusion(
         images: float `(N, H, W, C)` batch.
         target: what to explain (see `targets.resolve_target`). Defaults to None
             (the predicted class of each unoccluded image).
-        patch: patch size, int or `(height, width)`. Defaults to 8.
-        stride: step between patches, int or `(dy, dx)`. Defaults to 4.
+        patch: patch size, int or `(height, width)`. Defaults to None (an eighth of the
+            image side, at least 8: 8 up to 64 pixels, 28 at 224; see `occluder`).
+        stride: step between patches, int or `(dy, dx)`. Defaults to None (half the
+            patch).
         fill: the patch value: `"mean"` (the mean colour of `images`; pass the dataset's
             mean colour for the classic setting), a number, or a `(C,)` colour.
             Defaults to `"mean"`.
@@ -122,8 +141,7 @@ def occlusion(
     """
     x = check_images(model, images)
     n, height, width, _ = x.shape
-    ph, pw = size_pair(patch, "patch")
-    sy, sx = size_pair(stride, "stride")
+    (ph, pw), (sy, sx) = occluder(x.shape, patch, stride)
     _check_patch((height, width), (ph, pw), "images")
     color = fill_color(x, fill)
     batch_size = copies_per_call(model, x, None if batch_size is None else max(1, int(batch_size)))

@@ -79,6 +79,9 @@ class MonitorAssembly:
                 **monitor.arguments(data),
                 "log_dir": self.log_dir,
                 "every_n_epochs": (1 if monitor.cheap else self.expensive_every) * monitor.period,
+                # The state before training: only the cheap monitors record it (attributions,
+                # embeddings, class images and accuracies of an untrained model are noise).
+                "log_initial": monitor.cheap,
                 "run_name": self.run_name,
                 "on_error": self.on_error,
                 **self.options.get(name, {}),

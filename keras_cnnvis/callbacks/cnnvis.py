@@ -39,7 +39,8 @@ class CNNVisCallback(MonitorAssembly, keras.callbacks.Callback):
     matrix, the network view) run every epoch; expensive ones (saliency/guided
     backprop/integrated gradients, occlusion, max-activating patches, PCA/t-SNE
     embeddings, nearest neighbours, class visualisations) every `expensive_every` epochs
-    and once more at the end of training; robustness (accuracy under corruption and
+    and once more at the end of training (they do not record the untrained model, whose
+    attributions, embeddings and class images are noise); robustness (accuracy under corruption and
     attack, whose record costs about as much model time as all the other expensive
     monitors together) every `2 * expensive_every` epochs and at the end. Layers and probe
     images are chosen automatically when not given: up to four convolution layers spread

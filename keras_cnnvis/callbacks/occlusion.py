@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from keras_cnnvis.attribution.occlusion import size_pair
+import numpy as np
+
+from keras_cnnvis.attribution.occlusion import occluder
 from keras_cnnvis.callbacks.attribution_base import AttributionCallback
 
 
@@ -33,8 +35,9 @@ class OcclusionCallback(AttributionCallback):
         labels: `(N,)` true classes. Defaults to None.
         masks: `(N, H, W)` object masks (localisation scalars). Defaults to None.
         class_names: class names for the dashboard. Defaults to None.
-        patch: patch size, int or `(height, width)`. Defaults to 8.
-        stride: step between patches. Defaults to 4.
+        patch: patch size, int or `(height, width)`. Defaults to None (an eighth of the
+            probes' side, at least 8: 8 up to 64 pixels, 28 at 224).
+        stride: step between patches. Defaults to None (half the patch).
         fill: patch value: `"mean"` (the probes' mean colour), a number or a colour;
             pass the training set's mean colour for the classic setting.
             Defaults to `"mean"`.
@@ -70,8 +73,8 @@ class OcclusionCallback(AttributionCallback):
         labels: Any = None,
         masks: Any = None,
         class_names: Sequence[str] | None = None,
-        patch: int | tuple = 8,
-        stride: int | tuple = 4,
+        patch: int | tuple | None = None,
+        stride: int | tuple | None = None,
         fill: Any = "mean",
         batch_size: int | None = None,
         target: Any = None,
@@ -96,8 +99,7 @@ class OcclusionCallback(AttributionCallback):
             on_error,
             faithfulness=faithfulness,
         )
-        self.patch = size_pair(patch, "patch")
-        self.stride = size_pair(stride, "stride")
+        self.patch, self.stride = occluder(np.shape(probe), patch, stride)
         self.fill = fill
         self.batch_size = None if batch_size is None else int(batch_size)
         self.offer(
