@@ -237,4 +237,6 @@ def test_a_task_submitted_from_a_running_task_is_busy_time_counted_once(tmp_path
     end = time.perf_counter()
     busy = worker.busy_seconds(start, end)
     assert 0.4 <= busy <= end - start  # both sleeps, the inner one not counted twice
+    # The running total counts the same spans: its difference over the task is `busy`.
+    assert worker.busy_total() == pytest.approx(busy, abs=1e-9)
     writer.close()

@@ -7,9 +7,10 @@ The callback's own time is what its records cost the fit: the training thread's 
 the copy of the weights) in full, and the records the twin computes in the background worker.
 Those run beside training until the last epoch ends and cost the fit only what training loses
 to them (on two CPU cores about half their wall time, on a GPU machine little): they are
-charged at the contention measured in this fit (`contention`: training seconds lost per
-second of background records, from the epochs' times against the worker's busy seconds in
-each), and in full until enough epochs tell and after the last epoch. Setup (building and
+charged at the contention measured in this fit (training seconds lost per second of
+background records: `measured` from the training batches' times by `batch_clock.BatchClock`,
+else `contention` from the epochs' times against the worker's busy seconds in each), and in
+full until a measurement tells and after the last epoch. Setup (building and
 checking the monitors) and the records of the state before training are measured, not
 charged: nothing has trained yet to pay for them. Every later record is charged, a monitor's
 first (which traces its compiled functions) included.
@@ -166,12 +167,14 @@ class TimeBudget:
         self.full_seconds = 0.0  # own seconds charged in full
         self.concurrent_seconds = 0.0  # background seconds beside training
         self.epochs: list[tuple[float, float]] = []  # (training, busy) seconds per epoch
+        self.measured: float | None = None  # contention from batch times (`BatchClock`)
         self.epochs_trained, self.epochs_expected = 0, None
 
     @property
     def contention(self) -> float:
-        """The share of concurrent seconds charged (`contention` of this fit's epochs)."""
-        return contention(self.epochs)
+        """The share of concurrent seconds charged: `measured` from the batches' times
+        when set, else `contention` of this fit's epochs."""
+        return contention(self.epochs) if self.measured is None else self.measured
 
     @property
     def own_seconds(self) -> float:

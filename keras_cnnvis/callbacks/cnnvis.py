@@ -14,6 +14,7 @@ import numpy as np
 
 from keras_cnnvis import inputs
 from keras_cnnvis.callbacks import plan
+from keras_cnnvis.callbacks.batch_clock import BatchClock
 from keras_cnnvis.callbacks.assembly import MonitorAssembly
 from keras_cnnvis.callbacks.base import MonitorCallback, is_chief
 from keras_cnnvis.callbacks.budget import TimeBudget, final_reserve
@@ -62,9 +63,11 @@ class CNNVisCallback(MonitorAssembly, keras.callbacks.Callback):
     the records cost the fit stays within `budget` (default 10%) of the training time so
     far. The training thread's part of a record is charged in full; a record on the twin
     runs beside training and is charged at the contention measured in this fit (training
-    seconds lost per second of background records, from the epochs' times against the
-    worker's busy seconds; in full until four epochs after the first tell, and after the
-    last epoch). A record runs while the callback is within its budget (an overshoot is
+    seconds lost per second of background records: how much longer the training batches
+    during which the worker ran took than those during which it was idle, per second it
+    ran, from the second epoch on, `callbacks/batch_clock.py`; without batch hooks, from
+    the epochs' times against the worker's busy seconds; in full until one of them tells,
+    and after the last epoch). A record runs while the callback is within its budget (an overshoot is
     paid back by skipping later records); the final records after the last epoch run only
     if their expected cost fits, and a record during training must leave room, in the
     allowance projected to the last epoch, for the expensive monitors' final records (the
@@ -210,6 +213,7 @@ class CNNVisCallback(MonitorAssembly, keras.callbacks.Callback):
         # that read the outputs or penultimate features there (see callbacks/shared.py).
         self._shared = None if self.x_val is None else SharedPass(self.x_val)
         self._finite = FiniteWeights()  # one check of the weights per record set
+        self._clock = BatchClock()  # what records on the twin cost training's batches
 
     # -- the time budget ----------------------------------------------------------------
     def _gate(self, monitor: MonitorCallback, phase: str) -> bool:
@@ -335,6 +339,7 @@ class CNNVisCallback(MonitorAssembly, keras.callbacks.Callback):
         self._ended = None
         self.skipped = {}
         self._began = False  # the first on_epoch_begin (initial records) is not charged
+        self._clock.reset()
         if not self.monitors:
             self._view, self._view_of = self._prepare(), self.model
             self._bind(self._view)
@@ -373,6 +378,12 @@ class CNNVisCallback(MonitorAssembly, keras.callbacks.Callback):
             self._run("on_epoch_begin", epoch, _copy(logs), step=epoch, charge=self._began)
         self._began = True
         self._mark = time.perf_counter()
+        if self._runner is not None:
+            self._clock.start(self._mark, self._runner.worker.busy_total())
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._runner is not None:  # (records beside training: time the batches)
+            self._clock.batch(time.perf_counter(), self._runner.worker.busy_total())
 
     def on_epoch_end(self, epoch, logs=None):
         # Training time: everything since the callback's own work last finished (also in
@@ -385,6 +396,8 @@ class CNNVisCallback(MonitorAssembly, keras.callbacks.Callback):
             runner = self._runner
             busy = 0.0 if runner is None else runner.worker.busy_seconds(self._mark, now)
             self.budget.train(now - self._mark, busy)
+            self._clock.end_epoch()
+            self.budget.measured = self._clock.estimate
         self._report_twin()
         report = lambda: self._report_budget(epoch + 1)  # noqa: E731
         self._run("on_epoch_end", epoch, _copy(logs), step=epoch + 1, after=report)

@@ -51,7 +51,16 @@ class RecordWorker:
         self._lock = threading.Lock()
         self._busy: list[tuple[float, float]] = []  # (start, end) of the tasks run
         self._busy_since: float | None = None  # start of the task running now
+        self._busy_done = 0.0  # seconds of the tasks finished so far
         _LIVE.add(self)
+
+    def busy_total(self) -> float:
+        """Seconds the worker has run tasks so far, the one running now included (the
+        difference of two calls is its busy seconds between them)."""
+        with self._lock:
+            since = self._busy_since
+            running = 0.0 if since is None else time.perf_counter() - since
+            return self._busy_done + running
 
     def busy_seconds(self, start: float, end: float) -> float:
         """Seconds (`time.perf_counter`) within `[start, end]` in which the worker ran
@@ -98,7 +107,9 @@ class RecordWorker:
             finally:
                 with self._lock:
                     if self._busy_since is not None:
-                        self._busy.append((self._busy_since, time.perf_counter()))
+                        end = time.perf_counter()
+                        self._busy.append((self._busy_since, end))
+                        self._busy_done += end - self._busy_since
                     self._busy_since = None
                 self._queue.task_done()
 
