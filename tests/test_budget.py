@@ -167,17 +167,18 @@ def test_a_budget_that_always_binds_keeps_the_initial_state_and_says_what_it_ski
     )
     # Setup and the initial records are not charged: at the end of epoch 1 the callback
     # owes nothing, so the first cheap monitor (filters) records and from then on the
-    # callback is over its budget. Cheap: epochs 1-3 and the final record each (filters:
-    # 2, 3 and the final); expensive: epoch 2 and the final record (robustness: the final).
-    skipped = 4 * len(CHEAP) - 1 + 2 * len(EXPENSIVE) - 1  # robustness: not due at 2
+    # callback is over its budget. Cheap: epochs 1-3 each (filters: 2 and 3; the record of
+    # epoch 3, asked again at the end, is one record skipped); expensive: epoch 2 and the
+    # last (robustness: the last).
+    skipped = 3 * len(CHEAP) - 1 + 2 * len(EXPENSIVE) - 1  # robustness: not due at 2
     with pytest.warns(
         UserWarning, match=rf"CNNVisCallback skipped {skipped} records .*budget=1e-09"
     ):
         tiny_cnn().fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[cb])
     assert cb.names[0] == "filters"
     assert cb.skipped == {
-        **{n: 4 for n in CHEAP},
-        "filters": 3,
+        **{n: 3 for n in CHEAP},
+        "filters": 2,
         **{n: 2 for n in EXPENSIVE},
         "robustness": 1,  # every 2 x expensive_every epochs: only its final record was due
     }
@@ -270,6 +271,28 @@ def test_gate_keeps_room_for_the_expensive_monitors_final_records(tmp_path, data
     monitors["embedding"]._last_completed = 4
     assert cb._gate(monitors["embedding"], "epoch")  # 1.0 + 2.0 <= 4
     assert cb.skipped == {"filters": 1}
+    cb.on_train_end()
+
+
+def test_the_last_epochs_records_are_gated_as_final_and_a_skip_counts_once(tmp_path, data):
+    cb, monitors = gated(tmp_path, data, budget=0.1, epochs=3)
+    cb.budget.reset()
+    cb.budget.expect(3)
+    for _ in range(3):
+        cb.budget.train(10.0)  # the last epoch: 3 s allowed in all
+    cb.budget.charge(1.0)
+    monitors["embedding"].log_seconds = [3.0, 1.5]  # this record 1.5 s
+    monitors["occlusion"].log_seconds = [2.0, 1.0]  # its final 1.0 s
+    for monitor in cb.monitors:
+        monitor._last_completed = 3
+    # As an epoch record the embedding's would also need room for occlusion's final
+    # (1 + 1.5 + 1 > 3); but this is the last epoch: nothing comes after it but finals,
+    # and it needs only to fit what is left (1 + 1.5 <= 3).
+    assert cb._gate(monitors["embedding"], "epoch")
+    cb.budget.charge(1.5)
+    assert not cb._gate(monitors["occlusion"], "epoch")  # 2.5 + 1 > 3
+    assert not cb._gate(monitors["occlusion"], "final")  # asked again at the end
+    assert cb.skipped == {"occlusion": 1}  # one record skipped, not two
     cb.on_train_end()
 
 

@@ -17,8 +17,9 @@ from keras_cnnvis.callbacks import plan
 from keras_cnnvis.callbacks.batch_clock import BatchClock
 from keras_cnnvis.callbacks.assembly import MonitorAssembly
 from keras_cnnvis.callbacks.base import MonitorCallback, is_chief
-from keras_cnnvis.callbacks.budget import TimeBudget, final_reserve
+from keras_cnnvis.callbacks.budget import TimeBudget
 from keras_cnnvis.callbacks.finite import FiniteWeights
+from keras_cnnvis.callbacks.gate import BudgetGate
 from keras_cnnvis.callbacks.monitors import REGISTRY, monitor_names
 from keras_cnnvis.callbacks.plan import auto_layers, pick_probes  # noqa: F401 (public)
 from keras_cnnvis.callbacks.shared import SharedPass
@@ -33,7 +34,7 @@ CLASSES = {name: str(monitor.callback) for name, monitor in REGISTRY.items()}
 NEEDS_DATA = tuple(name for name, monitor in REGISTRY.items() if monitor.needs)
 
 
-class CNNVisCallback(MonitorAssembly, keras.callbacks.Callback):
+class CNNVisCallback(BudgetGate, MonitorAssembly, keras.callbacks.Callback):
     """Every keras-cnnvis monitor in one callback, with schedules that keep training fast.
 
     Cheap monitors (filter grids, filter health, activation maps, Grad-CAM, confusion
@@ -201,6 +202,7 @@ class CNNVisCallback(MonitorAssembly, keras.callbacks.Callback):
         self.names = [n for n, m in REGISTRY.items() if n in names and m.available(data)]
         self.monitors: list[MonitorCallback] = []
         self.skipped: dict[str, int] = {}  # records the budget skipped in the last fit
+        self._skips: set = set()  # (monitor, step) of those records
         self._mark: float | None = None  # when the callback's own work last finished
         self._ended: float | None = None  # when the last epoch of the fit ended
         self._began = False
@@ -214,22 +216,6 @@ class CNNVisCallback(MonitorAssembly, keras.callbacks.Callback):
         self._shared = None if self.x_val is None else SharedPass(self.x_val)
         self._finite = FiniteWeights()  # one check of the weights per record set
         self._clock = BatchClock()  # what records on the twin cost training's batches
-
-    # -- the time budget ----------------------------------------------------------------
-    def _gate(self, monitor: MonitorCallback, phase: str) -> bool:
-        """Whether `monitor`'s due record fits in the budget (`TimeBudget.admits`)."""
-        name = self.names[self.monitors.index(monitor)]
-        others = (m.log_seconds for m in self.monitors)
-        reserve = 0.0
-        if phase == "epoch" and self.budget.projected_allowance is not None:
-            entries = [(m, REGISTRY[n].cheap) for m, n in zip(self.monitors, self.names)]
-            reserve = final_reserve(entries, monitor, (self.params or {}).get("epochs"))
-        cheap = REGISTRY[name].cheap
-        if self.budget.admits(phase, cheap, monitor.log_seconds, others, reserve):
-            return True
-        if phase != "initial":  # the expensive monitors never record the initial state
-            self.skipped[name] = self.skipped.get(name, 0) + 1
-        return False
 
     def _run(self, hook: str, *args, step: int = -1, charge: bool = True, after=None) -> None:
         """Calls `hook` on every monitor, charging the time to the budget (or, with
@@ -251,48 +237,6 @@ class CNNVisCallback(MonitorAssembly, keras.callbacks.Callback):
         self._finite.invalidate()
         if self._shared is not None:
             self._shared.invalidate()
-
-    def _account(self, charge: bool, monitor, seconds: float) -> None:
-        """Charges a hook's seconds to the budget, or (`charge=False`: the records of the
-        state before training) counts them as setup. A record on the twin (called in the
-        worker as it ends) ran beside training until training ended: those seconds are
-        charged as concurrent, the rest in full."""
-        if not charge:
-            self.budget.one_time(seconds)
-            return
-        beside = 0.0
-        if monitor is not None and self._runner is not None:
-            end, ended = time.perf_counter(), self._ended
-            beside = seconds if ended is None else max(0.0, min(end, ended) - (end - seconds))
-        self.budget.charge(seconds - beside)
-        if beside > 0:
-            self.budget.charge(beside, concurrent=True)
-
-    def _report_budget(self, step: int | None) -> None:
-        """Logs the share of training time used; at the end, warns about skipped records."""
-        used = self.budget.used
-        writer = self._writer
-        logged = self.budget.share is not None and np.isfinite(used)
-        if writer is not None and step is not None and logged:
-            try:
-                if writer.worker is not None:  # in order with the queued records
-                    writer.worker.submit(
-                        self, step, lambda: writer.scalar("cnnvis/overhead", used, step)
-                    )
-                else:
-                    writer.scalar("cnnvis/overhead", used, step)
-            except Exception:  # reporting must not stop training
-                pass
-        if step is None and self.skipped:
-            counts = ", ".join(f"{name} {n}" for name, n in self.skipped.items())
-            warnings.warn(
-                f"CNNVisCallback skipped {sum(self.skipped.values())} records ({counts}) "
-                f"to keep its own time within budget={self.budget.share:g} of training "
-                f"time (used {used:.2f}). Pass budget=None to run every monitor on its "
-                "schedule, or a larger budget.",
-                UserWarning,
-                stacklevel=2,
-            )
 
     # -- forwarding ---------------------------------------------------------------------
     def set_model(self, model):
@@ -337,7 +281,7 @@ class CNNVisCallback(MonitorAssembly, keras.callbacks.Callback):
         start = time.perf_counter()
         self.budget.reset()
         self._ended = None
-        self.skipped = {}
+        self.skipped, self._skips = {}, set()
         self._began = False  # the first on_epoch_begin (initial records) is not charged
         self._clock.reset()
         if not self.monitors:
