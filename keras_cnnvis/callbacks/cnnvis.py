@@ -14,8 +14,8 @@ import numpy as np
 
 from keras_cnnvis import inputs
 from keras_cnnvis.callbacks import plan
-from keras_cnnvis.callbacks.batch_clock import BatchClock
 from keras_cnnvis.callbacks.assembly import MonitorAssembly
+from keras_cnnvis.callbacks.batch_clock import BatchClock
 from keras_cnnvis.callbacks.base import MonitorCallback, is_chief
 from keras_cnnvis.callbacks.budget import TimeBudget
 from keras_cnnvis.callbacks.finite import FiniteWeights
@@ -41,8 +41,8 @@ class CNNVisCallback(BudgetGate, MonitorAssembly, keras.callbacks.Callback):
     matrix, the network view) run every epoch; expensive ones (saliency/guided
     backprop/integrated gradients, occlusion, max-activating patches, PCA/t-SNE
     embeddings, nearest neighbours, class visualisations) every `expensive_every` epochs
-    and once more at the end of training (they do not record the untrained model, whose
-    attributions, embeddings and class images are noise); robustness (accuracy under corruption and
+    and once more at the end of training (not on the untrained model, whose attributions,
+    embeddings and class images are noise); robustness (accuracy under corruption and
     attack, whose record costs about as much model time as all the other expensive
     monitors together) every `2 * expensive_every` epochs and at the end. Layers and probe
     images are chosen automatically when not given: up to four convolution layers spread
@@ -68,15 +68,15 @@ class CNNVisCallback(BudgetGate, MonitorAssembly, keras.callbacks.Callback):
     during which the worker ran took than those during which it was idle, per second it
     ran, from the second epoch on, `callbacks/batch_clock.py`; without batch hooks, from
     the epochs' times against the worker's busy seconds; in full until one of them tells,
-    and after the last epoch). A record runs while the callback is within its budget (an overshoot is
-    paid back by skipping later records); the final records after the last epoch run only
-    if their expected cost fits, and a record during training must leave room, in the
-    allowance projected to the last epoch, for the expensive monitors' final records (the
-    trained model's). Setup and the records of the state before training are not charged;
-    every later record is, a monitor's first (which traces) included. On shorter epochs
-    records are thinned, one warning at the end of `fit` says which, and the scalar
-    `cnnvis/overhead` logs the share used. `budget=None` runs every monitor on its
-    schedule whatever it costs.
+    and after the last epoch). A record runs while the callback is within its budget (an
+    overshoot is paid back by skipping later records); the records of the last epoch and
+    the final ones after it run only if their expected cost fits what is left, and a
+    record during training must leave room, in the allowance projected to the last epoch,
+    for the expensive monitors' final records (the trained model's). Setup and the records
+    of the state before training are not charged; every later record is, a monitor's
+    first (which traces) included. On shorter epochs records are thinned, one warning at
+    the end of `fit` says which, and the scalar `cnnvis/overhead` logs the share used.
+    `budget=None` runs every monitor on its schedule whatever it costs.
 
     Example:
 
