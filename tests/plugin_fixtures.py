@@ -430,6 +430,8 @@ def _write_attribution(rec, method, mi, probes, centres, labels, step, t, size):
         if mi == 1:
             m = m * (0.5 + 0.5 * rng.random((size, size)))
         m = _normalise(m)
+        if mi == 0 and i == 1 and step >= 3:
+            m = np.zeros_like(m)  # Grad-CAM's ReLU leaves nothing: an all-zero map
         maps.append(np.round(m.reshape(-1), 3))
         big = np.repeat(np.repeat(m, probes.shape[1] // size, 0), probes.shape[2] // size, 1)
         overlays.append(0.55 * probe + 0.45 * colormap(big))

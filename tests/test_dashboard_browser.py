@@ -338,6 +338,18 @@ def test_attribution_page(dash, logs, shots):
     dash.wait("() => document.querySelector('section.page').dataset.drawn === '24'")
     assert dash.data("failed") == "0"
     assert dash.frame.eval_on_selector_all("td.cell canvas", "els => els.length") == 24
+    # The maps that are zero everywhere (the fixture's probe 1 from step 3) are said so.
+    records = logs[1][DEMO].json["json/attribution/grad_cam"]
+    zero = sorted(
+        (step, i) for step, r in records.items() for i, m in enumerate(r["maps"]) if not any(m)
+    )
+    assert zero == [(3, 1), (4, 1), (5, 1)]
+    badged = dash.frame.eval_on_selector_all(
+        "td.cell.zero-map",
+        "els => els.map(e => [+e.dataset.step, +e.dataset.probe, e.innerText, e.title])",
+    )
+    assert sorted((s, i) for s, i, _, _ in badged) == zero and dash.data("zero") == "3"
+    assert all(text == "all 0" and "zero everywhere" in title for _, _, text, title in badged)
     pixel = "() => Array.from(document.querySelector('td.cell canvas').getContext('2d').getImageData(48, 48, 1, 1).data)"
     before = dash.frame.evaluate(pixel)
     dash.page.screenshot(path=os.path.join(shots, "attribution.png"))

@@ -32,6 +32,16 @@ import {
 
 const CELL = 96;
 const SPACED = 12;
+const ZERO_NOTE =
+  "This map is zero everywhere: nothing passed the method's ReLU. Grad-CAM keeps only " +
+  "positive gradient-weighted sums of the layer's channels, so a class whose evidence " +
+  "weighs negatively there leaves it blank; LayerCAM and the gradient methods may still " +
+  "show where the model looks.";
+
+/** Whether a stored map is all zero (e.g. Grad-CAM when no channel weighs positively). */
+function isZeroMap(map) {
+  return Array.isArray(map) && map.length > 0 && map.every((v) => v === 0);
+}
 
 function drawCell(canvas, probeImg, map, size, alpha, cmap) {
   const g = canvas.getContext("2d");
@@ -120,6 +130,7 @@ export async function mount(el, ctx) {
   const watcher = lazy();
   const drawn = [];
   let failed = 0;
+  let zeros = 0;
 
   async function fillCell(cell, i, s) {
     try {
@@ -137,11 +148,18 @@ export async function mount(el, ctx) {
         drawCell(canvas, probeImg, record.map, record.size, alpha, cmap);
         const p = payload.probes?.[i];
         const title = probeTitle(p, payload.class_names);
-        cell.title = [title, probeScores(payload.faithfulness, i)].filter(Boolean).join("\n");
+        const zero = isZeroMap(record.map);
+        const note = zero ? ZERO_NOTE : null;
+        cell.title = [title, probeScores(payload.faithfulness, i), note].filter(Boolean).join("\n");
         if (p && p.label !== undefined && p.prediction !== undefined && p.prediction !== null) {
           cell.classList.add(String(p.label) === String(p.prediction) ? "right" : "wrong");
         }
         cell.firstChild.append(canvas);
+        if (zero) {
+          cell.classList.add("zero-map");
+          cell.firstChild.append(h("span", { class: "zero-badge" }, "all 0"));
+          zeros += 1;
+        }
         drawn.push(record);
       }
     } catch (e) {
@@ -151,6 +169,7 @@ export async function mount(el, ctx) {
     if (ctx.alive()) {
       el.dataset.drawn = String(drawn.length);
       el.dataset.failed = String(failed);
+      el.dataset.zero = String(zeros);
     }
   }
 
