@@ -33,10 +33,10 @@ import {
 const CELL = 96;
 const SPACED = 12;
 const ZERO_NOTE =
-  "This map is zero everywhere: nothing passed the method's ReLU. Grad-CAM keeps only " +
-  "positive gradient-weighted sums of the layer's channels, so a class whose evidence " +
-  "weighs negatively there leaves it blank; LayerCAM and the gradient methods may still " +
-  "show where the model looks.";
+  "This map is zero everywhere: the method found no evidence it keeps. Grad-CAM keeps " +
+  "only positive gradient-weighted sums of the layer's channels (a ReLU), so a class " +
+  "whose evidence weighs negatively there leaves it blank; LayerCAM and the gradient " +
+  "methods may still show where the model looks.";
 
 /** Whether a stored map is all zero (e.g. Grad-CAM when no channel weighs positively). */
 function isZeroMap(map) {
@@ -150,7 +150,8 @@ export async function mount(el, ctx) {
         const title = probeTitle(p, payload.class_names);
         const zero = isZeroMap(record.map);
         const note = zero ? ZERO_NOTE : null;
-        cell.title = [title, probeScores(payload.faithfulness, i), note].filter(Boolean).join("\n");
+        const scores = probeScores(payload.faithfulness, i);
+        cell.title = [title, scores, note].filter(Boolean).join("\n");
         if (p && p.label !== undefined && p.prediction !== undefined && p.prediction !== null) {
           cell.classList.add(String(p.label) === String(p.prediction) ? "right" : "wrong");
         }
