@@ -199,22 +199,24 @@ def test_the_worker_counts_the_seconds_it_computed_record_sets_within_a_window(t
     writer = summary.LogWriter(str(tmp_path))
     runner = TwinRunner(model, keras.models.clone_model(model), RecordWorker(writer))
     hook = Blocking()
-    start = time.perf_counter()
+    start, before = time.perf_counter(), runner.worker.busy_total()
     runner.run([hook], "on_epoch_end", (0, None), step=1)
     while hook.calls == 0:  # the record set has started
         time.sleep(0.01)
     time.sleep(0.3)
-    running = runner.worker.busy_seconds(start, time.perf_counter())
+    running = runner.worker.busy_total() - before
     assert 0.3 <= running <= time.perf_counter() - start  # the running set counts
+    middle, at_middle = time.perf_counter(), runner.worker.busy_total()
+    time.sleep(0.1)
     hook.release.set()
     runner.drain()
     end = time.perf_counter()
-    total = runner.worker.busy_seconds(start, end)
+    total = runner.worker.busy_total() - before
     assert running < total <= end - start
-    assert runner.worker.busy_seconds(end, end + 10.0) == 0.0  # nothing ran after it
-    # Half of a window cut through the set: at most the window's length.
-    middle = start + (end - start) / 2
-    assert runner.worker.busy_seconds(middle, end) <= end - middle
+    time.sleep(0.05)
+    assert runner.worker.busy_total() - before == total  # nothing ran after it
+    # A window cut through the set: at most the window's length.
+    assert runner.worker.busy_total() - at_middle <= end - middle
     writer.close()
 
 

@@ -204,6 +204,7 @@ class CNNVisCallback(BudgetGate, MonitorAssembly, keras.callbacks.Callback):
         self.skipped: dict[str, int] = {}  # records the budget skipped in the last fit
         self._skips: set = set()  # (monitor, step) of those records
         self._mark: float | None = None  # when the callback's own work last finished
+        self._busy_at = 0.0  # the worker's busy total then
         self._ended: float | None = None  # when the last epoch of the fit ended
         self._began = False
         self._writer = None
@@ -311,7 +312,7 @@ class CNNVisCallback(BudgetGate, MonitorAssembly, keras.callbacks.Callback):
                     self._writer.worker = RecordWorker(self._writer)
                 self._runner = TwinRunner(self._view, self.twin_model, self._writer.worker)
         self.budget.concurrent = self._runner is not None
-        self._mark = time.perf_counter()
+        self._set_mark()
         self.budget.one_time(self._mark - start)  # building and checking: not charged
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -321,9 +322,15 @@ class CNNVisCallback(BudgetGate, MonitorAssembly, keras.callbacks.Callback):
         if self._runner is None or not self._began:  # later ones only report failures
             self._run("on_epoch_begin", epoch, _copy(logs), step=epoch, charge=self._began)
         self._began = True
-        self._mark = time.perf_counter()
+        self._set_mark()
         if self._runner is not None:
-            self._clock.start(self._mark, self._runner.worker.busy_total())
+            self._clock.start(self._mark, self._busy_at)
+
+    def _set_mark(self) -> None:
+        """The callback's own work ends now: training time (and the worker's busy seconds
+        in it) count from here."""
+        self._mark = time.perf_counter()
+        self._busy_at = 0.0 if self._runner is None else self._runner.worker.busy_total()
 
     def on_train_batch_end(self, batch, logs=None):
         if self._runner is not None:  # (records beside training: time the batches)
@@ -338,7 +345,7 @@ class CNNVisCallback(BudgetGate, MonitorAssembly, keras.callbacks.Callback):
                 self.budget.expect(None if total is None else int(total) - epoch)
             now = time.perf_counter()
             runner = self._runner
-            busy = 0.0 if runner is None else runner.worker.busy_seconds(self._mark, now)
+            busy = 0.0 if runner is None else runner.worker.busy_total() - self._busy_at
             self.budget.train(now - self._mark, busy)
             self._clock.end_epoch()
             self.budget.measured = self._clock.estimate
@@ -347,7 +354,7 @@ class CNNVisCallback(BudgetGate, MonitorAssembly, keras.callbacks.Callback):
         self._run("on_epoch_end", epoch, _copy(logs), step=epoch + 1, after=report)
         if self._runner is None:
             report()
-        self._mark = time.perf_counter()
+        self._set_mark()
 
     def on_train_end(self, logs=None):
         self._ended = time.perf_counter()  # later background seconds are charged in full

@@ -49,7 +49,6 @@ class RecordWorker:
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(max_pending)))
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._busy: list[tuple[float, float]] = []  # (start, end) of the tasks run
         self._busy_since: float | None = None  # start of the task running now
         self._busy_done = 0.0  # seconds of the tasks finished so far
         _LIVE.add(self)
@@ -61,16 +60,6 @@ class RecordWorker:
             since = self._busy_since
             running = 0.0 if since is None else time.perf_counter() - since
             return self._busy_done + running
-
-    def busy_seconds(self, start: float, end: float) -> float:
-        """Seconds (`time.perf_counter`) within `[start, end]` in which the worker ran
-        tasks, the one running now included; forgets those that ended before `start`."""
-        with self._lock:
-            self._busy = [(a, b) for a, b in self._busy if b > start]
-            spans = list(self._busy)
-            if self._busy_since is not None:
-                spans.append((self._busy_since, end))
-        return float(sum(max(0.0, min(b, end) - max(a, start)) for a, b in spans))
 
     @property
     def thread(self) -> threading.Thread | None:
@@ -107,9 +96,7 @@ class RecordWorker:
             finally:
                 with self._lock:
                     if self._busy_since is not None:
-                        end = time.perf_counter()
-                        self._busy.append((self._busy_since, end))
-                        self._busy_done += end - self._busy_since
+                        self._busy_done += time.perf_counter() - self._busy_since
                     self._busy_since = None
                 self._queue.task_done()
 
