@@ -137,12 +137,14 @@ def test_off_by_default_and_on_in_cnnvis_callback_for_grad_cam_only(tmp_path, da
     # grad_cam's monitor scores both its methods; saliency is opt-in (not asked here),
     # occlusion was asked for through options=.
     assert faith == {"grad_cam", "layer_cam", "occlusion", "random"}
-    # Grad-CAM's maps every epoch, its scores on the expensive monitors' schedule.
+    # Grad-CAM's maps every epoch, its scores on the expensive monitors' schedule (as they,
+    # not on the untrained model).
     assert _steps(run, "json/attribution/grad_cam") == [0, 1, 2]
-    assert _steps(run, "faithfulness/layer_cam/mu_fidelity") == [0, 2]
+    assert _steps(run, "faithfulness/layer_cam/mu_fidelity") == [2]
+    assert "faithfulness" not in run["json/attribution/grad_cam"][0].value
     assert "faithfulness" not in run["json/attribution/grad_cam"][1].value
     assert _steps(run, "faithfulness/occlusion/deletion_auc") == [2]  # not the untrained
-    assert _steps(run, "faithfulness/random/insertion_auc") == [0, 2]
+    assert _steps(run, "faithfulness/random/insertion_auc") == [2]
     entry = run["json/attribution/grad_cam"][-1].value["faithfulness"]
     assert entry["settings"]["steps"] == 10 and entry["settings"]["baseline"] == "blur"
     assert len(entry["curves"]["deletion"]) == 11
@@ -255,3 +257,18 @@ def test_faithfulness_every_n_epochs_scores_some_records_and_the_last(tmp_path, 
     assert with_scores == [0, 2, 3]
     with pytest.raises(ValueError, match="every_n_epochs must be an integer >= 1; got 0"):
         GradCAMCallback(str(tmp_path), x[:2], faithfulness={"every_n_epochs": 0})
+
+
+def test_faithfulness_log_initial_false_leaves_the_untrained_record_unscored(tmp_path, data):
+    x, _, _ = data
+    settings = {"every_n_epochs": 2, "log_initial": False, "nb_samples": 8}
+    cb = GradCAMCallback(str(tmp_path), x[:2], faithfulness=settings, on_error="raise")
+    _fit(small_cnn(), data, [cb], epochs=2)
+    run = read_run(str(tmp_path / "cnnvis"))
+    assert _steps(run, "json/attribution/grad_cam") == [0, 1, 2]  # the maps from the start
+    assert _steps(run, "faithfulness/grad_cam/deletion_auc") == [2]
+    assert _steps(run, "faithfulness/random/deletion_auc") == [2]
+    entry = run["json/attribution/grad_cam"][-1].value["faithfulness"]
+    assert "log_initial" not in entry["settings"] and "every_n_epochs" not in entry["settings"]
+    with pytest.raises(ValueError, match="log_initial must be True or False; got 'no'"):
+        GradCAMCallback(str(tmp_path), x[:2], faithfulness={"log_initial": "no"})

@@ -142,6 +142,8 @@ def analyze(
         for i, (monitor, name) in enumerate(zip(callback.monitors, callback.names)):
             monitor.on_error = "raise"  # caught here, so the others still run
             monitor.log_initial = True  # a trained model: the expensive monitors record too
+            if getattr(monitor, "faithfulness", None) is not None:
+                monitor.faithfulness["log_initial"] = True  # and Grad-CAM's scores
             start = time.perf_counter()
             try:
                 monitor.on_epoch_begin(0)

@@ -51,12 +51,18 @@ probes that is N * (20 * (M + 1) + 51) forward passes per logged step: 111 per p
 Grad-CAM and LayerCAM."""
 
 
+SCHEDULE = ("every_n_epochs", "log_initial")
+"""The keys of a `faithfulness` dict that say when to score, not how."""
+
+
 def faithfulness_options(value: Any, name: str) -> dict | None:
     """The `faithfulness=` argument of the attribution callbacks as settings, or None (off).
 
     Besides the settings of `faithfulness_scores`, the dict may hold `"every_n_epochs"`:
     the scores then run only on records whose step is a multiple of it, and on the
-    record after the last epoch (the maps are logged on every record).
+    record after the last epoch (the maps are logged on every record); and
+    `"log_initial"`: False leaves the record before training unscored (the scores of an
+    untrained model are noise; `CNNVisCallback` does so, as for its expensive monitors).
 
     Raises:
         ValueError: for a value that is not a bool or a dict, or an unknown setting.
@@ -76,11 +82,17 @@ def faithfulness_options(value: Any, name: str) -> dict | None:
         raise ValueError(
             f"{name}: faithfulness every_n_epochs must be an integer >= 1; got {every!r}."
         )
+    initial = value.pop("log_initial", True)
+    if not isinstance(initial, bool):
+        raise ValueError(
+            f"{name}: faithfulness log_initial must be True or False; got {initial!r}."
+        )
     try:
         faithfulness_settings(None, **value)
     except ValueError as error:
         raise ValueError(f"{name}: {error}") from None
-    return {**FAITHFULNESS, **value, **({"every_n_epochs": every} if every > 1 else {})}
+    schedule = {"every_n_epochs": every} if every > 1 else {}
+    return {**FAITHFULNESS, **value, **schedule, **({} if initial else {"log_initial": False})}
 
 
 def _digest(value: Any) -> Any:
@@ -216,7 +228,7 @@ class AttributionCallback(MonitorCallback):
         self._faith_settings = None
         if self.faithfulness is not None:
             try:
-                settings = {k: v for k, v in self.faithfulness.items() if k != "every_n_epochs"}
+                settings = {k: v for k, v in self.faithfulness.items() if k not in SCHEDULE}
                 self._faith_settings = faithfulness_settings(probe, **settings)
             except ValueError as error:
                 raise ValueError(f"{name}: {error}") from None
@@ -292,6 +304,8 @@ class AttributionCallback(MonitorCallback):
         every = self.faithfulness.get("every_n_epochs", 1)
         if step % every and step != (self.params or {}).get("epochs"):
             return {}  # a record between the scored ones: maps only
+        if self._last_completed is None and not self.faithfulness.get("log_initial", True):
+            return {}  # the record before training (no epoch has completed yet)
         try:
             return self._faithfulness(maps, target, step)
         except Exception as error:

@@ -255,11 +255,12 @@ def _grad_cam(data: MonitorData) -> dict:
     # Faithfulness on: 111 forward passes per probe for both methods (attribution_base.
     # FAITHFULNESS): measured on the demo (8 probes, 64 px) 0.2-0.25 s of a 0.25 s record
     # (the maps alone: 0.03 s), so the scores follow the expensive monitors' schedule
-    # (`faithfulness_every`, set by CNNVisCallback) while the maps are logged every epoch.
+    # (`faithfulness_every`, set by CNNVisCallback) while the maps are logged every epoch;
+    # like the expensive monitors, not on the untrained model.
     out = {
         **data.probes,
         "methods": ("grad_cam", "layer_cam"),
-        "faithfulness": {"every_n_epochs": data.faithfulness_every},
+        "faithfulness": {"every_n_epochs": data.faithfulness_every, "log_initial": False},
     }
     if data.feature_map is not None:
         out["layer"] = data.feature_map
