@@ -3,6 +3,7 @@ event files: exact tags and steps, overlays equal to the maps rendered, JSON map
 """
 
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -94,6 +95,30 @@ def test_grad_cam_callback_writes_overlays_maps_and_localisation(tmp_path, data)
     assert energy == pytest.approx(float(np.nanmean(A.energy_in_mask(maps, masks))), rel=1e-4)
     hits = run["localization/grad_cam/pointing_game"][-1].value
     assert hits == pytest.approx(float(np.nanmean(A.pointing_game(maps, masks))))
+
+
+def test_maps_zero_everywhere_log_nan_localization_without_numpy_warnings(tmp_path, data):
+    # (Grad-CAM of an untrained or saturated model: the ReLU leaves nothing. Energy in the
+    # mask and the pointing game are undefined for every probe.)
+    from keras_cnnvis.attribution import registry
+
+    def flat(model, images, target=None):
+        """A toy method whose maps are all zero."""
+        return np.zeros(np.shape(images)[:3], np.float32)
+
+    registry.register("flat", family="gradient")(flat)
+    x, _, masks = data
+    try:
+        cb = SaliencyCallback(str(tmp_path), x[:3], masks=masks, methods="flat", on_error="raise")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # numpy's "Mean of empty slice"
+            _fit(small_cnn(), data, [cb], epochs=1)
+    finally:
+        registry.unregister("flat")
+    run = read_run(str(tmp_path / "cnnvis"))
+    for score in ("energy_in_mask", "pointing_game"):
+        values = [r.value for r in run[f"localization/flat/{score}"]]
+        assert len(values) == 2 and np.isnan(values).all()
 
 
 def test_saliency_and_occlusion_callbacks_share_one_probe_record(tmp_path, data):

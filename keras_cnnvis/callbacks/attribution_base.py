@@ -95,6 +95,14 @@ def faithfulness_options(value: Any, name: str) -> dict | None:
     return {**FAITHFULNESS, **value, **schedule, **({} if initial else {"log_initial": False})}
 
 
+def _mean_defined(values: np.ndarray) -> float:
+    """The mean of the finite values; NaN, without numpy's empty-slice warning, when none is
+    (e.g. the localization scores of maps that are zero everywhere)."""
+    values = np.asarray(values, np.float64)
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else float("nan")
+
+
 def _digest(value: Any) -> Any:
     """A hashable stand-in for a setting or target (arrays by their bytes)."""
     if isinstance(value, np.ndarray):
@@ -291,8 +299,8 @@ class AttributionCallback(MonitorCallback):
             )
             writer.json(f"json/attribution/{name}", record, step, kind="attribution")
             if self.masks is not None:
-                energy = float(np.nanmean(energy_in_mask(maps[name], self.masks)))
-                hits = float(np.nanmean(pointing_game(maps[name], self.masks)))
+                energy = _mean_defined(energy_in_mask(maps[name], self.masks))
+                hits = _mean_defined(pointing_game(maps[name], self.masks))
                 writer.scalar(f"localization/{name}/energy_in_mask", energy, step)
                 writer.scalar(f"localization/{name}/pointing_game", hits, step)
 
