@@ -74,6 +74,7 @@ def test_callback_without_context_logs_the_patches_alone(tmp_path, images):
     run = read_run(str(tmp_path / "cnnvis"))
     meta = run["json/patches/first"][-1].value
     assert meta["tile_view"] == "patch" and meta["context"] is None
+    assert meta["window"] == {"offset": [0, 0], "size": [3, 3]}  # a field within the image
     # 3x3 patches scaled x16 -> 48 px.
     assert meta["grid"]["tile"] == [48, 48]
     assert run["patches/first"][-1].value[0].shape[:2] == (2 * 49 + 1, 3 * 49 + 1)

@@ -48,6 +48,15 @@ def logs(tmp_path_factory):
     return str(logdir), runs
 
 
+NARROW_FIELD = {"receptive_field": {"size": [3, 3], "jump": [1, 1], "start": [-1, -1]}}
+# The last layer's field is wider than its 12-px images: its tiles are cut to the band of
+# the field that can hold image pixels (`patches.window_band`).
+WIDE_FIELD = {
+    "receptive_field": {"size": [61, 61], "jump": [8, 8], "start": [-24, -24]},
+    "window": {"offset": [20, 20], "size": [20, 20]},
+}
+
+
 def write_layer_pages_run(run_dir: str, network: bool) -> None:
     """Activations, filters, health and patches of MODEL_ORDER's layers (written in reverse
     order, so that no page can rely on the order of the event file), with a Network overview
@@ -74,7 +83,7 @@ def write_layer_pages_run(run_dir: str, network: bool) -> None:
                 "values": [[1.0], [0.5]],
                 "indices": [[0], [1]],
                 "n_images": 10,
-                "receptive_field": {"size": [3, 3], "jump": [1, 1], "start": [-1, -1]},
+                **(WIDE_FIELD if layer == MODEL_ORDER[-1] else NARROW_FIELD),
                 "view": None,
                 "grid": {"rows": 2, "cols": 1, "tile": [5, 5], "pad": 1},
                 "tile_view": "patch",
@@ -276,6 +285,19 @@ def value_cells(frame):
             const b = e.getBoundingClientRect();
             return [e.textContent, e.title, [b.left, b.right, b.top]];
         }))""",
+    )
+
+
+def test_patches_of_a_field_wider_than_the_image_say_what_the_tiles_show(dash):
+    dash.open({"page": "patches", "run": ORDERED, "layer": MODEL_ORDER[-1]})
+    meta = dash.frame.inner_text(".meta")
+    assert (
+        "Receptive field 61×61 px (jump 8), wider than the image: each tile is the 20×20 px of "
+        "it that can hold image pixels" in meta
+    )
+    dash.open({"page": "patches", "run": ORDERED, "layer": MODEL_ORDER[0]})
+    assert "Receptive field 3×3 px (jump 1): each tile is that field" in dash.frame.inner_text(
+        ".meta"
     )
 
 

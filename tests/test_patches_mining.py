@@ -11,7 +11,7 @@ import tensorflow as tf
 from keras_cnnvis.inputs import image_batches
 from keras_cnnvis.model import FeatureExtractor, capture_outputs, forward_until
 from keras_cnnvis.model.receptive_field import receptive_field
-from keras_cnnvis.patches import PatchMiner, max_activating_patches
+from keras_cnnvis.patches import PatchMiner, max_activating_patches, seen_slices
 from patch_helpers import random_images, seeded_small
 
 L = keras.layers
@@ -295,3 +295,47 @@ def test_chosen_channels_equal_the_same_channels_of_all(model, images, channels)
     assert chosen.channels == channels
     for name in ("values", "indices", "positions", "patches"):
         np.testing.assert_array_equal(getattr(chosen, name), getattr(every, name)[channels])
+
+
+def test_a_field_wider_than_the_image_is_cut_to_the_band_that_holds_image_pixels():
+    # Three 5x5 convolutions of stride 2: a 29-px field on 12-px images (as DenseNet121's
+    # last stage, 2071 px, on 64-224 px images). The stored patch is the part of the window
+    # where any unit can meet image pixels, not the padding around it.
+    from keras_cnnvis.patches import window_band
+    from keras_cnnvis.rendering.patches import patch_grid, seen_mask
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((12, 12, 3))
+    x = L.Conv2D(4, 5, strides=2, padding="same", activation="relu")(inputs)
+    x = L.Conv2D(4, 5, strides=2, padding="same", activation="relu")(x)
+    x = L.Conv2D(4, 5, strides=2, padding="same", name="deep")(x)
+    model = keras.Model(inputs, x)
+    images = np.random.default_rng(0).random((10, 12, 12, 3)).astype(np.float32)
+    top = max_activating_patches(model, "deep", images, k=3, pad_value=0.25)
+    rf = top.receptive_field
+    (lo_r, hi_r), (lo_c, hi_c) = window_band(rf)
+    assert rf.size == (29, 29) and rf.output_shape[:2] == (2, 2)
+    assert top.patches.shape == (4, 3, hi_r - lo_r, hi_c - lo_c, 3)
+    assert hi_r - lo_r < 29 and hi_r - lo_r <= 12 + (2 - 1) * rf.jump[0]
+    # Every pixel any unit sees lies in the band of its window.
+    for r, c in np.ndindex(2, 2):
+        top_r, left_c, _, _ = rf.window(r, c)
+        t, l, b, rr = rf.box(r, c)
+        assert (
+            lo_r <= t - top_r and b - top_r <= hi_r and lo_c <= l - left_c and rr - left_c <= hi_c
+        )
+    # Each patch is the full-window patch cut to the band: nothing seen is lost, the unit
+    # stays at the same place in every tile.
+    for ch, slot in np.ndindex(4, 3):
+        r, c = top.positions[ch, slot]
+        full = reference_patch(images[top.indices[ch, slot]], rf, r, c, 0.25)
+        np.testing.assert_array_equal(top.patches[ch, slot], full[lo_r:hi_r, lo_c:hi_c])
+        # Pasting the seen pixels into an empty image gives the unit's value back.
+        (image_rows, image_cols), (patch_rows, patch_cols) = seen_slices(rf, r, c)
+        canvas = np.zeros((1, 12, 12, 3), np.float32)
+        canvas[0, image_rows, image_cols] = top.patches[ch, slot, patch_rows, patch_cols]
+        value = float(model(canvas, training=False)[0, r, c, top.channels[ch]])
+        np.testing.assert_allclose(value, top.values[ch, slot], rtol=1e-5, atol=1e-6)
+    assert seen_mask(top).shape == top.patches.shape[:4]
+    grid, geometry = patch_grid(top, pad=1)
+    assert geometry["tile"][0] % (hi_r - lo_r) == 0  # tiles of the band, enlarged

@@ -12,7 +12,14 @@ import numpy as np
 from keras_cnnvis.callbacks.base import MonitorCallback
 from keras_cnnvis.inputs import check_image_shape, data_length, image_batches
 from keras_cnnvis.model import find_layers, input_shape
-from keras_cnnvis.patches import VIEWS, PatchMiner, check_context, check_k, unit_views
+from keras_cnnvis.patches import (
+    VIEWS,
+    PatchMiner,
+    check_context,
+    check_k,
+    unit_views,
+    window_band,
+)
 from keras_cnnvis.rendering.patches import display_range  # noqa: F401 (the 0.1 name)
 from keras_cnnvis.rendering.patches import patch_grid, tile_view
 
@@ -176,6 +183,7 @@ class MaxActivatingPatchesCallback(MonitorCallback):
                     "boxes": result.boxes,
                     "n_images": result.n_images,
                     "receptive_field": result.receptive_field.as_dict(),
+                    "window": _window(result),
                     "view": self.view,
                     "grid": geometry,
                     **tile_view(result),
@@ -183,3 +191,10 @@ class MaxActivatingPatchesCallback(MonitorCallback):
                 step,
                 kind="patches",
             )
+
+
+def _window(result) -> dict:
+    """The part of each unit's field a patch tile shows (`window_band`): its offset in the
+    field and its size, both `[rows, cols]`."""
+    (lo_r, hi_r), (lo_c, hi_c) = window_band(result.receptive_field)
+    return {"offset": [lo_r, lo_c], "size": [hi_r - lo_r, hi_c - lo_c]}

@@ -13,6 +13,7 @@ from keras_cnnvis.patches.mining import (
     check_k,
     max_activating_patches,
     seen_slices,
+    window_band,
 )
 from keras_cnnvis.patches.views import VIEWS, unit_views
 
@@ -46,4 +47,5 @@ __all__ = [
     "max_activating_patches",
     "seen_slices",
     "unit_views",
+    "window_band",
 ]

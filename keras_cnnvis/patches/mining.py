@@ -31,10 +31,12 @@ class MaxPatches:
             layer's feature map.
         boxes: int64 `(n_channels, k, 4)`: `(top, left, bottom, right)` of the image region
             the peak unit depends on (exclusive ends, clipped at the image border).
-        patches: float32 `(n_channels, k, size_h, size_w, C)`: the unit's full theoretical
-            receptive-field window; pixels it does not see (outside the image, or only
-            reached through padding) are `pad_value`, so the peak unit is at the same
-            place in every tile and tiles line up in a grid.
+        patches: float32 `(n_channels, k, h, w, C)`: the unit's theoretical
+            receptive-field window, cut to the part that can hold image pixels
+            (`window_band`: the whole window unless the field is wider than the image);
+            pixels it does not see (outside the image, or only reached through padding)
+            are `pad_value`, so the peak unit is at the same place in every tile and
+            tiles line up in a grid.
         receptive_field: the layer's `ReceptiveField`.
         n_images: images streamed.
         pad_value: the fill value of the unseen part of each patch.
@@ -60,12 +62,49 @@ class MaxPatches:
     context_origins: np.ndarray | None = None
 
 
+def window_band(rf: ReceptiveField) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The part of a unit's window that can hold image pixels, in window coordinates.
+
+    Per axis `(lo, hi)`: over every unit of the layer, the image lies within rows
+    `lo..hi-1` of its window. A field narrower than the image gives the whole window
+    `(0, size)`; a field wider than the image (deep layers: DenseNet121's last stage sees
+    2071 px) gives a band of about the image plus the units' spread (96 px for a 64-px
+    image), so patches keep every pixel a unit can see and the unit at the same place in
+    every tile, without storing the padding around the image.
+
+    Example:
+
+    ```python
+    window_band(receptive_field(model, "conv1"))  # ((0, 5), (0, 5)) for a 5x5 field
+    ```
+
+    Args:
+        rf: the layer's `ReceptiveField`.
+
+    Returns:
+        `((lo_rows, hi_rows), (lo_cols, hi_cols))`.
+    """
+    band = []
+    for axis in (0, 1):
+        n = int(rf.output_shape[axis])
+        if rf.tops:
+            tops = np.asarray(rf.tops[axis][:n], np.int64)
+        else:
+            tops = rf.start[axis] + np.arange(n, dtype=np.int64) * rf.jump[axis]
+        size = int(rf.size[axis])
+        lo = min(max(0, int((-tops).min())), size - 1)
+        hi = max(lo + 1, min(size, int((rf.input_size[axis] - tops).max())))
+        band.append((lo, hi))
+    return band[0], band[1]
+
+
 def seen_slices(
     rf: ReceptiveField, row: int, col: int, box: Sequence[int] | None = None
 ) -> tuple[tuple[slice, slice], tuple[slice, slice]] | None:
     """Where the pixels unit `(row, col)` sees lie, in the image and in its patch.
 
-    A patch is the unit's theoretical window `rf.window(row, col)`; the unit sees only the
+    A patch is the unit's theoretical window `rf.window(row, col)` cut to `window_band(rf)`
+    (the whole window unless the field is wider than the image); the unit sees only the
     part `rf.box(row, col)` of it (the window clipped to the image and to what reaches the
     unit through padding).
 
@@ -80,6 +119,8 @@ def seen_slices(
         unit that sees no pixel.
     """
     top, left, _, _ = rf.window(row, col)
+    (lo_r, _), (lo_c, _) = window_band(rf)
+    top, left = top + lo_r, left + lo_c
     t, l, b, r = rf.box(row, col) if box is None else (int(v) for v in box)
     if b <= t or r <= l:
         return None
@@ -144,7 +185,8 @@ class _TopK:
         n_batch, n_ch = values.shape
         if self.store is None:
             n_c = images.shape[-1]
-            self.store = np.empty((self.k, n_ch) + tuple(self.rf.size) + (n_c,), np.float32)
+            (lo_r, hi_r), (lo_c, hi_c) = window_band(self.rf)
+            self.store = np.empty((self.k, n_ch, hi_r - lo_r, hi_c - lo_c, n_c), np.float32)
             if self.context is not None:
                 self.context_store = np.empty((self.k, n_ch) + self.context + (n_c,), np.float32)
         m = len(self.values)

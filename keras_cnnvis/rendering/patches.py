@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from keras_cnnvis.rendering import image
-from keras_cnnvis.patches.mining import MaxPatches, seen_slices
+from keras_cnnvis.patches.mining import MaxPatches, seen_slices, window_band
 
 CONTEXT_TILE = 88
 """Context regions up to `MAX_CONTEXT_TILE` px are enlarged by an integer factor to about
@@ -88,6 +88,7 @@ def _context_tiles(result: MaxPatches, views: np.ndarray | None, unseen: float) 
     shown = display_range(result.context)
     shown = np.repeat(shown, 3, -1) if shown.shape[-1] == 1 else shown.copy()
     windows, seen = context_boxes(result)
+    band = window_band(result.receptive_field)  # the views' part of each window
     n_ch, k, h, w = shown.shape[:4]
     ys, xs = np.arange(h)[:, None], np.arange(w)[None, :]
     tiles = [shown]
@@ -103,6 +104,7 @@ def _context_tiles(result: MaxPatches, views: np.ndarray | None, unseen: float) 
         shown[c, j][inside & ~sees] = unseen
         if views is not None:
             wt, wl = np.asarray(result.receptive_field.window(*result.positions[c, j])[:2])
+            wt, wl = wt + band[0][0], wl + band[1][0]  # where the view's first pixel lies
             vt, vl = wt - result.context_origins[c, j, 0], wl - result.context_origins[c, j, 1]
             tiles[1][c, j, t:b, l:r] = views[c, j, t - vt : b - vt, l - vl : r - vl]
     tiles = np.stack(tiles, axis=2).reshape((n_ch, -1, h, w, 3))

@@ -79,6 +79,16 @@ export function caption(payload, total = null) {
       "cannot see (padding)."
     );
   }
+  const win = payload.window;
+  const cut =
+    win && Array.isArray(win.size) && Array.isArray(rf.size) &&
+    (win.size[0] < rf.size[0] || win.size[1] < rf.size[1]);
+  if (cut) {
+    return (
+      `${first} ${field}, wider than the image: each tile is the ${side(win.size)} px of it ` +
+      "that can hold image pixels; grey: pixels the unit cannot see (beyond the image border, or padding)."
+    );
+  }
   return `${first} ${field}: each tile is that field; grey: pixels the unit cannot see (beyond the image border, or padding).`;
 }
 
